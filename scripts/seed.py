@@ -1,0 +1,225 @@
+#!/usr/bin/env python3
+"""Build the article's starting point ("where we started") in the local AWS emulator.
+
+    .venv/bin/python scripts/seed.py --endpoint URL [--region R] [--out FILE]
+                                     [--ids-out FILE] [--stopped]
+
+Creates, with no reconcile tags (so nothing here is owned by the tool):
+  - a VPC 10.0.0.0/16 with subnets 10.0.1.0/24 and 10.0.2.0/24 in two zones;
+  - security group `www-backend`: tcp 80 and 443 from anywhere, tcp 22 from
+    198.51.100.0/24 ("office ssh");
+  - two running t3.micro instances, one per subnet, in that group;
+  - an elastic IP on the first instance;
+  - hosted zone example.com with www.example.com A <elastic ip>, TTL 3600;
+  - an ISSUED ACM certificate for www.example.com (imported, self-signed).
+
+Then writes <repo>/manifests/site.example.json with the real ids substituted
+(to --out, default stdout). Run it against a fresh emulator (scripts/emulator-reset):
+it refuses to seed twice into the same state.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import re
+import sys
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+VENV = REPO / ".venv"
+if Path(sys.prefix).resolve() != VENV.resolve():
+    # Started with another python: re-run with the project venv's, which has the pinned moto stack.
+    if not (VENV / "bin" / "python").exists():
+        sys.exit("seed: no project venv; run scripts/emulator-install first")
+    os.execv(VENV / "bin" / "python", [str(VENV / "bin" / "python"), __file__, *sys.argv[1:]])
+
+# Third-party imports come after the venv check on purpose.
+import boto3
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+
+TEMPLATE = REPO / "manifests" / "site.example.json"
+ZONE = "example.com"
+HOST = "www.example.com"
+SEED_TAG = {"Key": "Name", "Value": "www-seed"}
+
+
+def log(msg):
+    print(msg, file=sys.stderr)
+
+
+def self_signed_cert(host):
+    """A self-signed certificate for `host`, valid from now for a year, as PEM (cert, key)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=365))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    )
+    return cert.public_bytes(serialization.Encoding.PEM), key_pem
+
+
+def seed(session, endpoint, stopped):
+    ec2 = session.client("ec2", endpoint_url=endpoint)
+    r53 = session.client("route53", endpoint_url=endpoint)
+    acm = session.client("acm", endpoint_url=endpoint)
+
+    # Refuse a second run: it would create a second VPC and a duplicate zone.
+    seeded = ec2.describe_vpcs(Filters=[{"Name": "tag:Name", "Values": [SEED_TAG["Value"]]}])
+    if seeded["Vpcs"]:
+        sys.exit(f"seed: this emulator is already seeded ({seeded['Vpcs'][0]['VpcId']}); "
+                 "run scripts/emulator-reset first")
+
+    # Network: a VPC with one subnet in each of two availability zones.
+    vpc = ec2.create_vpc(
+        CidrBlock="10.0.0.0/16",
+        TagSpecifications=[{"ResourceType": "vpc", "Tags": [SEED_TAG]}],
+    )["Vpc"]["VpcId"]
+    zones = [z["ZoneName"] for z in ec2.describe_availability_zones()["AvailabilityZones"]][:2]
+    subnets = [
+        ec2.create_subnet(VpcId=vpc, CidrBlock=cidr, AvailabilityZone=az)["Subnet"]["SubnetId"]
+        for cidr, az in zip(["10.0.1.0/24", "10.0.2.0/24"], zones)
+    ]
+
+    # The backends' group, open to the world on 80 and 443 as in the article.
+    sg = ec2.create_security_group(
+        GroupName="www-backend", Description="www.example.com backends", VpcId=vpc
+    )["GroupId"]
+    world = [{"CidrIp": "0.0.0.0/0"}]
+    ec2.authorize_security_group_ingress(
+        GroupId=sg,
+        IpPermissions=[
+            {"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, "IpRanges": world},
+            {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "IpRanges": world},
+            {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22,
+             "IpRanges": [{"CidrIp": "198.51.100.0/24", "Description": "office ssh"}]},
+        ],
+    )
+
+    # Two backends, one per subnet. Any AMI moto ships will do.
+    ami = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    instances = []
+    for i, subnet in enumerate(subnets, start=1):
+        inst = ec2.run_instances(
+            ImageId=ami, InstanceType="t3.micro", MinCount=1, MaxCount=1,
+            SubnetId=subnet, SecurityGroupIds=[sg],
+            TagSpecifications=[{"ResourceType": "instance",
+                                "Tags": [{"Key": "Name", "Value": f"www-{i}"}]}],
+        )["Instances"][0]
+        instances.append(inst["InstanceId"])
+
+    # The site's address: an elastic IP on the first backend.
+    eip = ec2.allocate_address(Domain="vpc")
+    ec2.associate_address(AllocationId=eip["AllocationId"], InstanceId=instances[0])
+
+    # DNS: www is an A record to that address with a long TTL.
+    zone_id = r53.create_hosted_zone(Name=ZONE, CallerReference=str(uuid.uuid4()))[
+        "HostedZone"]["Id"].split("/")[-1]
+    r53.change_resource_record_sets(
+        HostedZoneId=zone_id,
+        ChangeBatch={"Changes": [{"Action": "CREATE", "ResourceRecordSet": {
+            "Name": HOST, "Type": "A", "TTL": 3600,
+            "ResourceRecords": [{"Value": eip["PublicIp"]}],
+        }}]},
+    )
+
+    # TLS: requested certificates stay PENDING_VALIDATION in moto; imported ones are ISSUED.
+    cert_pem, key_pem = self_signed_cert(HOST)
+    cert_arn = acm.import_certificate(Certificate=cert_pem, PrivateKey=key_pem)["CertificateArn"]
+
+    if stopped:
+        ec2.stop_instances(InstanceIds=instances)
+
+    return {
+        "region": session.region_name,
+        "vpc": vpc,
+        "subnets": subnets,
+        "security_group": sg,
+        "ami": ami,
+        "instances": instances,
+        "eip": {"allocation_id": eip["AllocationId"], "public_ip": eip["PublicIp"]},
+        "zone_id": zone_id,
+        "certificate_arn": cert_arn,
+    }
+
+
+def manifest(ids):
+    """The example manifest with the seeded ids in place of the placeholders."""
+    with open(TEMPLATE) as f:
+        m = json.load(f)  # dicts keep the file's key order
+    m["region"] = ids["region"]
+    m["vpc"] = ids["vpc"]
+    m["security_groups"]["backend"]["existing"] = ids["security_group"]
+    m["load_balancer"]["subnets"] = ids["subnets"]
+    for tg in m["target_groups"].values():
+        tg["targets"] = ids["instances"]
+    return dumps(m)
+
+
+def dumps(value):
+    """JSON with indent 2, but lists of plain values on one line, as in the example manifest."""
+    text = json.dumps(value, indent=2)
+    # A newline never occurs inside a JSON string, so this only touches layout.
+    return re.sub(r"\[\n\s*([^\[\]{}]*?)\n\s*\]",
+                  lambda mt: "[" + re.sub(r",\n\s*", ", ", mt.group(1)) + "]", text) + "\n"
+
+
+def write(path, text):
+    if path in (None, "-"):
+        sys.stdout.write(text)
+    else:
+        Path(path).write_text(text)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--endpoint", default=os.environ.get("AWS_ENDPOINT_URL"),
+                   help="emulator URL (default: $AWS_ENDPOINT_URL)")
+    p.add_argument("--region", default="us-east-1")
+    p.add_argument("--out", help="manifest output file (default: stdout)")
+    p.add_argument("--ids-out", help="write every created id as JSON to this file")
+    p.add_argument("--stopped", action="store_true",
+                   help="stop both instances after creating them (targets turn unhealthy)")
+    args = p.parse_args()
+    if not args.endpoint:
+        p.error("--endpoint or AWS_ENDPOINT_URL is required (this script only seeds an emulator)")
+
+    # Dummy credentials: moto needs signed requests but does not check the signature.
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    session = boto3.Session(region_name=args.region)
+
+    ids = seed(session, args.endpoint, args.stopped)
+    write(args.out, manifest(ids))
+    if args.ids_out:
+        write(args.ids_out, dumps(ids))
+
+    state = "stopped" if args.stopped else "running"
+    log(f"seeded {args.endpoint} ({ids['region']}):\n"
+        f"  vpc {ids['vpc']}  subnets {' '.join(ids['subnets'])}\n"
+        f"  security group www-backend {ids['security_group']}\n"
+        f"  instances ({state}) {' '.join(ids['instances'])}\n"
+        f"  elastic ip {ids['eip']['public_ip']} on {ids['instances'][0]}\n"
+        f"  zone {ZONE} {ids['zone_id']}: {HOST} A {ids['eip']['public_ip']} ttl 3600\n"
+        f"  certificate {ids['certificate_arn']}")
+
+
+if __name__ == "__main__":
+    main()

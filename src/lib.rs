@@ -1,0 +1,10 @@
+//! `reconcile` keeps a web site's AWS front door equal to a JSON manifest.
+//!
+//! Data flows one way: manifest → desired model → observed model → diff → change graph →
+//! executor → report. Each arrow is one module:
+//!
+//! - [`manifest`]: serde types, validation with JSON paths, JSON Schema (offline).
+//! - [`names`]: the AWS names and tags derived from a manifest.
+
+pub mod manifest;
+pub mod names;

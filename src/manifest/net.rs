@@ -1,0 +1,216 @@
+//! Small checks and normal forms for the values a manifest holds: AWS ids, CIDRs, DNS
+//! names, health-check matchers. Also used by the diff, so that spelling never shows as
+//! a change.
+
+use std::net::IpAddr;
+
+/// `prefix-` followed by 8 or 17 lowercase hex digits (`vpc-0123abcd`, `i-0123456789abcdef0`).
+pub fn is_aws_id(id: &str, prefix: &str) -> bool {
+    id.strip_prefix(prefix)
+        .and_then(|rest| rest.strip_prefix('-'))
+        .is_some_and(|hex| {
+            (hex.len() == 8 || hex.len() == 17)
+                && hex
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        })
+}
+
+/// Looks like an AWS region: `us-east-1`, `eu-west-2`, `us-gov-west-1`.
+pub fn is_region(r: &str) -> bool {
+    let parts: Vec<&str> = r.split('-').collect();
+    parts.len() >= 3
+        && parts[..parts.len() - 1]
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
+        && parts[parts.len() - 1].parse::<u8>().is_ok()
+}
+
+/// `arn:<partition>:acm:<region>:<12-digit account>:certificate/<id>`.
+pub fn is_acm_arn(arn: &str) -> bool {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    parts.len() == 6
+        && parts[0] == "arn"
+        && parts[1].starts_with("aws")
+        && parts[2] == "acm"
+        && is_region(parts[3])
+        && parts[4].len() == 12
+        && parts[4].bytes().all(|b| b.is_ascii_digit())
+        && parts[5]
+            .strip_prefix("certificate/")
+            .is_some_and(|id| !id.is_empty())
+}
+
+/// A network in normal form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Cidr {
+    pub addr: IpAddr,
+    pub prefix: u8,
+}
+
+impl Cidr {
+    pub fn is_whole_internet(&self) -> bool {
+        self.prefix == 0
+    }
+}
+
+impl std::fmt::Display for Cidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+/// Parses `a.b.c.d/n` or `x::/n`; the address must be the network's own (no host bits).
+pub fn parse_cidr(s: &str) -> Result<Cidr, String> {
+    let (addr, prefix) = s
+        .split_once('/')
+        .ok_or_else(|| "missing the /prefix length".to_owned())?;
+    let addr: IpAddr = addr
+        .parse()
+        .map_err(|_| format!("\"{addr}\" is not an IP address"))?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    let prefix: u8 = prefix
+        .parse()
+        .ok()
+        .filter(|p| *p <= max)
+        .ok_or_else(|| format!("the prefix length must be 0..{max}"))?;
+    let host_bits = match addr {
+        IpAddr::V4(a) => {
+            let bits = u32::from(a);
+            let mask = u32::MAX.checked_shr(u32::from(prefix)).unwrap_or(0);
+            bits & mask
+        }
+        IpAddr::V6(a) => {
+            let bits = u128::from(a);
+            let mask = u128::MAX.checked_shr(u32::from(prefix)).unwrap_or(0);
+            u32::from(bits & mask != 0)
+        }
+    };
+    if host_bits != 0 {
+        return Err("host bits are set after the prefix".to_owned());
+    }
+    Ok(Cidr { addr, prefix })
+}
+
+/// Lowercase, without a trailing dot: the form names are compared in.
+pub fn normalize_dns(name: &str) -> String {
+    name.trim_end_matches('.').to_ascii_lowercase()
+}
+
+/// A host name of letters, digits, hyphens and underscores, labels 1..63, at most 253
+/// characters; `*.` may start it when `wildcard` is allowed.
+pub fn is_dns_name(name: &str, wildcard: bool) -> bool {
+    let name = name.trim_end_matches('.');
+    let body = match name.strip_prefix("*.") {
+        Some(rest) if wildcard => rest,
+        _ => name,
+    };
+    !body.is_empty()
+        && name.len() <= 253
+        && body.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+}
+
+/// Does a certificate name (`www.example.com` or `*.example.com`) cover host `name`?
+pub fn covers(cert_name: &str, name: &str) -> bool {
+    let cert = normalize_dns(cert_name);
+    let name = normalize_dns(name);
+    match cert.strip_prefix("*.") {
+        Some(parent) => name
+            .split_once('.')
+            .is_some_and(|(first, rest)| !first.is_empty() && rest == parent),
+        None => cert == name,
+    }
+}
+
+/// A health-check matcher: codes and ranges, comma separated, each within 200..499.
+pub fn check_matcher(m: &str) -> Result<(), String> {
+    let code = |s: &str| -> Result<u16, String> {
+        let c: u16 = s
+            .trim()
+            .parse()
+            .map_err(|_| format!("\"{s}\" is not a number"))?;
+        if (200..=499).contains(&c) {
+            Ok(c)
+        } else {
+            Err(format!("{c} is outside 200..499"))
+        }
+    };
+    if m.trim().is_empty() {
+        return Err("it is empty".to_owned());
+    }
+    for part in m.split(',') {
+        match part.split_once('-') {
+            Some((lo, hi)) => {
+                if code(lo)? > code(hi)? {
+                    return Err(format!("the range {part} runs backwards"));
+                }
+            }
+            None => {
+                code(part)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids() {
+        assert!(is_aws_id("vpc-0123456789abcdef0", "vpc"));
+        assert!(is_aws_id("sg-0123abcd", "sg"));
+        assert!(!is_aws_id("sg-0123ABCD", "sg"));
+        assert!(!is_aws_id("sg-123", "sg"));
+        assert!(!is_aws_id("subnet-0123abcd", "sg"));
+    }
+
+    #[test]
+    fn cidrs() {
+        assert!(parse_cidr("0.0.0.0/0").is_ok_and(|c| c.is_whole_internet()));
+        assert!(parse_cidr("::/0").is_ok_and(|c| c.is_whole_internet()));
+        assert!(parse_cidr("198.51.100.0/24").is_ok());
+        assert!(parse_cidr("198.51.100.1/24").is_err());
+        assert!(parse_cidr("10.0.0.0/33").is_err());
+        assert!(parse_cidr("10.0.0/8").is_err());
+        assert!(parse_cidr("2001:db8::/32").is_ok());
+        assert!(parse_cidr("2001:db8::1/32").is_err());
+        assert!(parse_cidr("10.0.0.1/32").is_ok());
+        assert_eq!(
+            parse_cidr("2001:0db8:0000::/32").map(|c| c.to_string()),
+            Ok("2001:db8::/32".to_owned())
+        );
+    }
+
+    #[test]
+    fn names_and_cover() {
+        assert!(is_dns_name("www.example.com.", false));
+        assert!(!is_dns_name("*.example.com", false));
+        assert!(is_dns_name("*.example.com", true));
+        assert!(!is_dns_name("-a.example.com", false));
+        assert!(covers("*.example.com", "www.example.com"));
+        assert!(!covers("*.example.com", "a.www.example.com"));
+        assert!(!covers("*.example.com", "example.com"));
+        assert!(covers("WWW.example.com.", "www.example.com"));
+    }
+
+    #[test]
+    fn matchers() {
+        assert!(check_matcher("200").is_ok());
+        assert!(check_matcher("200,204").is_ok());
+        assert!(check_matcher("200-299").is_ok());
+        assert!(check_matcher("ok").is_err());
+        assert!(check_matcher("600").is_err());
+        assert!(check_matcher("299-200").is_err());
+        assert!(check_matcher("").is_err());
+    }
+}

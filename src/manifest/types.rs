@@ -1,0 +1,304 @@
+//! The manifest's serde types (format version 1), exactly as a user writes them.
+//!
+//! These types accept what is *well-formed*; whether it is *sensible* (references resolve,
+//! ports are in range, names fit AWS limits) is decided by `validate`. Numbers that have a
+//! valid range are read as `i64` so that an out-of-range value is reported with its path
+//! and a hint instead of a bare type error.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The whole manifest: one stack, one load balancer, the groups and records around it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Optional pointer to the JSON Schema, for editors. Ignored by the tool.
+    #[serde(rename = "$schema", default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<String>,
+    /// Manifest format version; must be 1.
+    pub version: i64,
+    /// The owner id. Everything the tool creates is tagged `reconcile:stack=<stack>` and named
+    /// from it (load balancer `<stack>`, groups `<stack>-<key>`).
+    pub stack: String,
+    /// AWS region; the standard AWS chain (or `--region`) is used when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// The VPC the load balancer, its groups and the backends live in (`vpc-...`).
+    pub vpc: String,
+    /// Extra tags put on everything the stack creates.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
+    /// Certificates by local name, referred to by HTTPS listeners.
+    #[serde(default)]
+    pub certificates: BTreeMap<String, Certificate>,
+    /// Security groups by local name, created and owned unless `existing` gives an id.
+    #[serde(default)]
+    pub security_groups: BTreeMap<String, SecurityGroup>,
+    /// Target groups by local name, referred to by listeners' `forward`.
+    #[serde(default)]
+    pub target_groups: BTreeMap<String, TargetGroup>,
+    /// The Application Load Balancer.
+    pub load_balancer: LoadBalancer,
+    /// The hosted zone and the records that point at the load balancer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns: Option<Dns>,
+}
+
+/// An ACM certificate: found by `domain` (the ISSUED certificate covering that name,
+/// wildcards count) or pinned by `arn`. Exactly one of the two.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Certificate {
+    /// A host name the certificate must cover, e.g. `www.example.com`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+    /// The ARN of one ACM certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arn: Option<String>,
+}
+
+/// A security group. With `existing` only its ingress rules are managed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityGroup {
+    /// Description of a created group (AWS cannot change it later).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Id (`sg-...`) of a group the stack does not own; only its ingress rules are managed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub existing: Option<String>,
+    /// Remove rules not listed here, once doing so can no longer cut anyone off.
+    /// Groups the stack creates are always exclusive.
+    #[serde(default)]
+    pub exclusive: bool,
+    /// Ingress rules.
+    #[serde(default)]
+    pub ingress: Vec<IngressRule>,
+}
+
+/// One ingress rule: TCP `ports` from `cidrs` or from another group (`from`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IngressRule {
+    /// TCP ports, each 1..65535.
+    pub ports: Vec<i64>,
+    /// IPv4 or IPv6 networks, e.g. `0.0.0.0/0`, `::/0`, `198.51.100.0/24`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cidrs: Vec<String>,
+    /// Another group: a key of `security_groups` or an `sg-` id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// Rule description shown in the AWS console.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// Protocol of a listener or target group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum Protocol {
+    #[serde(rename = "HTTP")]
+    Http,
+    #[serde(rename = "HTTPS")]
+    Https,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Http => "HTTP",
+            Protocol::Https => "HTTPS",
+        }
+    }
+}
+
+/// A target group of EC2 instances.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TargetGroup {
+    /// Port the targets receive traffic on (1..65535). Changing it replaces the group.
+    pub port: i64,
+    /// Protocol to the targets. Changing it replaces the group.
+    pub protocol: Protocol,
+    /// Health check; every field has the AWS default when absent.
+    #[serde(default)]
+    pub health_check: HealthCheck,
+    /// Instance ids (`i-...`).
+    #[serde(default)]
+    pub targets: Vec<String>,
+}
+
+/// Health check of a target group.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheck {
+    /// Protocol of the check; defaults to the group's protocol.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<Protocol>,
+    /// Port of the check; defaults to the traffic port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<i64>,
+    /// Path requested; must answer the matcher without authentication.
+    #[serde(default = "defaults::path")]
+    pub path: String,
+    /// HTTP codes that count as healthy: `200`, `200,204` or `200-299`.
+    #[serde(default = "defaults::matcher")]
+    pub matcher: String,
+    /// Seconds between checks (5..300).
+    #[serde(default = "defaults::interval")]
+    pub interval_seconds: i64,
+    /// Seconds before a check counts as failed (2..120, less than the interval).
+    #[serde(default = "defaults::timeout")]
+    pub timeout_seconds: i64,
+    /// Consecutive successes before a target is healthy (2..10).
+    #[serde(default = "defaults::healthy")]
+    pub healthy_threshold: i64,
+    /// Consecutive failures before a target is unhealthy (2..10).
+    #[serde(default = "defaults::unhealthy")]
+    pub unhealthy_threshold: i64,
+}
+
+impl Default for HealthCheck {
+    fn default() -> Self {
+        HealthCheck {
+            protocol: None,
+            port: None,
+            path: defaults::path(),
+            matcher: defaults::matcher(),
+            interval_seconds: defaults::interval(),
+            timeout_seconds: defaults::timeout(),
+            healthy_threshold: defaults::healthy(),
+            unhealthy_threshold: defaults::unhealthy(),
+        }
+    }
+}
+
+/// AWS's own defaults for an HTTP target group's health check.
+mod defaults {
+    pub fn path() -> String {
+        "/".to_owned()
+    }
+    pub fn matcher() -> String {
+        "200".to_owned()
+    }
+    pub fn interval() -> i64 {
+        30
+    }
+    pub fn timeout() -> i64 {
+        5
+    }
+    pub fn healthy() -> i64 {
+        5
+    }
+    pub fn unhealthy() -> i64 {
+        2
+    }
+}
+
+/// Whether the load balancer faces the internet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum Scheme {
+    #[serde(rename = "internet-facing")]
+    InternetFacing,
+    #[serde(rename = "internal")]
+    Internal,
+}
+
+impl Scheme {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::InternetFacing => "internet-facing",
+            Scheme::Internal => "internal",
+        }
+    }
+}
+
+/// The Application Load Balancer, named after the stack.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoadBalancer {
+    /// `internet-facing` or `internal`. Changing it replaces the load balancer.
+    pub scheme: Scheme,
+    /// At least two subnets (`subnet-...`) in different availability zones.
+    pub subnets: Vec<String>,
+    /// Keys of `security_groups`, or `sg-` ids.
+    pub security_groups: Vec<String>,
+    /// Listeners, one per port.
+    pub listeners: Vec<Listener>,
+}
+
+/// A listener forwarding to one target group.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Listener {
+    /// Port the load balancer listens on (1..65535), unique per load balancer.
+    pub port: i64,
+    /// `HTTP`, or `HTTPS` (which needs `certificate`).
+    pub protocol: Protocol,
+    /// Key of the target group that receives the traffic.
+    pub forward: String,
+    /// Key of `certificates`; required for HTTPS, not allowed for HTTP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<String>,
+}
+
+/// The hosted zone and the records managed in it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Dns {
+    /// Name of the Route53 hosted zone, e.g. `example.com`.
+    pub zone: String,
+    /// Records pointing at the load balancer.
+    pub records: Vec<Record>,
+}
+
+/// Record types the tool manages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum RecordType {
+    /// A CNAME to the load balancer's DNS name.
+    #[serde(rename = "CNAME")]
+    Cname,
+    /// An alias A record to the load balancer.
+    A,
+    /// An alias AAAA record to the load balancer.
+    #[serde(rename = "AAAA")]
+    Aaaa,
+}
+
+impl RecordType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordType::Cname => "CNAME",
+            RecordType::A => "A",
+            RecordType::Aaaa => "AAAA",
+        }
+    }
+}
+
+/// What a record points at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum RecordTarget {
+    /// The stack's load balancer.
+    #[serde(rename = "load_balancer")]
+    LoadBalancer,
+}
+
+/// One DNS record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Record {
+    /// Fully qualified name inside the zone, e.g. `www.example.com`.
+    pub name: String,
+    /// `CNAME`, or `A`/`AAAA` for an alias record.
+    #[serde(rename = "type")]
+    pub kind: RecordType,
+    /// What the record points at.
+    pub to: RecordTarget,
+    /// TTL at rest, in seconds (required for CNAME; alias records take the target's TTL).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<i64>,
+    /// TTL used while the record's value changes (defaults to the smaller of 300 and `ttl`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transition_ttl: Option<i64>,
+}

@@ -1,0 +1,601 @@
+//! Semantic checks of a parsed manifest: references resolve, values are possible, names fit
+//! AWS's limits, and the manifest does not contradict the job. Runs before any AWS call and
+//! reports every problem it finds, each with the JSON path of the offending field.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::diag::Diagnostic;
+use super::net::{self, Cidr};
+use super::span::Path;
+use super::types::{Manifest, Protocol, RecordType};
+use crate::names;
+
+/// All problems in `m`; empty when the manifest is valid.
+pub fn validate(m: &Manifest) -> Vec<Diagnostic> {
+    let mut v = Validator { m, out: Vec::new() };
+    v.top();
+    v.certificates();
+    v.security_groups();
+    v.target_groups();
+    v.load_balancer();
+    v.dns();
+    v.out
+}
+
+struct Validator<'a> {
+    m: &'a Manifest,
+    out: Vec<Diagnostic>,
+}
+
+fn root() -> Path {
+    Path::root()
+}
+
+/// `a` or `a, b and c`, each quoted, for hints that list the choices.
+fn choices<'a>(keys: impl Iterator<Item = &'a String>) -> String {
+    let keys: Vec<String> = keys.map(|k| format!("\"{k}\"")).collect();
+    match keys.len() {
+        0 => "(none declared)".to_owned(),
+        _ => keys.join(", "),
+    }
+}
+
+impl Validator<'_> {
+    fn err(&mut self, path: &Path, message: impl Into<String>, hint: impl Into<String>) {
+        self.out.push(Diagnostic::new(path, message).hint(hint));
+    }
+
+    fn port(&mut self, path: &Path, port: i64) {
+        if !(1..=65535).contains(&port) {
+            self.err(
+                path,
+                format!("port {port} is outside 1..65535"),
+                "use a TCP port between 1 and 65535",
+            );
+        }
+    }
+
+    fn range(&mut self, path: &Path, value: i64, lo: i64, hi: i64, what: &str) {
+        if !(lo..=hi).contains(&value) {
+            self.err(
+                path,
+                format!("{what} {value} is outside {lo}..{hi}"),
+                format!("AWS accepts {lo} to {hi}"),
+            );
+        }
+    }
+
+    fn aws_id(&mut self, path: &Path, id: &str, prefix: &str, what: &str) {
+        if !net::is_aws_id(id, prefix) {
+            self.err(
+                path,
+                format!("\"{id}\" is not a valid {what} id"),
+                format!("{what} ids look like {prefix}-0123456789abcdef0 ({prefix}- then 8 or 17 hex digits)"),
+            );
+        }
+    }
+
+    /// An ELB name (load balancer or target group): 1..32 characters, alphanumerics and
+    /// hyphens, no hyphen at either end, with room for the replacement suffix.
+    fn elb_name(&mut self, path: &Path, name: &str, what: &str, derived_from: &str) {
+        let room = names::MAX_ELB_NAME - names::REPLACEMENT_SUFFIX.len();
+        if name.len() > room {
+            self.err(
+                path,
+                format!(
+                    "derived {what} name \"{name}\" is {} characters; AWS allows {}, and a replacement needs {} more (\"{}\")",
+                    name.chars().count(),
+                    names::MAX_ELB_NAME,
+                    names::REPLACEMENT_SUFFIX.len(),
+                    names::alternate(name)
+                ),
+                format!("shorten {derived_from} so the name is at most {room} characters"),
+            );
+        }
+        if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            || name.starts_with('-')
+            || name.ends_with('-')
+        {
+            self.err(
+                path,
+                format!("derived {what} name \"{name}\" is not a valid AWS name"),
+                format!("{derived_from} may use only letters, digits and inner hyphens"),
+            );
+        }
+    }
+
+    fn top(&mut self) {
+        let m = self.m;
+        if m.version != 1 {
+            self.err(
+                &root().key("version"),
+                format!("unsupported manifest version {}", m.version),
+                "this release of reconcile reads version 1",
+            );
+        }
+        let stack = root().key("stack");
+        if m.stack.is_empty() {
+            self.err(
+                &stack,
+                "the stack id is empty",
+                "name the stack after the site, e.g. \"www-example\"",
+            );
+        } else {
+            self.elb_name(
+                &stack,
+                &names::load_balancer(&m.stack),
+                "load balancer",
+                "`stack`",
+            );
+            if m.stack.to_ascii_lowercase().starts_with("internal-") {
+                self.err(
+                    &stack,
+                    "a load balancer name cannot start with \"internal-\"",
+                    "choose another stack id",
+                );
+            }
+        }
+        if let Some(region) = &m.region {
+            if !net::is_region(region) {
+                self.err(
+                    &root().key("region"),
+                    format!("\"{region}\" is not an AWS region name"),
+                    "regions look like us-east-1 or eu-west-2",
+                );
+            }
+        }
+        self.aws_id(&root().key("vpc"), &m.vpc, "vpc", "VPC");
+        for (k, val) in &m.tags {
+            let p = root().key("tags").key(k);
+            if k == names::STACK_TAG || k.starts_with("aws:") {
+                self.err(
+                    &p,
+                    format!("tag key \"{k}\" is reserved"),
+                    format!(
+                        "the tool sets {} itself from `stack`; AWS reserves aws:",
+                        names::STACK_TAG
+                    ),
+                );
+            } else if k.is_empty() || k.chars().count() > 128 || val.chars().count() > 256 {
+                self.err(
+                    &p,
+                    "tag key or value has the wrong length",
+                    "tag keys are 1..128 characters, values 0..256",
+                );
+            }
+        }
+        if m.tags.len() > 40 {
+            self.err(
+                &root().key("tags"),
+                format!("{} tags is too many", m.tags.len()),
+                "AWS allows 50 tags per resource and the tool needs some; keep to 40",
+            );
+        }
+    }
+
+    fn certificates(&mut self) {
+        for (key, cert) in &self.m.certificates {
+            let p = root().key("certificates").key(key);
+            match (&cert.domain, &cert.arn) {
+                (Some(_), Some(_)) => self.err(
+                    &p,
+                    "a certificate takes `domain` or `arn`, not both",
+                    "keep `arn` to pin one certificate, or `domain` to find the issued one",
+                ),
+                (None, None) => self.err(
+                    &p,
+                    "a certificate needs `domain` or `arn`",
+                    "e.g. {\"domain\": \"www.example.com\"}",
+                ),
+                (Some(domain), None) => {
+                    if !net::is_dns_name(domain, true) {
+                        self.err(
+                            &p.key("domain"),
+                            format!("\"{domain}\" is not a valid host name"),
+                            "e.g. www.example.com or *.example.com",
+                        );
+                    }
+                }
+                (None, Some(arn)) => {
+                    if !net::is_acm_arn(arn) {
+                        self.err(
+                            &p.key("arn"),
+                            format!("\"{arn}\" is not an ACM certificate ARN"),
+                            "ARNs look like arn:aws:acm:us-east-1:123456789012:certificate/<uuid>",
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Is `reference` (a key or an `sg-` id) one of the load balancer's groups?
+    fn is_lb_group(&self, reference: &str) -> bool {
+        self.m.load_balancer.security_groups.iter().any(|g| {
+            g == reference
+                || self
+                    .m
+                    .security_groups
+                    .get(g)
+                    .and_then(|sg| sg.existing.as_deref())
+                    == Some(reference)
+        })
+    }
+
+    fn group_ref(&mut self, path: &Path, reference: &str, field: &str) {
+        if self.m.security_groups.contains_key(reference) {
+            return;
+        }
+        if reference.starts_with("sg-") {
+            self.aws_id(path, reference, "sg", "security group");
+        } else {
+            let known = choices(self.m.security_groups.keys());
+            self.err(
+                path,
+                format!("{field} refers to security group \"{reference}\", which is not declared under `security_groups`"),
+                format!("use a key of security_groups ({known}) or an sg- id"),
+            );
+        }
+    }
+
+    fn security_groups(&mut self) {
+        let m = self.m;
+        for (key, sg) in &m.security_groups {
+            let p = root().key("security_groups").key(key);
+            match &sg.existing {
+                Some(id) => {
+                    self.aws_id(&p.key("existing"), id, "sg", "security group");
+                    if sg.description.is_some() {
+                        self.err(
+                            &p.key("description"),
+                            "`description` applies only to a group the stack creates",
+                            "an existing group keeps its own description; remove this field",
+                        );
+                    }
+                }
+                None => {
+                    let name = names::security_group(&m.stack, key);
+                    if name.len() > 255
+                        || !key
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                    {
+                        self.err(&p, format!("derived security group name \"{name}\" is not valid"), "group keys may use letters, digits, `-` and `_`, and the name is at most 255 characters");
+                    }
+                    if let Some(d) = &sg.description {
+                        if d.len() > 255 || !d.is_ascii() {
+                            self.err(
+                                &p.key("description"),
+                                "the description must be ASCII and at most 255 characters",
+                                "AWS refuses other characters in group descriptions",
+                            );
+                        }
+                    }
+                }
+            }
+            let mut open_world: Vec<(Path, i64, &str)> = Vec::new();
+            let mut from_lb: BTreeMap<i64, &str> = BTreeMap::new();
+            for (i, rule) in sg.ingress.iter().enumerate() {
+                let rp = p.key("ingress").index(i);
+                if rule.ports.is_empty() {
+                    self.err(
+                        &rp.key("ports"),
+                        "a rule needs at least one port",
+                        "e.g. \"ports\": [80, 443]",
+                    );
+                }
+                for (j, port) in rule.ports.iter().enumerate() {
+                    self.port(&rp.key("ports").index(j), *port);
+                }
+                match (&rule.from, rule.cidrs.is_empty()) {
+                    (Some(_), false) => self.err(
+                        &rp,
+                        "a rule takes `cidrs` or `from`, not both",
+                        "split it into two rules",
+                    ),
+                    (None, true) => self.err(
+                        &rp,
+                        "a rule needs `cidrs` or `from`",
+                        "e.g. \"cidrs\": [\"198.51.100.0/24\"] or \"from\": \"lb\"",
+                    ),
+                    _ => {}
+                }
+                if let Some(from) = &rule.from {
+                    self.group_ref(&rp.key("from"), from, "`from`");
+                    if self.is_lb_group(from) {
+                        for port in &rule.ports {
+                            from_lb.insert(*port, from);
+                        }
+                    }
+                }
+                for (j, cidr) in rule.cidrs.iter().enumerate() {
+                    let cp = rp.key("cidrs").index(j);
+                    match net::parse_cidr(cidr) {
+                        Err(why) => self.err(
+                            &cp,
+                            format!("\"{cidr}\" is not a valid CIDR: {why}"),
+                            "write a network like 198.51.100.0/24 or 2001:db8::/32",
+                        ),
+                        Ok(c) if c.is_whole_internet() => {
+                            for port in &rule.ports {
+                                open_world.push((cp.clone(), *port, cidr));
+                            }
+                        }
+                        Ok(Cidr { .. }) => {}
+                    }
+                }
+                if let Some(d) = &rule.description {
+                    if d.len() > 255 {
+                        self.err(
+                            &rp.key("description"),
+                            "the description is over 255 characters",
+                            "shorten it",
+                        );
+                    }
+                }
+            }
+            for (path, port, cidr) in open_world {
+                if let Some(lb) = from_lb.get(&port) {
+                    self.err(
+                        &path,
+                        format!("port {port} is open to the whole internet ({cidr}) while the same port is admitted from the load balancer's group \"{lb}\""),
+                        "drop the public rule: behind the load balancer, backends must take that port only from it; apply removes the live public rule after the DNS switch",
+                    );
+                }
+            }
+        }
+    }
+
+    fn target_groups(&mut self) {
+        let m = self.m;
+        let mut taken: BTreeMap<String, String> = BTreeMap::new();
+        for (key, tg) in &m.target_groups {
+            let p = root().key("target_groups").key(key);
+            let name = names::target_group(&m.stack, key);
+            self.elb_name(&p, &name, "target group", "`stack` or this key");
+            for n in [name.clone(), names::alternate(&name)] {
+                if let Some(other) = taken.insert(n.clone(), key.clone()) {
+                    self.err(
+                        &p,
+                        format!(
+                            "target groups \"{other}\" and \"{key}\" both need the name \"{n}\""
+                        ),
+                        format!(
+                            "a replacement of a group takes its name plus \"{}\"; rename one key",
+                            names::REPLACEMENT_SUFFIX
+                        ),
+                    );
+                }
+            }
+            self.port(&p.key("port"), tg.port);
+            let hp = p.key("health_check");
+            let hc = &tg.health_check;
+            if let Some(port) = hc.port {
+                self.port(&hp.key("port"), port);
+            }
+            if !hc.path.starts_with('/') || hc.path.len() > 1024 {
+                self.err(&hp.key("path"), format!("health check path \"{}\" must start with `/` and be at most 1024 characters", hc.path), "e.g. \"/health/\"");
+            }
+            if let Err(why) = net::check_matcher(&hc.matcher) {
+                self.err(&hp.key("matcher"), format!("matcher \"{}\" is not an HTTP code or range: {why}", hc.matcher), "use a code (\"200\"), a list (\"200,204\") or a range (\"200-299\"), within 200..499");
+            }
+            self.range(
+                &hp.key("interval_seconds"),
+                hc.interval_seconds,
+                5,
+                300,
+                "interval",
+            );
+            self.range(
+                &hp.key("timeout_seconds"),
+                hc.timeout_seconds,
+                2,
+                120,
+                "timeout",
+            );
+            if hc.timeout_seconds >= hc.interval_seconds {
+                self.err(
+                    &hp.key("timeout_seconds"),
+                    format!(
+                        "timeout {}s is not shorter than the interval {}s",
+                        hc.timeout_seconds, hc.interval_seconds
+                    ),
+                    "AWS needs the timeout below the interval",
+                );
+            }
+            self.range(
+                &hp.key("healthy_threshold"),
+                hc.healthy_threshold,
+                2,
+                10,
+                "healthy threshold",
+            );
+            self.range(
+                &hp.key("unhealthy_threshold"),
+                hc.unhealthy_threshold,
+                2,
+                10,
+                "unhealthy threshold",
+            );
+            let mut seen = BTreeSet::new();
+            for (i, t) in tg.targets.iter().enumerate() {
+                let tp = p.key("targets").index(i);
+                self.aws_id(&tp, t, "i", "instance");
+                if !seen.insert(t) {
+                    self.err(
+                        &tp,
+                        format!("instance {t} is listed twice"),
+                        "list each target once",
+                    );
+                }
+            }
+            if !m.load_balancer.listeners.iter().any(|l| &l.forward == key) {
+                self.err(&p, format!("no listener forwards to target group \"{key}\""), "AWS does not health-check a group no listener uses; forward a listener to it or remove it");
+            }
+        }
+    }
+
+    fn load_balancer(&mut self) {
+        let m = self.m;
+        let lb = &m.load_balancer;
+        let p = root().key("load_balancer");
+        if lb.subnets.len() < 2 {
+            self.err(
+                &p.key("subnets"),
+                format!(
+                    "a load balancer needs at least two subnets, found {}",
+                    lb.subnets.len()
+                ),
+                "list subnets in two different availability zones",
+            );
+        }
+        let mut seen = BTreeSet::new();
+        for (i, s) in lb.subnets.iter().enumerate() {
+            self.aws_id(&p.key("subnets").index(i), s, "subnet", "subnet");
+            if !seen.insert(s) {
+                self.err(
+                    &p.key("subnets").index(i),
+                    format!("subnet {s} is listed twice"),
+                    "list each subnet once, in different availability zones",
+                );
+            }
+        }
+        if lb.security_groups.is_empty() {
+            self.err(
+                &p.key("security_groups"),
+                "the load balancer needs a security group",
+                "declare one under security_groups (open on the listener ports) and name it here",
+            );
+        }
+        for (i, g) in lb.security_groups.iter().enumerate() {
+            self.group_ref(&p.key("security_groups").index(i), g, "the load balancer");
+        }
+        if lb.listeners.is_empty() {
+            self.err(
+                &p.key("listeners"),
+                "the load balancer has no listeners",
+                "add e.g. {\"port\": 80, \"protocol\": \"HTTP\", \"forward\": \"http\"}",
+            );
+        }
+        let mut ports: BTreeMap<i64, usize> = BTreeMap::new();
+        for (i, l) in lb.listeners.iter().enumerate() {
+            let lp = p.key("listeners").index(i);
+            self.port(&lp.key("port"), l.port);
+            if let Some(first) = ports.insert(l.port, i) {
+                self.err(
+                    &lp.key("port"),
+                    format!("port {} is already used by listeners[{first}]", l.port),
+                    "a load balancer has one listener per port",
+                );
+            }
+            if !m.target_groups.contains_key(&l.forward) {
+                let known = choices(m.target_groups.keys());
+                self.err(&lp.key("forward"), format!("forwards to target group \"{}\", which is not declared under `target_groups`", l.forward), format!("use one of: {known}"));
+            }
+            match (l.protocol, &l.certificate) {
+                (Protocol::Https, None) => self.err(
+                    &lp,
+                    "an HTTPS listener needs a `certificate`",
+                    "name a key of `certificates`",
+                ),
+                (Protocol::Http, Some(_)) => self.err(
+                    &lp.key("certificate"),
+                    "an HTTP listener takes no certificate",
+                    "remove it, or make the listener HTTPS",
+                ),
+                (_, Some(c)) if !m.certificates.contains_key(c) => {
+                    let known = choices(m.certificates.keys());
+                    self.err(&lp.key("certificate"), format!("refers to certificate \"{c}\", which is not declared under `certificates`"), format!("use one of: {known}"));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn dns(&mut self) {
+        let m = self.m;
+        let Some(dns) = &m.dns else { return };
+        let p = root().key("dns");
+        let zone = net::normalize_dns(&dns.zone);
+        if !net::is_dns_name(&zone, false) {
+            self.err(
+                &p.key("zone"),
+                format!("\"{}\" is not a valid zone name", dns.zone),
+                "e.g. example.com",
+            );
+        }
+        let https_domains: Vec<&str> = m
+            .load_balancer
+            .listeners
+            .iter()
+            .filter(|l| l.protocol == Protocol::Https)
+            .filter_map(|l| m.certificates.get(l.certificate.as_deref()?))
+            .filter_map(|c| c.domain.as_deref())
+            .collect();
+        let pinned = m.load_balancer.listeners.iter().any(|l| {
+            l.certificate
+                .as_deref()
+                .and_then(|c| m.certificates.get(c))
+                .is_some_and(|c| c.arn.is_some())
+        });
+        let mut seen = BTreeSet::new();
+        for (i, r) in dns.records.iter().enumerate() {
+            let rp = p.key("records").index(i);
+            let name = net::normalize_dns(&r.name);
+            if !net::is_dns_name(&name, false) {
+                self.err(
+                    &rp.key("name"),
+                    format!("\"{}\" is not a valid host name", r.name),
+                    "e.g. www.example.com",
+                );
+                continue;
+            }
+            if name != zone && !name.ends_with(&format!(".{zone}")) {
+                self.err(
+                    &rp.key("name"),
+                    format!("\"{}\" is outside the zone \"{}\"", r.name, dns.zone),
+                    format!("use a name ending in .{zone}, or manage it from its own zone"),
+                );
+            }
+            if name == zone && r.kind == RecordType::Cname {
+                self.err(
+                    &rp.key("type"),
+                    format!("a CNAME cannot stand at the zone apex \"{}\"", dns.zone),
+                    "use an alias record (\"type\": \"A\") at the apex",
+                );
+            }
+            if !seen.insert((name.clone(), r.kind.as_str())) {
+                self.err(
+                    &rp,
+                    format!("record {} {} is listed twice", name, r.kind.as_str()),
+                    "list each name and type once",
+                );
+            }
+            if !https_domains.is_empty()
+                && !pinned
+                && !https_domains.iter().any(|d| net::covers(d, &name))
+            {
+                self.err(
+                    &rp.key("name"),
+                    format!(
+                        "no HTTPS listener's certificate covers \"{name}\" (certificates for: {})",
+                        https_domains.join(", ")
+                    ),
+                    "add the name (or a wildcard for its parent) to the certificate's `domain`",
+                );
+            }
+            match (r.kind, r.ttl) {
+                (RecordType::Cname, None) => self.err(&rp, "a CNAME needs a `ttl`", "e.g. \"ttl\": 3600"),
+                (RecordType::A | RecordType::Aaaa, Some(_)) => self.err(&rp.key("ttl"), "an alias record has no TTL of its own", "remove `ttl`; `transition_ttl` still sets how low the old record's TTL goes before the switch"),
+                (_, Some(ttl)) => self.range(&rp.key("ttl"), ttl, 0, 2_147_483_647, "TTL"),
+                _ => {}
+            }
+            if let Some(t) = r.transition_ttl {
+                self.range(&rp.key("transition_ttl"), t, 0, 2_147_483_647, "TTL");
+                if let Some(ttl) = r.ttl.filter(|ttl| t > *ttl) {
+                    self.err(&rp.key("transition_ttl"), format!("transition_ttl {t} is above ttl {ttl}"), "the transition TTL is the short one used while the value changes; make it at most `ttl`");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,46 @@
+//! The AWS names and tags the stack derives from the manifest. One place, so that the
+//! validator, the observer and the executor can never disagree on what a resource is called.
+
+/// Tag key that marks a resource as owned by a stack; its value is the stack id.
+pub const STACK_TAG: &str = "reconcile:stack";
+
+/// Longest load balancer or target group name AWS accepts.
+pub const MAX_ELB_NAME: usize = 32;
+
+/// Suffix of the name a replacement takes while the resource it replaces still exists
+/// (AWS names are unique, and the old one must keep serving until the new one is verified).
+pub const REPLACEMENT_SUFFIX: &str = "-r";
+
+/// Name of the stack's load balancer.
+pub fn load_balancer(stack: &str) -> String {
+    stack.to_owned()
+}
+
+/// Name of the target group with manifest key `key`.
+pub fn target_group(stack: &str, key: &str) -> String {
+    format!("{stack}-{key}")
+}
+
+/// Name of the security group the stack creates for manifest key `key`.
+pub fn security_group(stack: &str, key: &str) -> String {
+    format!("{stack}-{key}")
+}
+
+/// The other name of a resource that can be replaced: base name and replacement alternate.
+pub fn alternate(name: &str) -> String {
+    match name.strip_suffix(REPLACEMENT_SUFFIX) {
+        Some(base) => base.to_owned(),
+        None => format!("{name}{REPLACEMENT_SUFFIX}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alternate_flips_between_two_names() {
+        assert_eq!(alternate("www-example-http"), "www-example-http-r");
+        assert_eq!(alternate("www-example-http-r"), "www-example-http");
+    }
+}
