@@ -22,14 +22,31 @@ pub fn from_str(file: &str, text: &str) -> Result<Manifest, Diagnostics> {
             problems,
         }
     };
-    let (manifest, spans) = parse::parse(text).map_err(fail)?;
-    let problems = validate::validate(&manifest);
-    if problems.is_empty() {
-        Ok(manifest)
-    } else {
-        Err(fail(
-            problems.into_iter().map(|d| d.locate(&spans)).collect(),
-        ))
+    let parsed = parse::parse(text);
+    let mut problems = parsed.problems;
+    if let Some(manifest) = &parsed.manifest {
+        // Semantic problems, except those caused by a member taken out during parsing.
+        let related = |p: &str, removed: &str| {
+            let under = |a: &str, b: &str| {
+                a == b
+                    || (a.starts_with(b) && matches!(a.as_bytes().get(b.len()), Some(b'.' | b'[')))
+            };
+            under(p, removed) || under(removed, p)
+        };
+        problems.extend(
+            validate::validate(manifest)
+                .into_iter()
+                .filter(|d| !parsed.removed.iter().any(|r| related(&d.path, r))),
+        );
+    }
+    match (parsed.manifest, problems.is_empty()) {
+        (Some(manifest), true) => Ok(manifest),
+        _ => Err(fail(
+            problems
+                .into_iter()
+                .map(|d| d.locate(&parsed.spans))
+                .collect(),
+        )),
     }
 }
 

@@ -14,32 +14,97 @@ use super::types::{Certificate, IngressRule, Listener, Manifest, Record, TargetG
 /// Largest manifest accepted; a real one is a few kilobytes.
 pub const MAX_BYTES: usize = 1024 * 1024;
 
-/// Parses manifest text. On failure, returns every structural problem found, located.
-pub fn parse(text: &str) -> Result<(Manifest, SpanIndex), Vec<Diagnostic>> {
+/// The outcome of parsing: the manifest when the document has its shape, otherwise the
+/// structural problems and, where taking out the offending members leaves a manifest, that
+/// manifest too, so that validation can still report the rest.
+pub struct Parsed {
+    pub manifest: Option<Manifest>,
+    pub problems: Vec<Diagnostic>,
+    /// Paths of members taken out to get past a structural problem.
+    pub removed: Vec<String>,
+    pub spans: SpanIndex,
+}
+
+/// Parses manifest text, reporting every structural problem found.
+pub fn parse(text: &str) -> Parsed {
+    let fail = |d: Diagnostic| Parsed {
+        manifest: None,
+        problems: vec![d],
+        removed: vec![],
+        spans: SpanIndex::default(),
+    };
     if text.len() > MAX_BYTES {
-        return Err(vec![Diagnostic::new(
+        return fail(Diagnostic::new(
             &Path::root(),
-            format!(
-                "the manifest is {} bytes; the limit is {MAX_BYTES} bytes",
-                text.len()
-            ),
+            format!("the manifest is {} bytes; the limit is {MAX_BYTES} bytes", text.len()),
         )
-        .hint("a manifest describes one stack and is a few kilobytes; check that this is the right file")]);
+        .hint("a manifest describes one stack and is a few kilobytes; check that this is the right file"));
     }
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let value: Value = serde_json::from_str(text).map_err(|e| vec![syntax_error(&e)])?;
+    let value: Value = match serde_json::from_str(text) {
+        Ok(v) => v,
+        Err(e) => return fail(syntax_error(&e)),
+    };
     let spans = SpanIndex::build(text);
-    match serde_path_to_error::deserialize::<_, Manifest>(&value) {
-        Ok(manifest) => Ok((manifest, spans)),
-        Err(first) => {
-            let mut problems = Vec::new();
-            check_root(&value, &mut problems);
-            if problems.is_empty() {
-                // The piecewise check must never miss what the typed parse saw.
-                problems.push(from_serde(first.path(), first.inner()));
+    let duplicates: Vec<Diagnostic> = spans
+        .duplicates()
+        .iter()
+        .map(|p| {
+            Diagnostic::new(
+                &Path::from_raw(p),
+                "this key appears more than once in its object",
+            )
+            .hint("JSON keeps only the last one silently; remove the others")
+            .at(spans.key_or_value(p))
+        })
+        .collect();
+    if !duplicates.is_empty() {
+        return Parsed {
+            manifest: None,
+            problems: duplicates,
+            removed: vec![],
+            spans,
+        };
+    }
+    let first = match serde_path_to_error::deserialize::<_, Manifest>(&value) {
+        Ok(manifest) => {
+            return Parsed {
+                manifest: Some(manifest),
+                problems: vec![],
+                removed: vec![],
+                spans,
             }
-            Err(problems.into_iter().map(|d| d.locate(&spans)).collect())
         }
+        Err(first) => first,
+    };
+    let mut c = Collector::default();
+    check_root(&value, &mut c);
+    if c.out.is_empty() {
+        // The piecewise check must never miss what the typed parse saw.
+        c.push(from_serde(first.path(), first.inner()));
+    }
+    let mut repaired = value;
+    for path in &c.removed {
+        remove_member(&mut repaired, path);
+    }
+    Parsed {
+        manifest: serde_json::from_value(repaired).ok(),
+        problems: c.out,
+        removed: c.removed,
+        spans,
+    }
+}
+
+/// Problems found so far, and the members taken out to get past them.
+#[derive(Default)]
+struct Collector {
+    out: Vec<Diagnostic>,
+    removed: Vec<String>,
+}
+
+impl Collector {
+    fn push(&mut self, d: Diagnostic) {
+        self.out.push(d);
     }
 }
 
@@ -90,17 +155,23 @@ fn describe(path: &Path, msg: &str) -> Diagnostic {
         .hint("add it; `reconcile schema` lists every field");
     }
     if let Some(field) = between(msg, "unknown field `", "`") {
-        let field_path = if path.as_str().ends_with(field) {
-            path.clone()
-        } else {
-            path.key(field)
-        };
+        // serde_path_to_error sometimes includes the unknown key in the path, sometimes not.
+        let own = Path::root().key(field);
+        let own = own.as_str();
+        let p = path.as_str();
+        let named = p == own
+            || (own.starts_with('[') && p.ends_with(own))
+            || p.ends_with(&format!(".{own}"));
+        let field_path = if named { path.clone() } else { path.key(field) };
         let expected = msg
             .split_once(", expected ")
             .map(|(_, rest)| rest.to_owned())
             .unwrap_or_else(|| "no fields here".to_owned());
-        return Diagnostic::new(&field_path, format!("unknown field `{field}`"))
-            .hint(format!("allowed here: {expected}"));
+        return Diagnostic::new(
+            &field_path,
+            format!("unknown field `{}`", super::span::visible(field)),
+        )
+        .hint(format!("allowed here: {expected}"));
     }
     if let Some(rest) = msg.strip_prefix("invalid type: ") {
         if let Some((found, expected)) = rest.split_once(", expected ") {
@@ -124,6 +195,8 @@ fn plain_type(expected: &str) -> &str {
         "i64" | "u32" | "u16" => "a whole number",
         "a string" => "a string",
         "a boolean" => "true or false",
+        "a sequence" => "a list",
+        "a map" => "an object",
         _ => expected,
     }
 }
@@ -136,7 +209,7 @@ fn between<'a>(s: &'a str, start: &str, end: &str) -> Option<&'a str> {
 
 /// Checks `value` as a `T`, reporting every unknown field and wrong type, not just the
 /// first: after each error the offending member is taken out and the check runs again.
-fn check<T: DeserializeOwned>(value: &Value, path: &Path, out: &mut Vec<Diagnostic>) {
+fn check<T: DeserializeOwned>(value: &Value, path: &Path, out: &mut Collector) {
     let mut value = value.clone();
     let mut taken_out: Vec<String> = Vec::new();
     // Each round removes one member, so the number of rounds is bounded by the members.
@@ -161,6 +234,9 @@ fn check<T: DeserializeOwned>(value: &Value, path: &Path, out: &mut Vec<Diagnost
         } else {
             format!("{}.{}", path.as_str(), d.path)
         };
+        if removed {
+            out.removed.push(d.path.clone());
+        }
         out.push(d);
         if !removed {
             return;
@@ -240,7 +316,7 @@ fn split_path(path: &str) -> Vec<Seg> {
 fn check_with<T: DeserializeOwned>(
     value: &Value,
     path: &Path,
-    out: &mut Vec<Diagnostic>,
+    out: &mut Collector,
     nested: &[Nested],
 ) {
     let Some(obj) = value.as_object() else {
@@ -256,7 +332,7 @@ fn check_with<T: DeserializeOwned>(
     check::<T>(&Value::Object(shell), path, out);
 }
 
-type Checker = fn(&Value, &Path, &mut Vec<Diagnostic>);
+type Checker = fn(&Value, &Path, &mut Collector);
 /// A member checked on its own: name, checker, and a valid stand-in for the parent's check.
 type Nested = (&'static str, Checker, fn() -> Value);
 
@@ -268,7 +344,7 @@ fn empty_map() -> Value {
     Value::Object(Default::default())
 }
 
-fn each_entry<T: DeserializeOwned>(value: &Value, path: &Path, out: &mut Vec<Diagnostic>) {
+fn each_entry<T: DeserializeOwned>(value: &Value, path: &Path, out: &mut Collector) {
     match value.as_object() {
         Some(map) => map
             .iter()
@@ -280,7 +356,7 @@ fn each_entry<T: DeserializeOwned>(value: &Value, path: &Path, out: &mut Vec<Dia
     }
 }
 
-fn each_item<T: DeserializeOwned>(value: &Value, path: &Path, out: &mut Vec<Diagnostic>) {
+fn each_item<T: DeserializeOwned>(value: &Value, path: &Path, out: &mut Collector) {
     match value.as_array() {
         Some(items) => items
             .iter()
@@ -290,7 +366,7 @@ fn each_item<T: DeserializeOwned>(value: &Value, path: &Path, out: &mut Vec<Diag
     }
 }
 
-fn check_security_groups(value: &Value, path: &Path, out: &mut Vec<Diagnostic>) {
+fn check_security_groups(value: &Value, path: &Path, out: &mut Collector) {
     match value.as_object() {
         Some(map) => map.iter().for_each(|(k, v)| {
             check_with::<super::types::SecurityGroup>(
@@ -307,7 +383,7 @@ fn check_security_groups(value: &Value, path: &Path, out: &mut Vec<Diagnostic>) 
     }
 }
 
-fn check_load_balancer(value: &Value, path: &Path, out: &mut Vec<Diagnostic>) {
+fn check_load_balancer(value: &Value, path: &Path, out: &mut Collector) {
     check_with::<super::types::LoadBalancer>(
         value,
         path,
@@ -316,7 +392,7 @@ fn check_load_balancer(value: &Value, path: &Path, out: &mut Vec<Diagnostic>) {
     );
 }
 
-fn check_dns(value: &Value, path: &Path, out: &mut Vec<Diagnostic>) {
+fn check_dns(value: &Value, path: &Path, out: &mut Collector) {
     check_with::<super::types::Dns>(
         value,
         path,
@@ -325,7 +401,7 @@ fn check_dns(value: &Value, path: &Path, out: &mut Vec<Diagnostic>) {
     );
 }
 
-fn check_root(value: &Value, out: &mut Vec<Diagnostic>) {
+fn check_root(value: &Value, out: &mut Collector) {
     if !value.is_object() {
         out.push(
             Diagnostic::new(&Path::root(), "the manifest must be a JSON object")

@@ -21,6 +21,7 @@ pub struct Pos {
 pub struct SpanIndex {
     values: HashMap<String, Pos>,
     keys: HashMap<String, Pos>,
+    duplicates: Vec<String>,
 }
 
 impl SpanIndex {
@@ -36,6 +37,11 @@ impl SpanIndex {
         // Depth is bounded by the parser that accepted the text first (serde_json stops at 128).
         let _ = scanner.value(&mut path, 0);
         scanner.index
+    }
+
+    /// Paths of object members written more than once (JSON parsers keep the last silently).
+    pub fn duplicates(&self) -> &[String] {
+        &self.duplicates
     }
 
     /// Position of the value at `path`.
@@ -88,13 +94,18 @@ impl Path {
             }
             s.push_str(key);
         } else {
-            let _ = write!(s, "[{}]", serde_json::Value::String(key.to_owned()));
+            let _ = write!(s, "[\"{}\"]", visible(key).replace('"', "\\\""));
         }
         Path(s)
     }
 
     pub fn index(&self, i: usize) -> Path {
         Path(format!("{}[{i}]", self.0))
+    }
+
+    /// A path already in this form (as stored in a [`SpanIndex`]).
+    pub fn from_raw(path: &str) -> Path {
+        Path(path.to_owned())
     }
 
     pub fn as_str(&self) -> &str {
@@ -126,6 +137,26 @@ impl std::fmt::Display for Path {
             f.write_str(&self.0)
         }
     }
+}
+
+/// `s` with the characters a reader cannot see written as `\uXXXX`.
+pub fn visible(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if is_invisible(c) {
+            let _ = write!(out, "\\u{:04x}", u32::from(c));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Characters a reader cannot see: controls, zero-width and direction marks, BOM. They are
+/// written as `\uXXXX` in paths so that a key that looks right but is not can be told apart.
+fn is_invisible(c: char) -> bool {
+    c.is_control()
+        || matches!(u32::from(c), 0x00AD | 0x200B..=0x200F | 0x202A..=0x202E | 0x2060..=0x2064 | 0xFEFF)
 }
 
 const MAX_DEPTH: usize = 256;
@@ -188,7 +219,9 @@ impl Scanner<'_> {
                     let key_pos = self.pos();
                     let key = self.string()?;
                     let len = path.push_key(&key);
-                    self.index.keys.insert(path.0.clone(), key_pos);
+                    if self.index.keys.insert(path.0.clone(), key_pos).is_some() {
+                        self.index.duplicates.push(path.0.clone());
+                    }
                     self.skip_ws();
                     if self.bump()? != b':' {
                         return None;
@@ -271,7 +304,7 @@ mod tests {
             idx.value("a[1].b"),
             Some(Pos {
                 line: 2,
-                column: 19
+                column: 18
             })
         );
         assert_eq!(

@@ -1,1 +1,7 @@
+//! Integration tests: one crate, so the AWS SDK is linked once. Each module drives the real
+//! `reconcile` binary (and, where it needs AWS, a private emulator) or tests pure logic.
 
+mod props;
+mod schema;
+mod support;
+mod validate;
