@@ -1,7 +1,9 @@
 //! Integration tests: one crate, so the AWS SDK is linked once. Each module drives the real
 //! `reconcile` binary (and, where it needs AWS, a private emulator) or tests pure logic.
 
+mod emulator;
 mod props;
 mod schema;
+mod seed;
 mod support;
 mod validate;

@@ -1,0 +1,79 @@
+//! A private moto server per test: started on a free loopback port by the project's own
+//! scripts, seeded on demand, stopped when the value is dropped.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use crate::support::repo_file;
+
+pub struct Emulator {
+    dir: tempfile::TempDir,
+    pub url: String,
+}
+
+/// The article's starting point, seeded: the manifest with real ids, and every id created.
+pub struct Seeded {
+    pub manifest: PathBuf,
+    pub ids: serde_json::Value,
+}
+
+impl Emulator {
+    pub fn start() -> Emulator {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let out = Command::new(repo_file("scripts/emulator-start"))
+            .arg(dir.path())
+            .output()
+            .expect("scripts/emulator-start runs");
+        assert!(
+            out.status.success(),
+            "the emulator did not start:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let url = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        Emulator { dir, url }
+    }
+
+    /// Seeds the article's starting point; `extra` goes to scripts/seed.py.
+    pub fn seed(&self, extra: &[&str]) -> Seeded {
+        let manifest = self.dir.path().join("site.json");
+        let ids = self.dir.path().join("ids.json");
+        let out = Command::new(repo_file("scripts/seed.py"))
+            .args(["--endpoint", &self.url, "--out"])
+            .arg(&manifest)
+            .arg("--ids-out")
+            .arg(&ids)
+            .args(extra)
+            .output()
+            .expect("scripts/seed.py runs");
+        assert!(
+            out.status.success(),
+            "seeding failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let ids = serde_json::from_str(&std::fs::read_to_string(ids).unwrap()).unwrap();
+        Seeded { manifest, ids }
+    }
+
+    /// Runs the real binary against this emulator, without a terminal.
+    pub fn reconcile(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_reconcile"))
+            .args(args)
+            .current_dir(crate::support::repo())
+            .env("AWS_ENDPOINT_URL", &self.url)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", "us-east-1")
+            .env("NO_COLOR", "1")
+            .env_remove("AWS_PROFILE")
+            .output()
+            .expect("the reconcile binary runs")
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = Command::new(repo_file("scripts/emulator-stop"))
+            .arg(self.dir.path())
+            .output();
+    }
+}
