@@ -5,6 +5,8 @@
 //!
 //! - [`manifest`]: serde types, validation with JSON paths, JSON Schema (offline).
 //! - [`names`]: the AWS names and tags derived from a manifest.
+//! - [`model`]: Desired and Observed, the project's own types (no SDK types).
 
 pub mod manifest;
+pub mod model;
 pub mod names;

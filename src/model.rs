@@ -1,0 +1,533 @@
+//! Desired and Observed: the project's own types for what a manifest asks for and what AWS
+//! has. No SDK type crosses this line; the AWS adapters translate into these, the planner
+//! reads only these. Values are kept in normal form (lowercase DNS names without trailing
+//! dot, canonical CIDRs, `traffic-port` for a health check on the traffic port) so that
+//! spelling never shows as a difference.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::manifest::{self, net, Manifest};
+use crate::names;
+
+pub type Tags = BTreeMap<String, String>;
+
+// ---------------------------------------------------------------------------------------
+// Shared pieces
+
+/// Where an ingress rule admits traffic from.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// A network in canonical form (`0.0.0.0/0`, `2001:db8::/32`).
+    Cidr(String),
+    /// A security group by id.
+    Group(String),
+    /// A security group by manifest key (desired side only; resolved to an id when known).
+    Key(String),
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Cidr(c) => f.write_str(c),
+            Source::Group(id) => f.write_str(id),
+            Source::Key(k) => write!(f, "group \"{k}\""),
+        }
+    }
+}
+
+/// What identifies an ingress rule: protocol, port range and source.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct RuleKey {
+    /// `tcp`, `udp`, `icmp`, or `-1` for all traffic.
+    pub protocol: String,
+    pub from_port: i32,
+    pub to_port: i32,
+    pub source: Source,
+}
+
+impl RuleKey {
+    pub fn tcp(port: u16, source: Source) -> RuleKey {
+        RuleKey {
+            protocol: "tcp".to_owned(),
+            from_port: i32::from(port),
+            to_port: i32::from(port),
+            source,
+        }
+    }
+
+    /// Does this rule admit TCP `port`?
+    pub fn admits_tcp(&self, port: u16) -> bool {
+        let p = i32::from(port);
+        self.protocol == "-1"
+            || (self.protocol == "tcp" && self.from_port <= p && p <= self.to_port)
+    }
+
+    pub fn is_from_internet(&self) -> bool {
+        matches!(&self.source, Source::Cidr(c) if c == "0.0.0.0/0" || c == "::/0")
+    }
+}
+
+impl std::fmt::Display for RuleKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let proto = if self.protocol == "-1" {
+            "all"
+        } else {
+            &self.protocol
+        };
+        if self.from_port == self.to_port {
+            write!(f, "{proto}/{} from {}", self.from_port, self.source)
+        } else {
+            write!(
+                f,
+                "{proto}/{}-{} from {}",
+                self.from_port, self.to_port, self.source
+            )
+        }
+    }
+}
+
+/// Port a health check probes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HealthPort {
+    TrafficPort,
+    Port(u16),
+}
+
+/// A target group's health check in normal form.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthCheck {
+    pub protocol: String,
+    pub port: HealthPort,
+    pub path: String,
+    pub matcher: String,
+    pub interval_seconds: i32,
+    pub timeout_seconds: i32,
+    pub healthy_threshold: i32,
+    pub unhealthy_threshold: i32,
+}
+
+impl HealthCheck {
+    /// The health port in normal form: the traffic port, however it is spelled, is
+    /// `TrafficPort`.
+    pub fn normal_port(port: Option<u16>, traffic_port: u16) -> HealthPort {
+        match port {
+            Some(p) if p != traffic_port => HealthPort::Port(p),
+            _ => HealthPort::TrafficPort,
+        }
+    }
+
+    /// The port actually probed.
+    pub fn probed_port(&self, traffic_port: u16) -> u16 {
+        match self.port {
+            HealthPort::TrafficPort => traffic_port,
+            HealthPort::Port(p) => p,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Desired
+
+/// What the manifest asks for, resolved and in normal form.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Desired {
+    pub stack: String,
+    pub region: Option<String>,
+    pub vpc: String,
+    /// Tags for everything created, including `reconcile:stack`.
+    pub tags: Tags,
+    pub certificates: BTreeMap<String, CertSpec>,
+    pub security_groups: BTreeMap<String, DesiredSg>,
+    pub target_groups: BTreeMap<String, DesiredTg>,
+    pub load_balancer: DesiredLb,
+    pub dns: Option<DesiredDns>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CertSpec {
+    /// The ISSUED certificate covering this name (wildcards count).
+    Domain(String),
+    Arn(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DesiredSg {
+    pub key: String,
+    /// Name of a created group; for an existing group, its id.
+    pub name: String,
+    /// Id of a group the stack does not own (only its rules are managed).
+    pub existing: Option<String>,
+    /// Unlisted rules are removed (always true for a created group).
+    pub exclusive: bool,
+    pub description: String,
+    /// Rules with their descriptions.
+    pub rules: BTreeMap<RuleKey, Option<String>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DesiredTg {
+    pub key: String,
+    /// Base name; a replacement takes [`names::alternate`] of it.
+    pub name: String,
+    pub port: u16,
+    pub protocol: String,
+    pub health: HealthCheck,
+    pub targets: BTreeSet<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupRef {
+    Key(String),
+    Id(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DesiredLb {
+    pub name: String,
+    pub scheme: String,
+    pub subnets: BTreeSet<String>,
+    pub security_groups: Vec<GroupRef>,
+    pub listeners: BTreeMap<u16, DesiredListener>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DesiredListener {
+    pub port: u16,
+    pub protocol: String,
+    /// Key of the target group.
+    pub forward: String,
+    /// Key of the certificate.
+    pub certificate: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DesiredDns {
+    /// Zone name in normal form.
+    pub zone: String,
+    pub records: Vec<DesiredRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DesiredRecord {
+    /// Name in normal form.
+    pub name: String,
+    /// `CNAME`, `A` or `AAAA`; `A`/`AAAA` are alias records.
+    pub kind: String,
+    /// TTL at rest (none for alias records).
+    pub ttl: Option<u32>,
+    /// TTL while the value changes.
+    pub transition_ttl: u32,
+}
+
+impl DesiredRecord {
+    pub fn is_alias(&self) -> bool {
+        self.kind != "CNAME"
+    }
+}
+
+fn port(p: i64) -> u16 {
+    // Validation has checked every port is within 1..65535.
+    u16::try_from(p).unwrap_or(0)
+}
+
+fn seconds(s: i64) -> i32 {
+    i32::try_from(s).unwrap_or(i32::MAX)
+}
+
+impl Desired {
+    /// The desired model of a validated manifest.
+    pub fn from_manifest(m: &Manifest) -> Desired {
+        let mut tags = m.tags.clone();
+        tags.insert(names::STACK_TAG.to_owned(), m.stack.clone());
+        let certificates = m
+            .certificates
+            .iter()
+            .map(|(k, c)| {
+                let spec = match (&c.arn, &c.domain) {
+                    (Some(arn), _) => CertSpec::Arn(arn.clone()),
+                    (None, d) => CertSpec::Domain(net::normalize_dns(d.as_deref().unwrap_or(""))),
+                };
+                (k.clone(), spec)
+            })
+            .collect();
+        let security_groups = m
+            .security_groups
+            .iter()
+            .map(|(k, sg)| (k.clone(), desired_sg(m, k, sg)))
+            .collect();
+        let target_groups = m
+            .target_groups
+            .iter()
+            .map(|(k, tg)| {
+                let p = port(tg.port);
+                let hc = &tg.health_check;
+                let health = HealthCheck {
+                    protocol: hc.protocol.unwrap_or(tg.protocol).as_str().to_owned(),
+                    port: HealthCheck::normal_port(hc.port.map(port), p),
+                    path: hc.path.clone(),
+                    matcher: hc.matcher.replace(' ', ""),
+                    interval_seconds: seconds(hc.interval_seconds),
+                    timeout_seconds: seconds(hc.timeout_seconds),
+                    healthy_threshold: seconds(hc.healthy_threshold),
+                    unhealthy_threshold: seconds(hc.unhealthy_threshold),
+                };
+                let desired = DesiredTg {
+                    key: k.clone(),
+                    name: names::target_group(&m.stack, k),
+                    port: p,
+                    protocol: tg.protocol.as_str().to_owned(),
+                    health,
+                    targets: tg.targets.iter().cloned().collect(),
+                };
+                (k.clone(), desired)
+            })
+            .collect();
+        let lb = &m.load_balancer;
+        let load_balancer = DesiredLb {
+            name: names::load_balancer(&m.stack),
+            scheme: lb.scheme.as_str().to_owned(),
+            subnets: lb.subnets.iter().cloned().collect(),
+            security_groups: lb.security_groups.iter().map(|g| group_ref(m, g)).collect(),
+            listeners: lb
+                .listeners
+                .iter()
+                .map(|l| {
+                    let p = port(l.port);
+                    let listener = DesiredListener {
+                        port: p,
+                        protocol: l.protocol.as_str().to_owned(),
+                        forward: l.forward.clone(),
+                        certificate: l.certificate.clone(),
+                    };
+                    (p, listener)
+                })
+                .collect(),
+        };
+        let dns = m.dns.as_ref().map(|d| DesiredDns {
+            zone: net::normalize_dns(&d.zone),
+            records: d
+                .records
+                .iter()
+                .map(|r| {
+                    let ttl = r.ttl.map(|t| u32::try_from(t).unwrap_or(u32::MAX));
+                    let transition = r
+                        .transition_ttl
+                        .map(|t| u32::try_from(t).unwrap_or(u32::MAX))
+                        .unwrap_or_else(|| ttl.unwrap_or(300).min(300));
+                    DesiredRecord {
+                        name: net::normalize_dns(&r.name),
+                        kind: r.kind.as_str().to_owned(),
+                        ttl,
+                        transition_ttl: transition,
+                    }
+                })
+                .collect(),
+        });
+        Desired {
+            stack: m.stack.clone(),
+            region: m.region.clone(),
+            vpc: m.vpc.clone(),
+            tags,
+            certificates,
+            security_groups,
+            target_groups,
+            load_balancer,
+            dns,
+        }
+    }
+}
+
+fn group_ref(m: &Manifest, g: &str) -> GroupRef {
+    match m.security_groups.get(g) {
+        Some(sg) => match &sg.existing {
+            Some(id) => GroupRef::Id(id.clone()),
+            None => GroupRef::Key(g.to_owned()),
+        },
+        None => GroupRef::Id(g.to_owned()),
+    }
+}
+
+fn desired_sg(m: &Manifest, key: &str, sg: &manifest::SecurityGroup) -> DesiredSg {
+    let mut rules = BTreeMap::new();
+    for rule in &sg.ingress {
+        let sources: Vec<Source> = match &rule.from {
+            Some(from) => vec![match group_ref(m, from) {
+                GroupRef::Key(k) => Source::Key(k),
+                GroupRef::Id(id) => Source::Group(id),
+            }],
+            None => rule
+                .cidrs
+                .iter()
+                .map(|c| {
+                    Source::Cidr(net::parse_cidr(c).map_or_else(|_| c.clone(), |c| c.to_string()))
+                })
+                .collect(),
+        };
+        for p in &rule.ports {
+            for s in &sources {
+                rules.insert(RuleKey::tcp(port(*p), s.clone()), rule.description.clone());
+            }
+        }
+    }
+    DesiredSg {
+        key: key.to_owned(),
+        name: sg
+            .existing
+            .clone()
+            .unwrap_or_else(|| names::security_group(&m.stack, key)),
+        existing: sg.existing.clone(),
+        exclusive: sg.exclusive || sg.existing.is_none(),
+        description: sg
+            .description
+            .clone()
+            .unwrap_or_else(|| format!("reconcile stack {}: {key}", m.stack)),
+        rules,
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Observed
+
+/// What AWS has, as far as a manifest speaks about it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Observed {
+    /// Load balancers named after the stack (base name or replacement name).
+    pub load_balancers: Vec<ObservedLb>,
+    /// Target groups named `<stack>-...`, with their tags (ownership is decided by tag).
+    pub target_groups: Vec<ObservedTg>,
+    /// Security groups of the VPC (and any referenced by id).
+    pub security_groups: Vec<ObservedSg>,
+    /// ISSUED certificates, and every certificate pinned by ARN.
+    pub certificates: Vec<ObservedCert>,
+    /// The hosted zone named under `dns`, with the records the manifest speaks about.
+    pub zone: Option<ObservedZone>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ObservedLb {
+    pub arn: String,
+    pub name: String,
+    pub dns_name: String,
+    /// Route53 zone id of the load balancer's DNS name (for alias records).
+    pub hosted_zone_id: String,
+    pub scheme: String,
+    /// `provisioning`, `active`, `active_impaired` or `failed`.
+    pub state: String,
+    pub vpc: String,
+    pub subnets: BTreeSet<String>,
+    pub security_groups: BTreeSet<String>,
+    pub tags: Tags,
+    pub listeners: Vec<ObservedListener>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObservedListener {
+    pub arn: String,
+    pub port: u16,
+    pub protocol: String,
+    /// Default certificate ARN(s).
+    pub certificates: Vec<String>,
+    /// Target group ARNs of the default forward action.
+    pub forward: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ObservedTg {
+    pub arn: String,
+    pub name: String,
+    pub port: u16,
+    pub protocol: String,
+    pub vpc: String,
+    pub health: HealthCheck,
+    pub tags: Tags,
+    pub load_balancers: Vec<String>,
+    pub targets: Vec<TargetHealth>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetHealth {
+    pub id: String,
+    /// `initial`, `healthy`, `unhealthy`, `unused`, `draining`, `unavailable`.
+    pub state: String,
+    /// AWS's reason code, e.g. `Target.ResponseCodeMismatch`.
+    pub reason: Option<String>,
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ObservedSg {
+    pub id: String,
+    pub name: String,
+    pub vpc: String,
+    pub description: String,
+    pub tags: Tags,
+    pub rules: Vec<ObservedRule>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObservedRule {
+    /// `sgr-...` when AWS reports it.
+    pub id: Option<String>,
+    pub key: RuleKey,
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObservedCert {
+    pub arn: String,
+    pub domain: String,
+    /// Every name the certificate covers (including `domain`).
+    pub names: Vec<String>,
+    /// `ISSUED`, `PENDING_VALIDATION`, `EXPIRED`, ...
+    pub status: String,
+    /// Expiry, seconds since the epoch.
+    pub not_after: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObservedZone {
+    pub id: String,
+    pub name: String,
+    pub records: Vec<ObservedRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObservedRecord {
+    /// Name in normal form.
+    pub name: String,
+    /// `A`, `AAAA`, `CNAME`, `TXT`, ...
+    pub kind: String,
+    /// None for alias records.
+    pub ttl: Option<u32>,
+    /// Values in normal form (DNS names lowercased without trailing dot).
+    pub values: Vec<String>,
+    pub alias: Option<AliasTarget>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AliasTarget {
+    /// DNS name in normal form (no `dualstack.` prefix, lowercase, no trailing dot).
+    pub dns_name: String,
+    pub zone_id: String,
+}
+
+impl Observed {
+    pub fn sg_by_id(&self, id: &str) -> Option<&ObservedSg> {
+        self.security_groups.iter().find(|g| g.id == id)
+    }
+
+    pub fn tg_by_arn(&self, arn: &str) -> Option<&ObservedTg> {
+        self.target_groups.iter().find(|t| t.arn == arn)
+    }
+}
+
+/// Is a resource with these tags owned by `stack`?
+pub fn owned_by(tags: &Tags, stack: &str) -> bool {
+    tags.get(names::STACK_TAG).map(String::as_str) == Some(stack)
+}
