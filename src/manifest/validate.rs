@@ -134,6 +134,13 @@ impl Validator<'_> {
                     "choose another stack id",
                 );
             }
+            if m.stack.to_ascii_lowercase().starts_with("sg-") {
+                self.err(
+                    &stack,
+                    "security group names derived from the stack cannot start with \"sg-\"",
+                    "choose another stack id",
+                );
+            }
         }
         if let Some(region) = &m.region {
             if !net::is_region(region) {
@@ -147,7 +154,7 @@ impl Validator<'_> {
         self.aws_id(&root().key("vpc"), &m.vpc, "vpc", "VPC");
         for (k, val) in &m.tags {
             let p = root().key("tags").key(k);
-            if k == names::STACK_TAG || k.starts_with("aws:") {
+            if k == names::STACK_TAG || k.to_ascii_lowercase().starts_with("aws:") {
                 self.err(
                     &p,
                     format!("tag key \"{k}\" is reserved"),
@@ -209,17 +216,34 @@ impl Validator<'_> {
         }
     }
 
+    /// The id a group reference stands for: an `existing` group's id, or the key itself.
+    fn resolve_group<'b>(&'b self, reference: &'b str) -> &'b str {
+        self.m
+            .security_groups
+            .get(reference)
+            .and_then(|sg| sg.existing.as_deref())
+            .unwrap_or(reference)
+    }
+
     /// Is `reference` (a key or an `sg-` id) one of the load balancer's groups?
     fn is_lb_group(&self, reference: &str) -> bool {
-        self.m.load_balancer.security_groups.iter().any(|g| {
-            g == reference
-                || self
-                    .m
-                    .security_groups
-                    .get(g)
-                    .and_then(|sg| sg.existing.as_deref())
-                    == Some(reference)
-        })
+        let target = self.resolve_group(reference);
+        self.m
+            .load_balancer
+            .security_groups
+            .iter()
+            .any(|g| self.resolve_group(g) == target)
+    }
+
+    /// Ports a backend serves the load balancer on: target group and health-check ports,
+    /// and the web ports themselves.
+    fn web_ports(&self) -> BTreeSet<i64> {
+        let mut ports: BTreeSet<i64> = [80, 443].into();
+        for tg in self.m.target_groups.values() {
+            ports.insert(tg.port);
+            ports.extend(tg.health_check.port);
+        }
+        ports
     }
 
     fn group_ref(&mut self, path: &Path, reference: &str, field: &str) {
@@ -334,12 +358,18 @@ impl Validator<'_> {
                     }
                 }
             }
+            // A backend (a group that admits the load balancer's group) must not also take
+            // web traffic from the whole internet: nothing may sneak past the load balancer.
+            let web = self.web_ports();
             for (path, port, cidr) in open_world {
-                if let Some(lb) = from_lb.get(&port) {
+                let Some(lb) = from_lb.values().next() else {
+                    break;
+                };
+                if from_lb.contains_key(&port) || web.contains(&port) {
                     self.err(
                         &path,
-                        format!("port {port} is open to the whole internet ({cidr}) while the same port is admitted from the load balancer's group \"{lb}\""),
-                        "drop the public rule: behind the load balancer, backends must take that port only from it; apply removes the live public rule after the DNS switch",
+                        format!("port {port} is open to the whole internet ({cidr}) on a backend group that admits the load balancer's group \"{lb}\""),
+                        "drop the public rule: behind the load balancer, backends take web traffic only from it; apply removes the live public rules after the DNS switch",
                     );
                 }
             }
@@ -569,6 +599,17 @@ impl Validator<'_> {
                     &rp,
                     format!("record {} {} is listed twice", name, r.kind.as_str()),
                     "list each name and type once",
+                );
+            }
+            let other_kind = dns.records[..i].iter().any(|o| {
+                net::normalize_dns(&o.name) == name
+                    && (o.kind == RecordType::Cname) != (r.kind == RecordType::Cname)
+            });
+            if other_kind {
+                self.err(
+                    &rp.key("type"),
+                    format!("{name} cannot have a CNAME and another record type at once"),
+                    "keep either the CNAME or the alias records for this name",
                 );
             }
             if !https_domains.is_empty()
