@@ -10,3 +10,5 @@
 pub mod manifest;
 pub mod model;
 pub mod names;
+pub mod plan;
+pub mod render;

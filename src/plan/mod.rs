@@ -1,0 +1,322 @@
+//! The plan: typed changes and gates in a dependency graph, decided purely from the
+//! desired and observed models (no AWS call, no clock). The executor carries out what is
+//! written here and decides nothing; the renderers show it.
+//!
+//! - [`diff`] decides the changes (what, why, with attribute-level before/after).
+//! - [`graph`] adds the gates and the ordering edges, checks for cycles and orders nodes.
+
+pub mod diff;
+pub mod graph;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Desired, HealthCheck, Observed, ObservedRecord, RuleKey, Tags};
+
+/// What a change does to its resource. Reasons only explain; they decide nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Create,
+    Update,
+    Replace,
+    Delete,
+}
+
+impl Action {
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Action::Create => "+",
+            Action::Update => "~",
+            Action::Replace => "-/+",
+            Action::Delete => "-",
+        }
+    }
+}
+
+/// One attribute's value before and after (JSON values, absent when none).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttrDiff {
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub before: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub after: Option<serde_json::Value>,
+}
+
+/// The resource a change is about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resource {
+    /// `security_group`, `security_group_rules`, `target_group`, `targets`,
+    /// `load_balancer`, `listener`, `dns_record`.
+    pub kind: String,
+    /// The AWS name or id, or the manifest key when it has none yet.
+    pub name: String,
+    /// Whether the stack owns the resource (false for an `existing` group's rules and DNS
+    /// records, the two declared exceptions).
+    pub owned: bool,
+}
+
+/// A reference to a security group: by id, or by manifest key for one created by this plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SgRef {
+    Id(String),
+    New(String),
+}
+
+/// A reference to a target group: by ARN, or by key and name for one created by this plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TgRef {
+    Arn(String),
+    New { key: String, name: String },
+}
+
+/// A reference to a load balancer: by ARN, or by name for one created by this plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LbRef {
+    Arn(String),
+    New(String),
+}
+
+/// What a DNS record is set to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordValue {
+    /// The load balancer: its DNS name for a CNAME, an alias for A/AAAA.
+    LoadBalancer(LbRef),
+    /// Literal values (kept as they are while only the TTL changes).
+    Values(Vec<String>),
+    /// An alias target kept as it is while only the TTL changes.
+    Alias { dns_name: String, zone_id: String },
+}
+
+/// The step of the DNS choreography a record change belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DnsStep {
+    /// Same value, shorter TTL, so that the switch propagates quickly.
+    LowerTtl,
+    /// The new value, at the transition TTL.
+    Switch,
+    /// The TTL at rest, once the switch has propagated.
+    RestoreTtl,
+    /// A TTL-only correction (the value is already right).
+    SetTtl,
+}
+
+/// The executor's instruction for one change, with every parameter decided.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Op {
+    CreateSecurityGroup {
+        key: String,
+        name: String,
+        description: String,
+        vpc: String,
+        tags: Tags,
+    },
+    AuthorizeIngress {
+        group: SgRef,
+        rules: Vec<(RuleKey, Option<String>)>,
+    },
+    UpdateRuleDescriptions {
+        group: SgRef,
+        rules: Vec<(RuleKey, Option<String>)>,
+    },
+    RevokeIngress {
+        group: SgRef,
+        rules: Vec<RuleKey>,
+        /// These rules are the backend's direct path: they go only after DNS has moved.
+        direct_path: bool,
+    },
+    DeleteSecurityGroup {
+        id: String,
+        name: String,
+    },
+    CreateTargetGroup {
+        key: String,
+        name: String,
+        port: u16,
+        protocol: String,
+        vpc: String,
+        health: HealthCheck,
+        tags: Tags,
+    },
+    ModifyHealthCheck {
+        tg: TgRef,
+        health: HealthCheck,
+    },
+    RegisterTargets {
+        tg: TgRef,
+        key: String,
+        ids: Vec<String>,
+    },
+    DeregisterTargets {
+        tg: TgRef,
+        key: String,
+        ids: Vec<String>,
+    },
+    DeleteTargetGroup {
+        arn: String,
+        name: String,
+    },
+    CreateLoadBalancer {
+        name: String,
+        scheme: String,
+        subnets: Vec<String>,
+        security_groups: Vec<SgRef>,
+        tags: Tags,
+    },
+    SetSubnets {
+        lb: LbRef,
+        subnets: Vec<String>,
+    },
+    SetSecurityGroups {
+        lb: LbRef,
+        groups: Vec<SgRef>,
+    },
+    DeleteLoadBalancer {
+        arn: String,
+        name: String,
+    },
+    CreateListener {
+        lb: LbRef,
+        port: u16,
+        protocol: String,
+        certificate: Option<String>,
+        tg: TgRef,
+    },
+    ModifyListener {
+        arn: String,
+        port: u16,
+        protocol: String,
+        certificate: Option<String>,
+        tg: TgRef,
+    },
+    DeleteListener {
+        arn: String,
+        port: u16,
+    },
+    SetRecord {
+        zone_id: String,
+        name: String,
+        kind: String,
+        ttl: Option<u32>,
+        value: RecordValue,
+        /// Records of other types at this name removed in the same atomic change batch
+        /// (an A record giving way to a CNAME).
+        replaces: Vec<ObservedRecord>,
+        step: DnsStep,
+    },
+}
+
+/// One change to one resource.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Change {
+    pub resource: Resource,
+    pub action: Action,
+    pub reason: String,
+    pub attrs: Vec<AttrDiff>,
+    pub op: Op,
+}
+
+/// A wait under a deadline, between changes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "gate", rename_all = "snake_case")]
+pub enum Gate {
+    /// The load balancer reports `active`.
+    LbActive { lb: LbRef },
+    /// Every registered target of the group is healthy.
+    TargetsHealthy { key: String, tg: TgRef },
+    /// Route53 reports the record's change INSYNC.
+    DnsInSync { record: String, after: DnsStep },
+    /// Clients may cache the record's previous answer this long.
+    WaitTtl {
+        record: String,
+        seconds: u32,
+        why: String,
+    },
+}
+
+impl Gate {
+    /// The expected wait in seconds, when known in advance.
+    pub fn expected_seconds(&self) -> Option<u32> {
+        match self {
+            Gate::WaitTtl { seconds, .. } => Some(*seconds),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+// Plans hold tens of nodes; boxing the change would only add indirection.
+#[allow(clippy::large_enum_variant)]
+pub enum NodeKind {
+    Change(Change),
+    Gate(Gate),
+}
+
+/// A node of the plan graph.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Node {
+    /// Stable id, e.g. `tg.app.create`, `gate.lb.active`.
+    pub id: String,
+    /// Which step of the run it belongs to: one more than the latest of its dependencies.
+    pub step: usize,
+    #[serde(flatten)]
+    pub kind: NodeKind,
+}
+
+/// Something that stops the plan: the tool will not act until a person resolves it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Blocker {
+    /// The resource or manifest path concerned.
+    pub subject: String,
+    pub message: String,
+    pub hint: String,
+}
+
+/// The whole plan of one stack.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub stack: String,
+    /// Nodes in the order they may run (a topological order, by step then id).
+    pub nodes: Vec<Node>,
+    /// `(from, to)`: `to` waits for `from`. Ids of `nodes`.
+    pub edges: Vec<(String, String)>,
+    /// Conflicts and missing prerequisites; a plan with blockers is not applied.
+    pub blockers: Vec<Blocker>,
+}
+
+impl Plan {
+    pub fn changes(&self) -> impl Iterator<Item = &Change> {
+        self.nodes.iter().filter_map(|n| match &n.kind {
+            NodeKind::Change(c) => Some(c),
+            NodeKind::Gate(_) => None,
+        })
+    }
+
+    pub fn has_changes(&self) -> bool {
+        self.changes().next().is_some()
+    }
+
+    /// Count of changes by action.
+    pub fn summary(&self) -> BTreeMap<Action, usize> {
+        let mut counts = BTreeMap::new();
+        for c in self.changes() {
+            *counts.entry(c.action).or_insert(0) += 1;
+        }
+        counts
+    }
+}
+
+/// Plans `desired` against `observed`. Pure and deterministic.
+pub fn plan(desired: &Desired, observed: &Observed) -> Result<Plan, graph::CycleError> {
+    let decided = diff::diff(desired, observed);
+    graph::build(desired, decided)
+}

@@ -1,0 +1,193 @@
+//! The plan for people: Terraform-like symbols (`+ ~ - -/+`), grouped by the step in which
+//! they run, each change with its reason and attributes, each gate with its expected wait.
+
+use std::fmt::Write as _;
+
+use crate::plan::{Action, Change, DnsStep, Gate, NodeKind, Plan};
+
+/// Colours, used only on a terminal and when `NO_COLOR` is unset.
+#[derive(Debug, Clone, Copy)]
+pub struct Style {
+    pub color: bool,
+}
+
+impl Style {
+    /// Colour when `is_terminal` and the user has not asked for none.
+    pub fn detect(is_terminal: bool) -> Style {
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        Style {
+            color: is_terminal && !no_color,
+        }
+    }
+
+    fn paint(&self, code: &str, text: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_owned()
+        }
+    }
+
+    fn action(&self, a: Action) -> String {
+        let code = match a {
+            Action::Create => "32",
+            Action::Update => "33",
+            Action::Replace => "35",
+            Action::Delete => "31",
+        };
+        self.paint(code, &format!("{:>3}", a.symbol()))
+    }
+}
+
+/// `1h 5m`, `5m`, `30s`.
+pub fn duration(seconds: u64) -> String {
+    let (h, m, s) = (seconds / 3600, seconds % 3600 / 60, seconds % 60);
+    let mut parts = Vec::new();
+    if h > 0 {
+        parts.push(format!("{h}h"));
+    }
+    if m > 0 {
+        parts.push(format!("{m}m"));
+    }
+    if s > 0 || parts.is_empty() {
+        parts.push(format!("{s}s"));
+    }
+    parts.join(" ")
+}
+
+fn value(v: &Option<serde_json::Value>) -> String {
+    match v {
+        None => "(none)".to_owned(),
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+    }
+}
+
+fn gate_line(g: &Gate) -> String {
+    match g {
+        Gate::LbActive { .. } => "wait until the load balancer is active".to_owned(),
+        Gate::TargetsHealthy { key, .. } => {
+            format!("wait until every target of target group \"{key}\" is healthy")
+        }
+        Gate::DnsInSync { record, after } => {
+            let what = match after {
+                DnsStep::LowerTtl => "the lowered TTL",
+                DnsStep::Switch => "the switch",
+                DnsStep::RestoreTtl | DnsStep::SetTtl => "the TTL",
+            };
+            format!("wait until Route53 has {what} of {record} in sync")
+        }
+        Gate::WaitTtl {
+            record,
+            seconds,
+            why,
+        } => format!("wait {} for {record}: {why}", duration(u64::from(*seconds))),
+    }
+}
+
+fn change_lines(out: &mut String, c: &Change, style: &Style) {
+    let step = match &c.op {
+        crate::plan::Op::SetRecord { step, .. } => match step {
+            DnsStep::LowerTtl => " (lower TTL)",
+            DnsStep::Switch => " (switch)",
+            DnsStep::RestoreTtl => " (restore TTL)",
+            DnsStep::SetTtl => "",
+        },
+        _ => "",
+    };
+    let _ = writeln!(
+        out,
+        "  {} {} {}{step}",
+        style.action(c.action),
+        c.resource.kind,
+        c.resource.name
+    );
+    let _ = writeln!(out, "        # {}", c.reason);
+    for a in &c.attrs {
+        let line = match (&a.before, &a.after) {
+            (None, after) => format!("+ {}: {}", a.name, value(after)),
+            (before, None) => format!("- {}: {}", a.name, value(before)),
+            (before, after) => format!("~ {}: {} → {}", a.name, value(before), value(after)),
+        };
+        let _ = writeln!(out, "        {line}");
+    }
+}
+
+/// Renders one stack's plan. `label` names the stack and its manifest.
+pub fn plan(p: &Plan, label: &str, style: &Style) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{}", style.paint("1", label));
+    for b in &p.blockers {
+        let _ = writeln!(
+            out,
+            "  {} {}: {}\n        hint: {}",
+            style.paint("31;1", "blocked"),
+            b.subject,
+            b.message,
+            b.hint
+        );
+    }
+    if !p.has_changes() {
+        let _ = writeln!(out, "  No changes: the live state matches the manifest.");
+        return out;
+    }
+    let mut current = 0;
+    for n in &p.nodes {
+        if n.step != current {
+            current = n.step;
+            let _ = writeln!(out, "\n Step {current}");
+        }
+        match &n.kind {
+            NodeKind::Change(c) => change_lines(&mut out, c, style),
+            NodeKind::Gate(g) => {
+                let _ = writeln!(out, "  {} {}", style.paint("36", "  ⧗"), gate_line(g));
+            }
+        }
+    }
+    let counts = p.summary();
+    let n = |a: Action| counts.get(&a).copied().unwrap_or(0);
+    let gates = p
+        .nodes
+        .iter()
+        .filter(|n| matches!(n.kind, NodeKind::Gate(_)))
+        .count();
+    // Waits of one record run one after the other; records run side by side.
+    let mut per_record: std::collections::BTreeMap<&str, u32> = Default::default();
+    for n in &p.nodes {
+        if let NodeKind::Gate(Gate::WaitTtl {
+            record, seconds, ..
+        }) = &n.kind
+        {
+            *per_record.entry(record).or_default() += seconds;
+        }
+    }
+    let longest = per_record.values().copied().max().unwrap_or(0);
+    let _ = writeln!(
+        out,
+        "\nPlan: {} to add, {} to change, {} to replace, {} to remove; {gates} gates{}.",
+        n(Action::Create),
+        n(Action::Update),
+        n(Action::Replace),
+        n(Action::Delete),
+        if longest > 0 {
+            format!(" (DNS waits of at least {})", duration(u64::from(longest)))
+        } else {
+            String::new()
+        }
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::duration;
+
+    #[test]
+    fn durations_read_like_the_command_line() {
+        assert_eq!(duration(0), "0s");
+        assert_eq!(duration(300), "5m");
+        assert_eq!(duration(3600), "1h");
+        assert_eq!(duration(3900), "1h 5m");
+        assert_eq!(duration(61), "1m 1s");
+    }
+}

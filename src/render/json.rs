@@ -1,0 +1,94 @@
+//! The plan for machines: a versioned JSON document (`format_version`) with changes, gates,
+//! edges, blockers, a summary and read statistics per stack. Also deserializable, so that
+//! tests (and users) read it into typed structs.
+
+use serde::{Deserialize, Serialize};
+
+use crate::plan::{Action, Blocker, Change, Gate, NodeKind, Plan};
+
+pub const FORMAT_VERSION: &str = "1";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PlanDocument {
+    pub format_version: String,
+    pub stacks: Vec<StackPlan>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StackPlan {
+    pub stack: String,
+    pub manifest: String,
+    pub changes: Vec<ChangeDoc>,
+    pub gates: Vec<GateDoc>,
+    /// `[from, to]`: `to` waits for `from`.
+    pub edges: Vec<(String, String)>,
+    pub blockers: Vec<Blocker>,
+    pub summary: Summary,
+    /// AWS requests made to read the live state.
+    pub stats: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChangeDoc {
+    pub id: String,
+    pub step: usize,
+    #[serde(flatten)]
+    pub change: Change,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GateDoc {
+    pub id: String,
+    pub step: usize,
+    #[serde(flatten)]
+    pub gate: Gate,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected_seconds: Option<u32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    pub create: usize,
+    pub update: usize,
+    pub replace: usize,
+    pub delete: usize,
+}
+
+impl StackPlan {
+    pub fn new(p: &Plan, manifest: &str, stats: serde_json::Value) -> StackPlan {
+        let mut changes = Vec::new();
+        let mut gates = Vec::new();
+        for n in &p.nodes {
+            match &n.kind {
+                NodeKind::Change(c) => changes.push(ChangeDoc {
+                    id: n.id.clone(),
+                    step: n.step,
+                    change: c.clone(),
+                }),
+                NodeKind::Gate(g) => gates.push(GateDoc {
+                    id: n.id.clone(),
+                    step: n.step,
+                    gate: g.clone(),
+                    expected_seconds: g.expected_seconds(),
+                }),
+            }
+        }
+        let counts = p.summary();
+        let n = |a: Action| counts.get(&a).copied().unwrap_or(0);
+        StackPlan {
+            stack: p.stack.clone(),
+            manifest: manifest.to_owned(),
+            changes,
+            gates,
+            edges: p.edges.clone(),
+            blockers: p.blockers.clone(),
+            summary: Summary {
+                create: n(Action::Create),
+                update: n(Action::Update),
+                replace: n(Action::Replace),
+                delete: n(Action::Delete),
+            },
+            stats,
+        }
+    }
+}
