@@ -110,6 +110,26 @@ pub struct HealthCheck {
     pub unhealthy_threshold: i32,
 }
 
+impl std::fmt::Display for HealthCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let port = match self.port {
+            HealthPort::TrafficPort => "traffic port".to_owned(),
+            HealthPort::Port(p) => format!("port {p}"),
+        };
+        write!(
+            f,
+            "{} {} on the {port}, expecting {}, every {}s (timeout {}s), healthy after {}, unhealthy after {}",
+            self.protocol,
+            self.path,
+            self.matcher,
+            self.interval_seconds,
+            self.timeout_seconds,
+            self.healthy_threshold,
+            self.unhealthy_threshold
+        )
+    }
+}
+
 impl HealthCheck {
     /// The health port in normal form: the traffic port, however it is spelled, is
     /// `TrafficPort`.
@@ -433,8 +453,12 @@ pub struct ObservedListener {
     pub protocol: String,
     /// Default certificate ARN(s).
     pub certificates: Vec<String>,
-    /// Target group ARNs of the default forward action.
+    /// Target groups the default action sends traffic to (weight above zero).
     pub forward: Vec<String>,
+    /// Target groups attached to the default action with weight zero: health-checked by
+    /// the load balancer, sent no traffic (how a replacement group is verified first).
+    #[serde(default)]
+    pub standby: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

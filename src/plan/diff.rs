@@ -68,8 +68,8 @@ pub fn diff(d: &Desired, o: &crate::model::Observed) -> Decided {
     };
     x.certificates();
     x.security_groups();
-    x.target_groups();
     let lb = x.load_balancer();
+    x.target_groups(lb.as_ref().map(|(_, live)| live.map(|l| l.arn.as_str())));
     x.listeners(lb.as_ref());
     x.dns(lb.as_ref());
     x.stale_security_groups();
@@ -458,7 +458,9 @@ impl<'a> Differ<'a> {
     // -----------------------------------------------------------------------------------
     // Target groups
 
-    fn target_groups(&mut self) {
+    /// `serving_lb`: the ARN of the load balancer that will serve when it exists already
+    /// (`Some(None)` when a new one is created, `None` when it is blocked).
+    fn target_groups(&mut self, serving_lb: Option<Option<&str>>) {
         let stack = &self.d.stack;
         let mut claimed: BTreeSet<String> = BTreeSet::new();
         for (key, dtg) in &self.d.target_groups {
@@ -474,8 +476,18 @@ impl<'a> Differ<'a> {
                 continue;
             }
             claimed.extend(named.iter().map(|t| t.arn.clone()));
+            // A group serves one load balancer only: one attached to another (say, the one a
+            // new load balancer replaces) cannot be kept.
+            let attachable = |t: &ObservedTg| {
+                t.load_balancers
+                    .iter()
+                    .all(|a| serving_lb.flatten() == Some(a.as_str()))
+            };
             let same = |t: &&&ObservedTg| {
-                t.port == dtg.port && t.protocol == dtg.protocol && t.vpc == self.d.vpc
+                t.port == dtg.port
+                    && t.protocol == dtg.protocol
+                    && t.vpc == self.d.vpc
+                    && attachable(t)
             };
             // Prefer the group a listener already uses.
             let keeper = named
@@ -523,6 +535,11 @@ impl<'a> Differ<'a> {
                     };
                     self.tg_refs.insert(key.clone(), tg.clone());
                     let (action, reason, attrs) = match old {
+                        Some(o) if !attachable(o) && o.port == dtg.port && o.protocol == dtg.protocol => (
+                            Action::Replace,
+                            format!("a group serves one load balancer only; a new group replaces {} for the new load balancer", o.name),
+                            vec![attr("name", Some(json!(o.name)), Some(json!(name)))],
+                        ),
                         Some(o) => (
                             Action::Replace,
                             format!("port, protocol or VPC cannot change in place; a new group replaces {} before it goes", o.name),
@@ -539,10 +556,11 @@ impl<'a> Differ<'a> {
                                 attr("name", None, Some(json!(name))),
                                 attr("port", None, Some(json!(dtg.port))),
                                 attr("protocol", None, Some(json!(dtg.protocol))),
-                                attr("health_check", None, serde_json::to_value(&dtg.health).ok()),
+                                attr("health_check", None, Some(json!(dtg.health.to_string()))),
                             ],
                         ),
                     };
+                    let attrs = attrs.into_iter().filter(|a| a.before != a.after).collect();
                     self.change(
                         format!("tg.{key}.create"),
                         Change {
@@ -885,6 +903,35 @@ impl<'a> Differ<'a> {
                             Some(json!(before.join(", "))),
                             Some(json!(tg_label)),
                         ));
+                    }
+                    // A group that does not serve this load balancer yet is attached with
+                    // weight zero first, so that it is verified healthy before traffic moves.
+                    let attached = match &tg {
+                        TgRef::Arn(arn) => {
+                            l.forward.contains(arn)
+                                || l.standby.contains(arn)
+                                || self.o.tg_by_arn(arn).is_some_and(|t| {
+                                    live.is_some_and(|lb| t.load_balancers.contains(&lb.arn))
+                                })
+                        }
+                        TgRef::New { .. } => false,
+                    };
+                    if !forwards_right && !attached {
+                        self.change(
+                            format!("listener.{port}.attach"),
+                            Change {
+                                resource: resource("listener", &name, true),
+                                action: Action::Update,
+                                reason: "attach the new group with weight 0, so that it is health-checked before it takes traffic".into(),
+                                attrs: vec![attr("standby", None, Some(json!(tg_label)))],
+                                op: Op::AttachStandby {
+                                    arn: l.arn.clone(),
+                                    port: *port,
+                                    serving: l.forward.clone(),
+                                    tg: tg.clone(),
+                                },
+                            },
+                        );
                     }
                     if !attrs.is_empty() {
                         self.change(

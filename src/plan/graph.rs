@@ -92,7 +92,9 @@ fn references(op: &Op) -> Vec<String> {
         | Op::RegisterTargets { tg: t, .. }
         | Op::DeregisterTargets { tg: t, .. } => tg(t).into_iter().collect(),
         Op::CreateListener { lb: l, tg: t, .. } => lb(l).into_iter().chain(tg(t)).collect(),
-        Op::ModifyListener { tg: t, .. } => tg(t).into_iter().collect(),
+        Op::ModifyListener { tg: t, .. } | Op::AttachStandby { tg: t, .. } => {
+            tg(t).into_iter().collect()
+        }
         Op::SetRecord {
             value: super::RecordValue::LoadBalancer(l),
             ..
@@ -104,7 +106,9 @@ fn references(op: &Op) -> Vec<String> {
 /// The target-group key a listener change forwards to.
 fn forwards_to(op: &Op) -> Option<(&TgRef, Option<&str>)> {
     match op {
-        Op::CreateListener { tg, .. } | Op::ModifyListener { tg, .. } => {
+        Op::CreateListener { tg, .. }
+        | Op::ModifyListener { tg, .. }
+        | Op::AttachStandby { tg, .. } => {
             let key = match tg {
                 TgRef::New { key, .. } => Some(key.as_str()),
                 TgRef::Arn(_) => None,
@@ -215,6 +219,17 @@ pub fn build(desired: &Desired, mut decided: Decided) -> Result<Plan, CycleError
             );
             let listeners =
                 b.ids_where(|k| op_of(k).and_then(forwards_to).is_some_and(|(t, _)| t == tg));
+            // A listener that attaches the group on standby first moves its traffic only
+            // once the group is verified: the gate waits for the attachment, the move for
+            // the gate.
+            let (moves, listeners): (Vec<String>, Vec<String>) =
+                listeners.into_iter().partition(|id| {
+                    id.strip_suffix(".update")
+                        .is_some_and(|base| b.has(&format!("{base}.attach")))
+                });
+            for m in &moves {
+                b.edge(&gate, m);
+            }
             let own = [
                 format!("tg.{key}.create"),
                 format!("tg.{key}.targets.add"),

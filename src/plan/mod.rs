@@ -7,6 +7,7 @@
 
 pub mod diff;
 pub mod graph;
+pub mod sim;
 
 use std::collections::BTreeMap;
 
@@ -188,6 +189,15 @@ pub enum Op {
         port: u16,
         protocol: String,
         certificate: Option<String>,
+        tg: TgRef,
+    },
+    /// Attaches a target group to a listener's default action with weight zero, beside the
+    /// groups serving, so that the load balancer health-checks it before it takes traffic.
+    AttachStandby {
+        arn: String,
+        port: u16,
+        /// The groups serving now, kept at their weight.
+        serving: Vec<String>,
         tg: TgRef,
     },
     ModifyListener {

@@ -2,6 +2,9 @@
 //! `reconcile` binary (and, where it needs AWS, a private emulator) or tests pure logic.
 
 mod emulator;
+mod fixtures;
+mod plan_props;
+mod planner;
 mod props;
 mod schema;
 mod seed;

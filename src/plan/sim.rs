@@ -1,0 +1,818 @@
+//! A model of what carrying out a plan does to the observed state, node by node, with a
+//! clock for the TTL waits and the history of every DNS answer served. With it a plan can
+//! be checked before anything runs (and tests check every order the executor may choose):
+//!
+//! - **always reachable**: after each change, every answer a client may still hold leads to
+//!   a serving path (the spec's availability invariant);
+//! - **never touches what it does not own**: each change modifies or deletes only resources
+//!   tagged with the stack, except an `existing` group's rules and the managed records.
+//!
+//! Resources the plan creates get made-up ids; new targets are `initial` until their
+//! gate, and a new load balancer is `provisioning` until its gate, as in AWS.
+
+use std::collections::BTreeMap;
+
+use crate::model::{
+    owned_by, AliasTarget, Desired, ObservedLb, ObservedListener, ObservedRecord, ObservedRule,
+    ObservedSg, ObservedTg, RuleKey, Source, TargetHealth,
+};
+
+use super::{Gate, LbRef, Node, NodeKind, Op, RecordValue, SgRef, TgRef};
+
+/// A broken guarantee, or an operation the model cannot carry out.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("after {node}: {message}")]
+pub struct Violation {
+    pub node: String,
+    pub message: String,
+}
+
+/// An answer served for a name during a period, with the TTL it was served with.
+#[derive(Debug, Clone)]
+struct Served {
+    name: String,
+    answer: String,
+    ttl: u64,
+    end: Option<u64>,
+}
+
+/// The world as a plan runs through it.
+pub struct World<'a> {
+    desired: &'a Desired,
+    pub observed: crate::model::Observed,
+    /// Seconds since the run started.
+    pub clock: u64,
+    history: Vec<Served>,
+    next: u32,
+    sg_keys: BTreeMap<String, String>,
+    tg_keys: BTreeMap<String, String>,
+    lb_names: BTreeMap<String, String>,
+}
+
+fn answer_of(records: &[ObservedRecord], name: &str) -> Vec<(String, u64)> {
+    records
+        .iter()
+        .filter(|r| r.name == name && matches!(r.kind.as_str(), "A" | "AAAA" | "CNAME"))
+        .map(|r| {
+            let answer = match &r.alias {
+                Some(a) => format!("lb:{}", a.dns_name),
+                None => format!("{}:{}", r.kind, r.values.join(",")),
+            };
+            (answer, u64::from(r.ttl.unwrap_or(60)))
+        })
+        .collect()
+}
+
+impl<'a> World<'a> {
+    /// Starts from `observed`, whose records have been served for a long time.
+    pub fn new(desired: &'a Desired, observed: crate::model::Observed) -> World<'a> {
+        let mut w = World {
+            desired,
+            observed,
+            clock: 0,
+            history: vec![],
+            next: 0,
+            sg_keys: BTreeMap::new(),
+            tg_keys: BTreeMap::new(),
+            lb_names: BTreeMap::new(),
+        };
+        for name in w.record_names() {
+            let records = w.records();
+            for (answer, ttl) in answer_of(&records, &name) {
+                w.history.push(Served {
+                    name: name.clone(),
+                    answer,
+                    ttl,
+                    end: None,
+                });
+            }
+        }
+        w
+    }
+
+    fn record_names(&self) -> Vec<String> {
+        self.desired
+            .dns
+            .iter()
+            .flat_map(|d| d.records.iter().map(|r| r.name.clone()))
+            .collect()
+    }
+
+    fn records(&self) -> Vec<ObservedRecord> {
+        self.observed
+            .zone
+            .as_ref()
+            .map(|z| z.records.clone())
+            .unwrap_or_default()
+    }
+
+    fn id(&mut self, prefix: &str) -> String {
+        self.next += 1;
+        format!("{prefix}-sim{:05}", self.next)
+    }
+
+    fn sg_id(&self, g: &SgRef) -> Option<String> {
+        match g {
+            SgRef::Id(id) => Some(id.clone()),
+            SgRef::New(k) => self.sg_keys.get(k).cloned(),
+        }
+    }
+
+    fn tg_arn(&self, t: &TgRef) -> Option<String> {
+        match t {
+            TgRef::Arn(a) => Some(a.clone()),
+            TgRef::New { key, .. } => self.tg_keys.get(key).cloned(),
+        }
+    }
+
+    fn lb_arn(&self, l: &LbRef) -> Option<String> {
+        match l {
+            LbRef::Arn(a) => Some(a.clone()),
+            LbRef::New(n) => self.lb_names.get(n).cloned(),
+        }
+    }
+
+    fn resolve(&self, k: &RuleKey) -> RuleKey {
+        match &k.source {
+            Source::Key(key) => RuleKey {
+                source: Source::Group(self.sg_keys.get(key).cloned().unwrap_or_default()),
+                ..k.clone()
+            },
+            _ => k.clone(),
+        }
+    }
+
+    /// Carries out one node of a plan, checking that it touches only what the stack owns.
+    pub fn run(&mut self, node: &Node) -> Result<(), Violation> {
+        let fail = |message: String| Violation {
+            node: node.id.clone(),
+            message,
+        };
+        match &node.kind {
+            NodeKind::Gate(g) => self.gate(g).map_err(fail)?,
+            NodeKind::Change(c) => {
+                self.owns(&c.op).map_err(fail)?;
+                self.apply(&c.op).map_err(fail)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn gate(&mut self, g: &Gate) -> Result<(), String> {
+        match g {
+            Gate::LbActive { lb } => {
+                let arn = self.lb_arn(lb).ok_or("the load balancer does not exist")?;
+                for l in self
+                    .observed
+                    .load_balancers
+                    .iter_mut()
+                    .filter(|l| l.arn == arn)
+                {
+                    l.state = "active".into();
+                }
+            }
+            Gate::TargetsHealthy { tg, .. } => {
+                let arn = self.tg_arn(tg).ok_or("the target group does not exist")?;
+                let t = self.tg_mut(&arn)?;
+                if t.load_balancers.is_empty() {
+                    return Err(format!(
+                        "{} never turns healthy: no load balancer health-checks it",
+                        t.name
+                    ));
+                }
+                for t in self
+                    .observed
+                    .target_groups
+                    .iter_mut()
+                    .filter(|t| t.arn == arn)
+                {
+                    for h in &mut t.targets {
+                        h.state = "healthy".into();
+                    }
+                }
+            }
+            Gate::DnsInSync { .. } => {}
+            Gate::WaitTtl { seconds, .. } => self.clock += u64::from(*seconds),
+        }
+        Ok(())
+    }
+
+    /// The stack may modify or delete only what it owns, with the two declared exceptions.
+    fn owns(&self, op: &Op) -> Result<(), String> {
+        let stack = &self.desired.stack;
+        let o = &self.observed;
+        let existing_group = |id: &str| {
+            self.desired
+                .security_groups
+                .values()
+                .any(|g| g.existing.as_deref() == Some(id))
+        };
+        let group_ok = |g: &SgRef| match g {
+            SgRef::New(_) => true,
+            SgRef::Id(id) => {
+                existing_group(id) || o.sg_by_id(id).is_some_and(|g| owned_by(&g.tags, stack))
+            }
+        };
+        let tg_ok = |t: &TgRef| match t {
+            TgRef::New { .. } => true,
+            TgRef::Arn(a) => o.tg_by_arn(a).is_some_and(|t| owned_by(&t.tags, stack)),
+        };
+        let lb_owned = |arn: &str| {
+            o.load_balancers
+                .iter()
+                .any(|l| l.arn == arn && owned_by(&l.tags, stack))
+        };
+        let listener_ok = |arn: &str| {
+            o.load_balancers
+                .iter()
+                .any(|l| owned_by(&l.tags, stack) && l.listeners.iter().any(|x| x.arn == arn))
+        };
+        let ok = match op {
+            Op::AuthorizeIngress { group, .. }
+            | Op::UpdateRuleDescriptions { group, .. }
+            | Op::RevokeIngress { group, .. } => group_ok(group),
+            Op::DeleteSecurityGroup { id, .. } => {
+                o.sg_by_id(id).is_some_and(|g| owned_by(&g.tags, stack))
+            }
+            Op::ModifyHealthCheck { tg, .. }
+            | Op::RegisterTargets { tg, .. }
+            | Op::DeregisterTargets { tg, .. } => tg_ok(tg),
+            Op::DeleteTargetGroup { arn, .. } => tg_ok(&TgRef::Arn(arn.clone())),
+            Op::SetSubnets { lb, .. } | Op::SetSecurityGroups { lb, .. } => match lb {
+                LbRef::New(_) => true,
+                LbRef::Arn(a) => lb_owned(a),
+            },
+            Op::DeleteLoadBalancer { arn, .. } => lb_owned(arn),
+            Op::CreateListener { lb, .. } => match lb {
+                LbRef::New(_) => true,
+                LbRef::Arn(a) => lb_owned(a),
+            },
+            Op::ModifyListener { arn, .. }
+            | Op::DeleteListener { arn, .. }
+            | Op::AttachStandby { arn, .. } => listener_ok(arn),
+            Op::SetRecord { name, .. } => self.record_names().contains(name),
+            Op::CreateSecurityGroup { .. }
+            | Op::CreateTargetGroup { .. }
+            | Op::CreateLoadBalancer { .. } => true,
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(format!("touches a resource the stack does not own: {op:?}"))
+        }
+    }
+
+    fn apply(&mut self, op: &Op) -> Result<(), String> {
+        match op {
+            Op::CreateSecurityGroup {
+                key,
+                name,
+                description,
+                vpc,
+                tags,
+            } => {
+                let id = self.id("sg");
+                self.sg_keys.insert(key.clone(), id.clone());
+                self.observed.security_groups.push(ObservedSg {
+                    id,
+                    name: name.clone(),
+                    vpc: vpc.clone(),
+                    description: description.clone(),
+                    tags: tags.clone(),
+                    rules: vec![],
+                });
+            }
+            Op::AuthorizeIngress { group, rules } | Op::UpdateRuleDescriptions { group, rules } => {
+                let id = self.sg_id(group).ok_or("the group does not exist")?;
+                let rules: Vec<(RuleKey, Option<String>)> = rules
+                    .iter()
+                    .map(|(k, d)| (self.resolve(k), d.clone()))
+                    .collect();
+                let g = self.sg_mut(&id)?;
+                for (key, description) in rules {
+                    match g.rules.iter_mut().find(|r| r.key == key) {
+                        Some(r) => r.description = description,
+                        None => g.rules.push(ObservedRule {
+                            id: None,
+                            key,
+                            description,
+                        }),
+                    }
+                }
+            }
+            Op::RevokeIngress { group, rules, .. } => {
+                let id = self.sg_id(group).ok_or("the group does not exist")?;
+                let rules: Vec<RuleKey> = rules.iter().map(|k| self.resolve(k)).collect();
+                self.sg_mut(&id)?.rules.retain(|r| !rules.contains(&r.key));
+            }
+            Op::DeleteSecurityGroup { id, .. } => {
+                let used = self
+                    .observed
+                    .load_balancers
+                    .iter()
+                    .any(|l| l.security_groups.contains(id));
+                if used {
+                    return Err(format!("group {id} is still used by a load balancer"));
+                }
+                self.observed.security_groups.retain(|g| &g.id != id);
+            }
+            Op::CreateTargetGroup {
+                key,
+                name,
+                port,
+                protocol,
+                vpc,
+                health,
+                tags,
+            } => {
+                let arn = format!("arn:sim:targetgroup/{name}/{}", self.id("tg"));
+                self.tg_keys.insert(key.clone(), arn.clone());
+                self.observed.target_groups.push(ObservedTg {
+                    arn,
+                    name: name.clone(),
+                    port: *port,
+                    protocol: protocol.clone(),
+                    vpc: vpc.clone(),
+                    health: health.clone(),
+                    tags: tags.clone(),
+                    load_balancers: vec![],
+                    targets: vec![],
+                });
+            }
+            Op::ModifyHealthCheck { tg, health } => {
+                let arn = self.tg_arn(tg).ok_or("the target group does not exist")?;
+                self.tg_mut(&arn)?.health = health.clone();
+            }
+            Op::RegisterTargets { tg, ids, .. } => {
+                let arn = self.tg_arn(tg).ok_or("the target group does not exist")?;
+                let t = self.tg_mut(&arn)?;
+                for id in ids {
+                    if !t.targets.iter().any(|h| &h.id == id) {
+                        t.targets.push(TargetHealth {
+                            id: id.clone(),
+                            state: "initial".into(),
+                            reason: Some("Elb.RegistrationInProgress".into()),
+                            description: None,
+                        });
+                    }
+                }
+            }
+            Op::DeregisterTargets { tg, ids, .. } => {
+                let arn = self.tg_arn(tg).ok_or("the target group does not exist")?;
+                self.tg_mut(&arn)?.targets.retain(|h| !ids.contains(&h.id));
+            }
+            Op::DeleteTargetGroup { arn, .. } => {
+                let in_use = self
+                    .observed
+                    .load_balancers
+                    .iter()
+                    .flat_map(|l| &l.listeners)
+                    .any(|l| l.forward.contains(arn));
+                if in_use {
+                    return Err(format!(
+                        "ResourceInUse: target group {arn} is used by a listener"
+                    ));
+                }
+                self.observed.target_groups.retain(|t| &t.arn != arn);
+            }
+            Op::CreateLoadBalancer {
+                name,
+                scheme,
+                subnets,
+                security_groups,
+                tags,
+            } => {
+                let arn = format!("arn:sim:loadbalancer/app/{name}/{}", self.id("lb"));
+                self.lb_names.insert(name.clone(), arn.clone());
+                let groups = security_groups
+                    .iter()
+                    .map(|g| {
+                        self.sg_id(g)
+                            .ok_or("a group of the load balancer does not exist")
+                    })
+                    .collect::<Result<_, _>>()?;
+                self.observed.load_balancers.push(ObservedLb {
+                    arn,
+                    name: name.clone(),
+                    dns_name: format!("{name}-{}.us-east-1.elb.amazonaws.com", self.next),
+                    hosted_zone_id: "Z35SXDOTRQ7X7K".into(),
+                    scheme: scheme.clone(),
+                    state: "provisioning".into(),
+                    vpc: self.desired.vpc.clone(),
+                    subnets: subnets.iter().cloned().collect(),
+                    security_groups: groups,
+                    tags: tags.clone(),
+                    listeners: vec![],
+                });
+            }
+            Op::SetSubnets { lb, subnets } => {
+                let arn = self.lb_arn(lb).ok_or("the load balancer does not exist")?;
+                self.lb_mut(&arn)?.subnets = subnets.iter().cloned().collect();
+            }
+            Op::SetSecurityGroups { lb, groups } => {
+                let arn = self.lb_arn(lb).ok_or("the load balancer does not exist")?;
+                let ids = groups
+                    .iter()
+                    .map(|g| self.sg_id(g).ok_or("a group does not exist"))
+                    .collect::<Result<_, _>>()?;
+                self.lb_mut(&arn)?.security_groups = ids;
+            }
+            Op::DeleteLoadBalancer { arn, .. } => {
+                self.observed.load_balancers.retain(|l| &l.arn != arn);
+                self.refresh_attachments();
+            }
+            Op::CreateListener {
+                lb,
+                port,
+                protocol,
+                certificate,
+                tg,
+            } => {
+                let arn = self.lb_arn(lb).ok_or("the load balancer does not exist")?;
+                let tg = self.tg_arn(tg).ok_or("the target group does not exist")?;
+                let id = self.id("listener");
+                let l = self.lb_mut(&arn)?;
+                if l.listeners.iter().any(|x| x.port == *port) {
+                    return Err(format!("DuplicateListener: port {port}"));
+                }
+                l.listeners.push(ObservedListener {
+                    arn: format!("{arn}/{id}"),
+                    port: *port,
+                    protocol: protocol.clone(),
+                    certificates: certificate.iter().cloned().collect(),
+                    forward: vec![tg.clone()],
+                    standby: vec![],
+                });
+                self.attach(&arn, &tg)?;
+            }
+            Op::AttachStandby { arn, tg, .. } => {
+                let tg = self.tg_arn(tg).ok_or("the target group does not exist")?;
+                let lb = self.lb_of_listener(arn)?;
+                self.attach(&lb, &tg)?;
+                let l = self.listener_mut(arn)?;
+                if !l.standby.contains(&tg) && !l.forward.contains(&tg) {
+                    l.standby.push(tg);
+                }
+            }
+            Op::ModifyListener {
+                arn,
+                protocol,
+                certificate,
+                tg,
+                ..
+            } => {
+                let tg = self.tg_arn(tg).ok_or("the target group does not exist")?;
+                let lb = self.lb_of_listener(arn)?;
+                self.attach(&lb, &tg)?;
+                let l = self
+                    .observed
+                    .load_balancers
+                    .iter_mut()
+                    .flat_map(|l| l.listeners.iter_mut())
+                    .find(|l| &l.arn == arn)
+                    .ok_or("the listener does not exist")?;
+                l.protocol = protocol.clone();
+                l.certificates = certificate.iter().cloned().collect();
+                l.forward = vec![tg];
+                l.standby.clear();
+                self.refresh_attachments();
+            }
+            Op::DeleteListener { arn, .. } => {
+                for l in &mut self.observed.load_balancers {
+                    l.listeners.retain(|x| &x.arn != arn);
+                }
+                self.refresh_attachments();
+            }
+            Op::SetRecord {
+                name,
+                kind,
+                ttl,
+                value,
+                replaces,
+                ..
+            } => self.set_record(name, kind, *ttl, value, replaces)?,
+        }
+        Ok(())
+    }
+
+    fn set_record(
+        &mut self,
+        name: &str,
+        kind: &str,
+        ttl: Option<u32>,
+        value: &RecordValue,
+        replaces: &[ObservedRecord],
+    ) -> Result<(), String> {
+        let (values, alias) = match value {
+            RecordValue::Values(v) => (v.clone(), None),
+            RecordValue::Alias { dns_name, zone_id } => (
+                vec![],
+                Some(AliasTarget {
+                    dns_name: dns_name.clone(),
+                    zone_id: zone_id.clone(),
+                }),
+            ),
+            RecordValue::LoadBalancer(lb) => {
+                let arn = self.lb_arn(lb).ok_or("the load balancer does not exist")?;
+                let l = self.lb_mut(&arn)?;
+                let dns = crate::manifest::net::normalize_dns(&l.dns_name);
+                if kind == "CNAME" {
+                    (vec![dns], None)
+                } else {
+                    let zone_id = l.hosted_zone_id.clone();
+                    (
+                        vec![],
+                        Some(AliasTarget {
+                            dns_name: dns,
+                            zone_id,
+                        }),
+                    )
+                }
+            }
+        };
+        let zone = self
+            .observed
+            .zone
+            .as_mut()
+            .ok_or("there is no hosted zone")?;
+        zone.records.retain(|r| {
+            !(r.name == name && (r.kind == kind || replaces.iter().any(|x| x.kind == r.kind)))
+        });
+        zone.records.push(ObservedRecord {
+            name: name.to_owned(),
+            kind: kind.to_owned(),
+            ttl: if alias.is_some() { None } else { ttl },
+            values,
+            alias,
+        });
+        // Every answer for the name ends now; the new ones start.
+        let now = self.clock;
+        for s in self
+            .history
+            .iter_mut()
+            .filter(|s| s.name == name && s.end.is_none())
+        {
+            s.end = Some(now);
+        }
+        let records = self.records();
+        for (answer, ttl) in answer_of(&records, name) {
+            self.history.push(Served {
+                name: name.to_owned(),
+                answer,
+                ttl,
+                end: None,
+            });
+        }
+        Ok(())
+    }
+
+    /// A group serves one load balancer only (AWS refuses a second).
+    fn attach(&mut self, lb: &str, tg: &str) -> Result<(), String> {
+        let t = self.tg_mut(tg)?;
+        if t.load_balancers.iter().any(|a| a != lb) {
+            return Err(format!(
+                "target group {} already serves another load balancer",
+                t.name
+            ));
+        }
+        if !t.load_balancers.iter().any(|a| a == lb) {
+            t.load_balancers.push(lb.to_owned());
+        }
+        Ok(())
+    }
+
+    /// Recomputes which load balancer each group serves, from the listeners.
+    fn refresh_attachments(&mut self) {
+        let mut by_tg: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for l in &self.observed.load_balancers {
+            for x in &l.listeners {
+                for t in x.forward.iter().chain(&x.standby) {
+                    let v = by_tg.entry(t.clone()).or_default();
+                    if !v.contains(&l.arn) {
+                        v.push(l.arn.clone());
+                    }
+                }
+            }
+        }
+        for t in &mut self.observed.target_groups {
+            t.load_balancers = by_tg.remove(&t.arn).unwrap_or_default();
+        }
+    }
+
+    fn lb_of_listener(&self, arn: &str) -> Result<String, String> {
+        self.observed
+            .load_balancers
+            .iter()
+            .find(|l| l.listeners.iter().any(|x| x.arn == arn))
+            .map(|l| l.arn.clone())
+            .ok_or_else(|| format!("listener {arn} does not exist"))
+    }
+
+    fn listener_mut(&mut self, arn: &str) -> Result<&mut ObservedListener, String> {
+        self.observed
+            .load_balancers
+            .iter_mut()
+            .flat_map(|l| l.listeners.iter_mut())
+            .find(|l| l.arn == arn)
+            .ok_or_else(|| format!("listener {arn} does not exist"))
+    }
+
+    fn sg_mut(&mut self, id: &str) -> Result<&mut ObservedSg, String> {
+        self.observed
+            .security_groups
+            .iter_mut()
+            .find(|g| g.id == id)
+            .ok_or_else(|| format!("group {id} does not exist"))
+    }
+
+    fn tg_mut(&mut self, arn: &str) -> Result<&mut ObservedTg, String> {
+        self.observed
+            .target_groups
+            .iter_mut()
+            .find(|t| t.arn == arn)
+            .ok_or_else(|| format!("target group {arn} does not exist"))
+    }
+
+    fn lb_mut(&mut self, arn: &str) -> Result<&mut ObservedLb, String> {
+        self.observed
+            .load_balancers
+            .iter_mut()
+            .find(|l| l.arn == arn)
+            .ok_or_else(|| format!("load balancer {arn} does not exist"))
+    }
+
+    /// Answers a client may hold now for `name`: current ones, and earlier ones whose TTL
+    /// has not run out since they stopped being served.
+    fn live_answers(&self, name: &str) -> Vec<&str> {
+        let mut out: Vec<&str> = self
+            .history
+            .iter()
+            .filter(|s| s.name == name)
+            .filter(|s| s.end.is_none_or(|end| end + s.ttl > self.clock))
+            .map(|s| s.answer.as_str())
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// The availability invariant: every answer a client may hold leads to a serving path.
+    pub fn reachable(&self) -> Result<(), String> {
+        for name in self.record_names() {
+            for answer in self.live_answers(&name) {
+                let lb_dns = answer
+                    .strip_prefix("lb:")
+                    .or_else(|| answer.strip_prefix("CNAME:"))
+                    .filter(|d| {
+                        self.observed
+                            .load_balancers
+                            .iter()
+                            .any(|l| crate::manifest::net::normalize_dns(&l.dns_name) == *d)
+                    });
+                let served = match lb_dns {
+                    Some(dns) => self.lb_path(dns),
+                    None => self.direct_path(),
+                };
+                if let Err(why) = served {
+                    return Err(format!(
+                        "{name} may still answer {answer}, which does not serve: {why}"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Backend groups: those the manifest has admitting a load balancer's group.
+    fn backend_groups(&self) -> Vec<&ObservedSg> {
+        let lb_keys: Vec<String> = self
+            .desired
+            .load_balancer
+            .security_groups
+            .iter()
+            .map(|g| match g {
+                crate::model::GroupRef::Key(k) | crate::model::GroupRef::Id(k) => k.clone(),
+            })
+            .collect();
+        self.desired
+            .security_groups
+            .values()
+            .filter(|g| {
+                g.rules.keys().any(|r| {
+                    matches!(&r.source, Source::Key(k) | Source::Group(k) if lb_keys.contains(k))
+                })
+            })
+            .filter_map(|g| {
+                let id = match &g.existing {
+                    Some(id) => Some(id.clone()),
+                    None => self.sg_keys.get(&g.key).cloned().or_else(|| {
+                        self.observed
+                            .security_groups
+                            .iter()
+                            .find(|o| o.name == g.name)
+                            .map(|o| o.id.clone())
+                    }),
+                }?;
+                self.observed.sg_by_id(&id)
+            })
+            .collect()
+    }
+
+    fn direct_path(&self) -> Result<(), String> {
+        let open = self.backend_groups().iter().any(|g| {
+            g.rules
+                .iter()
+                .any(|r| r.key.is_from_internet() && r.key.admits_tcp(443))
+        });
+        if open {
+            Ok(())
+        } else {
+            Err("the backend group no longer admits 443 from the internet".into())
+        }
+    }
+
+    fn lb_path(&self, dns: &str) -> Result<(), String> {
+        let lb = self
+            .observed
+            .load_balancers
+            .iter()
+            .find(|l| crate::manifest::net::normalize_dns(&l.dns_name) == dns)
+            .ok_or("the load balancer is gone")?;
+        if lb.state != "active" {
+            return Err(format!("the load balancer is {}", lb.state));
+        }
+        let groups: Vec<&ObservedSg> = lb
+            .security_groups
+            .iter()
+            .filter_map(|id| self.observed.sg_by_id(id))
+            .collect();
+        for port in [80, 443] {
+            let open = groups.iter().any(|g| {
+                g.rules
+                    .iter()
+                    .any(|r| r.key.is_from_internet() && r.key.admits_tcp(port))
+            });
+            if !open {
+                return Err(format!("its group does not admit {port} from the internet"));
+            }
+        }
+        let backends = self.backend_groups();
+        for port in self.desired.load_balancer.listeners.keys() {
+            let l = lb
+                .listeners
+                .iter()
+                .find(|l| l.port == *port)
+                .ok_or(format!("listener {port} is missing"))?;
+            let tg = l
+                .forward
+                .first()
+                .and_then(|a| self.observed.tg_by_arn(a))
+                .ok_or(format!("listener {port} forwards to no target group"))?;
+            if !tg.targets.iter().any(|t| t.state == "healthy") {
+                return Err(format!("listener {port}: no healthy target in {}", tg.name));
+            }
+            for p in [tg.port, tg.health.probed_port(tg.port)] {
+                let admitted = backends.iter().any(|g| {
+                    g.rules.iter().any(|r| {
+                        r.key.admits_tcp(p)
+                            && matches!(&r.key.source, Source::Group(id) if lb.security_groups.contains(id))
+                    })
+                });
+                if !admitted && !backends.is_empty() {
+                    return Err(format!(
+                        "the backend does not admit the load balancer's group on {p}"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Runs the nodes at positions `order` through the model from `observed`, checking after
+/// each that only owned resources were touched and, from the first moment the site serves
+/// (at once, unless the run starts from a broken state), that it keeps serving.
+pub fn check_order(
+    desired: &Desired,
+    observed: &crate::model::Observed,
+    nodes: &[Node],
+    order: &[usize],
+) -> Result<crate::model::Observed, Violation> {
+    let mut world = World::new(desired, observed.clone());
+    let mut serving = world.reachable().is_ok();
+    for i in order {
+        let Some(n) = nodes.get(*i) else { continue };
+        world.run(n)?;
+        match world.reachable() {
+            Ok(()) => serving = true,
+            Err(message) if serving => {
+                return Err(Violation {
+                    node: n.id.clone(),
+                    message,
+                })
+            }
+            Err(_) => {}
+        }
+    }
+    Ok(world.observed)
+}

@@ -1,0 +1,202 @@
+//! Properties of the planner over many starting states and manifests, checked through the
+//! model of apply (`plan::sim`) in random orders the executor may choose:
+//! - every order keeps the site reachable and touches only what the stack owns;
+//! - applying a plan converges: planning again shows no change.
+
+use proptest::prelude::*;
+use reconcile::model::{Desired, Observed, ObservedCert, ObservedSg, ObservedTg, Tags};
+use reconcile::names::STACK_TAG;
+use reconcile::plan::{sim, Plan};
+
+use crate::fixtures::*;
+
+const PINNED: &str =
+    "arn:aws:acm:us-east-1:123456789012:certificate/0b6a2d8e-1c2f-4b7e-9a35-6f1d2c3b4a59";
+
+fn manifests() -> Vec<(&'static str, Desired)> {
+    vec![
+        ("example", desired()),
+        ("alias", desired_from("manifests/site.alias.json")),
+        (
+            "shared-backend",
+            desired_from("manifests/site.shared-backend.json"),
+        ),
+        (
+            "pinned-cert",
+            desired_from("manifests/site.pinned-cert.json"),
+        ),
+        (
+            "app-port-8089",
+            desired_edited(|v| {
+                v["target_groups"]["app"]["port"] = 8089.into();
+                v["security_groups"]["backend"]["ingress"][0]["ports"] =
+                    serde_json::json!([80, 8088, 8089]);
+            }),
+        ),
+        (
+            "health-path",
+            desired_edited(|v| v["target_groups"]["http"]["health_check"]["path"] = "/ping".into()),
+        ),
+        (
+            "one-target",
+            desired_edited(|v| {
+                v["target_groups"]["app"]["targets"] = serde_json::json!(["i-0aaaaaaaaaaaaaaa1"]);
+            }),
+        ),
+        (
+            "internal-scheme",
+            desired_edited(|v| v["load_balancer"]["scheme"] = "internal".into()),
+        ),
+        (
+            "short-ttl",
+            desired_edited(|v| {
+                v["dns"]["records"][0]["ttl"] = 120.into();
+                v["dns"]["records"][0]["transition_ttl"] = 60.into();
+            }),
+        ),
+    ]
+}
+
+fn with_pinned_cert(mut o: Observed) -> Observed {
+    o.certificates.push(ObservedCert {
+        arn: PINNED.into(),
+        domain: "www.example.com".into(),
+        names: vec!["www.example.com".into(), "example.com".into()],
+        status: "ISSUED".into(),
+        not_after: Some(1_900_000_000),
+    });
+    o
+}
+
+/// Starting states: the account before, during and after the migration, drifted, with
+/// resources the stack does not own and leftovers it does.
+fn states() -> Vec<(&'static str, Observed)> {
+    let conv = converged();
+    let mut drifted = conv.clone();
+    drifted.security_groups.iter_mut().for_each(|g| {
+        if g.id == BACKEND {
+            g.rules.push(world(443));
+        }
+    });
+    drifted.load_balancers[0].listeners.retain(|l| l.port != 80);
+    if let Some(z) = drifted.zone.as_mut() {
+        z.records.iter_mut().for_each(|r| r.ttl = Some(86400));
+    }
+    let mut noisy = starting_point();
+    let foreign: Tags = [("owner".to_owned(), "someone-else".to_owned())].into();
+    let ours: Tags = [(STACK_TAG.to_owned(), "www-example".to_owned())].into();
+    let tg = |name: &str, tags: &Tags| ObservedTg {
+        arn: format!("arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/{name}/0123"),
+        name: name.into(),
+        port: 80,
+        protocol: "HTTP".into(),
+        vpc: VPC.into(),
+        health: conv.target_groups[0].health.clone(),
+        tags: tags.clone(),
+        load_balancers: vec![],
+        targets: vec![],
+    };
+    noisy.target_groups.push(tg("www-example-legacy", &foreign));
+    noisy.target_groups.push(tg("www-example-old", &ours));
+    noisy.security_groups.push(ObservedSg {
+        id: "sg-0fffffffffffffff1".into(),
+        name: "www-example-admin".into(),
+        vpc: VPC.into(),
+        description: "not ours".into(),
+        tags: foreign.clone(),
+        rules: vec![world(22)],
+    });
+    noisy.security_groups.push(ObservedSg {
+        id: "sg-0fffffffffffffff2".into(),
+        name: "www-example-old".into(),
+        vpc: VPC.into(),
+        description: "ours, left over".into(),
+        tags: ours,
+        rules: vec![world(8443)],
+    });
+    vec![
+        ("empty", empty_account()),
+        ("start", starting_point()),
+        ("converged", conv),
+        ("drifted", drifted),
+        ("noisy-start", noisy),
+    ]
+    .into_iter()
+    .map(|(n, o)| (n, with_pinned_cert(o)))
+    .collect()
+}
+
+/// A random order consistent with the plan's edges (Kahn's algorithm, random choices).
+fn random_order(p: &Plan, choices: &[usize]) -> Vec<usize> {
+    let n = p.nodes.len();
+    let index = |id: &str| p.nodes.iter().position(|x| x.id == id);
+    let mut indegree = vec![0usize; n];
+    let mut next: Vec<Vec<usize>> = vec![vec![]; n];
+    for (from, to) in &p.edges {
+        if let (Some(f), Some(t)) = (index(from), index(to)) {
+            indegree[t] += 1;
+            next[f].push(t);
+        }
+    }
+    let mut ready: Vec<usize> = (0..n).filter(|i| indegree[*i] == 0).collect();
+    let mut order = Vec::with_capacity(n);
+    let mut c = choices.iter().cycle();
+    while !ready.is_empty() {
+        let pick = c.next().copied().unwrap_or(0) % ready.len();
+        let i = ready.swap_remove(pick);
+        order.push(i);
+        for t in &next[i] {
+            indegree[*t] -= 1;
+            if indegree[*t] == 0 {
+                ready.push(*t);
+            }
+        }
+    }
+    assert_eq!(order.len(), n, "the plan is not a DAG");
+    order
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(400))]
+
+    #[test]
+    fn every_order_keeps_the_site_up_touches_only_owned_and_converges(
+        m in 0..9usize,
+        s in 0..5usize,
+        choices in prop::collection::vec(0..1000usize, 1..64),
+    ) {
+        let (mname, d) = manifests().swap_remove(m);
+        let (sname, o) = states().swap_remove(s);
+        let p = plan_of(&d, &o);
+        prop_assume!(p.blockers.is_empty());
+        let order = random_order(&p, &choices);
+        let after = sim::check_order(&d, &o, &p.nodes, &order)
+            .map_err(|v| TestCaseError::fail(format!("{mname} from {sname}: {v}")))?;
+        let again = plan_of(&d, &after);
+        prop_assert!(!again.has_changes(), "{mname} from {sname} does not converge: {:?}",
+            again.nodes.iter().map(|n| &n.id).collect::<Vec<_>>());
+        // What the stack does not own is still there, untouched.
+        for (a, b) in o.target_groups.iter().zip(&o.target_groups) {
+            if !a.tags.contains_key(STACK_TAG) {
+                prop_assert!(after.target_groups.contains(b));
+            }
+        }
+        for g in o.security_groups.iter().filter(|g| !g.tags.contains_key(STACK_TAG) && g.id != BACKEND) {
+            prop_assert!(after.security_groups.contains(g), "{} was touched", g.name);
+        }
+    }
+}
+
+#[test]
+fn every_scenario_plans_without_blockers() {
+    for (mname, d) in manifests() {
+        for (sname, o) in states() {
+            let p = plan_of(&d, &o);
+            assert!(
+                p.blockers.is_empty(),
+                "{mname} from {sname}: {:?}",
+                p.blockers
+            );
+        }
+    }
+}

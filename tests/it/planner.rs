@@ -1,0 +1,326 @@
+//! Pure planner tests: fixtures in, plan out, compared with golden renderings under
+//! tests/output (regenerate with UPDATE_GOLDEN=1 after checking the difference by eye).
+
+use reconcile::model::{Observed, ObservedCert, Source};
+use reconcile::plan::{Action, DnsStep, Gate, NodeKind, Op, Plan};
+use reconcile::render::human::{self, Style};
+
+use crate::fixtures::*;
+use crate::support::repo_file;
+
+fn golden(name: &str, p: &Plan) {
+    let text = human::plan(p, &format!("stack {}", p.stack), &Style { color: false });
+    let path = repo_file(&format!("tests/output/plan-{name}.txt"));
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, &text).unwrap();
+    }
+    let want = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        want == text,
+        "{} differs from the plan (UPDATE_GOLDEN=1 rewrites it):\n{text}",
+        path.display()
+    );
+}
+
+fn ids(p: &Plan) -> Vec<&str> {
+    p.nodes.iter().map(|n| n.id.as_str()).collect()
+}
+
+fn position(p: &Plan, id: &str) -> usize {
+    p.nodes
+        .iter()
+        .position(|n| n.id == id)
+        .unwrap_or_else(|| panic!("no node {id} in {:?}", ids(p)))
+}
+
+fn step(p: &Plan, id: &str) -> usize {
+    p.nodes[position(p, id)].step
+}
+
+/// `before` runs strictly before `after` in every order the executor may choose.
+fn precedes(p: &Plan, before: &str, after: &str) {
+    assert!(
+        step(p, before) < step(p, after),
+        "{before} must precede {after}"
+    );
+}
+
+#[test]
+fn empty_account_builds_everything_and_creates_the_record() {
+    let d = desired();
+    let p = plan_of(&d, &empty_account());
+    assert!(p.blockers.is_empty(), "{:?}", p.blockers);
+    let summary = p.summary();
+    assert_eq!(summary.get(&Action::Delete), None, "nothing to remove");
+    for id in [
+        "sg.lb.create",
+        "tg.http.create",
+        "tg.app.create",
+        "lb.create",
+        "listener.80.create",
+        "listener.443.create",
+        "dns.www.example.com.CNAME.create",
+    ] {
+        position(&p, id);
+    }
+    precedes(
+        &p,
+        "gate.tg.app.healthy",
+        "dns.www.example.com.CNAME.create",
+    );
+    golden("empty-account", &p);
+}
+
+#[test]
+fn starting_point_follows_the_migration_order() {
+    let d = desired();
+    let p = plan_of(&d, &starting_point());
+    assert!(p.blockers.is_empty(), "{:?}", p.blockers);
+    let name = "www.example.com";
+    let lower = format!("dns.{name}.A.lower-ttl");
+    let switch = format!("dns.{name}.CNAME.switch");
+    let restore = format!("dns.{name}.CNAME.restore-ttl");
+    precedes(&p, &lower, &format!("gate.dns.{name}.old-ttl"));
+    precedes(&p, &format!("gate.dns.{name}.old-ttl"), &switch);
+    for verified in [
+        "gate.lb.active",
+        "gate.tg.http.healthy",
+        "gate.tg.app.healthy",
+        "sg.backend.rules.add",
+    ] {
+        precedes(&p, verified, &switch);
+    }
+    precedes(&p, &switch, &format!("gate.dns.{name}.old-answers"));
+    precedes(
+        &p,
+        &format!("gate.dns.{name}.old-answers"),
+        "sg.backend.rules.remove",
+    );
+    precedes(&p, "sg.backend.rules.remove", &restore);
+    // The lowering starts at once, beside the building.
+    assert_eq!(step(&p, &lower), 1);
+    // The old TTL is waited out in full; the transition TTL after the switch.
+    let waits: Vec<u32> = p
+        .nodes
+        .iter()
+        .filter_map(|n| match &n.kind {
+            NodeKind::Gate(Gate::WaitTtl { seconds, .. }) => Some(*seconds),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(waits, vec![3600, 300]);
+    // Only the public rules go; the office ssh rule stays.
+    let removed = p.changes().find_map(|c| match &c.op {
+        Op::RevokeIngress {
+            rules, direct_path, ..
+        } => Some((rules.clone(), *direct_path)),
+        _ => None,
+    });
+    let (rules, direct) = removed.expect("a removal of the public rules");
+    assert!(direct);
+    assert_eq!(rules.len(), 2);
+    assert!(rules.iter().all(|r| r.is_from_internet()));
+    // The switch replaces the A record by the CNAME in one change batch.
+    let switch_op = p.changes().find_map(|c| match &c.op {
+        Op::SetRecord {
+            step: DnsStep::Switch,
+            replaces,
+            ttl,
+            ..
+        } => Some((replaces.clone(), *ttl)),
+        _ => None,
+    });
+    let (replaces, ttl) = switch_op.expect("a switch");
+    assert_eq!(replaces.len(), 1);
+    assert_eq!(replaces[0].kind, "A");
+    assert_eq!(ttl, Some(300));
+    golden("starting-point", &p);
+}
+
+#[test]
+fn converged_stack_plans_nothing() {
+    let d = desired();
+    let p = plan_of(&d, &converged());
+    assert!(!p.has_changes(), "{:#?}", p.nodes);
+    assert!(p.nodes.is_empty(), "no gates either: {:?}", ids(&p));
+    golden("converged", &p);
+}
+
+/// A drift case: an out-of-band edit of the converged state, and the change it must show.
+fn drift(name: &str, edit: impl FnOnce(&mut Observed), expect_id: &str, expect_attr: &str) {
+    let d = desired();
+    let mut o = converged();
+    edit(&mut o);
+    let p = plan_of(&d, &o);
+    assert!(p.blockers.is_empty(), "{:?}", p.blockers);
+    let c = p
+        .nodes
+        .iter()
+        .find(|n| n.id == expect_id)
+        .and_then(|n| match &n.kind {
+            NodeKind::Change(c) => Some(c),
+            NodeKind::Gate(_) => None,
+        })
+        .unwrap_or_else(|| panic!("{name}: no change {expect_id} in {:?}", ids(&p)));
+    assert!(
+        c.attrs.iter().any(|a| a.name.starts_with(expect_attr)),
+        "{name}: {expect_id} does not name {expect_attr}: {:?}",
+        c.attrs
+    );
+    // Applying the fix converges.
+    let fixed = run_in_order(&d, &o, &p);
+    assert!(
+        !plan_of(&d, &fixed).has_changes(),
+        "{name}: does not converge"
+    );
+    golden(&format!("drift-{name}"), &p);
+}
+
+fn backend(o: &mut Observed) -> &mut reconcile::model::ObservedSg {
+    o.security_groups
+        .iter_mut()
+        .find(|g| g.id == BACKEND)
+        .unwrap()
+}
+
+#[test]
+fn drift_backend_opened_to_the_world() {
+    drift(
+        "backend-443-open",
+        |o| backend(o).rules.push(world(443)),
+        "sg.backend.rules.remove",
+        "ingress",
+    );
+}
+
+#[test]
+fn drift_health_check_path() {
+    drift(
+        "health-check-path",
+        |o| {
+            let tg = o
+                .target_groups
+                .iter_mut()
+                .find(|t| t.name == "www-example-http")
+                .unwrap();
+            tg.health.path = "/".into();
+        },
+        "tg.http.health",
+        "health_check.path",
+    );
+}
+
+#[test]
+fn drift_port_80_listener_deleted() {
+    drift(
+        "listener-80-deleted",
+        |o| o.load_balancers[0].listeners.retain(|l| l.port != 80),
+        "listener.80.create",
+        "forward",
+    );
+}
+
+#[test]
+fn drift_listener_certificate_swapped() {
+    drift(
+        "certificate-swapped",
+        |o| {
+            let other = "arn:aws:acm:us-east-1:123456789012:certificate/99999999-0000-0000-0000-000000000000";
+            o.certificates.push(ObservedCert {
+                arn: other.into(),
+                domain: "shop.example.com".into(),
+                names: vec!["shop.example.com".into()],
+                status: "ISSUED".into(),
+                not_after: Some(2_100_000_000),
+            });
+            let l = o.load_balancers[0]
+                .listeners
+                .iter_mut()
+                .find(|l| l.port == 443)
+                .unwrap();
+            l.certificates = vec![other.into()];
+        },
+        "listener.443.update",
+        "certificate",
+    );
+}
+
+#[test]
+fn drift_target_deregistered() {
+    drift(
+        "target-deregistered",
+        |o| {
+            let tg = o
+                .target_groups
+                .iter_mut()
+                .find(|t| t.name == "www-example-app")
+                .unwrap();
+            tg.targets.retain(|t| t.id != "i-0aaaaaaaaaaaaaaa2");
+        },
+        "tg.app.targets.add",
+        "target",
+    );
+}
+
+#[test]
+fn drift_record_ttl_raised() {
+    drift(
+        "record-ttl-raised",
+        |o| {
+            let z = o.zone.as_mut().unwrap();
+            let r = z.records.iter_mut().find(|r| r.kind == "CNAME").unwrap();
+            r.ttl = Some(86400);
+        },
+        "dns.www.example.com.CNAME.set-ttl",
+        "ttl",
+    );
+}
+
+#[test]
+fn untagged_resource_with_a_derived_name_is_a_conflict() {
+    let d = desired();
+    let mut o = converged();
+    o.load_balancers[0].tags.clear();
+    let p = plan_of(&d, &o);
+    assert!(
+        p.blockers
+            .iter()
+            .any(|b| b.subject == "load balancer www-example"),
+        "{:?}",
+        p.blockers
+    );
+    assert!(
+        !p.changes()
+            .any(|c| c.resource.kind == "load_balancer" || c.resource.kind == "listener"),
+        "never taken over"
+    );
+}
+
+#[test]
+fn missing_certificate_and_zone_block_the_plan() {
+    let d = desired();
+    let mut o = empty_account();
+    o.certificates.clear();
+    o.zone = None;
+    let p = plan_of(&d, &o);
+    let subjects: Vec<&str> = p.blockers.iter().map(|b| b.subject.as_str()).collect();
+    assert!(subjects.contains(&"certificates.site"), "{subjects:?}");
+    assert!(subjects.contains(&"dns.zone"), "{subjects:?}");
+}
+
+#[test]
+fn rules_from_the_new_group_refer_to_it_by_key() {
+    let d = desired();
+    let p = plan_of(&d, &starting_point());
+    let add = p.changes().find_map(|c| match &c.op {
+        Op::AuthorizeIngress { group, rules } if c.resource.name.contains(BACKEND) => {
+            Some((group.clone(), rules.clone()))
+        }
+        _ => None,
+    });
+    let (_, rules) = add.expect("backend rules added");
+    assert!(rules
+        .iter()
+        .any(|(k, _)| k.source == Source::Key("lb".into())));
+    precedes(&p, "sg.lb.create", "sg.backend.rules.add");
+}
