@@ -1,0 +1,265 @@
+//! The commands' shared flow, apart from the command line and from printing: find the
+//! manifests, load and validate them all before any AWS call, read each stack's live state
+//! (concurrently, on shared clients per region), and plan.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::aws::{self, AwsOptions, Clients, Meter, ReadStats};
+use crate::manifest::{self, Diagnostics, Manifest};
+use crate::model::{Desired, Observed};
+use crate::plan::{self, Plan};
+
+/// Problems that stop a command, each a sentence for the user.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Manifests(ManifestErrors),
+    #[error("{path}: {message}")]
+    Files { path: String, message: String },
+    #[error("stack {stack}: {source}")]
+    Aws {
+        stack: String,
+        #[source]
+        source: aws::Error,
+    },
+    #[error("no AWS region for stack {stack}: set `region` in the manifest, pass --region, or set AWS_REGION")]
+    NoRegion { stack: String },
+    #[error("{0}")]
+    Bug(String),
+}
+
+/// Every manifest that failed validation.
+#[derive(Debug)]
+pub struct ManifestErrors(pub Vec<Diagnostics>);
+
+impl std::fmt::Display for ManifestErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for d in &self.0 {
+            write!(f, "{d}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A manifest read from disk and validated.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub path: PathBuf,
+    /// SHA-256 of the file's bytes, hex.
+    pub digest: String,
+    pub manifest: Manifest,
+    pub desired: Desired,
+}
+
+/// `-f` arguments to files: a folder stands for the `.json` files directly in it.
+pub fn manifest_files(args: &[PathBuf]) -> Result<Vec<PathBuf>, Error> {
+    let mut out = Vec::new();
+    for a in args {
+        if a.is_dir() {
+            let entries = std::fs::read_dir(a).map_err(|e| Error::Files {
+                path: a.display().to_string(),
+                message: format!("cannot list the folder: {e}"),
+            })?;
+            let mut files: Vec<PathBuf> = entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "json") && p.is_file())
+                .collect();
+            files.sort();
+            if files.is_empty() {
+                return Err(Error::Files {
+                    path: a.display().to_string(),
+                    message: "the folder holds no .json manifest".into(),
+                });
+            }
+            out.extend(files);
+        } else {
+            out.push(a.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// Loads and validates every manifest; fails with all problems of all files at once.
+pub fn load_all(files: &[PathBuf]) -> Result<Vec<Loaded>, Error> {
+    let mut loaded = Vec::new();
+    let mut failed = Vec::new();
+    for path in files {
+        match load(path) {
+            Ok(l) => loaded.push(l),
+            Err(d) => failed.push(d),
+        }
+    }
+    let mut seen = std::collections::BTreeMap::new();
+    for l in &loaded {
+        if let Some(other) = seen.insert(l.manifest.stack.clone(), l.path.clone()) {
+            return Err(Error::Files {
+                path: l.path.display().to_string(),
+                message: format!(
+                    "stack {} is also declared by {}; each stack has one manifest",
+                    l.manifest.stack,
+                    other.display()
+                ),
+            });
+        }
+    }
+    if failed.is_empty() {
+        Ok(loaded)
+    } else {
+        Err(Error::Manifests(ManifestErrors(failed)))
+    }
+}
+
+fn load(path: &Path) -> Result<Loaded, Diagnostics> {
+    let manifest = manifest::load(path)?;
+    let bytes = std::fs::read(path).unwrap_or_default();
+    Ok(Loaded {
+        path: path.to_path_buf(),
+        digest: sha256_hex(&bytes),
+        desired: Desired::from_manifest(&manifest),
+        manifest,
+    })
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A fingerprint of observed state: equal states give equal fingerprints.
+pub fn fingerprint(o: &Observed) -> String {
+    sha256_hex(&serde_json::to_vec(o).unwrap_or_default())
+}
+
+/// One stack, read and planned.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    pub loaded: Loaded,
+    pub region: String,
+    pub observed: Observed,
+    pub plan: Plan,
+    pub stats: ReadStats,
+}
+
+/// The region a stack runs in: the flag, else the manifest, else the AWS chain.
+async fn region_of(loaded: &Loaded, opts: &AwsOptions) -> Result<String, Error> {
+    if let Some(r) = opts.region.as_ref().or(loaded.manifest.region.as_ref()) {
+        return Ok(r.clone());
+    }
+    let from_chain = aws::loader(opts).load().await;
+    from_chain
+        .region()
+        .map(|r| r.to_string())
+        .ok_or_else(|| Error::NoRegion {
+            stack: loaded.manifest.stack.clone(),
+        })
+}
+
+/// Clients per region, made once and shared by the stacks of that region.
+pub struct Connections {
+    opts: AwsOptions,
+    by_region: std::collections::BTreeMap<String, Clients>,
+}
+
+impl Connections {
+    pub fn new(opts: AwsOptions) -> Connections {
+        Connections {
+            opts,
+            by_region: Default::default(),
+        }
+    }
+
+    pub async fn for_stack(&mut self, loaded: &Loaded) -> Result<(String, Clients), Error> {
+        let region = region_of(loaded, &self.opts).await?;
+        if !self.by_region.contains_key(&region) {
+            let opts = AwsOptions {
+                region: Some(region.clone()),
+                ..self.opts.clone()
+            };
+            self.by_region
+                .insert(region.clone(), aws::connect(&opts).await);
+        }
+        let clients = self
+            .by_region
+            .get(&region)
+            .cloned()
+            .ok_or_else(|| Error::Bug("clients vanished".into()))?;
+        Ok((region, clients))
+    }
+}
+
+/// Reads and plans every stack, concurrently.
+pub async fn plan_all(loaded: Vec<Loaded>, conns: &mut Connections) -> Result<Vec<Planned>, Error> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, l) in loaded.into_iter().enumerate() {
+        let (region, clients) = conns.for_stack(&l).await?;
+        tasks.spawn(async move {
+            let meter = Meter::new();
+            let observed = crate::observe::observe(&clients, &meter, &l.desired).await;
+            (i, l, region, observed, meter.stats())
+        });
+    }
+    let mut done = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        let (i, l, region, observed, stats) =
+            joined.map_err(|e| Error::Bug(format!("a read task failed: {e}")))?;
+        let observed = observed.map_err(|source| Error::Aws {
+            stack: l.manifest.stack.clone(),
+            source,
+        })?;
+        let plan = plan::plan(&l.desired, &observed).map_err(|e| Error::Bug(e.to_string()))?;
+        done.push((
+            i,
+            Planned {
+                loaded: l,
+                region,
+                observed,
+                plan,
+                stats,
+            },
+        ));
+    }
+    done.sort_by_key(|(i, _)| *i);
+    Ok(done.into_iter().map(|(_, p)| p).collect())
+}
+
+/// A plan saved by `plan --out`, to be carried out by `apply PLANFILE` only while the
+/// manifest and the live state are still the ones it was made from.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SavedPlan {
+    pub format_version: String,
+    pub stacks: Vec<SavedStack>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SavedStack {
+    pub manifest: PathBuf,
+    /// SHA-256 of the manifest file when the plan was made.
+    pub manifest_digest: String,
+    pub region: String,
+    /// SHA-256 of the observed state the plan was made from.
+    pub observed_fingerprint: String,
+    pub plan: Plan,
+}
+
+impl SavedPlan {
+    pub fn new(planned: &[Planned]) -> SavedPlan {
+        SavedPlan {
+            format_version: crate::render::json::FORMAT_VERSION.to_owned(),
+            stacks: planned
+                .iter()
+                .map(|p| SavedStack {
+                    manifest: p.loaded.path.clone(),
+                    manifest_digest: p.loaded.digest.clone(),
+                    region: p.region.clone(),
+                    observed_fingerprint: fingerprint(&p.observed),
+                    plan: p.plan.clone(),
+                })
+                .collect(),
+        }
+    }
+}
