@@ -6,7 +6,9 @@
 //! - [`manifest`]: serde types, validation with JSON paths, JSON Schema (offline).
 //! - [`names`]: the AWS names and tags derived from a manifest.
 //! - [`model`]: Desired and Observed, the project's own types (no SDK types).
+//! - [`aws`]: SDK clients, one thin read adapter per service, typed errors, request meter.
 
+pub mod aws;
 pub mod manifest;
 pub mod model;
 pub mod names;
