@@ -7,8 +7,10 @@
 //! - [`names`]: the AWS names and tags derived from a manifest.
 //! - [`model`]: Desired and Observed, the project's own types (no SDK types).
 //! - [`aws`]: SDK clients, one thin read adapter per service, typed errors, request meter.
+//! - [`observe`]: one batched, concurrent read of everything a manifest speaks about.
 
 pub mod aws;
 pub mod manifest;
 pub mod model;
 pub mod names;
+pub mod observe;
