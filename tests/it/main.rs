@@ -2,6 +2,7 @@
 //! `reconcile` binary (and, where it needs AWS, a private emulator) or tests pure logic.
 
 mod emulator;
+mod observe;
 mod props;
 mod schema;
 mod seed;
