@@ -108,7 +108,7 @@ fn security_group(g: &SecurityGroup) -> Result<ObservedSg> {
 /// key. A permission holds several sources; AWS and moto group them differently, and a
 /// rule is added and revoked one source at a time. Rule ids are not in this answer (only
 /// `DescribeSecurityGroupRules` has them, at one more request), so `id` stays `None`.
-pub fn rules(permissions: &[IpPermission]) -> Vec<ObservedRule> {
+fn rules(permissions: &[IpPermission]) -> Vec<ObservedRule> {
     let mut rules = Vec::new();
     for p in permissions {
         let protocol = protocol(p.ip_protocol().unwrap_or("-1"));

@@ -139,7 +139,7 @@ fn zone_id(id: &str) -> String {
 
 /// A record set in normal form; `None` for SOA and NS, which the zone owns (moto's SOA
 /// value is not even a valid SOA: it is a Python dict printed as text).
-pub fn record(set: &ResourceRecordSet) -> Option<ObservedRecord> {
+fn record(set: &ResourceRecordSet) -> Option<ObservedRecord> {
     let kind = set.r#type();
     if matches!(kind, RrType::Soa | RrType::Ns) {
         return None;
