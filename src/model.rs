@@ -113,12 +113,12 @@ pub struct HealthCheck {
 impl std::fmt::Display for HealthCheck {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let port = match self.port {
-            HealthPort::TrafficPort => "traffic port".to_owned(),
+            HealthPort::TrafficPort => "the traffic port".to_owned(),
             HealthPort::Port(p) => format!("port {p}"),
         };
         write!(
             f,
-            "{} {} on the {port}, expecting {}, every {}s (timeout {}s), healthy after {}, unhealthy after {}",
+            "{} {} on {port}, expecting {}, every {}s (timeout {}s), healthy after {}, unhealthy after {}",
             self.protocol,
             self.path,
             self.matcher,

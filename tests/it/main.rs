@@ -3,6 +3,7 @@
 
 mod emulator;
 mod fixtures;
+mod observe;
 mod plan_props;
 mod planner;
 mod props;

@@ -1,0 +1,157 @@
+//! ACM reads: the ISSUED certificates of the region and certificates by ARN, as the
+//! project's own types (names lowercase, expiry in seconds since the epoch).
+
+use aws_sdk_acm::types::{CertificateStatus, Filters, KeyAlgorithm};
+use aws_sdk_acm::Client;
+
+use super::{need, paginate, sdk_error, Answer, Meter, Result, Round, Service};
+use crate::manifest::net;
+use crate::model::ObservedCert;
+
+const SERVICE: Service = Service::Acm;
+
+/// The largest page `ListCertificates` gives.
+const PAGE_SIZE: i32 = 1000;
+
+/// A certificate from the listing, which may name only some of what it covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedCert {
+    pub cert: ObservedCert,
+    /// `cert.names` is every name the certificate covers. False when the listing gave no
+    /// subject alternative names (moto 5.2 never does) or said there are more: then only
+    /// `DescribeCertificate` has them all.
+    pub names_complete: bool,
+}
+
+/// Reads of one account and region's ACM certificates.
+#[derive(Debug, Clone)]
+pub struct Acm {
+    client: Client,
+    meter: Meter,
+}
+
+impl Acm {
+    pub fn new(client: &Client, meter: &Meter) -> Acm {
+        Acm {
+            client: client.clone(),
+            meter: meter.clone(),
+        }
+    }
+
+    /// Every ISSUED certificate with a key a load balancer can use (by default the listing
+    /// shows RSA 2048 keys only).
+    pub async fn issued(&self, after: Round) -> Result<Answer<Vec<ListedCert>>> {
+        const OP: &str = "ListCertificates";
+        let keys = Filters::builder()
+            .set_key_types(Some(vec![
+                KeyAlgorithm::Rsa2048,
+                KeyAlgorithm::Rsa3072,
+                KeyAlgorithm::Rsa4096,
+                KeyAlgorithm::EcPrime256v1,
+                KeyAlgorithm::EcSecp384r1,
+                KeyAlgorithm::EcSecp521r1,
+            ]))
+            .build();
+        let keys = &keys;
+        let mut answer = paginate(&self.meter, OP, after, |token: Option<String>| async move {
+            let out = self
+                .client
+                .list_certificates()
+                .certificate_statuses(CertificateStatus::Issued)
+                .includes(keys.clone())
+                .max_items(PAGE_SIZE)
+                .set_next_token(token)
+                .send()
+                .await
+                .map_err(|e| sdk_error(SERVICE, OP, e))?;
+            let mut certs = Vec::new();
+            for s in out.certificate_summary_list() {
+                let domain = need(s.domain_name(), SERVICE, OP, "DomainName")?;
+                let sans = s.subject_alternative_name_summaries();
+                certs.push(ListedCert {
+                    cert: ObservedCert {
+                        arn: need(s.certificate_arn(), SERVICE, OP, "CertificateArn")?.to_owned(),
+                        domain: net::normalize_dns(domain),
+                        names: names(domain, sans),
+                        status: s.status().map_or("ISSUED", |s| s.as_str()).to_owned(),
+                        not_after: s.not_after().map(|t| t.secs()),
+                    },
+                    names_complete: !sans.is_empty()
+                        && s.has_additional_subject_alternative_names() != Some(true),
+                });
+            }
+            Ok((certs, out.next_token().map(str::to_owned)))
+        })
+        .await?;
+        answer.value.sort_by(|a, b| a.cert.arn.cmp(&b.cert.arn));
+        Ok(answer)
+    }
+
+    /// One certificate with every name it covers, whatever its status; `None` when there
+    /// is no such certificate (in this account and region).
+    pub async fn certificate(
+        &self,
+        arn: &str,
+        after: Round,
+    ) -> Result<Answer<Option<ObservedCert>>> {
+        const OP: &str = "DescribeCertificate";
+        let round = self.meter.record(OP, after);
+        let sent = self
+            .client
+            .describe_certificate()
+            .certificate_arn(arn)
+            .send()
+            .await;
+        let out = match sent {
+            Ok(out) => out,
+            Err(e)
+                if e.as_service_error().is_some_and(|e| {
+                    e.is_resource_not_found_exception() || e.is_invalid_arn_exception()
+                }) =>
+            {
+                return Ok(Answer { value: None, round })
+            }
+            Err(e) => return Err(sdk_error(SERVICE, OP, e)),
+        };
+        let c = need(out.certificate(), SERVICE, OP, "Certificate")?;
+        let domain = need(c.domain_name(), SERVICE, OP, "Certificate.DomainName")?;
+        let value = ObservedCert {
+            arn: c.certificate_arn().unwrap_or(arn).to_owned(),
+            domain: net::normalize_dns(domain),
+            names: names(domain, c.subject_alternative_names()),
+            status: c.status().map_or("", |s| s.as_str()).to_owned(),
+            not_after: c.not_after().map(|t| t.secs()),
+        };
+        Ok(Answer {
+            value: Some(value),
+            round,
+        })
+    }
+}
+
+/// The domain and the alternative names, lowercase, each once, the domain first.
+fn names(domain: &str, sans: &[String]) -> Vec<String> {
+    let mut names = vec![net::normalize_dns(domain)];
+    for san in sans {
+        let san = net::normalize_dns(san);
+        if !names.contains(&san) {
+            names.push(san);
+        }
+    }
+    names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_start_with_the_domain_once() {
+        let sans = ["WWW.example.com".to_owned(), "*.example.com".to_owned()];
+        assert_eq!(
+            names("www.example.com", &sans),
+            vec!["www.example.com", "*.example.com"]
+        );
+        assert_eq!(names("Example.com", &[]), vec!["example.com"]);
+    }
+}

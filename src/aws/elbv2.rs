@@ -1,0 +1,497 @@
+//! Elastic Load Balancing (v2) reads: load balancers, listeners, target groups, target
+//! health and tags, as the project's own types.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use aws_sdk_elasticloadbalancingv2::types::{
+    Action, ActionTypeEnum, Listener, LoadBalancer, Tag, TargetGroup, TargetHealthDescription,
+};
+use aws_sdk_elasticloadbalancingv2::Client;
+
+use super::{need, paginate, sdk_error, try_join_all, Answer, Meter, Result, Round, Service};
+use crate::manifest::net;
+use crate::model::{HealthCheck, ObservedLb, ObservedListener, ObservedTg, Tags, TargetHealth};
+
+const SERVICE: Service = Service::Elbv2;
+
+/// The largest page the describe operations give.
+const PAGE_SIZE: i32 = 400;
+
+/// The most ARNs one `DescribeTags` takes.
+pub const TAGS_PER_CALL: usize = 20;
+
+/// Reads of one account and region's Elastic Load Balancing.
+#[derive(Debug, Clone)]
+pub struct Elbv2 {
+    client: Client,
+    meter: Meter,
+}
+
+impl Elbv2 {
+    pub fn new(client: &Client, meter: &Meter) -> Elbv2 {
+        Elbv2 {
+            client: client.clone(),
+            meter: meter.clone(),
+        }
+    }
+
+    /// Every load balancer named one of `names`, without listeners or tags. Lists all of
+    /// them (every page): asking by name fails as soon as one name is missing on AWS, and
+    /// moto's answer then depends on the order of the names.
+    pub async fn load_balancers(
+        &self,
+        names: &[String],
+        after: Round,
+    ) -> Result<Answer<Vec<ObservedLb>>> {
+        const OP: &str = "DescribeLoadBalancers";
+        paginate(
+            &self.meter,
+            OP,
+            after,
+            |marker: Option<String>| async move {
+                let out = self
+                    .client
+                    .describe_load_balancers()
+                    .page_size(PAGE_SIZE)
+                    .set_marker(marker)
+                    .send()
+                    .await
+                    .map_err(|e| sdk_error(SERVICE, OP, e))?;
+                let mut kept = Vec::new();
+                for lb in out.load_balancers() {
+                    if lb
+                        .load_balancer_name()
+                        .is_some_and(|n| names.iter().any(|want| want == n))
+                    {
+                        kept.push(load_balancer(lb)?);
+                    }
+                }
+                Ok((kept, out.next_marker().map(str::to_owned)))
+            },
+        )
+        .await
+    }
+
+    /// Every target group whose name starts with `prefix`, without tags or targets.
+    pub async fn target_groups(
+        &self,
+        prefix: &str,
+        after: Round,
+    ) -> Result<Answer<Vec<ObservedTg>>> {
+        const OP: &str = "DescribeTargetGroups";
+        paginate(
+            &self.meter,
+            OP,
+            after,
+            |marker: Option<String>| async move {
+                let out = self
+                    .client
+                    .describe_target_groups()
+                    .page_size(PAGE_SIZE)
+                    .set_marker(marker)
+                    .send()
+                    .await
+                    .map_err(|e| sdk_error(SERVICE, OP, e))?;
+                let mut kept = Vec::new();
+                for tg in out.target_groups() {
+                    if tg
+                        .target_group_name()
+                        .is_some_and(|n| n.starts_with(prefix))
+                    {
+                        kept.push(target_group(tg)?);
+                    }
+                }
+                Ok((kept, out.next_marker().map(str::to_owned)))
+            },
+        )
+        .await
+    }
+
+    /// The listeners of a load balancer, by port; `None` when the load balancer no longer
+    /// exists.
+    pub async fn listeners(
+        &self,
+        load_balancer_arn: &str,
+        after: Round,
+    ) -> Result<Answer<Option<Vec<ObservedListener>>>> {
+        const OP: &str = "DescribeListeners";
+        let gone = AtomicBool::new(false);
+        let gone = &gone;
+        let answer = paginate(
+            &self.meter,
+            OP,
+            after,
+            |marker: Option<String>| async move {
+                let sent = self
+                    .client
+                    .describe_listeners()
+                    .load_balancer_arn(load_balancer_arn)
+                    .page_size(PAGE_SIZE)
+                    .set_marker(marker)
+                    .send()
+                    .await;
+                match sent {
+                    Ok(out) => {
+                        let listeners = out
+                            .listeners()
+                            .iter()
+                            .map(listener)
+                            .collect::<Result<Vec<_>>>()?;
+                        Ok((listeners, out.next_marker().map(str::to_owned)))
+                    }
+                    Err(e)
+                        if e.as_service_error()
+                            .is_some_and(|e| e.is_load_balancer_not_found_exception()) =>
+                    {
+                        gone.store(true, Ordering::Relaxed);
+                        Ok((Vec::new(), None))
+                    }
+                    Err(e) => Err(sdk_error(SERVICE, OP, e)),
+                }
+            },
+        )
+        .await?;
+        let mut listeners = answer.value;
+        listeners.sort_by_key(|l| l.port);
+        Ok(Answer {
+            value: (!gone.load(Ordering::Relaxed)).then_some(listeners),
+            round: answer.round,
+        })
+    }
+
+    /// The tags of each ARN (load balancers and target groups may be mixed), in calls of
+    /// [`TAGS_PER_CALL`] sent together. An ARN that no longer exists is left out.
+    pub async fn tags(
+        &self,
+        arns: &[String],
+        after: Round,
+    ) -> Result<Answer<BTreeMap<String, Tags>>> {
+        let batches = try_join_all(
+            arns.chunks(TAGS_PER_CALL)
+                .map(|batch| self.tag_batch(batch, after)),
+        )
+        .await?;
+        let mut tags = BTreeMap::new();
+        let mut round = after;
+        for batch in batches {
+            tags.extend(batch.value);
+            round = round.max(batch.round);
+        }
+        Ok(Answer { value: tags, round })
+    }
+
+    async fn tag_batch(
+        &self,
+        arns: &[String],
+        after: Round,
+    ) -> Result<Answer<BTreeMap<String, Tags>>> {
+        const OP: &str = "DescribeTags";
+        let round = self.meter.record(OP, after);
+        let sent = self
+            .client
+            .describe_tags()
+            .set_resource_arns(Some(arns.to_vec()))
+            .send()
+            .await;
+        let out = match sent {
+            Ok(out) => out,
+            // AWS refuses the whole call when one resource is gone (deleted since it was
+            // listed): ask for each one alone and leave out the missing ones. One level
+            // deep only: a single ARN never takes this arm.
+            Err(e) if arns.len() > 1 && is_not_found(&e) => {
+                let single = try_join_all(
+                    arns.iter()
+                        .map(|arn| self.tag_batch(std::slice::from_ref(arn), round)),
+                )
+                .await;
+                return single.map(|answers| {
+                    let mut tags = BTreeMap::new();
+                    let mut last = round;
+                    for a in answers {
+                        tags.extend(a.value);
+                        last = last.max(a.round);
+                    }
+                    Answer {
+                        value: tags,
+                        round: last,
+                    }
+                });
+            }
+            Err(e) if is_not_found(&e) => {
+                return Ok(Answer {
+                    value: BTreeMap::new(),
+                    round,
+                })
+            }
+            Err(e) => return Err(sdk_error(SERVICE, OP, e)),
+        };
+        let mut tags = BTreeMap::new();
+        for d in out.tag_descriptions() {
+            let arn = need(d.resource_arn(), SERVICE, OP, "TagDescriptions.ResourceArn")?;
+            tags.insert(arn.to_owned(), tag_map(d.tags()));
+        }
+        Ok(Answer { value: tags, round })
+    }
+
+    /// The health of each target registered in a target group, by id; `None` when the
+    /// target group no longer exists.
+    pub async fn target_health(
+        &self,
+        target_group_arn: &str,
+        after: Round,
+    ) -> Result<Answer<Option<Vec<TargetHealth>>>> {
+        const OP: &str = "DescribeTargetHealth";
+        let round = self.meter.record(OP, after);
+        let sent = self
+            .client
+            .describe_target_health()
+            .target_group_arn(target_group_arn)
+            .send()
+            .await;
+        let value = match sent {
+            Ok(out) => {
+                let mut targets = out
+                    .target_health_descriptions()
+                    .iter()
+                    .map(target_health)
+                    .collect::<Result<Vec<_>>>()?;
+                targets.sort_by(|a, b| a.id.cmp(&b.id));
+                Some(targets)
+            }
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_target_group_not_found_exception()) =>
+            {
+                None
+            }
+            Err(e) => return Err(sdk_error(SERVICE, OP, e)),
+        };
+        Ok(Answer { value, round })
+    }
+}
+
+fn is_not_found<R>(
+    e: &aws_sdk_elasticloadbalancingv2::error::SdkError<
+        aws_sdk_elasticloadbalancingv2::operation::describe_tags::DescribeTagsError,
+        R,
+    >,
+) -> bool {
+    e.as_service_error().is_some_and(|e| {
+        e.is_load_balancer_not_found_exception() || e.is_target_group_not_found_exception()
+    })
+}
+
+fn tag_map(tags: &[Tag]) -> Tags {
+    tags.iter()
+        .filter_map(|t| Some((t.key()?.to_owned(), t.value().unwrap_or("").to_owned())))
+        .collect()
+}
+
+fn port(p: Option<i32>) -> u16 {
+    // Ports AWS reports are within 1..65535; a target group of Lambda functions has none.
+    p.and_then(|p| u16::try_from(p).ok()).unwrap_or(0)
+}
+
+fn load_balancer(lb: &LoadBalancer) -> Result<ObservedLb> {
+    const OP: &str = "DescribeLoadBalancers";
+    Ok(ObservedLb {
+        arn: need(lb.load_balancer_arn(), SERVICE, OP, "LoadBalancerArn")?.to_owned(),
+        name: need(lb.load_balancer_name(), SERVICE, OP, "LoadBalancerName")?.to_owned(),
+        dns_name: net::normalize_dns(lb.dns_name().unwrap_or("")),
+        hosted_zone_id: lb.canonical_hosted_zone_id().unwrap_or("").to_owned(),
+        scheme: lb.scheme().map_or("", |s| s.as_str()).to_owned(),
+        state: lb
+            .state()
+            .and_then(|s| s.code())
+            .map_or("", |c| c.as_str())
+            .to_owned(),
+        vpc: lb.vpc_id().unwrap_or("").to_owned(),
+        subnets: lb
+            .availability_zones()
+            .iter()
+            .filter_map(|az| az.subnet_id().map(str::to_owned))
+            .collect(),
+        security_groups: lb.security_groups().iter().cloned().collect(),
+        tags: Tags::new(),
+        listeners: Vec::new(),
+    })
+}
+
+fn listener(l: &Listener) -> Result<ObservedListener> {
+    const OP: &str = "DescribeListeners";
+    let (forward, standby) = forward_targets(l.default_actions());
+    Ok(ObservedListener {
+        arn: need(l.listener_arn(), SERVICE, OP, "ListenerArn")?.to_owned(),
+        port: port(l.port()),
+        protocol: l.protocol().map_or("", |p| p.as_str()).to_owned(),
+        certificates: l
+            .certificates()
+            .iter()
+            .filter_map(|c| c.certificate_arn().map(str::to_owned))
+            .collect(),
+        forward,
+        standby,
+    })
+}
+
+/// Target group ARNs of the forward action, once each, in the order AWS gives them. AWS
+/// reports a single-group forward both as `TargetGroupArn` and in `ForwardConfig`.
+/// The default action's target groups: those sent traffic, and those attached with weight
+/// zero (health-checked, sent nothing).
+fn forward_targets(actions: &[Action]) -> (Vec<String>, Vec<String>) {
+    let mut forward: Vec<String> = Vec::new();
+    let mut standby: Vec<String> = Vec::new();
+    let mut forwards: Vec<&Action> = actions
+        .iter()
+        .filter(|a| a.r#type() == Some(&ActionTypeEnum::Forward))
+        .collect();
+    forwards.sort_by_key(|a| a.order().unwrap_or(i32::MAX));
+    let add = |list: &mut Vec<String>, arn: &str| {
+        if !list.iter().any(|known| known == arn) {
+            list.push(arn.to_owned());
+        }
+    };
+    for a in forwards {
+        if let Some(arn) = a.target_group_arn() {
+            add(&mut forward, arn);
+        }
+        let tuples = a
+            .forward_config()
+            .map(|f| f.target_groups())
+            .unwrap_or_default();
+        for t in tuples {
+            if let Some(arn) = t.target_group_arn() {
+                if t.weight() == Some(0) {
+                    add(&mut standby, arn);
+                } else {
+                    add(&mut forward, arn);
+                }
+            }
+        }
+    }
+    standby.retain(|arn| !forward.contains(arn));
+    (forward, standby)
+}
+
+fn target_group(tg: &TargetGroup) -> Result<ObservedTg> {
+    const OP: &str = "DescribeTargetGroups";
+    let traffic_port = port(tg.port());
+    let protocol = tg.protocol().map_or("", |p| p.as_str()).to_owned();
+    let health = HealthCheck {
+        protocol: tg
+            .health_check_protocol()
+            .map_or(protocol.as_str(), |p| p.as_str())
+            .to_owned(),
+        // `traffic-port`, or a number that may equal the traffic port.
+        port: HealthCheck::normal_port(
+            tg.health_check_port().and_then(|p| p.parse().ok()),
+            traffic_port,
+        ),
+        path: tg.health_check_path().unwrap_or("").to_owned(),
+        matcher: tg
+            .matcher()
+            .and_then(|m| m.http_code().or(m.grpc_code()))
+            .unwrap_or("")
+            .replace(' ', ""),
+        // AWS's defaults for an HTTP target group, should an answer leave one out.
+        interval_seconds: tg.health_check_interval_seconds().unwrap_or(30),
+        timeout_seconds: tg.health_check_timeout_seconds().unwrap_or(5),
+        healthy_threshold: tg.healthy_threshold_count().unwrap_or(5),
+        unhealthy_threshold: tg.unhealthy_threshold_count().unwrap_or(2),
+    };
+    Ok(ObservedTg {
+        arn: need(tg.target_group_arn(), SERVICE, OP, "TargetGroupArn")?.to_owned(),
+        name: need(tg.target_group_name(), SERVICE, OP, "TargetGroupName")?.to_owned(),
+        port: traffic_port,
+        protocol,
+        vpc: tg.vpc_id().unwrap_or("").to_owned(),
+        health,
+        tags: Tags::new(),
+        load_balancers: tg.load_balancer_arns().to_vec(),
+        targets: Vec::new(),
+    })
+}
+
+fn target_health(d: &TargetHealthDescription) -> Result<TargetHealth> {
+    const OP: &str = "DescribeTargetHealth";
+    let id = need(d.target().and_then(|t| t.id()), SERVICE, OP, "Target.Id")?;
+    let health = d.target_health();
+    Ok(TargetHealth {
+        id: id.to_owned(),
+        state: health
+            .and_then(|h| h.state())
+            .map_or("", |s| s.as_str())
+            .to_owned(),
+        reason: health
+            .and_then(|h| h.reason())
+            .map(|r| r.as_str().to_owned()),
+        description: health.and_then(|h| h.description()).map(str::to_owned),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::HealthPort;
+    use aws_sdk_elasticloadbalancingv2::types::{
+        ForwardActionConfig, Matcher, ProtocolEnum, TargetGroupTuple,
+    };
+
+    #[test]
+    fn forward_lists_each_group_once() {
+        let single = Action::builder()
+            .r#type(ActionTypeEnum::Forward)
+            .target_group_arn("tg-a")
+            .forward_config(
+                ForwardActionConfig::builder()
+                    .target_groups(TargetGroupTuple::builder().target_group_arn("tg-a").build())
+                    .build(),
+            )
+            .build();
+        assert_eq!(
+            forward_targets(&[single]),
+            (vec!["tg-a".to_owned()], vec![])
+        );
+        let weighted = Action::builder()
+            .r#type(ActionTypeEnum::Forward)
+            .forward_config(
+                ForwardActionConfig::builder()
+                    .target_groups(TargetGroupTuple::builder().target_group_arn("tg-a").build())
+                    .target_groups(TargetGroupTuple::builder().target_group_arn("tg-b").build())
+                    .target_groups(
+                        TargetGroupTuple::builder()
+                            .target_group_arn("tg-c")
+                            .weight(0)
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build();
+        let (forward, standby) = forward_targets(&[weighted]);
+        assert_eq!(forward, vec!["tg-a", "tg-b"]);
+        assert_eq!(standby, vec!["tg-c"]);
+    }
+
+    #[test]
+    fn health_port_on_the_traffic_port_is_normalised() {
+        let tg = |hc_port: &str| {
+            TargetGroup::builder()
+                .target_group_arn("arn")
+                .target_group_name("www-example-app")
+                .protocol(ProtocolEnum::Http)
+                .port(8088)
+                .health_check_port(hc_port)
+                .matcher(Matcher::builder().http_code("200, 302").build())
+                .build()
+        };
+        let port_of = |hc: &str| target_group(&tg(hc)).map(|t| t.health.port).ok();
+        assert_eq!(port_of("traffic-port"), Some(HealthPort::TrafficPort));
+        assert_eq!(port_of("8088"), Some(HealthPort::TrafficPort));
+        assert_eq!(port_of("80"), Some(HealthPort::Port(80)));
+        assert_eq!(
+            target_group(&tg("80")).map(|t| t.health.matcher).ok(),
+            Some("200,302".to_owned())
+        );
+    }
+}

@@ -1,0 +1,430 @@
+//! The AWS side: SDK clients from the standard AWS chain, one thin read adapter per service
+//! (returning the project's own types, never SDK types), typed errors, and a [`Meter`]
+//! that counts every request and the round it was sent in.
+
+pub mod acm;
+pub mod ec2;
+pub mod elbv2;
+pub mod route53;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::Poll;
+
+use aws_config::retry::RetryConfig;
+use aws_config::{BehaviorVersion, ConfigLoader, Region, SdkConfig};
+// The SDK crates share these types (aws-smithy); any service crate's re-export will do.
+use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
+use serde::Serialize;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// How many times the SDK tries a request (throttling, 5xx, timeouts) before giving up.
+const MAX_ATTEMPTS: u32 = 5;
+
+// ---------------------------------------------------------------------------------------
+// Clients
+
+/// Overrides of the standard AWS chain (flags win over the environment and profiles).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AwsOptions {
+    /// `--region`, or else the manifest's `region`; `None` leaves it to the chain.
+    pub region: Option<String>,
+    /// `--profile`; `None` leaves it to `AWS_PROFILE` and the chain.
+    pub profile: Option<String>,
+    /// `--endpoint-url`; `None` leaves it to `AWS_ENDPOINT_URL` (read by aws-config).
+    pub endpoint_url: Option<String>,
+}
+
+/// One SDK client per service, sharing one configuration.
+#[derive(Debug, Clone)]
+pub struct Clients {
+    pub elbv2: aws_sdk_elasticloadbalancingv2::Client,
+    pub ec2: aws_sdk_ec2::Client,
+    pub route53: aws_sdk_route53::Client,
+    pub acm: aws_sdk_acm::Client,
+}
+
+impl Clients {
+    pub fn new(config: &SdkConfig) -> Clients {
+        Clients {
+            elbv2: aws_sdk_elasticloadbalancingv2::Client::new(config),
+            ec2: aws_sdk_ec2::Client::new(config),
+            route53: aws_sdk_route53::Client::new(config),
+            acm: aws_sdk_acm::Client::new(config),
+        }
+    }
+}
+
+/// The standard AWS chain with `opts` applied and the SDK's standard retry mode. Callers
+/// that need more (a test's static credentials) add to it before `load()`.
+pub fn loader(opts: &AwsOptions) -> ConfigLoader {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS));
+    if let Some(region) = &opts.region {
+        loader = loader.region(Region::new(region.clone()));
+    }
+    if let Some(profile) = &opts.profile {
+        loader = loader.profile_name(profile);
+    }
+    if let Some(url) = &opts.endpoint_url {
+        loader = loader.endpoint_url(url);
+    }
+    loader
+}
+
+/// Clients configured from the standard AWS chain with `opts` applied.
+pub async fn connect(opts: &AwsOptions) -> Clients {
+    Clients::new(&loader(opts).load().await)
+}
+
+// ---------------------------------------------------------------------------------------
+// Errors
+
+/// The AWS service a request went to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Service {
+    Elbv2,
+    Ec2,
+    Route53,
+    Acm,
+}
+
+impl std::fmt::Display for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Service::Elbv2 => "elasticloadbalancing",
+            Service::Ec2 => "ec2",
+            Service::Route53 => "route53",
+            Service::Acm => "acm",
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// AWS answered with an error.
+    #[error("{service} {operation} failed: {code}: {message}")]
+    Api {
+        service: Service,
+        operation: &'static str,
+        code: String,
+        message: String,
+    },
+    /// No usable answer: the request could not be built or sent, timed out after the
+    /// retries, or its answer could not be read.
+    #[error("{service} {operation} got no answer: {detail}")]
+    Transport {
+        service: Service,
+        operation: &'static str,
+        detail: String,
+    },
+    /// AWS answered without a field that every such answer has.
+    #[error("{service} {operation} answered without {field}")]
+    Incomplete {
+        service: Service,
+        operation: &'static str,
+        field: &'static str,
+    },
+    /// More than one public (or, with none public, private) hosted zone has the name.
+    #[error(
+        "more than one hosted zone is named {name} ({}); reconcile cannot tell which one is \
+         delegated",
+        ids.join(", ")
+    )]
+    AmbiguousZone { name: String, ids: Vec<String> },
+}
+
+impl Error {
+    /// AWS's error code, when AWS answered with one.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            Error::Api { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+
+    /// The operation that failed.
+    pub fn operation(&self) -> Option<&'static str> {
+        match self {
+            Error::Api { operation, .. }
+            | Error::Transport { operation, .. }
+            | Error::Incomplete { operation, .. } => Some(operation),
+            Error::AmbiguousZone { .. } => Some("ListHostedZonesByName"),
+        }
+    }
+}
+
+/// An SDK error as the project's error, naming the service and operation.
+pub(crate) fn sdk_error<E, R>(
+    service: Service,
+    operation: &'static str,
+    err: SdkError<E, R>,
+) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match &err {
+        SdkError::ServiceError(_) => Error::Api {
+            service,
+            operation,
+            code: err.code().unwrap_or("Unknown").to_owned(),
+            message: err.message().unwrap_or("").to_owned(),
+        },
+        _ => Error::Transport {
+            service,
+            operation,
+            detail: chain(&err),
+        },
+    }
+}
+
+/// An error and its causes on one line (`dispatch failure: io error: ...: Connection
+/// refused`), each cause once.
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut cause = err.source();
+    while let Some(e) = cause {
+        let more = e.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = e.source();
+    }
+    text
+}
+
+/// A field AWS always fills, or [`Error::Incomplete`].
+pub(crate) fn need<T>(
+    value: Option<T>,
+    service: Service,
+    operation: &'static str,
+    field: &'static str,
+) -> Result<T> {
+    value.ok_or(Error::Incomplete {
+        service,
+        operation,
+        field,
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// Counting requests
+
+/// The round a request is sent in: one after the latest round whose answer it needed.
+/// `Round::START` stands for "needs no answer", so the first requests are round 1.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct Round(pub usize);
+
+impl Round {
+    pub const START: Round = Round(0);
+}
+
+/// An adapter's answer with the round it was complete in (the last page's round).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer<T> {
+    pub value: T,
+    pub round: Round,
+}
+
+/// What a read cost.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ReadStats {
+    /// Requests sent (an SDK retry of the same request is not counted again).
+    pub requests: usize,
+    /// Longest chain of requests that each needed the previous one's answer.
+    pub rounds: usize,
+    pub by_operation: BTreeMap<String, usize>,
+}
+
+/// Counts requests. Cheap to clone; clones count into the same total.
+#[derive(Debug, Clone, Default)]
+pub struct Meter {
+    stats: Arc<Mutex<ReadStats>>,
+}
+
+impl Meter {
+    pub fn new() -> Meter {
+        Meter::default()
+    }
+
+    /// Records one `operation` request that needed the answers up to round `after`;
+    /// returns the round it is sent in.
+    pub fn record(&self, operation: &str, after: Round) -> Round {
+        let round = Round(after.0 + 1);
+        // A poisoned lock only means another thread panicked mid-count; the counts are
+        // still plain numbers, so keep using them.
+        let mut stats = self.stats.lock().unwrap_or_else(PoisonError::into_inner);
+        stats.requests += 1;
+        stats.rounds = stats.rounds.max(round.0);
+        *stats.by_operation.entry(operation.to_owned()).or_default() += 1;
+        round
+    }
+
+    pub fn stats(&self) -> ReadStats {
+        self.stats
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// Reads every page of a paginated operation: `page(token)` sends one request and returns
+/// its items and the next token. Each page is one round after the one before.
+pub(crate) async fn paginate<T, K, F, Fut>(
+    meter: &Meter,
+    operation: &'static str,
+    after: Round,
+    mut page: F,
+) -> Result<Answer<Vec<T>>>
+where
+    K: Clone + PartialEq,
+    F: FnMut(Option<K>) -> Fut,
+    Fut: Future<Output = Result<(Vec<T>, Option<K>)>>,
+{
+    let mut items = Vec::new();
+    let mut token: Option<K> = None;
+    let mut round = after;
+    loop {
+        round = meter.record(operation, round);
+        let (mut got, next) = page(token.clone()).await?;
+        items.append(&mut got);
+        // A server that hands back the token it was given would loop forever.
+        match next {
+            Some(next) if token.as_ref() != Some(&next) => token = Some(next),
+            _ => break,
+        }
+    }
+    Ok(Answer {
+        value: items,
+        round,
+    })
+}
+
+/// Runs the futures concurrently; the first error wins and the rest are dropped.
+/// Outputs come in the order of the inputs.
+pub(crate) async fn try_join_all<T, F>(futures: impl IntoIterator<Item = F>) -> Result<Vec<T>>
+where
+    F: Future<Output = Result<T>>,
+{
+    let mut futures: Vec<Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut done: Vec<Option<T>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (future, slot) in futures.iter_mut().zip(done.iter_mut()) {
+            if slot.is_some() {
+                continue;
+            }
+            match future.as_mut().poll(cx) {
+                Poll::Ready(Ok(value)) => *slot = Some(value),
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => pending = true,
+            }
+        }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(Ok(()))
+        }
+    })
+    .await?;
+    // Every slot is filled once the poll above is ready without an error.
+    Ok(done.into_iter().flatten().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn meter_counts_rounds_by_dependency() {
+        let meter = Meter::new();
+        let a = meter.record("DescribeLoadBalancers", Round::START);
+        let b = meter.record("DescribeTargetGroups", Round::START);
+        let c = meter.record("DescribeTags", a.max(b));
+        meter.record("DescribeListeners", a);
+        meter.clone().record("DescribeTags", c);
+        let stats = meter.stats();
+        assert_eq!(stats.requests, 5);
+        assert_eq!(stats.rounds, 3);
+        assert_eq!(stats.by_operation["DescribeTags"], 2);
+    }
+
+    #[test]
+    fn sdk_errors_name_service_operation_and_code() {
+        use aws_sdk_acm::operation::describe_certificate::DescribeCertificateError;
+        use aws_sdk_ec2::error::ErrorMetadata;
+        let refused = DescribeCertificateError::generic(
+            ErrorMetadata::builder()
+                .code("AccessDenied")
+                .message("not allowed")
+                .build(),
+        );
+        let e = sdk_error(
+            Service::Acm,
+            "DescribeCertificate",
+            SdkError::<_, ()>::service_error(refused, ()),
+        );
+        assert_eq!(e.code(), Some("AccessDenied"));
+        assert_eq!(
+            e.to_string(),
+            "acm DescribeCertificate failed: AccessDenied: not allowed"
+        );
+        let e = sdk_error(
+            Service::Elbv2,
+            "DescribeTags",
+            SdkError::<DescribeCertificateError, ()>::timeout_error("no answer in 3s"),
+        );
+        assert_eq!(e.code(), None);
+        assert_eq!(e.operation(), Some("DescribeTags"));
+        assert!(e.to_string().ends_with(": no answer in 3s"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn pages_are_later_rounds() {
+        let meter = Meter::new();
+        let answer = paginate(
+            &meter,
+            "ListThings",
+            Round(1),
+            |token: Option<u32>| async move {
+                let n = token.unwrap_or(0);
+                Ok((vec![n], (n < 2).then_some(n + 1)))
+            },
+        )
+        .await
+        .map_err(|e| e.to_string());
+        assert_eq!(
+            answer,
+            Ok(Answer {
+                value: vec![0, 1, 2],
+                round: Round(4)
+            })
+        );
+        assert_eq!(meter.stats().requests, 3);
+    }
+
+    #[tokio::test]
+    async fn try_join_all_keeps_order_and_stops_at_an_error() {
+        let ok = try_join_all((0..4).map(|i| async move { Ok::<_, Error>(i * 2) })).await;
+        assert_eq!(ok.map_err(|e| e.to_string()), Ok(vec![0, 2, 4, 6]));
+        let failed = try_join_all((0..3).map(|i| async move {
+            if i == 1 {
+                Err(Error::Incomplete {
+                    service: Service::Ec2,
+                    operation: "Op",
+                    field: "x",
+                })
+            } else {
+                Ok(i)
+            }
+        }))
+        .await;
+        assert!(failed.is_err());
+    }
+}
