@@ -4,6 +4,7 @@
 mod emulator;
 mod fixtures;
 mod observe;
+mod plan_cli;
 mod plan_props;
 mod planner;
 mod props;

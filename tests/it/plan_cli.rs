@@ -1,0 +1,129 @@
+//! `reconcile plan` through the real binary against the emulator seeded with the article's
+//! starting point: the JSON plan read back into typed structs, the request budget, exit
+//! codes, the saved plan.
+
+use reconcile::plan::{Gate, Op};
+use reconcile::render::json::PlanDocument;
+
+use crate::emulator::Emulator;
+
+fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn plan_of_the_starting_point_as_json() {
+    let emu = Emulator::start();
+    let seeded = emu.seed(&[]);
+    let manifest = seeded.manifest.to_str().unwrap();
+    let out = emu.reconcile(&["plan", "-f", manifest, "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let doc: PlanDocument = serde_json::from_slice(&out.stdout).expect("a plan document");
+    assert_eq!(doc.format_version, "1");
+    let [stack] = &doc.stacks[..] else {
+        panic!("one stack")
+    };
+    assert_eq!(stack.stack, "www-example");
+    assert!(stack.blockers.is_empty(), "{:?}", stack.blockers);
+    let requests = stack.stats["requests"].as_u64().unwrap();
+    let rounds = stack.stats["rounds"].as_u64().unwrap();
+    assert!(requests <= 12, "{requests} requests");
+    assert!(rounds <= 3, "{rounds} rounds");
+    // The migration: lower the TTL, wait the old one out, switch, wait, close, restore.
+    let id = |suffix: &str| {
+        stack
+            .changes
+            .iter()
+            .find(|c| c.id.ends_with(suffix))
+            .unwrap_or_else(|| panic!("no change *{suffix}"))
+    };
+    let lower = id("A.lower-ttl");
+    let switch = id("CNAME.switch");
+    let close = id("sg.backend.rules.remove");
+    let restore = id("CNAME.restore-ttl");
+    assert!(lower.step < switch.step && switch.step < close.step && close.step < restore.step);
+    let waits: Vec<u32> = stack
+        .gates
+        .iter()
+        .filter_map(|g| match &g.gate {
+            Gate::WaitTtl { seconds, .. } => Some(*seconds),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(waits, vec![3600, 300]);
+    let Op::RevokeIngress { rules, .. } = &close.change.op else {
+        panic!("a revoke")
+    };
+    let revoked: Vec<String> = rules.iter().map(|r| r.to_string()).collect();
+    assert_eq!(
+        revoked,
+        vec!["tcp/80 from 0.0.0.0/0", "tcp/443 from 0.0.0.0/0"]
+    );
+    assert!(!stack.edges.is_empty());
+}
+
+#[test]
+fn detailed_exitcode_and_saved_plan() {
+    let emu = Emulator::start();
+    let seeded = emu.seed(&[]);
+    let manifest = seeded.manifest.to_str().unwrap();
+    let saved = seeded.manifest.with_file_name("saved.plan");
+    let out = emu.reconcile(&[
+        "plan",
+        "-f",
+        manifest,
+        "--detailed-exitcode",
+        "--out",
+        saved.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Plan: 10 to add"), "{text}");
+    assert!(text.contains("read in 6 requests, 2 rounds"), "{text}");
+    let plan: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&saved).unwrap()).unwrap();
+    let stack = &plan["stacks"][0];
+    assert_eq!(stack["manifest_digest"].as_str().unwrap().len(), 64);
+    assert_eq!(stack["observed_fingerprint"].as_str().unwrap().len(), 64);
+    // Without the flag, changes still exit 0.
+    let out = emu.reconcile(&["plan", "-f", manifest]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+#[test]
+fn an_invalid_manifest_is_refused_before_any_aws_call() {
+    // No emulator: a request would fail to connect, so exit 1 with the JSON path shows
+    // nothing was sent.
+    let out = crate::support::reconcile(&["plan", "-f", "tests/bad/dangling-forward.json"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("load_balancer.listeners[0].forward"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_name_taken_by_something_else_blocks_the_plan() {
+    let emu = Emulator::start();
+    let seeded = emu.seed(&[]);
+    // An untagged security group with the name the stack derives for its "lb" group.
+    let vpc = seeded.ids["vpc"].as_str().unwrap();
+    let script = format!(
+        "import boto3; boto3.client('ec2', endpoint_url='{}', region_name='us-east-1', aws_access_key_id='t', aws_secret_access_key='t').create_security_group(GroupName='www-example-lb', Description='someone else', VpcId='{vpc}')",
+        emu.url
+    );
+    let made = std::process::Command::new(crate::support::repo_file(".venv/bin/python"))
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", stderr(&made));
+    let out = emu.reconcile(&["plan", "-f", seeded.manifest.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("blocked security group www-example-lb"),
+        "{text}"
+    );
+    assert!(text.contains("never takes over"), "{text}");
+}
