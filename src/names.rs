@@ -26,6 +26,12 @@ pub fn security_group(stack: &str, key: &str) -> String {
     format!("{stack}-{key}")
 }
 
+/// Name of the TXT record next to a managed record where the start of its DNS waits is
+/// recorded (in AWS, not on local disk: CI runners are ephemeral).
+pub fn marker_record(record: &str) -> String {
+    format!("_reconcile.{record}")
+}
+
 /// The other name of a resource that can be replaced: base name and replacement alternate.
 pub fn alternate(name: &str) -> String {
     match name.strip_suffix(REPLACEMENT_SUFFIX) {

@@ -10,13 +10,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{json, Value};
 
-use super::{
-    Action, AttrDiff, Blocker, Change, DnsStep, LbRef, Op, RecordValue, Resource, SgRef, TgRef,
-};
+use super::{Action, AttrDiff, Blocker, Change, LbRef, Op, Resource, SgRef, TgRef};
 use crate::manifest::net;
 use crate::model::{
-    owned_by, CertSpec, Desired, DesiredRecord, GroupRef, ObservedLb, ObservedRecord, ObservedTg,
-    RuleKey, Source,
+    owned_by, CertSpec, Desired, GroupRef, ObservedLb, ObservedTg, RuleKey, Source,
 };
 use crate::names;
 
@@ -39,22 +36,23 @@ pub struct Decided {
 #[derive(Debug, Clone)]
 pub struct SwitchedRecord {
     pub name: String,
-    /// TTL the old answers were served with before any lowering, if the record existed.
-    pub old_ttl: Option<u32>,
-    /// TTL of the old answers at the moment of the switch.
-    pub ttl_at_switch: Option<u32>,
+    /// The wait for answers given before the TTL was lowered: seconds, and since when if
+    /// an earlier run started it (else it starts after this run's lowering).
+    pub old_ttl_wait: Option<(u32, Option<i64>)>,
+    /// The wait for answers given before the switch, likewise.
+    pub switch_wait: Option<(u32, Option<i64>)>,
 }
 
-struct Differ<'a> {
-    d: &'a Desired,
-    o: &'a crate::model::Observed,
-    out: Decided,
+pub(super) struct Differ<'a> {
+    pub(super) d: &'a Desired,
+    pub(super) o: &'a crate::model::Observed,
+    pub(super) out: Decided,
     /// Manifest key → id of a security group that exists.
-    sg_ids: BTreeMap<String, String>,
+    pub(super) sg_ids: BTreeMap<String, String>,
     /// Target-group key → reference of the group that will serve.
-    tg_refs: BTreeMap<String, TgRef>,
+    pub(super) tg_refs: BTreeMap<String, TgRef>,
     /// Certificate key → resolved ARN.
-    cert_arns: BTreeMap<String, String>,
+    pub(super) cert_arns: BTreeMap<String, String>,
 }
 
 pub fn diff(d: &Desired, o: &crate::model::Observed) -> Decided {
@@ -76,7 +74,7 @@ pub fn diff(d: &Desired, o: &crate::model::Observed) -> Decided {
     x.out
 }
 
-fn attr(name: &str, before: Option<Value>, after: Option<Value>) -> AttrDiff {
+pub(super) fn attr(name: &str, before: Option<Value>, after: Option<Value>) -> AttrDiff {
     AttrDiff {
         name: name.to_owned(),
         before,
@@ -84,7 +82,7 @@ fn attr(name: &str, before: Option<Value>, after: Option<Value>) -> AttrDiff {
     }
 }
 
-fn resource(kind: &str, name: &str, owned: bool) -> Resource {
+pub(super) fn resource(kind: &str, name: &str, owned: bool) -> Resource {
     Resource {
         kind: kind.to_owned(),
         name: name.to_owned(),
@@ -93,11 +91,16 @@ fn resource(kind: &str, name: &str, owned: bool) -> Resource {
 }
 
 impl<'a> Differ<'a> {
-    fn change(&mut self, id: String, change: Change) {
+    pub(super) fn change(&mut self, id: String, change: Change) {
         self.out.changes.push((id, change));
     }
 
-    fn block(&mut self, subject: impl Into<String>, message: impl Into<String>, hint: &str) {
+    pub(super) fn block(
+        &mut self,
+        subject: impl Into<String>,
+        message: impl Into<String>,
+        hint: &str,
+    ) {
         self.out.blockers.push(Blocker {
             subject: subject.into(),
             message: message.into(),
@@ -971,266 +974,6 @@ impl<'a> Differ<'a> {
                 );
             }
         }
-    }
-
-    // -----------------------------------------------------------------------------------
-    // DNS
-
-    fn dns(&mut self, lb: Option<&(LbRef, Option<&'a ObservedLb>)>) {
-        let Some(dns) = &self.d.dns else { return };
-        let Some(zone) = &self.o.zone else {
-            self.block(
-                "dns.zone",
-                format!("no Route53 hosted zone named {}", dns.zone),
-                "create the hosted zone, or correct `dns.zone`",
-            );
-            return;
-        };
-        let Some((lb_ref, live_lb)) = lb else { return };
-        for r in &dns.records {
-            let at_name: Vec<&ObservedRecord> =
-                zone.records.iter().filter(|o| o.name == r.name).collect();
-            // Records this one replaces: address records and CNAMEs at the name (a CNAME
-            // replaces them all; an alias A replaces A and a CNAME).
-            let relevant: Vec<&ObservedRecord> = at_name
-                .iter()
-                .filter(|o| match r.kind.as_str() {
-                    "CNAME" => matches!(o.kind.as_str(), "CNAME" | "A" | "AAAA"),
-                    k => o.kind == k || o.kind == "CNAME",
-                })
-                .copied()
-                .collect();
-            if r.kind == "CNAME" {
-                if let Some(other) = at_name.iter().find(|o| !relevant.contains(o)) {
-                    self.block(
-                        format!("dns record {}", r.name),
-                        format!("{} also has a {} record, and a CNAME cannot share its name", r.name, other.kind),
-                        "use an alias record (\"type\": \"A\") for this name, or remove the other record",
-                    );
-                    continue;
-                }
-            }
-            let same_kind = relevant.iter().find(|o| o.kind == r.kind).copied();
-            let value_ok = match (live_lb, same_kind) {
-                (Some(l), Some(cur)) if relevant.len() == 1 => {
-                    let lb_name = net::normalize_dns(&l.dns_name);
-                    if r.is_alias() {
-                        cur.alias.as_ref().is_some_and(|a| a.dns_name == lb_name)
-                    } else {
-                        cur.alias.is_none() && cur.values == [lb_name]
-                    }
-                }
-                _ => false,
-            };
-            if value_ok {
-                let cur = same_kind.and_then(|c| c.ttl);
-                if !r.is_alias() && cur != r.ttl {
-                    let op = Op::SetRecord {
-                        zone_id: zone.id.clone(),
-                        name: r.name.clone(),
-                        kind: r.kind.clone(),
-                        ttl: r.ttl,
-                        value: RecordValue::LoadBalancer(lb_ref.clone()),
-                        replaces: vec![],
-                        step: DnsStep::SetTtl,
-                    };
-                    let attrs = vec![attr("ttl", cur.map(|t| json!(t)), r.ttl.map(|t| json!(t)))];
-                    self.dns_change(
-                        op,
-                        attrs,
-                        "TTL differs from the manifest; the value is already right",
-                    );
-                }
-                continue;
-            }
-            self.switch(r, &zone.id, lb_ref, &relevant);
-        }
-    }
-
-    /// Adds a change to a DNS record; its id and resource come from the operation.
-    fn dns_change(&mut self, op: Op, attrs: Vec<AttrDiff>, reason: &str) {
-        let Op::SetRecord {
-            name, kind, step, ..
-        } = &op
-        else {
-            return;
-        };
-        let step_id = match step {
-            DnsStep::LowerTtl => "lower-ttl",
-            DnsStep::Switch => "switch",
-            DnsStep::RestoreTtl => "restore-ttl",
-            DnsStep::SetTtl => "set-ttl",
-        };
-        let id = format!("dns.{name}.{kind}.{step_id}");
-        let res = resource("dns_record", &format!("{name} {kind}"), false);
-        self.change(
-            id,
-            Change {
-                resource: res,
-                action: Action::Update,
-                reason: reason.to_owned(),
-                attrs,
-                op,
-            },
-        );
-    }
-
-    /// The DNS choreography for a record whose value must change.
-    fn switch(
-        &mut self,
-        r: &DesiredRecord,
-        zone_id: &str,
-        lb: &LbRef,
-        relevant: &[&ObservedRecord],
-    ) {
-        let lb_value = RecordValue::LoadBalancer(lb.clone());
-        let describe = |o: &ObservedRecord| match &o.alias {
-            Some(a) => format!("{} ALIAS {}", o.kind, a.dns_name),
-            None => format!("{} {}", o.kind, o.values.join(" ")),
-        };
-        let after_value = match lb {
-            LbRef::Arn(arn) => self
-                .o
-                .load_balancers
-                .iter()
-                .find(|l| &l.arn == arn)
-                .map_or_else(|| "the load balancer".to_owned(), |l| l.dns_name.clone()),
-            LbRef::New(name) => format!("(DNS name of {name}, known after it is created)"),
-        };
-        let after_value = format!(
-            "{} {}{}",
-            r.kind,
-            if r.is_alias() { "ALIAS " } else { "" },
-            after_value
-        );
-        if relevant.is_empty() {
-            self.change(
-                format!("dns.{}.{}.create", r.name, r.kind),
-                Change {
-                    resource: resource("dns_record", &format!("{} {}", r.name, r.kind), false),
-                    action: Action::Create,
-                    reason: "declared in the manifest and not found; nobody holds an old answer"
-                        .into(),
-                    attrs: vec![
-                        attr("value", None, Some(json!(after_value))),
-                        attr("ttl", None, r.ttl.map(|t| json!(t))),
-                    ],
-                    op: Op::SetRecord {
-                        zone_id: zone_id.to_owned(),
-                        name: r.name.clone(),
-                        kind: r.kind.clone(),
-                        ttl: r.ttl,
-                        value: lb_value,
-                        replaces: vec![],
-                        step: DnsStep::Switch,
-                    },
-                },
-            );
-            self.out.switched.push(SwitchedRecord {
-                name: r.name.clone(),
-                old_ttl: None,
-                ttl_at_switch: None,
-            });
-            return;
-        }
-        // An alias answer is cached for the target's TTL: 60 s for a load balancer.
-        let ttl_of = |o: &ObservedRecord| o.ttl.unwrap_or(60);
-        let old_ttl = relevant.iter().map(|o| ttl_of(o)).max().unwrap_or(0);
-        let transition = r.transition_ttl;
-        for o in relevant
-            .iter()
-            .filter(|o| o.alias.is_none() && ttl_of(o) > transition)
-        {
-            let op = Op::SetRecord {
-                zone_id: zone_id.to_owned(),
-                name: r.name.clone(),
-                kind: o.kind.clone(),
-                ttl: Some(transition),
-                value: RecordValue::Values(o.values.clone()),
-                replaces: vec![],
-                step: DnsStep::LowerTtl,
-            };
-            let attrs = vec![attr(
-                "ttl",
-                o.ttl.map(|t| json!(t)),
-                Some(json!(transition)),
-            )];
-            self.dns_change(
-                op,
-                attrs,
-                "shorten the TTL before the switch, so that clients pick up the new value quickly",
-            );
-        }
-        let lowered = relevant
-            .iter()
-            .any(|o| o.alias.is_none() && ttl_of(o) > transition);
-        let ttl_at_switch = if lowered {
-            relevant
-                .iter()
-                .map(|o| {
-                    if o.alias.is_none() {
-                        ttl_of(o).min(transition)
-                    } else {
-                        ttl_of(o)
-                    }
-                })
-                .max()
-        } else {
-            Some(old_ttl)
-        };
-        let before = relevant
-            .iter()
-            .map(|o| describe(o))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let switch_ttl = if r.is_alias() { None } else { Some(transition) };
-        let replaces = relevant
-            .iter()
-            .filter(|o| o.kind != r.kind)
-            .map(|o| (*o).clone())
-            .collect();
-        let op = Op::SetRecord {
-            zone_id: zone_id.to_owned(),
-            name: r.name.clone(),
-            kind: r.kind.clone(),
-            ttl: switch_ttl,
-            value: lb_value.clone(),
-            replaces,
-            step: DnsStep::Switch,
-        };
-        let attrs = vec![
-            attr("value", Some(json!(before)), Some(json!(after_value))),
-            attr("ttl", Some(json!(old_ttl)), switch_ttl.map(|t| json!(t))),
-        ];
-        self.dns_change(
-            op,
-            attrs,
-            "point the name at the load balancer, once it serves and every target is healthy",
-        );
-        if let (false, Some(ttl)) = (r.is_alias(), r.ttl) {
-            if ttl != transition {
-                let op = Op::SetRecord {
-                    zone_id: zone_id.to_owned(),
-                    name: r.name.clone(),
-                    kind: r.kind.clone(),
-                    ttl: Some(ttl),
-                    value: lb_value,
-                    replaces: vec![],
-                    step: DnsStep::RestoreTtl,
-                };
-                let attrs = vec![attr("ttl", Some(json!(transition)), Some(json!(ttl)))];
-                self.dns_change(
-                    op,
-                    attrs,
-                    "the TTL at rest, once the switch has propagated and the old path is closed",
-                );
-            }
-        }
-        self.out.switched.push(SwitchedRecord {
-            name: r.name.clone(),
-            old_ttl: lowered.then_some(old_ttl),
-            ttl_at_switch,
-        });
     }
 }
 

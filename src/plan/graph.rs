@@ -44,7 +44,8 @@ fn class(op: &Op) -> Class {
         | Op::DeleteListener { .. }
         | Op::DeleteTargetGroup { .. }
         | Op::DeleteLoadBalancer { .. }
-        | Op::DeleteSecurityGroup { .. } => Class::Removal,
+        | Op::DeleteSecurityGroup { .. }
+        | Op::ClearMarker { .. } => Class::Removal,
         Op::SetRecord { step, .. } => Class::Dns(*step),
         _ => Class::Build,
     }
@@ -250,64 +251,84 @@ pub fn build(desired: &Desired, mut decided: Decided) -> Result<Plan, CycleError
     for rec in &decided.switched {
         let name = &rec.name;
         let of_record = |step: DnsStep| move |k: &NodeKind| matches!(op_of(k), Some(Op::SetRecord { name: n, step: s, .. }) if n == name && *s == step);
+        let mark_of = |b: &Builder, id: &str| {
+            b.nodes
+                .iter()
+                .find(|(n, _)| n == id)
+                .and_then(|(_, k)| match op_of(k) {
+                    Some(Op::SetRecord { mark, .. }) => mark.clone(),
+                    _ => None,
+                })
+        };
         let lowers = b.ids_where(of_record(DnsStep::LowerTtl));
         let switch = b.ids_where(of_record(DnsStep::Switch));
         let mut before_switch: Vec<String> = builds.clone();
         before_switch.extend(verify.iter().cloned());
-        if !lowers.is_empty() {
-            let lowered = format!("gate.dns.{name}.lowered");
-            b.gate(
-                lowered.clone(),
-                Gate::DnsInSync {
-                    record: name.clone(),
-                    after: DnsStep::LowerTtl,
-                },
-            );
-            for l in &lowers {
-                b.edge(l, &lowered);
-            }
+        if let Some((seconds, since)) = rec.old_ttl_wait {
             let wait = format!("gate.dns.{name}.old-ttl");
             b.gate(
                 wait.clone(),
                 Gate::WaitTtl {
                     record: name.clone(),
-                    seconds: rec.old_ttl.unwrap_or(0),
+                    seconds,
                     why: "answers given before the TTL was lowered".into(),
+                    since,
                 },
             );
-            b.edge(&lowered, &wait);
+            if !lowers.is_empty() {
+                let lowered = format!("gate.dns.{name}.lowered");
+                let mark = lowers.first().and_then(|l| mark_of(&b, l));
+                b.gate(
+                    lowered.clone(),
+                    Gate::DnsInSync {
+                        record: name.clone(),
+                        after: DnsStep::LowerTtl,
+                        mark,
+                    },
+                );
+                for l in &lowers {
+                    b.edge(l, &lowered);
+                }
+                b.edge(&lowered, &wait);
+            }
             before_switch.push(wait);
         }
+        let mut after_switch: Option<String> = None;
         for s in &switch {
             for dep in &before_switch {
                 b.edge(dep, s);
             }
             let synced = format!("gate.dns.{name}.switched");
+            let mark = mark_of(&b, s);
             b.gate(
                 synced.clone(),
                 Gate::DnsInSync {
                     record: name.clone(),
                     after: DnsStep::Switch,
+                    mark,
                 },
             );
             b.edge(s, &synced);
-            match rec.ttl_at_switch {
-                Some(seconds) if seconds > 0 => {
-                    let wait = format!("gate.dns.{name}.old-answers");
-                    b.gate(
-                        wait.clone(),
-                        Gate::WaitTtl {
-                            record: name.clone(),
-                            seconds,
-                            why: "answers given before the switch still point at the old path"
-                                .into(),
-                        },
-                    );
-                    b.edge(&synced, &wait);
-                    old_answers.push(wait);
+            after_switch = Some(synced);
+        }
+        match rec.switch_wait {
+            Some((seconds, since)) if seconds > 0 => {
+                let wait = format!("gate.dns.{name}.old-answers");
+                b.gate(
+                    wait.clone(),
+                    Gate::WaitTtl {
+                        record: name.clone(),
+                        seconds,
+                        why: "answers given before the switch still point at the old path".into(),
+                        since,
+                    },
+                );
+                if let Some(synced) = &after_switch {
+                    b.edge(synced, &wait);
                 }
-                _ => old_answers.push(synced),
+                old_answers.push(wait);
             }
+            _ => old_answers.extend(after_switch),
         }
     }
 
@@ -355,6 +376,14 @@ pub fn build(desired: &Desired, mut decided: Decided) -> Result<Plan, CycleError
     for r in &restores {
         for dep in old_answers.iter().chain(&direct_path) {
             b.edge(dep, r);
+        }
+    }
+    // A wait marker goes last, once everything its record's choreography gates is done.
+    let markers = b.ids_where(|k| matches!(op_of(k), Some(Op::ClearMarker { .. })));
+    let dns_nodes = b.ids_where(|k| matches!(change_class(k), Some(Class::Dns(_))));
+    for m in &markers {
+        for dep in old_answers.iter().chain(&direct_path).chain(&dns_nodes) {
+            b.edge(dep, m);
         }
     }
 

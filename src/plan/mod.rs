@@ -6,6 +6,7 @@
 //! - [`graph`] adds the gates and the ordering edges, checks for cycles and orders nodes.
 
 pub mod diff;
+pub mod dns;
 pub mod graph;
 pub mod sim;
 
@@ -107,6 +108,21 @@ pub enum DnsStep {
     RestoreTtl,
     /// A TTL-only correction (the value is already right).
     SetTtl,
+}
+
+/// The start of a DNS wait, recorded in the TXT record [`names::marker_record`] next to
+/// the managed record, in the same change batch as the change that starts the wait.
+///
+/// [`names::marker_record`]: crate::names::marker_record
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mark {
+    /// The marker record's name.
+    pub record: String,
+    pub stack: String,
+    /// `lowered` or `switched`.
+    pub step: String,
+    /// How long answers given before this change may be cached.
+    pub ttl: u32,
 }
 
 /// The executor's instruction for one change, with every parameter decided.
@@ -221,6 +237,14 @@ pub enum Op {
         /// (an A record giving way to a CNAME).
         replaces: Vec<ObservedRecord>,
         step: DnsStep,
+        /// Records the start of the wait this change begins (lowering, switch).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mark: Option<Mark>,
+    },
+    /// Removes a wait marker once its record's choreography is over.
+    ClearMarker {
+        zone_id: String,
+        record: ObservedRecord,
     },
 }
 
@@ -242,13 +266,23 @@ pub enum Gate {
     LbActive { lb: LbRef },
     /// Every registered target of the group is healthy.
     TargetsHealthy { key: String, tg: TgRef },
-    /// Route53 reports the record's change INSYNC.
-    DnsInSync { record: String, after: DnsStep },
+    /// Route53 reports the record's change INSYNC; the wait marker it started, if any, is
+    /// then confirmed with the time of sync.
+    DnsInSync {
+        record: String,
+        after: DnsStep,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mark: Option<Mark>,
+    },
     /// Clients may cache the record's previous answer this long.
     WaitTtl {
         record: String,
         seconds: u32,
         why: String,
+        /// When the wait started (seconds since the epoch), if an earlier run recorded it;
+        /// otherwise it starts when this run reaches it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        since: Option<i64>,
     },
 }
 

@@ -251,6 +251,10 @@ impl<'a> World<'a> {
             | Op::DeleteListener { arn, .. }
             | Op::AttachStandby { arn, .. } => listener_ok(arn),
             Op::SetRecord { name, .. } => self.record_names().contains(name),
+            Op::ClearMarker { record, .. } => self
+                .record_names()
+                .iter()
+                .any(|n| crate::names::marker_record(n) == record.name),
             Op::CreateSecurityGroup { .. }
             | Op::CreateTargetGroup { .. }
             | Op::CreateLoadBalancer { .. } => true,
@@ -489,8 +493,34 @@ impl<'a> World<'a> {
                 ttl,
                 value,
                 replaces,
+                mark,
                 ..
-            } => self.set_record(name, kind, *ttl, value, replaces)?,
+            } => {
+                self.set_record(name, kind, *ttl, value, replaces)?;
+                if let Some(m) = mark {
+                    let values = super::dns::marker_values(&m.stack, &m.step, 0, m.ttl, true);
+                    let zone = self
+                        .observed
+                        .zone
+                        .as_mut()
+                        .ok_or("there is no hosted zone")?;
+                    zone.records
+                        .retain(|r| !(r.name == m.record && r.kind == "TXT"));
+                    zone.records.push(ObservedRecord {
+                        name: m.record.clone(),
+                        kind: "TXT".into(),
+                        ttl: Some(super::dns::MARKER_TTL),
+                        values,
+                        alias: None,
+                    });
+                }
+            }
+            Op::ClearMarker { record, .. } => {
+                if let Some(zone) = self.observed.zone.as_mut() {
+                    zone.records
+                        .retain(|r| !(r.name == record.name && r.kind == "TXT"));
+                }
+            }
         }
         Ok(())
     }

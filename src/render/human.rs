@@ -39,6 +39,28 @@ impl Style {
     }
 }
 
+/// Seconds since the epoch as `2026-11-24 09:13:48 UTC`.
+pub fn utc(epoch: i64) -> String {
+    let days = epoch.div_euclid(86_400);
+    let secs = epoch.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
 /// `1h 5m`, `5m`, `30s`.
 pub fn duration(seconds: u64) -> String {
     let (h, m, s) = (seconds / 3600, seconds % 3600 / 60, seconds % 60);
@@ -69,7 +91,7 @@ fn gate_line(g: &Gate) -> String {
         Gate::TargetsHealthy { key, .. } => {
             format!("wait until every target of target group \"{key}\" is healthy")
         }
-        Gate::DnsInSync { record, after } => {
+        Gate::DnsInSync { record, after, .. } => {
             let what = match after {
                 DnsStep::LowerTtl => "the lowered TTL",
                 DnsStep::Switch => "the switch",
@@ -81,7 +103,14 @@ fn gate_line(g: &Gate) -> String {
             record,
             seconds,
             why,
-        } => format!("wait {} for {record}: {why}", duration(u64::from(*seconds))),
+            since,
+        } => {
+            let from = since.map_or_else(String::new, |t| format!(" (counting from {})", utc(t)));
+            format!(
+                "wait {} for {record}: {why}{from}",
+                duration(u64::from(*seconds))
+            )
+        }
     }
 }
 
@@ -189,5 +218,12 @@ mod tests {
         assert_eq!(duration(3600), "1h");
         assert_eq!(duration(3900), "1h 5m");
         assert_eq!(duration(61), "1m 1s");
+    }
+
+    #[test]
+    fn utc_dates() {
+        assert_eq!(super::utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(super::utc(1_795_511_628), "2026-11-24 09:13:48 UTC");
+        assert_eq!(super::utc(951_782_400), "2000-02-29 00:00:00 UTC");
     }
 }

@@ -324,3 +324,114 @@ fn rules_from_the_new_group_refer_to_it_by_key() {
         .any(|(k, _)| k.source == Source::Key("lb".into())));
     precedes(&p, "sg.lb.create", "sg.backend.rules.add");
 }
+
+fn marker(values: &[&str]) -> reconcile::model::ObservedRecord {
+    reconcile::model::ObservedRecord {
+        name: "_reconcile.www.example.com".into(),
+        kind: "TXT".into(),
+        ttl: Some(60),
+        values: values.iter().map(|v| v.to_string()).collect(),
+        alias: None,
+    }
+}
+
+fn wait_gate(p: &Plan, id: &str) -> (u32, Option<i64>) {
+    match &p.nodes[position(p, id)].kind {
+        NodeKind::Gate(Gate::WaitTtl { seconds, since, .. }) => (*seconds, *since),
+        other => panic!("{id} is not a wait: {other:?}"),
+    }
+}
+
+#[test]
+fn a_lowering_recorded_by_an_earlier_run_is_waited_out_from_its_start() {
+    let d = desired();
+    let mut o = starting_point();
+    let z = o.zone.as_mut().unwrap();
+    z.records[0].ttl = Some(300);
+    z.records.push(marker(&[
+        "reconcile:stack=www-example",
+        "lowered=1795511628;ttl=3600",
+    ]));
+    let p = plan_of(&d, &o);
+    assert!(
+        !ids(&p).iter().any(|i| i.ends_with("lower-ttl")),
+        "{:?}",
+        ids(&p)
+    );
+    assert_eq!(
+        wait_gate(&p, "gate.dns.www.example.com.old-ttl"),
+        (3600, Some(1_795_511_628))
+    );
+    precedes(
+        &p,
+        "gate.dns.www.example.com.old-ttl",
+        "dns.www.example.com.CNAME.switch",
+    );
+    precedes(
+        &p,
+        "dns.www.example.com.CNAME.restore-ttl",
+        "dns._reconcile.www.example.com.marker.clear",
+    );
+}
+
+#[test]
+fn a_pending_marker_adds_the_propagation_allowance() {
+    let d = desired();
+    let mut o = starting_point();
+    let z = o.zone.as_mut().unwrap();
+    z.records[0].ttl = Some(300);
+    z.records.push(marker(&[
+        "reconcile:stack=www-example",
+        "lowered=1795511628;ttl=3600;pending",
+    ]));
+    let p = plan_of(&d, &o);
+    assert_eq!(wait_gate(&p, "gate.dns.www.example.com.old-ttl").0, 3660);
+}
+
+#[test]
+fn a_switch_recorded_by_an_earlier_run_still_gates_closing_the_direct_path() {
+    let d = desired();
+    let mut o = converged();
+    // As after a run stopped right after the switch: CNAME at the transition TTL, the
+    // backend still open to the world, the marker of the switch.
+    let z = o.zone.as_mut().unwrap();
+    z.records.iter_mut().for_each(|r| r.ttl = Some(300));
+    z.records.push(marker(&[
+        "reconcile:stack=www-example",
+        "switched=1795515228;ttl=300",
+    ]));
+    backend(&mut o).rules.extend([world(80), world(443)]);
+    let p = plan_of(&d, &o);
+    assert_eq!(
+        wait_gate(&p, "gate.dns.www.example.com.old-answers"),
+        (300, Some(1_795_515_228))
+    );
+    precedes(
+        &p,
+        "gate.dns.www.example.com.old-answers",
+        "sg.backend.rules.remove",
+    );
+    precedes(
+        &p,
+        "sg.backend.rules.remove",
+        "dns.www.example.com.CNAME.restore-ttl",
+    );
+    precedes(
+        &p,
+        "dns.www.example.com.CNAME.restore-ttl",
+        "dns._reconcile.www.example.com.marker.clear",
+    );
+}
+
+#[test]
+fn another_stacks_marker_is_never_touched() {
+    let d = desired();
+    let mut o = converged();
+    o.zone
+        .as_mut()
+        .unwrap()
+        .records
+        .push(marker(&["reconcile:stack=other", "switched=1;ttl=300"]));
+    let p = plan_of(&d, &o);
+    assert!(!p.has_changes(), "{:?}", ids(&p));
+}

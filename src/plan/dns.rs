@@ -1,0 +1,433 @@
+//! The DNS part of the diff: which records change, and the choreography of a change of
+//! value (lower the TTL, wait the old one out, switch, wait, restore), resumed from the
+//! wait markers an earlier run recorded in Route53.
+
+use serde_json::json;
+
+use super::diff::{attr, resource, Differ, SwitchedRecord};
+use super::{Action, AttrDiff, Change, DnsStep, LbRef, Mark, Op, RecordValue};
+use crate::manifest::net;
+use crate::model::{DesiredRecord, ObservedLb, ObservedRecord};
+use crate::names;
+
+/// Added to a wait whose start was recorded when the change was sent rather than when
+/// Route53 reported it in sync: the time a change may take to reach every Route53 server.
+pub const PROPAGATION_ALLOWANCE: u32 = 60;
+
+/// A wait start read from a marker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    pub since: i64,
+    pub ttl: u32,
+    /// Recorded when the change was sent, not yet confirmed in sync.
+    pub pending: bool,
+}
+
+impl Stamp {
+    pub fn wait(&self) -> u32 {
+        self.ttl
+            + if self.pending {
+                PROPAGATION_ALLOWANCE
+            } else {
+                0
+            }
+    }
+}
+
+/// A stack's wait marker next to a record.
+#[derive(Debug, Clone, Default)]
+pub struct Marker {
+    pub lowered: Option<Stamp>,
+    pub switched: Option<Stamp>,
+}
+
+/// The TXT values of a marker: `reconcile:stack=<stack>`, then `<step>=<epoch>;ttl=<n>`
+/// with `;pending` until the change is confirmed in sync.
+pub fn marker_values(stack: &str, step: &str, since: i64, ttl: u32, pending: bool) -> Vec<String> {
+    let mut stamp = format!("{step}={since};ttl={ttl}");
+    if pending {
+        stamp.push_str(";pending");
+    }
+    vec![format!("{}={stack}", names::STACK_TAG), stamp]
+}
+
+/// Reads a marker; `None` when it belongs to another stack or says nothing readable.
+pub fn parse_marker(values: &[String], stack: &str) -> Option<Marker> {
+    let owner = format!("{}={stack}", names::STACK_TAG);
+    if !values.iter().any(|v| v == &owner) {
+        return None;
+    }
+    let mut m = Marker::default();
+    for v in values {
+        let mut parts = v.split(';');
+        let Some((step, since)) = parts.next().and_then(|p| p.split_once('=')) else {
+            continue;
+        };
+        let Ok(since) = since.parse::<i64>() else {
+            continue;
+        };
+        let mut stamp = Stamp {
+            since,
+            ttl: 0,
+            pending: false,
+        };
+        for p in parts {
+            match p.split_once('=') {
+                Some(("ttl", t)) => stamp.ttl = t.parse().unwrap_or(0),
+                None if p == "pending" => stamp.pending = true,
+                _ => {}
+            }
+        }
+        match step {
+            "lowered" => m.lowered = Some(stamp),
+            "switched" => m.switched = Some(stamp),
+            _ => {}
+        }
+    }
+    Some(m)
+}
+
+impl<'a> Differ<'a> {
+    pub(super) fn dns(&mut self, lb: Option<&(LbRef, Option<&'a ObservedLb>)>) {
+        let Some(dns) = &self.d.dns else { return };
+        let Some(zone) = &self.o.zone else {
+            self.block(
+                "dns.zone",
+                format!("no Route53 hosted zone named {}", dns.zone),
+                "create the hosted zone, or correct `dns.zone`",
+            );
+            return;
+        };
+        let Some((lb_ref, live_lb)) = lb else { return };
+        for r in &dns.records {
+            let at_name: Vec<&ObservedRecord> =
+                zone.records.iter().filter(|o| o.name == r.name).collect();
+            // Records this one replaces: address records and CNAMEs at the name (a CNAME
+            // replaces them all; an alias A replaces A and a CNAME).
+            let relevant: Vec<&ObservedRecord> = at_name
+                .iter()
+                .filter(|o| match r.kind.as_str() {
+                    "CNAME" => matches!(o.kind.as_str(), "CNAME" | "A" | "AAAA"),
+                    k => o.kind == k || o.kind == "CNAME",
+                })
+                .copied()
+                .collect();
+            if r.kind == "CNAME" {
+                if let Some(other) = at_name.iter().find(|o| !relevant.contains(o)) {
+                    self.block(
+                        format!("dns record {}", r.name),
+                        format!(
+                            "{} also has a {} record, and a CNAME cannot share its name",
+                            r.name, other.kind
+                        ),
+                        "use an alias record (\"type\": \"A\") for this name, or remove the other record",
+                    );
+                    continue;
+                }
+            }
+            let marker_name = names::marker_record(&r.name);
+            let marker_record = zone
+                .records
+                .iter()
+                .find(|o| o.name == marker_name && o.kind == "TXT");
+            let marker = marker_record.and_then(|m| parse_marker(&m.values, &self.d.stack));
+            let same_kind = relevant.iter().find(|o| o.kind == r.kind).copied();
+            let value_ok = match (live_lb, same_kind) {
+                (Some(l), Some(cur)) if relevant.len() == 1 => {
+                    let lb_name = net::normalize_dns(&l.dns_name);
+                    if r.is_alias() {
+                        cur.alias.as_ref().is_some_and(|a| a.dns_name == lb_name)
+                    } else {
+                        cur.alias.is_none() && cur.values == [lb_name]
+                    }
+                }
+                _ => false,
+            };
+            let lb_value = RecordValue::LoadBalancer(lb_ref.clone());
+            if value_ok {
+                let switched = marker.as_ref().and_then(|m| m.switched);
+                if let Some(st) = switched {
+                    // An earlier run switched: its answers still need waiting out before
+                    // the direct path closes.
+                    self.out.switched.push(SwitchedRecord {
+                        name: r.name.clone(),
+                        old_ttl_wait: None,
+                        switch_wait: Some((st.wait(), Some(st.since))),
+                    });
+                }
+                let cur = same_kind.and_then(|c| c.ttl);
+                if !r.is_alias() && cur != r.ttl {
+                    let step = if switched.is_some() {
+                        DnsStep::RestoreTtl
+                    } else {
+                        DnsStep::SetTtl
+                    };
+                    let reason = if switched.is_some() {
+                        "the TTL at rest, once the switch has propagated and the old path is closed"
+                    } else {
+                        "TTL differs from the manifest; the value is already right"
+                    };
+                    let op = self.set_op(r, &zone.id, &r.kind, r.ttl, lb_value, vec![], step, None);
+                    let attrs = vec![attr("ttl", cur.map(|t| json!(t)), r.ttl.map(|t| json!(t)))];
+                    self.dns_change(op, attrs, reason);
+                }
+            } else {
+                self.switch(r, &zone.id, lb_ref, &relevant, marker.as_ref());
+            }
+            if let Some(m) = marker_record.filter(|_| marker.is_some()) {
+                self.clear_marker(&zone.id, m);
+            } else if marker.is_none() && !value_ok && !relevant.is_empty() {
+                // This run writes the marker; it goes at the end of the choreography.
+                self.clear_marker(
+                    &zone.id,
+                    &ObservedRecord {
+                        name: marker_name,
+                        kind: "TXT".into(),
+                        ttl: Some(MARKER_TTL),
+                        values: vec![],
+                        alias: None,
+                    },
+                );
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn set_op(
+        &self,
+        r: &DesiredRecord,
+        zone_id: &str,
+        kind: &str,
+        ttl: Option<u32>,
+        value: RecordValue,
+        replaces: Vec<ObservedRecord>,
+        step: DnsStep,
+        mark: Option<(&str, u32)>,
+    ) -> Op {
+        Op::SetRecord {
+            zone_id: zone_id.to_owned(),
+            name: r.name.clone(),
+            kind: kind.to_owned(),
+            ttl,
+            value,
+            replaces,
+            step,
+            mark: mark.map(|(step, ttl)| Mark {
+                record: names::marker_record(&r.name),
+                stack: self.d.stack.clone(),
+                step: step.to_owned(),
+                ttl,
+            }),
+        }
+    }
+
+    fn clear_marker(&mut self, zone_id: &str, m: &ObservedRecord) {
+        self.change(
+            format!("dns.{}.marker.clear", m.name),
+            Change {
+                resource: resource("dns_record", &format!("{} TXT", m.name), true),
+                action: Action::Delete,
+                reason: "the wait marker, once the record's change is complete".into(),
+                attrs: vec![],
+                op: Op::ClearMarker {
+                    zone_id: zone_id.to_owned(),
+                    record: m.clone(),
+                },
+            },
+        );
+    }
+
+    /// Adds a change to a DNS record; its id and resource come from the operation.
+    fn dns_change(&mut self, op: Op, attrs: Vec<AttrDiff>, reason: &str) {
+        let Op::SetRecord {
+            name, kind, step, ..
+        } = &op
+        else {
+            return;
+        };
+        let step_id = match step {
+            DnsStep::LowerTtl => "lower-ttl",
+            DnsStep::Switch => "switch",
+            DnsStep::RestoreTtl => "restore-ttl",
+            DnsStep::SetTtl => "set-ttl",
+        };
+        let id = format!("dns.{name}.{kind}.{step_id}");
+        let res = resource("dns_record", &format!("{name} {kind}"), false);
+        self.change(
+            id,
+            Change {
+                resource: res,
+                action: Action::Update,
+                reason: reason.to_owned(),
+                attrs,
+                op,
+            },
+        );
+    }
+
+    /// The DNS choreography for a record whose value must change.
+    fn switch(
+        &mut self,
+        r: &DesiredRecord,
+        zone_id: &str,
+        lb: &LbRef,
+        relevant: &[&ObservedRecord],
+        marker: Option<&Marker>,
+    ) {
+        let lb_value = RecordValue::LoadBalancer(lb.clone());
+        let describe = |o: &ObservedRecord| match &o.alias {
+            Some(a) => format!("{} ALIAS {}", o.kind, a.dns_name),
+            None => format!("{} {}", o.kind, o.values.join(" ")),
+        };
+        let lb_dns = match lb {
+            LbRef::Arn(arn) => self
+                .o
+                .load_balancers
+                .iter()
+                .find(|l| &l.arn == arn)
+                .map_or_else(|| "the load balancer".to_owned(), |l| l.dns_name.clone()),
+            LbRef::New(name) => format!("(DNS name of {name}, known after it is created)"),
+        };
+        let alias = if r.is_alias() { "ALIAS " } else { "" };
+        let after_value = format!("{} {alias}{lb_dns}", r.kind);
+        if relevant.is_empty() {
+            let op = self.set_op(
+                r,
+                zone_id,
+                &r.kind,
+                r.ttl,
+                lb_value,
+                vec![],
+                DnsStep::Switch,
+                None,
+            );
+            self.change(
+                format!("dns.{}.{}.create", r.name, r.kind),
+                Change {
+                    resource: resource("dns_record", &format!("{} {}", r.name, r.kind), false),
+                    action: Action::Create,
+                    reason: "declared in the manifest and not found; nobody holds an old answer"
+                        .into(),
+                    attrs: vec![
+                        attr("value", None, Some(json!(after_value))),
+                        attr("ttl", None, r.ttl.map(|t| json!(t))),
+                    ],
+                    op,
+                },
+            );
+            self.out.switched.push(SwitchedRecord {
+                name: r.name.clone(),
+                old_ttl_wait: None,
+                switch_wait: None,
+            });
+            return;
+        }
+        // An alias answer is cached for the target's TTL: 60 s for a load balancer.
+        let ttl_of = |o: &ObservedRecord| o.ttl.unwrap_or(60);
+        let old_ttl = relevant.iter().map(|o| ttl_of(o)).max().unwrap_or(0);
+        let transition = r.transition_ttl;
+        let to_lower: Vec<&&ObservedRecord> = relevant
+            .iter()
+            .filter(|o| o.alias.is_none() && ttl_of(o) > transition)
+            .collect();
+        for o in &to_lower {
+            let value = RecordValue::Values(o.values.clone());
+            let mark = Some(("lowered", old_ttl));
+            let op = self.set_op(
+                r,
+                zone_id,
+                &o.kind,
+                Some(transition),
+                value,
+                vec![],
+                DnsStep::LowerTtl,
+                mark,
+            );
+            let attrs = vec![attr(
+                "ttl",
+                o.ttl.map(|t| json!(t)),
+                Some(json!(transition)),
+            )];
+            self.dns_change(
+                op,
+                attrs,
+                "shorten the TTL before the switch, so that clients pick up the new value quickly",
+            );
+        }
+        let old_ttl_wait = if !to_lower.is_empty() {
+            Some((old_ttl, None))
+        } else {
+            // Lowered by an earlier run: its wait continues from the recorded start.
+            marker
+                .and_then(|m| m.lowered)
+                .map(|st| (st.wait(), Some(st.since)))
+        };
+        let ttl_at_switch = relevant
+            .iter()
+            .map(|o| match o.alias {
+                // Lowered by now, in this run or an earlier one.
+                None => ttl_of(o).min(transition),
+                Some(_) => ttl_of(o),
+            })
+            .max()
+            .unwrap_or(0);
+        let before = relevant
+            .iter()
+            .map(|o| describe(o))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let switch_ttl = if r.is_alias() { None } else { Some(transition) };
+        let replaces = relevant
+            .iter()
+            .filter(|o| o.kind != r.kind)
+            .map(|o| (*o).clone())
+            .collect();
+        let op = self.set_op(
+            r,
+            zone_id,
+            &r.kind,
+            switch_ttl,
+            lb_value.clone(),
+            replaces,
+            DnsStep::Switch,
+            Some(("switched", ttl_at_switch)),
+        );
+        let attrs = vec![
+            attr("value", Some(json!(before)), Some(json!(after_value))),
+            attr("ttl", Some(json!(old_ttl)), switch_ttl.map(|t| json!(t))),
+        ];
+        self.dns_change(
+            op,
+            attrs,
+            "point the name at the load balancer, once it serves and every target is healthy",
+        );
+        if let (false, Some(ttl)) = (r.is_alias(), r.ttl) {
+            if ttl != transition {
+                let op = self.set_op(
+                    r,
+                    zone_id,
+                    &r.kind,
+                    Some(ttl),
+                    lb_value,
+                    vec![],
+                    DnsStep::RestoreTtl,
+                    None,
+                );
+                let attrs = vec![attr("ttl", Some(json!(transition)), Some(json!(ttl)))];
+                self.dns_change(
+                    op,
+                    attrs,
+                    "the TTL at rest, once the switch has propagated and the old path is closed",
+                );
+            }
+        }
+        self.out.switched.push(SwitchedRecord {
+            name: r.name.clone(),
+            old_ttl_wait,
+            switch_wait: Some((ttl_at_switch, None)),
+        });
+    }
+}
+
+/// TTL of the wait markers themselves (nobody resolves them; short keeps them cheap).
+pub const MARKER_TTL: u32 = 60;
