@@ -930,6 +930,8 @@ impl<'a> Differ<'a> {
                                 op: Op::AttachStandby {
                                     arn: l.arn.clone(),
                                     port: *port,
+                                    protocol: l.protocol.clone(),
+                                    certificate: l.certificates.first().cloned(),
                                     serving: l.forward.clone(),
                                     tg: tg.clone(),
                                 },

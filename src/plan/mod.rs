@@ -212,6 +212,9 @@ pub enum Op {
     AttachStandby {
         arn: String,
         port: u16,
+        /// The listener's protocol and certificate now, kept as they are.
+        protocol: String,
+        certificate: Option<String>,
         /// The groups serving now, kept at their weight.
         serving: Vec<String>,
         tg: TgRef,

@@ -1,0 +1,351 @@
+//! One change carried out: the plan's operation sent through the AWS adapters, with the
+//! references to resources created earlier in the run resolved. Nothing is decided here.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use crate::aws::ec2::Ec2;
+use crate::aws::elbv2::Elbv2;
+use crate::aws::route53::{ChangeAction, RecordSet, Route53};
+use crate::aws::{Clients, Meter};
+use crate::model::{AliasTarget, Observed, ObservedRecord, RuleKey, Source};
+use crate::plan::dns::marker_values;
+use crate::plan::{DnsStep, LbRef, Op, RecordValue, SgRef, TgRef};
+
+use super::{now, Error};
+
+/// A load balancer's address, for DNS.
+#[derive(Debug, Clone)]
+pub struct LbAddress {
+    pub arn: String,
+    pub dns_name: String,
+    pub zone_id: String,
+}
+
+/// What the run has learnt so far: ids of what it created, Route53 change ids, markers.
+#[derive(Debug, Default)]
+pub struct Refs {
+    pub groups: BTreeMap<String, String>,
+    pub target_groups: BTreeMap<String, String>,
+    /// Load balancers by name (new) and by ARN (existing).
+    pub load_balancers: BTreeMap<String, LbAddress>,
+    /// (record, step) → Route53 change id.
+    pub changes: BTreeMap<(String, DnsStep), String>,
+    /// (record, step) → when Route53 reported the change in sync.
+    pub in_sync: BTreeMap<(String, DnsStep), i64>,
+    /// Marker records written by this run, by name (to delete them exactly).
+    pub markers: BTreeMap<String, RecordSet>,
+}
+
+/// Everything a node needs to run.
+pub struct Context {
+    pub clients: Clients,
+    pub meter: Meter,
+    pub refs: Mutex<Refs>,
+}
+
+impl Context {
+    pub fn new(clients: Clients, meter: Meter, observed: &Observed) -> Context {
+        let mut refs = Refs::default();
+        for l in &observed.load_balancers {
+            refs.load_balancers.insert(
+                l.arn.clone(),
+                LbAddress {
+                    arn: l.arn.clone(),
+                    dns_name: l.dns_name.clone(),
+                    zone_id: l.hosted_zone_id.clone(),
+                },
+            );
+        }
+        Context {
+            clients,
+            meter,
+            refs: Mutex::new(refs),
+        }
+    }
+
+    pub fn refs(&self) -> std::sync::MutexGuard<'_, Refs> {
+        // The map is plain data; a panic elsewhere cannot leave it half-written.
+        self.refs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn ec2(&self) -> Ec2 {
+        Ec2::new(&self.clients.ec2, &self.meter)
+    }
+
+    pub fn elbv2(&self) -> Elbv2 {
+        Elbv2::new(&self.clients.elbv2, &self.meter)
+    }
+
+    pub fn route53(&self) -> Route53 {
+        Route53::new(&self.clients.route53, &self.meter)
+    }
+
+    fn group(&self, g: &SgRef) -> Result<String, Error> {
+        match g {
+            SgRef::Id(id) => Ok(id.clone()),
+            SgRef::New(k) => self
+                .refs()
+                .groups
+                .get(k)
+                .cloned()
+                .ok_or_else(|| Error::Bug(format!("group \"{k}\" used before it was created"))),
+        }
+    }
+
+    fn target_group(&self, t: &TgRef) -> Result<String, Error> {
+        match t {
+            TgRef::Arn(a) => Ok(a.clone()),
+            TgRef::New { key, name } => self.refs().target_groups.get(key).cloned().ok_or_else(
+                || Error::Bug(format!("target group {name} used before it was created")),
+            ),
+        }
+    }
+
+    pub fn load_balancer(&self, l: &LbRef) -> Result<LbAddress, Error> {
+        let key = match l {
+            LbRef::Arn(a) => a,
+            LbRef::New(n) => n,
+        };
+        self.refs()
+            .load_balancers
+            .get(key)
+            .cloned()
+            .ok_or_else(|| Error::Bug(format!("load balancer {key} used before it was created")))
+    }
+
+    fn rules(&self, rules: &[(RuleKey, Option<String>)]) -> Result<Vec<(RuleKey, Option<String>)>, Error> {
+        rules
+            .iter()
+            .map(|(k, d)| Ok((self.rule(k)?, d.clone())))
+            .collect()
+    }
+
+    fn rule(&self, k: &RuleKey) -> Result<RuleKey, Error> {
+        Ok(match &k.source {
+            Source::Key(key) => RuleKey {
+                source: Source::Group(self.group(&SgRef::New(key.clone()))?),
+                ..k.clone()
+            },
+            _ => k.clone(),
+        })
+    }
+}
+
+fn record_set(o: &ObservedRecord) -> RecordSet {
+    RecordSet {
+        name: o.name.clone(),
+        kind: o.kind.clone(),
+        ttl: o.ttl,
+        values: o.values.clone(),
+        alias: o.alias.clone(),
+    }
+}
+
+/// Carries out one operation.
+pub async fn run(ctx: &Context, op: &Op) -> Result<(), Error> {
+    let ec2 = ctx.ec2();
+    let elb = ctx.elbv2();
+    match op {
+        Op::CreateSecurityGroup {
+            key,
+            name,
+            description,
+            vpc,
+            tags,
+        } => {
+            let id = ec2.create_security_group(name, description, vpc, tags).await?;
+            ctx.refs().groups.insert(key.clone(), id);
+        }
+        Op::AuthorizeIngress { group, rules } => {
+            let id = ctx.group(group)?;
+            ec2.authorize_ingress(&id, &ctx.rules(rules)?).await?;
+        }
+        Op::UpdateRuleDescriptions { group, rules } => {
+            let id = ctx.group(group)?;
+            ec2.update_rule_descriptions(&id, &ctx.rules(rules)?).await?;
+        }
+        Op::RevokeIngress { group, rules, .. } => {
+            let id = ctx.group(group)?;
+            let rules = rules.iter().map(|k| ctx.rule(k)).collect::<Result<Vec<_>, _>>()?;
+            ec2.revoke_ingress(&id, &rules).await?;
+        }
+        Op::DeleteSecurityGroup { id, .. } => ec2.delete_security_group(id).await?,
+        Op::CreateTargetGroup {
+            key,
+            name,
+            port,
+            protocol,
+            vpc,
+            health,
+            tags,
+        } => {
+            let arn = elb
+                .create_target_group(name, *port, protocol, vpc, health, tags)
+                .await?;
+            ctx.refs().target_groups.insert(key.clone(), arn);
+        }
+        Op::ModifyHealthCheck { tg, health } => {
+            elb.modify_health_check(&ctx.target_group(tg)?, health).await?
+        }
+        Op::RegisterTargets { tg, ids, .. } => {
+            elb.register_targets(&ctx.target_group(tg)?, ids).await?
+        }
+        Op::DeregisterTargets { tg, ids, .. } => {
+            elb.deregister_targets(&ctx.target_group(tg)?, ids).await?
+        }
+        Op::DeleteTargetGroup { arn, .. } => elb.delete_target_group(arn).await?,
+        Op::CreateLoadBalancer {
+            name,
+            scheme,
+            subnets,
+            security_groups,
+            tags,
+        } => {
+            let groups = security_groups
+                .iter()
+                .map(|g| ctx.group(g))
+                .collect::<Result<Vec<_>, _>>()?;
+            let lb = elb
+                .create_load_balancer(name, scheme, subnets, &groups, tags)
+                .await?;
+            let address = LbAddress {
+                arn: lb.arn.clone(),
+                dns_name: lb.dns_name.clone(),
+                zone_id: lb.hosted_zone_id.clone(),
+            };
+            let mut refs = ctx.refs();
+            refs.load_balancers.insert(name.clone(), address.clone());
+            refs.load_balancers.insert(lb.arn, address);
+        }
+        Op::SetSubnets { lb, subnets } => {
+            elb.set_subnets(&ctx.load_balancer(lb)?.arn, subnets).await?
+        }
+        Op::SetSecurityGroups { lb, groups } => {
+            let groups = groups
+                .iter()
+                .map(|g| ctx.group(g))
+                .collect::<Result<Vec<_>, _>>()?;
+            elb.set_security_groups(&ctx.load_balancer(lb)?.arn, &groups)
+                .await?
+        }
+        Op::DeleteLoadBalancer { arn, .. } => elb.delete_load_balancer(arn).await?,
+        Op::CreateListener {
+            lb,
+            port,
+            protocol,
+            certificate,
+            tg,
+        } => {
+            let forward = [(ctx.target_group(tg)?, 1)];
+            let lb = ctx.load_balancer(lb)?;
+            elb.create_listener(&lb.arn, *port, protocol, certificate.as_deref(), &forward)
+                .await?;
+        }
+        Op::AttachStandby {
+            arn,
+            protocol,
+            certificate,
+            serving,
+            tg,
+            ..
+        } => {
+            let mut forward: Vec<(String, u32)> = serving.iter().map(|a| (a.clone(), 1)).collect();
+            forward.push((ctx.target_group(tg)?, 0));
+            elb.modify_listener(arn, protocol, certificate.as_deref(), &forward)
+                .await?;
+        }
+        Op::ModifyListener {
+            arn,
+            protocol,
+            certificate,
+            tg,
+            ..
+        } => {
+            let forward = [(ctx.target_group(tg)?, 1)];
+            elb.modify_listener(arn, protocol, certificate.as_deref(), &forward)
+                .await?;
+        }
+        Op::DeleteListener { arn, .. } => elb.delete_listener(arn).await?,
+        Op::SetRecord {
+            zone_id,
+            name,
+            kind,
+            ttl,
+            value,
+            replaces,
+            step,
+            mark,
+        } => {
+            let (values, alias) = match value {
+                RecordValue::Values(v) => (v.clone(), None),
+                RecordValue::Alias { dns_name, zone_id } => (
+                    vec![],
+                    Some(AliasTarget {
+                        dns_name: dns_name.clone(),
+                        zone_id: zone_id.clone(),
+                    }),
+                ),
+                RecordValue::LoadBalancer(lb) => {
+                    let lb = ctx.load_balancer(lb)?;
+                    if kind == "CNAME" {
+                        (vec![lb.dns_name], None)
+                    } else {
+                        (
+                            vec![],
+                            Some(AliasTarget {
+                                dns_name: lb.dns_name,
+                                zone_id: lb.zone_id,
+                            }),
+                        )
+                    }
+                }
+            };
+            let mut changes: Vec<(ChangeAction, RecordSet)> = replaces
+                .iter()
+                .map(|o| (ChangeAction::Delete, record_set(o)))
+                .collect();
+            let ttl = if alias.is_some() { None } else { *ttl };
+            changes.push((
+                ChangeAction::Upsert,
+                RecordSet {
+                    name: name.clone(),
+                    kind: kind.clone(),
+                    ttl,
+                    values,
+                    alias,
+                },
+            ));
+            let marker = mark.as_ref().map(|m| RecordSet {
+                name: m.record.clone(),
+                kind: "TXT".into(),
+                ttl: Some(crate::plan::dns::MARKER_TTL),
+                values: marker_values(&m.stack, &m.step, now(), m.ttl, true),
+                alias: None,
+            });
+            if let Some(m) = &marker {
+                changes.push((ChangeAction::Upsert, m.clone()));
+            }
+            let comment = format!("reconcile: {name} {kind} ({step:?})");
+            let id = ctx.route53().change(zone_id, &changes, &comment).await?;
+            let mut refs = ctx.refs();
+            refs.changes.insert((name.clone(), *step), id);
+            if let Some(m) = marker {
+                refs.markers.insert(m.name.clone(), m);
+            }
+        }
+        Op::ClearMarker { zone_id, record } => {
+            let written = ctx.refs().markers.get(&record.name).cloned();
+            let current = written.or_else(|| (!record.values.is_empty()).then(|| record_set(record)));
+            if let Some(set) = current {
+                ctx.route53()
+                    .change(zone_id, &[(ChangeAction::Delete, set)], "reconcile: wait marker done")
+                    .await?;
+                ctx.refs().markers.remove(&record.name);
+            }
+        }
+    }
+    Ok(())
+}
