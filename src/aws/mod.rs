@@ -195,6 +195,19 @@ where
     }
 }
 
+/// A request the SDK could not build (a required field left out) as the project's error.
+pub(crate) fn unbuilt(
+    service: Service,
+    operation: &'static str,
+    err: &dyn std::error::Error,
+) -> Error {
+    Error::Transport {
+        service,
+        operation,
+        detail: chain(err),
+    }
+}
+
 /// An error and its causes on one line (`dispatch failure: io error: ...: Connection
 /// refused`), each cause once.
 fn chain(err: &dyn std::error::Error) -> String {

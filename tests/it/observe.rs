@@ -566,7 +566,7 @@ async fn reads_a_converged_front_door() {
                 name: "_reconcile.www.example.com".into(),
                 kind: "TXT".into(),
                 ttl: Some(60),
-                values: vec!["\"marker\"".into()],
+                values: vec!["marker".into()],
                 alias: None,
             },
             ObservedRecord {
