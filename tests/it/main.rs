@@ -11,3 +11,4 @@ mod schema;
 mod seed;
 mod support;
 mod validate;
+mod write;
