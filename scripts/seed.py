@@ -80,7 +80,7 @@ def self_signed_cert(host):
     return cert.public_bytes(serialization.Encoding.PEM), key_pem
 
 
-def seed(session, endpoint, stopped):
+def seed(session, endpoint, stopped, ttl=3600):
     ec2 = session.client("ec2", endpoint_url=endpoint)
     r53 = session.client("route53", endpoint_url=endpoint)
     acm = session.client("acm", endpoint_url=endpoint)
@@ -139,7 +139,7 @@ def seed(session, endpoint, stopped):
     r53.change_resource_record_sets(
         HostedZoneId=zone_id,
         ChangeBatch={"Changes": [{"Action": "CREATE", "ResourceRecordSet": {
-            "Name": HOST, "Type": "A", "TTL": 3600,
+            "Name": HOST, "Type": "A", "TTL": ttl,
             "ResourceRecords": [{"Value": eip["PublicIp"]}],
         }}]},
     )
@@ -164,8 +164,9 @@ def seed(session, endpoint, stopped):
     }
 
 
-def manifest(ids):
-    """The example manifest with the seeded ids in place of the placeholders."""
+def manifest(ids, ttl=None, transition_ttl=None):
+    """The example manifest with the seeded ids in place of the placeholders (and, when
+    given, the record's TTLs: short ones make the demo's and tests' waits short)."""
     with open(TEMPLATE) as f:
         m = json.load(f)  # dicts keep the file's key order
     m["region"] = ids["region"]
@@ -174,6 +175,11 @@ def manifest(ids):
     m["load_balancer"]["subnets"] = ids["subnets"]
     for tg in m["target_groups"].values():
         tg["targets"] = ids["instances"]
+    for r in m["dns"]["records"]:
+        if ttl is not None:
+            r["ttl"] = ttl
+        if transition_ttl is not None:
+            r["transition_ttl"] = transition_ttl
     return dumps(m)
 
 
@@ -203,6 +209,10 @@ def main():
                    help="stop both instances after creating them. Note: RegisterTargets then fails "
                         "InvalidTarget (as on AWS); targets registered while running and stopped "
                         "later report unused / Target.InvalidState")
+    p.add_argument("--ttl", type=int, default=3600,
+                   help="TTL of the starting A record, and the manifest's ttl (default 3600)")
+    p.add_argument("--transition-ttl", type=int,
+                   help="the manifest's transition_ttl (default: the example's 300)")
     args = p.parse_args()
     if not args.endpoint:
         p.error("--endpoint or AWS_ENDPOINT_URL is required (this script only seeds an emulator)")
@@ -212,8 +222,8 @@ def main():
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
     session = boto3.Session(region_name=args.region)
 
-    ids = seed(session, args.endpoint, args.stopped)
-    write(args.out, manifest(ids))
+    ids = seed(session, args.endpoint, args.stopped, args.ttl)
+    write(args.out, manifest(ids, args.ttl if args.ttl != 3600 else None, args.transition_ttl))
     if args.ids_out:
         write(args.ids_out, dumps(ids))
 
@@ -223,7 +233,7 @@ def main():
         f"  security group www-backend {ids['security_group']}\n"
         f"  instances ({state}) {' '.join(ids['instances'])}\n"
         f"  elastic ip {ids['eip']['public_ip']} on {ids['instances'][0]}\n"
-        f"  zone {ZONE} {ids['zone_id']}: {HOST} A {ids['eip']['public_ip']} ttl 3600\n"
+        f"  zone {ZONE} {ids['zone_id']}: {HOST} A {ids['eip']['public_ip']} ttl {args.ttl}\n"
         f"  certificate {ids['certificate_arn']}")
 
 

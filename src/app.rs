@@ -263,3 +263,64 @@ impl SavedPlan {
         }
     }
 }
+
+/// A short account of what differs between the plan saved and the plan made now: the
+/// changes that appeared or went away, by id.
+pub fn what_changed(saved: &Plan, fresh: &Plan) -> String {
+    let ids = |p: &Plan| -> std::collections::BTreeSet<String> {
+        p.nodes
+            .iter()
+            .filter(|n| matches!(n.kind, crate::plan::NodeKind::Change(_)))
+            .map(|n| n.id.clone())
+            .collect()
+    };
+    let (a, b) = (ids(saved), ids(fresh));
+    let mut parts: Vec<String> = Vec::new();
+    let gone: Vec<&String> = a.difference(&b).collect();
+    let new: Vec<&String> = b.difference(&a).collect();
+    if !gone.is_empty() {
+        parts.push(format!(
+            "no longer needed: {}",
+            gone.iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    if !new.is_empty() {
+        parts.push(format!(
+            "now also needed: {}",
+            new.iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    let changed: Vec<&String> = a
+        .intersection(&b)
+        .filter(|id| {
+            let find = |p: &Plan| {
+                p.nodes
+                    .iter()
+                    .find(|n| &&n.id == id)
+                    .map(|n| n.kind.clone())
+            };
+            find(saved) != find(fresh)
+        })
+        .collect();
+    if !changed.is_empty() {
+        parts.push(format!(
+            "changed: {}",
+            changed
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    if parts.is_empty() {
+        "resources the plan reads differ, e.g. target health or tags".to_owned()
+    } else {
+        parts.join("; ")
+    }
+}

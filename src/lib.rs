@@ -13,6 +13,7 @@
 //! - [`app`]: the commands' shared flow: load every manifest, read, plan.
 
 pub mod app;
+pub mod apply;
 pub mod aws;
 pub mod manifest;
 pub mod model;

@@ -50,8 +50,69 @@ enum Command {
         #[command(flatten)]
         aws: AwsFlags,
     },
+    /// Carries out the plan in an order that keeps the site up: from manifests (planned
+    /// afresh), or a plan saved by `plan --out`, refused if the live state has changed.
+    Apply {
+        /// A plan saved by `reconcile plan --out PLANFILE`.
+        #[arg(
+            value_name = "PLANFILE",
+            conflicts_with = "files",
+            required_unless_present = "files"
+        )]
+        planfile: Option<PathBuf>,
+        /// Manifest file or folder of manifests; repeat for several stacks.
+        #[arg(short = 'f', long = "file", value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// Apply without asking (required when not on a terminal).
+        #[arg(long)]
+        yes: bool,
+        /// Stop cleanly at a TTL wait that would end later than this (e.g. 90s, 10m, 1h);
+        /// running apply again afterwards continues where it stopped.
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        max_wait: Option<std::time::Duration>,
+        /// How many changes and waits may run at once.
+        #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+        parallelism: u16,
+        /// Stream progress as JSON events, one per line.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        aws: AwsFlags,
+    },
     /// Prints the manifest's JSON Schema.
     Schema,
+}
+
+/// `90s`, `10m`, `1h`, `1h30m`, or plain seconds.
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let bad = || format!("\"{text}\" is not a duration: write e.g. 90s, 10m, 1h or 1h30m");
+    if let Ok(secs) = text.parse::<u64>() {
+        return Ok(std::time::Duration::from_secs(secs));
+    }
+    let mut total: u64 = 0;
+    let mut number = String::new();
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            number.push(c);
+            continue;
+        }
+        let n: u64 = number.parse().map_err(|_| bad())?;
+        number.clear();
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            _ => return Err(bad()),
+        };
+        total = total
+            .checked_add(n.checked_mul(unit).ok_or_else(bad)?)
+            .ok_or_else(bad)?;
+    }
+    if !number.is_empty() || text.is_empty() {
+        return Err(bad());
+    }
+    Ok(std::time::Duration::from_secs(total))
 }
 
 /// AWS settings; each overrides the standard AWS chain (environment, profiles).
@@ -92,6 +153,28 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Validate { files, json } => validate(&files, json),
         Command::Schema => print_json(&manifest::schema()),
+        Command::Apply {
+            planfile,
+            files,
+            yes,
+            max_wait,
+            parallelism,
+            json,
+            aws,
+        } => {
+            let opts = reconcile::apply::Options {
+                parallelism: usize::from(parallelism),
+                max_wait,
+                ..Default::default()
+            };
+            let how = ApplyArgs {
+                yes,
+                json,
+                opts,
+                aws,
+            };
+            runtime().and_then(|rt| rt.block_on(apply_cmd(planfile.as_deref(), &files, &how)))
+        }
         Command::Plan {
             files,
             json,
@@ -251,4 +334,195 @@ async fn plan(
     } else {
         Outcome::Success
     })
+}
+
+struct ApplyArgs {
+    yes: bool,
+    json: bool,
+    opts: reconcile::apply::Options,
+    aws: AwsFlags,
+}
+
+/// Reads and plans the stacks of a saved plan again, and refuses when the manifest or the
+/// live state differ from what the plan was made from.
+async fn replan_saved(
+    path: &std::path::Path,
+    conns: &mut Connections,
+) -> anyhow::Result<Result<Vec<app::Planned>, String>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("cannot read the plan {}: {e}", path.display()))?;
+    let saved: SavedPlan = serde_json::from_str(&text).map_err(|e| {
+        anyhow::anyhow!(
+            "{} is not a plan saved by `reconcile plan --out`: {e}",
+            path.display()
+        )
+    })?;
+    let files: Vec<PathBuf> = saved.stacks.iter().map(|s| s.manifest.clone()).collect();
+    let loaded = match app::load_all(&files) {
+        Ok(l) => l,
+        Err(e) => return Ok(Err(format!("{e}"))),
+    };
+    let mut problems = Vec::new();
+    for (l, s) in loaded.iter().zip(&saved.stacks) {
+        if l.digest != s.manifest_digest {
+            problems.push(format!(
+                "{} changed since the plan was made",
+                l.path.display()
+            ));
+        }
+    }
+    if !problems.is_empty() {
+        return Ok(Err(problems.join("\n")));
+    }
+    let fresh = app::plan_all(loaded, conns).await?;
+    for (f, s) in fresh.iter().zip(&saved.stacks) {
+        if app::fingerprint(&f.observed) != s.observed_fingerprint {
+            let what = app::what_changed(&s.plan, &f.plan);
+            problems.push(format!(
+                "stack {}: the live state changed since the plan was made ({what})",
+                f.plan.stack
+            ));
+        }
+    }
+    if !problems.is_empty() {
+        return Ok(Err(problems.join("\n")));
+    }
+    // Carry out the saved plan itself, against the state it was made from.
+    Ok(Ok(fresh
+        .into_iter()
+        .zip(saved.stacks)
+        .map(|(f, s)| app::Planned { plan: s.plan, ..f })
+        .collect()))
+}
+
+fn confirm() -> anyhow::Result<bool> {
+    print!("\nApply these changes? Only 'yes' is accepted: ");
+    std::io::stdout().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    Ok(answer.trim() == "yes")
+}
+
+async fn apply_cmd(
+    planfile: Option<&std::path::Path>,
+    files: &[PathBuf],
+    how: &ApplyArgs,
+) -> anyhow::Result<Outcome> {
+    use std::io::IsTerminal as _;
+    let mut conns = Connections::new(how.aws.options());
+    let planned = match planfile {
+        Some(path) => match replan_saved(path, &mut conns).await? {
+            Ok(p) => p,
+            Err(why) => {
+                eprintln!("error: refusing to apply {}:\n{why}\nRun `reconcile plan --out` again and review the new plan.", path.display());
+                return Ok(Outcome::Failed);
+            }
+        },
+        None => {
+            let loaded = match app::manifest_files(files).and_then(|f| app::load_all(&f)) {
+                Ok(l) => l,
+                Err(app::Error::Manifests(m)) => {
+                    eprint!("{m}");
+                    return Ok(Outcome::Failed);
+                }
+                Err(e) => return Err(e.into()),
+            };
+            app::plan_all(loaded, &mut conns).await?
+        }
+    };
+    let terminal = std::io::stdout().is_terminal();
+    let style = human::Style::detect(terminal);
+    let show = |p: &app::Planned| {
+        let label = format!(
+            "stack {} ({}, {})",
+            p.plan.stack,
+            p.loaded.path.display(),
+            p.region
+        );
+        human::plan(&p.plan, &label, &style)
+    };
+    if planned.iter().any(|p| !p.plan.blockers.is_empty()) {
+        for p in &planned {
+            print!("{}", show(p));
+        }
+        eprintln!("error: the plan is blocked (see above); nothing was changed");
+        return Ok(Outcome::Failed);
+    }
+    if !planned.iter().any(|p| p.plan.has_changes()) {
+        if !how.json {
+            println!("No changes: the live state matches every manifest.");
+        }
+        return Ok(Outcome::Success);
+    }
+    if !how.json {
+        for p in &planned {
+            println!("{}", show(p));
+        }
+    }
+    if planfile.is_none() && !how.yes {
+        if !(std::io::stdin().is_terminal() && terminal) {
+            eprintln!("error: refusing to apply without --yes: not on a terminal, so nobody can confirm; nothing was changed");
+            return Ok(Outcome::Failed);
+        }
+        if !confirm()? {
+            println!("Nothing was changed.");
+            return Ok(Outcome::Success);
+        }
+    }
+    let hooks: std::sync::Arc<dyn reconcile::apply::Hooks> = if how.json {
+        std::sync::Arc::new(reconcile::render::progress::JsonProgress)
+    } else {
+        std::sync::Arc::new(reconcile::render::progress::HumanProgress::new(terminal))
+    };
+    let mut paused = Vec::new();
+    for p in &planned {
+        if !p.plan.has_changes() {
+            continue;
+        }
+        let (_, clients) = conns.for_stack(&p.loaded).await?;
+        let meter = reconcile::aws::Meter::new();
+        let result = reconcile::apply::run(
+            &clients,
+            &meter,
+            &p.observed,
+            &p.plan,
+            &how.opts,
+            hooks.clone(),
+        )
+        .await;
+        match result {
+            Ok(reconcile::apply::Finished::Done) => {
+                if !how.json {
+                    println!(
+                        "stack {}: apply complete ({} AWS requests).",
+                        p.plan.stack,
+                        meter.stats().requests
+                    );
+                }
+            }
+            Ok(reconcile::apply::Finished::Paused { resume_at, waiting }) => {
+                paused.push((p.plan.stack.clone(), resume_at, waiting));
+            }
+            Err(e) => {
+                eprintln!("error: stack {}: {e}", p.plan.stack);
+                if let reconcile::apply::Error::Unhealthy { targets, .. } = &e {
+                    for t in targets {
+                        eprintln!("{}", human::unhealthy_target(t));
+                    }
+                }
+                eprintln!("Run `reconcile apply` again once that is fixed: it continues from where this run stopped.");
+                return Ok(Outcome::Failed);
+            }
+        }
+    }
+    for (stack, resume_at, waiting) in &paused {
+        let left = (resume_at - reconcile::apply::now()).max(0);
+        println!(
+            "stack {stack}: paused at {} (a wait longer than --max-wait). Run `reconcile apply` again after {} (in {}); the wait's start is recorded in Route53, so any machine can continue.",
+            waiting.join(", "),
+            human::utc(*resume_at),
+            human::duration(u64::try_from(left).unwrap_or(0))
+        );
+    }
+    Ok(Outcome::Success)
 }

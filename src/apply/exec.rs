@@ -35,6 +35,14 @@ pub struct Refs {
     pub in_sync: BTreeMap<(String, DnsStep), i64>,
     /// Marker records written by this run, by name (to delete them exactly).
     pub markers: BTreeMap<String, RecordSet>,
+    /// Hosted zone of each record changed by this run.
+    pub zones: BTreeMap<String, String>,
+}
+
+impl Refs {
+    pub fn zone_of(&self, record: &str) -> Option<String> {
+        self.zones.get(record).cloned()
+    }
 }
 
 /// Everything a node needs to run.
@@ -95,12 +103,18 @@ impl Context {
         }
     }
 
+    pub fn target_group_arn(&self, t: &TgRef) -> Result<String, Error> {
+        self.target_group(t)
+    }
+
     fn target_group(&self, t: &TgRef) -> Result<String, Error> {
         match t {
             TgRef::Arn(a) => Ok(a.clone()),
-            TgRef::New { key, name } => self.refs().target_groups.get(key).cloned().ok_or_else(
-                || Error::Bug(format!("target group {name} used before it was created")),
-            ),
+            TgRef::New { key, name } => {
+                self.refs().target_groups.get(key).cloned().ok_or_else(|| {
+                    Error::Bug(format!("target group {name} used before it was created"))
+                })
+            }
         }
     }
 
@@ -116,7 +130,10 @@ impl Context {
             .ok_or_else(|| Error::Bug(format!("load balancer {key} used before it was created")))
     }
 
-    fn rules(&self, rules: &[(RuleKey, Option<String>)]) -> Result<Vec<(RuleKey, Option<String>)>, Error> {
+    fn rules(
+        &self,
+        rules: &[(RuleKey, Option<String>)],
+    ) -> Result<Vec<(RuleKey, Option<String>)>, Error> {
         rules
             .iter()
             .map(|(k, d)| Ok((self.rule(k)?, d.clone())))
@@ -156,7 +173,9 @@ pub async fn run(ctx: &Context, op: &Op) -> Result<(), Error> {
             vpc,
             tags,
         } => {
-            let id = ec2.create_security_group(name, description, vpc, tags).await?;
+            let id = ec2
+                .create_security_group(name, description, vpc, tags)
+                .await?;
             ctx.refs().groups.insert(key.clone(), id);
         }
         Op::AuthorizeIngress { group, rules } => {
@@ -165,11 +184,15 @@ pub async fn run(ctx: &Context, op: &Op) -> Result<(), Error> {
         }
         Op::UpdateRuleDescriptions { group, rules } => {
             let id = ctx.group(group)?;
-            ec2.update_rule_descriptions(&id, &ctx.rules(rules)?).await?;
+            ec2.update_rule_descriptions(&id, &ctx.rules(rules)?)
+                .await?;
         }
         Op::RevokeIngress { group, rules, .. } => {
             let id = ctx.group(group)?;
-            let rules = rules.iter().map(|k| ctx.rule(k)).collect::<Result<Vec<_>, _>>()?;
+            let rules = rules
+                .iter()
+                .map(|k| ctx.rule(k))
+                .collect::<Result<Vec<_>, _>>()?;
             ec2.revoke_ingress(&id, &rules).await?;
         }
         Op::DeleteSecurityGroup { id, .. } => ec2.delete_security_group(id).await?,
@@ -188,7 +211,8 @@ pub async fn run(ctx: &Context, op: &Op) -> Result<(), Error> {
             ctx.refs().target_groups.insert(key.clone(), arn);
         }
         Op::ModifyHealthCheck { tg, health } => {
-            elb.modify_health_check(&ctx.target_group(tg)?, health).await?
+            elb.modify_health_check(&ctx.target_group(tg)?, health)
+                .await?
         }
         Op::RegisterTargets { tg, ids, .. } => {
             elb.register_targets(&ctx.target_group(tg)?, ids).await?
@@ -221,7 +245,8 @@ pub async fn run(ctx: &Context, op: &Op) -> Result<(), Error> {
             refs.load_balancers.insert(lb.arn, address);
         }
         Op::SetSubnets { lb, subnets } => {
-            elb.set_subnets(&ctx.load_balancer(lb)?.arn, subnets).await?
+            elb.set_subnets(&ctx.load_balancer(lb)?.arn, subnets)
+                .await?
         }
         Op::SetSecurityGroups { lb, groups } => {
             let groups = groups
@@ -332,16 +357,22 @@ pub async fn run(ctx: &Context, op: &Op) -> Result<(), Error> {
             let id = ctx.route53().change(zone_id, &changes, &comment).await?;
             let mut refs = ctx.refs();
             refs.changes.insert((name.clone(), *step), id);
+            refs.zones.insert(name.clone(), zone_id.clone());
             if let Some(m) = marker {
                 refs.markers.insert(m.name.clone(), m);
             }
         }
         Op::ClearMarker { zone_id, record } => {
             let written = ctx.refs().markers.get(&record.name).cloned();
-            let current = written.or_else(|| (!record.values.is_empty()).then(|| record_set(record)));
+            let current =
+                written.or_else(|| (!record.values.is_empty()).then(|| record_set(record)));
             if let Some(set) = current {
                 ctx.route53()
-                    .change(zone_id, &[(ChangeAction::Delete, set)], "reconcile: wait marker done")
+                    .change(
+                        zone_id,
+                        &[(ChangeAction::Delete, set)],
+                        "reconcile: wait marker done",
+                    )
                     .await?;
                 ctx.refs().markers.remove(&record.name);
             }

@@ -1,5 +1,7 @@
 //! EC2 reads: security groups with their ingress rules, one rule per (protocol, port range,
-//! source), as the project's own types.
+//! source), as the project's own types. The writes are in `ec2/write.rs`.
+
+mod write;
 
 use aws_sdk_ec2::types::{Filter, IpPermission, SecurityGroup};
 use aws_sdk_ec2::Client;
@@ -13,7 +15,7 @@ const SERVICE: Service = Service::Ec2;
 /// The largest page `DescribeSecurityGroups` gives.
 const PAGE_SIZE: i32 = 1000;
 
-/// Reads of one account and region's EC2 security groups.
+/// One account and region's EC2 security groups.
 #[derive(Debug, Clone)]
 pub struct Ec2 {
     client: Client,

@@ -1,5 +1,7 @@
 //! Elastic Load Balancing (v2) reads: load balancers, listeners, target groups, target
-//! health and tags, as the project's own types.
+//! health and tags, as the project's own types. The writes are in `elbv2/write.rs`.
+
+mod write;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,7 +23,7 @@ const PAGE_SIZE: i32 = 400;
 /// The most ARNs one `DescribeTags` takes.
 pub const TAGS_PER_CALL: usize = 20;
 
-/// Reads of one account and region's Elastic Load Balancing.
+/// One account and region's Elastic Load Balancing.
 #[derive(Debug, Clone)]
 pub struct Elbv2 {
     client: Client,
@@ -321,15 +323,22 @@ fn load_balancer(lb: &LoadBalancer) -> Result<ObservedLb> {
 fn listener(l: &Listener) -> Result<ObservedListener> {
     const OP: &str = "DescribeListeners";
     let (forward, standby) = forward_targets(l.default_actions());
+    let protocol = l.protocol().map_or("", |p| p.as_str()).to_owned();
+    // Only HTTPS and TLS listeners use certificates. AWS drops them when a listener changes
+    // to HTTP; moto keeps reporting the old one, which would read as drift for ever.
+    let certificates = if matches!(protocol.as_str(), "HTTPS" | "TLS") {
+        l.certificates()
+            .iter()
+            .filter_map(|c| c.certificate_arn().map(str::to_owned))
+            .collect()
+    } else {
+        Vec::new()
+    };
     Ok(ObservedListener {
         arn: need(l.listener_arn(), SERVICE, OP, "ListenerArn")?.to_owned(),
         port: port(l.port()),
-        protocol: l.protocol().map_or("", |p| p.as_str()).to_owned(),
-        certificates: l
-            .certificates()
-            .iter()
-            .filter_map(|c| c.certificate_arn().map(str::to_owned))
-            .collect(),
+        protocol,
+        certificates,
         forward,
         standby,
     })

@@ -1,6 +1,7 @@
-//! The AWS side: SDK clients from the standard AWS chain, one thin read adapter per service
-//! (returning the project's own types, never SDK types), typed errors, and a [`Meter`]
-//! that counts every request and the round it was sent in.
+//! The AWS side: SDK clients from the standard AWS chain, one thin adapter per service
+//! (reads returning the project's own types, never SDK types, and the writes the executor
+//! carries out), typed errors, and a [`Meter`] that counts every request and the round it
+//! was sent in.
 
 pub mod acm;
 pub mod ec2;
@@ -136,6 +137,16 @@ pub enum Error {
         ids.join(", ")
     )]
     AmbiguousZone { name: String, ids: Vec<String> },
+    /// A create found a resource with the stack's name that the stack does not own.
+    #[error(
+        "a {kind} named {name} already exists and is not tagged {}=<this stack>; reconcile \
+         will not take it over",
+        crate::names::STACK_TAG
+    )]
+    NotOwned { kind: &'static str, name: String },
+    /// The caller passed what the planner never produces: a bug in reconcile, not in AWS.
+    #[error("bug in reconcile: {0}")]
+    Bug(String),
 }
 
 impl Error {
@@ -154,6 +165,7 @@ impl Error {
             | Error::Transport { operation, .. }
             | Error::Incomplete { operation, .. } => Some(operation),
             Error::AmbiguousZone { .. } => Some("ListHostedZonesByName"),
+            Error::NotOwned { .. } | Error::Bug(_) => None,
         }
     }
 }
@@ -180,6 +192,19 @@ where
             operation,
             detail: chain(&err),
         },
+    }
+}
+
+/// A request the SDK could not build (a required field left out) as the project's error.
+pub(crate) fn unbuilt(
+    service: Service,
+    operation: &'static str,
+    err: &dyn std::error::Error,
+) -> Error {
+    Error::Transport {
+        service,
+        operation,
+        detail: chain(err),
     }
 }
 

@@ -1,5 +1,10 @@
 //! Route53 reads: a hosted zone by name, and its record sets in normal form (names and DNS
-//! values lowercase without trailing dot, alias names without `dualstack.`).
+//! values lowercase without trailing dot, alias names without `dualstack.`, TXT values
+//! unquoted). The writes are in `route53/write.rs`.
+
+mod write;
+
+pub use write::{ChangeAction, RecordSet};
 
 use std::net::IpAddr;
 
@@ -15,7 +20,7 @@ const SERVICE: Service = Service::Route53;
 /// The largest page `ListResourceRecordSets` gives.
 const PAGE_SIZE: i32 = 300;
 
-/// Reads of the account's Route53 hosted zones.
+/// The account's Route53 hosted zones.
 #[derive(Debug, Clone)]
 pub struct Route53 {
     client: Client,
@@ -170,15 +175,54 @@ fn record(set: &ResourceRecordSet) -> Option<ObservedRecord> {
 }
 
 /// A record value in normal form: DNS names lowercase without trailing dot, IP addresses
-/// in their canonical spelling, anything else as given.
+/// in their canonical spelling, TXT text unquoted, anything else as given.
 fn value(kind: &str, v: &str) -> String {
     match kind {
         "CNAME" | "NS" | "PTR" => net::normalize_dns(v),
         "A" | "AAAA" => v
             .parse::<IpAddr>()
             .map_or_else(|_| v.to_owned(), |ip| ip.to_string()),
+        "TXT" | "SPF" => unquote_txt(v),
         _ => v.to_owned(),
     }
+}
+
+/// The text of a TXT value: its character-strings (quoted, or bare words) unescaped (`\"`,
+/// `\\`, `\ooo` octal) and joined without separator, as SPF and DKIM readers join them,
+/// so that a long value split at 255 bytes reads as one text.
+fn unquote_txt(v: &str) -> String {
+    let bytes = v.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    let mut quoted = false;
+    while let Some(&b) = bytes.get(i) {
+        match b {
+            b'"' => quoted = !quoted,
+            b'\\' => {
+                let octal = bytes
+                    .get(i + 1..i + 4)
+                    .filter(|d| d.iter().all(|b| (b'0'..=b'7').contains(b)))
+                    .and_then(|d| std::str::from_utf8(d).ok())
+                    .and_then(|d| u8::from_str_radix(d, 8).ok());
+                match (octal, bytes.get(i + 1)) {
+                    (Some(o), _) => {
+                        out.push(o);
+                        i += 3;
+                    }
+                    (None, Some(&next)) => {
+                        out.push(next);
+                        i += 1;
+                    }
+                    (None, None) => out.push(b),
+                }
+            }
+            // Between character-strings, and between bare words.
+            b' ' | b'\t' if !quoted => {}
+            _ => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Route53 spells characters outside `a-z0-9-_.` in names as `\ooo` (octal), e.g. `\052`
@@ -280,6 +324,17 @@ mod tests {
     #[test]
     fn ipv6_values_are_canonical() {
         assert_eq!(value("AAAA", "2001:0DB8:0000::1"), "2001:db8::1");
-        assert_eq!(value("TXT", "\"Hello\""), "\"Hello\"");
+        assert_eq!(value("TXT", "\"Hello\""), "Hello");
+    }
+
+    #[test]
+    fn txt_values_read_as_their_text() {
+        assert_eq!(unquote_txt(r#""hello world""#), "hello world");
+        assert_eq!(unquote_txt(r#""a\"b" "c""#), "a\"bc");
+        assert_eq!(unquote_txt(r#""caf\303\251""#), "café");
+        assert_eq!(unquote_txt(r#""back\\slash""#), "back\\slash");
+        assert_eq!(unquote_txt("bare"), "bare");
+        assert_eq!(unquote_txt(r#""""#), "");
+        assert_eq!(unquote_txt(r#""unterminated"#), "unterminated");
     }
 }

@@ -97,7 +97,7 @@ pub enum RecordValue {
 }
 
 /// The step of the DNS choreography a record change belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DnsStep {
     /// Same value, shorter TTL, so that the switch propagates quickly.

@@ -85,7 +85,7 @@ fn value(v: &Option<serde_json::Value>) -> String {
     }
 }
 
-fn gate_line(g: &Gate) -> String {
+pub fn gate_line(g: &Gate) -> String {
     match g {
         Gate::LbActive { .. } => "wait until the load balancer is active".to_owned(),
         Gate::TargetsHealthy { key, .. } => {
@@ -112,6 +112,29 @@ fn gate_line(g: &Gate) -> String {
             )
         }
     }
+}
+
+/// One unhealthy target with AWS's reason and what to do about it.
+pub fn unhealthy_target(t: &crate::model::TargetHealth) -> String {
+    let reason = t.reason.as_deref().unwrap_or("no reason given");
+    let hint = match reason {
+        "Target.ResponseCodeMismatch" => "the health URL must bypass basic auth and answer 200 (not a 301 redirect or a 401)",
+        "Target.InvalidState" => "the instance is stopped or terminated: start it, or remove it from `targets`",
+        "Target.Timeout" => "the health check got no answer in time: the backend group must admit the load balancer's group on the health-check port, and the service must listen there",
+        "Target.FailedHealthChecks" => "the health check fails: check the health path and port on the backend",
+        "Elb.RegistrationInProgress" | "Elb.InitialHealthChecking" => "still being registered: run apply again in a minute",
+        "Target.NotInUse" | "Target.NotRegistered" => "no listener sends the group traffic yet",
+        _ => "see the target group's health in the AWS console",
+    };
+    let description = t
+        .description
+        .as_deref()
+        .map_or(String::new(), |d| format!(": {d}"));
+    format!(
+        "  {} is {} ({reason}){description}
+    hint: {hint}",
+        t.id, t.state
+    )
 }
 
 fn change_lines(out: &mut String, c: &Change, style: &Style) {

@@ -12,3 +12,4 @@ mod schema;
 mod seed;
 mod support;
 mod validate;
+mod write;

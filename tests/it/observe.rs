@@ -41,7 +41,7 @@ use crate::emulator::{Emulator, Seeded};
 const MAX_REQUESTS: usize = 12;
 const MAX_ROUNDS: usize = 3;
 
-async fn clients(emu: &Emulator) -> Clients {
+pub(crate) async fn clients(emu: &Emulator) -> Clients {
     let opts = AwsOptions {
         endpoint_url: Some(emu.url.clone()),
         region: Some("us-east-1".into()),
@@ -61,7 +61,7 @@ fn desired(seeded: &Seeded) -> Desired {
     Desired::from_manifest(&manifest)
 }
 
-fn id(ids: &Value, key: &str) -> String {
+pub(crate) fn id(ids: &Value, key: &str) -> String {
     ids[key].as_str().expect("a seeded id").to_owned()
 }
 
@@ -566,7 +566,7 @@ async fn reads_a_converged_front_door() {
                 name: "_reconcile.www.example.com".into(),
                 kind: "TXT".into(),
                 ttl: Some(60),
-                values: vec!["\"marker\"".into()],
+                values: vec!["marker".into()],
                 alias: None,
             },
             ObservedRecord {

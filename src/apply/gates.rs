@@ -1,0 +1,175 @@
+//! Gates: conditions over live state, waited for under a deadline. A timeout becomes an
+//! error naming what was awaited; a TTL wait that cannot end within `--max-wait` pauses
+//! the run instead, its start being recorded in Route53 so that any later run, on any
+//! machine, waits only the remainder.
+
+use std::time::{Duration, Instant};
+
+use crate::aws::route53::{ChangeAction, RecordSet};
+use crate::aws::Round;
+use crate::plan::dns::{marker_values, MARKER_TTL};
+use crate::plan::{DnsStep, Gate, Node, TgRef};
+
+use super::{now, Context, Error, Hooks, NodeEnd, Options};
+
+/// How long targets may take to turn healthy after registration (AWS needs the health
+/// check's interval times its healthy threshold, a few minutes at most).
+pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+
+pub async fn wait(
+    ctx: &Context,
+    node: &Node,
+    gate: &Gate,
+    opts: &Options,
+    deadline: Option<i64>,
+    hooks: &dyn Hooks,
+) -> Result<NodeEnd, Error> {
+    let t0 = Instant::now();
+    let fail = |message: String| Error::Failed {
+        node: node.id.clone(),
+        message,
+    };
+    let timeout = |what: &str, waited: Duration| Error::Timeout {
+        node: node.id.clone(),
+        what: what.to_owned(),
+        waited,
+    };
+    match gate {
+        Gate::LbActive { lb } => {
+            let arn = ctx.load_balancer(lb)?.arn;
+            let what = "the load balancer is active";
+            loop {
+                match ctx.elbv2().load_balancer_state(&arn).await?.as_deref() {
+                    Some("active") => return Ok(NodeEnd::Done),
+                    Some("failed") => {
+                        return Err(fail("the load balancer failed to provision".into()))
+                    }
+                    None => return Err(fail("the load balancer is gone".into())),
+                    Some(_) => {}
+                }
+                if t0.elapsed() > opts.settle_timeout {
+                    return Err(timeout(what, t0.elapsed()));
+                }
+                hooks.waiting(node, what, t0.elapsed(), None);
+                tokio::time::sleep(opts.poll).await;
+            }
+        }
+        Gate::TargetsHealthy { key, tg } => {
+            let arn = ctx.target_group_arn(tg)?;
+            let name = match tg {
+                TgRef::New { name, .. } => name.clone(),
+                TgRef::Arn(a) => a.split('/').nth(1).unwrap_or(a).to_owned(),
+            };
+            let what = format!("every target of target group \"{key}\" is healthy");
+            loop {
+                let health = ctx
+                    .elbv2()
+                    .target_health(&arn, Round::START)
+                    .await?
+                    .value
+                    .ok_or_else(|| fail(format!("target group {name} is gone")))?;
+                let serving: Vec<_> = health.iter().filter(|t| t.state != "draining").collect();
+                if serving.is_empty() {
+                    return Err(fail(format!(
+                        "target group {name} has no registered target"
+                    )));
+                }
+                if serving.iter().all(|t| t.state == "healthy") {
+                    return Ok(NodeEnd::Done);
+                }
+                // A stopped or terminated instance will not turn healthy by waiting.
+                let hopeless = serving
+                    .iter()
+                    .any(|t| t.reason.as_deref() == Some("Target.InvalidState"));
+                if hopeless || t0.elapsed() > HEALTH_TIMEOUT {
+                    return Err(Error::Unhealthy {
+                        node: node.id.clone(),
+                        target_group: name,
+                        targets: health
+                            .into_iter()
+                            .filter(|t| t.state != "healthy")
+                            .collect(),
+                    });
+                }
+                hooks.waiting(node, &what, t0.elapsed(), None);
+                tokio::time::sleep(opts.poll).await;
+            }
+        }
+        Gate::DnsInSync {
+            record,
+            after,
+            mark,
+        } => {
+            let id = ctx
+                .refs()
+                .changes
+                .get(&(record.clone(), *after))
+                .cloned()
+                .ok_or_else(|| Error::Bug(format!("no Route53 change recorded for {record}")))?;
+            let what = format!("Route53 has the change of {record} in sync");
+            loop {
+                if ctx.route53().change_status(&id).await? == "INSYNC" {
+                    break;
+                }
+                if t0.elapsed() > opts.settle_timeout {
+                    return Err(timeout(&what, t0.elapsed()));
+                }
+                hooks.waiting(node, &what, t0.elapsed(), None);
+                tokio::time::sleep(opts.poll).await;
+            }
+            let synced = now();
+            ctx.refs().in_sync.insert((record.clone(), *after), synced);
+            if let Some(m) = mark {
+                // Confirm the wait's start: the time Route53 served the change everywhere.
+                let zone = ctx.refs().zone_of(record);
+                let set = RecordSet {
+                    name: m.record.clone(),
+                    kind: "TXT".into(),
+                    ttl: Some(MARKER_TTL),
+                    values: marker_values(&m.stack, &m.step, synced, m.ttl, false),
+                    alias: None,
+                };
+                if let Some(zone) = zone {
+                    ctx.route53()
+                        .change(
+                            &zone,
+                            &[(ChangeAction::Upsert, set.clone())],
+                            "reconcile: wait started",
+                        )
+                        .await?;
+                    ctx.refs().markers.insert(set.name.clone(), set);
+                }
+            }
+            Ok(NodeEnd::Done)
+        }
+        Gate::WaitTtl {
+            record,
+            seconds,
+            since,
+            why,
+        } => {
+            let step = if node.id.ends_with(".old-ttl") {
+                DnsStep::LowerTtl
+            } else {
+                DnsStep::Switch
+            };
+            let start = since
+                .or_else(|| ctx.refs().in_sync.get(&(record.clone(), step)).copied())
+                .unwrap_or_else(now);
+            let end = start + i64::from(*seconds);
+            if deadline.is_some_and(|d| end > d) && end > now() {
+                return Ok(NodeEnd::Paused { resume_at: end });
+            }
+            let what = format!("{why} ({record})");
+            loop {
+                let remaining = end - now();
+                if remaining <= 0 {
+                    return Ok(NodeEnd::Done);
+                }
+                let remaining = Duration::from_secs(u64::try_from(remaining).unwrap_or(0));
+                hooks.waiting(node, &what, t0.elapsed(), Some(remaining));
+                tokio::time::sleep(remaining.min(Duration::from_secs(1))).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,231 @@
+//! Carrying out a plan: the graph is walked with bounded concurrency (a node starts once
+//! everything it waits for is done; independent branches run side by side), each change
+//! goes through the AWS adapters ([`exec`]), each gate is a wait under a deadline
+//! ([`gates`]). The executor decides nothing the plan has not decided, and never prints:
+//! it reports through [`Hooks`].
+
+pub mod exec;
+pub mod gates;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::aws::{self, Clients, Meter};
+use crate::model::{Observed, TargetHealth};
+use crate::plan::{Node, NodeKind, Plan};
+
+pub use exec::Context;
+
+/// Seconds since the epoch, now.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// Bounds on a run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Nodes running at once.
+    pub parallelism: usize,
+    /// A TTL wait that would end later than this from the start of the run is not waited:
+    /// the run stops cleanly and says when to run again.
+    pub max_wait: Option<Duration>,
+    /// How long the load balancer may take to become active, and Route53 to sync.
+    pub settle_timeout: Duration,
+    /// How often gates look again.
+    pub poll: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            parallelism: 8,
+            max_wait: None,
+            settle_timeout: Duration::from_secs(15 * 60),
+            poll: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Why a run stopped without finishing.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{node}: {source}")]
+    Aws {
+        node: String,
+        #[source]
+        source: aws::Error,
+    },
+    #[error("{node}: not every target of {target_group} is healthy; the DNS switch was not made and the site still works on its old path")]
+    Unhealthy {
+        node: String,
+        target_group: String,
+        targets: Vec<TargetHealth>,
+    },
+    #[error("{node}: gave up after {waited:?} waiting until {what}")]
+    Timeout {
+        node: String,
+        what: String,
+        waited: Duration,
+    },
+    #[error("{node}: {message}")]
+    Failed { node: String, message: String },
+    #[error("bug: {0}")]
+    Bug(String),
+}
+
+impl From<aws::Error> for Error {
+    fn from(source: aws::Error) -> Self {
+        Error::Aws {
+            node: String::new(),
+            source,
+        }
+    }
+}
+
+impl Error {
+    fn at(self, id: &str) -> Error {
+        match self {
+            Error::Aws { node, source } if node.is_empty() => Error::Aws {
+                node: id.to_owned(),
+                source,
+            },
+            other => other,
+        }
+    }
+}
+
+/// How one node ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeEnd {
+    Done,
+    /// A wait that cannot end within `--max-wait`: resume after this time (epoch seconds).
+    Paused {
+        resume_at: i64,
+    },
+}
+
+/// How the run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Finished {
+    Done,
+    /// Stopped at waits too long for `--max-wait`; everything else that could run did.
+    Paused {
+        resume_at: i64,
+        waiting: Vec<String>,
+    },
+}
+
+/// What the executor reports; renderers implement it. Nothing else leaves the executor.
+pub trait Hooks: Send + Sync {
+    fn started(&self, node: &Node);
+    fn finished(&self, node: &Node, end: &NodeEnd, took: Duration);
+    fn failed(&self, node: &Node, error: &Error);
+    /// A wait in progress: how long so far, and how long still if known.
+    fn waiting(&self, node: &Node, what: &str, waited: Duration, remaining: Option<Duration>);
+}
+
+/// Carries out `plan`, starting from the state it was made from.
+pub async fn run(
+    clients: &Clients,
+    meter: &Meter,
+    observed: &Observed,
+    plan: &Plan,
+    opts: &Options,
+    hooks: Arc<dyn Hooks>,
+) -> Result<Finished, Error> {
+    let ctx = Arc::new(Context::new(clients.clone(), meter.clone(), observed));
+    let deadline = opts
+        .max_wait
+        .map(|d| now() + i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    let mut waits_for: BTreeMap<&str, BTreeSet<&str>> = plan
+        .nodes
+        .iter()
+        .map(|n| (n.id.as_str(), BTreeSet::new()))
+        .collect();
+    for (from, to) in &plan.edges {
+        if let Some(set) = waits_for.get_mut(to.as_str()) {
+            set.insert(from.as_str());
+        }
+    }
+    let mut done: BTreeSet<String> = BTreeSet::new();
+    let mut started: BTreeSet<String> = BTreeSet::new();
+    let mut paused: Vec<(String, i64)> = Vec::new();
+    let mut failure: Option<Error> = None;
+    let mut running = tokio::task::JoinSet::new();
+    loop {
+        if failure.is_none() {
+            for n in &plan.nodes {
+                if running.len() >= opts.parallelism.max(1) {
+                    break;
+                }
+                let ready = !started.contains(&n.id)
+                    && waits_for
+                        .get(n.id.as_str())
+                        .is_none_or(|deps| deps.iter().all(|d| done.contains(*d)));
+                if !ready {
+                    continue;
+                }
+                started.insert(n.id.clone());
+                hooks.started(n);
+                let (ctx, node, hooks, opts) =
+                    (ctx.clone(), n.clone(), hooks.clone(), opts.clone());
+                running.spawn(async move {
+                    let t0 = std::time::Instant::now();
+                    let end = run_node(&ctx, &node, &opts, deadline, hooks.as_ref()).await;
+                    (node, end, t0.elapsed())
+                });
+            }
+        }
+        let Some(joined) = running.join_next().await else {
+            break;
+        };
+        let (node, end, took) =
+            joined.map_err(|e| Error::Bug(format!("a step of the run panicked: {e}")))?;
+        match end {
+            Ok(end) => {
+                hooks.finished(&node, &end, took);
+                match end {
+                    NodeEnd::Done => {
+                        done.insert(node.id.clone());
+                    }
+                    NodeEnd::Paused { resume_at } => paused.push((node.id.clone(), resume_at)),
+                }
+            }
+            Err(e) => {
+                let e = e.at(&node.id);
+                hooks.failed(&node, &e);
+                // Let what is running finish; start nothing new.
+                failure.get_or_insert(e);
+            }
+        }
+    }
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    if paused.is_empty() {
+        return Ok(Finished::Done);
+    }
+    Ok(Finished::Paused {
+        resume_at: paused.iter().map(|(_, t)| *t).max().unwrap_or_else(now),
+        waiting: paused.into_iter().map(|(id, _)| id).collect(),
+    })
+}
+
+async fn run_node(
+    ctx: &Context,
+    node: &Node,
+    opts: &Options,
+    deadline: Option<i64>,
+    hooks: &dyn Hooks,
+) -> Result<NodeEnd, Error> {
+    match &node.kind {
+        NodeKind::Change(c) => {
+            exec::run(ctx, &c.op).await?;
+            Ok(NodeEnd::Done)
+        }
+        NodeKind::Gate(g) => gates::wait(ctx, node, g, opts, deadline, hooks).await,
+    }
+}

@@ -1,0 +1,291 @@
+//! EC2 writes: security groups and their ingress rules. Each is safe to repeat: a create
+//! finds the stack's own group from an earlier run, rules already there (or already gone)
+//! are skipped, a group already deleted is success.
+
+use std::future::Future;
+
+use aws_sdk_ec2::types::{
+    Filter, IpPermission, IpRange, Ipv6Range, PrefixListId, ResourceType, Tag, TagSpecification,
+    UserIdGroupPair,
+};
+
+use super::{security_group, Ec2, SERVICE};
+use crate::aws::{need, sdk_error, Error, Result, Round};
+use crate::model::{owned_by, RuleKey, Source, Tags};
+use crate::names;
+
+impl Ec2 {
+    /// Creates a security group tagged `tags` at creation; returns its id. When a group of
+    /// that name exists in the VPC and carries the same `reconcile:stack` tag (an earlier
+    /// run that stopped after its create), returns that group's id instead; any other
+    /// group of that name is AWS's `InvalidGroup.Duplicate`.
+    pub async fn create_security_group(
+        &self,
+        name: &str,
+        description: &str,
+        vpc: &str,
+        tags: &Tags,
+    ) -> Result<String> {
+        const OP: &str = "CreateSecurityGroup";
+        self.meter.record(OP, Round::START);
+        let sent = self
+            .client
+            .create_security_group()
+            .group_name(name)
+            .description(description)
+            .vpc_id(vpc)
+            .tag_specifications(
+                TagSpecification::builder()
+                    .resource_type(ResourceType::SecurityGroup)
+                    .set_tags(Some(ec2_tags(tags)))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| sdk_error(SERVICE, OP, e));
+        match sent {
+            Ok(out) => Ok(need(out.group_id(), SERVICE, OP, "GroupId")?.to_owned()),
+            Err(e) if e.code() == Some("InvalidGroup.Duplicate") => {
+                match self.group_named(name, vpc, tags).await? {
+                    Some(id) => Ok(id),
+                    None => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The id of the group `name` in `vpc` if it carries the `reconcile:stack` tag of `tags`.
+    async fn group_named(&self, name: &str, vpc: &str, tags: &Tags) -> Result<Option<String>> {
+        const OP: &str = "DescribeSecurityGroups";
+        let Some(stack) = tags.get(names::STACK_TAG) else {
+            return Ok(None);
+        };
+        self.meter.record(OP, Round::START);
+        let filter = |name: &str, value: &str| Filter::builder().name(name).values(value).build();
+        let out = self
+            .client
+            .describe_security_groups()
+            .filters(filter("vpc-id", vpc))
+            .filters(filter("group-name", name))
+            .send()
+            .await
+            .map_err(|e| sdk_error(SERVICE, OP, e))?;
+        for g in out.security_groups() {
+            let g = security_group(g)?;
+            if g.name == name && owned_by(&g.tags, stack) {
+                return Ok(Some(g.id));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Adds ingress rules, each with its description, in one call. Rules already present
+    /// are skipped (AWS refuses the whole call then, so it is retried rule by rule).
+    pub async fn authorize_ingress(
+        &self,
+        group_id: &str,
+        rules: &[(RuleKey, Option<String>)],
+    ) -> Result<()> {
+        const OP: &str = "AuthorizeSecurityGroupIngress";
+        let permissions = rules
+            .iter()
+            .map(|(key, description)| permission(key, description.as_deref()))
+            .collect::<Result<Vec<_>>>()?;
+        all_or_each(permissions, "InvalidPermission.Duplicate", |p| async move {
+            self.meter.record(OP, Round::START);
+            self.client
+                .authorize_security_group_ingress()
+                .group_id(group_id)
+                .set_ip_permissions(Some(p))
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| sdk_error(SERVICE, OP, e))
+        })
+        .await
+    }
+
+    /// Removes ingress rules in one call. Rules already gone are skipped (AWS refuses the
+    /// whole call then, so it is retried rule by rule).
+    pub async fn revoke_ingress(&self, group_id: &str, rules: &[RuleKey]) -> Result<()> {
+        const OP: &str = "RevokeSecurityGroupIngress";
+        let permissions = rules
+            .iter()
+            .map(|key| permission(key, None))
+            .collect::<Result<Vec<_>>>()?;
+        all_or_each(permissions, "InvalidPermission.NotFound", |p| async move {
+            self.meter.record(OP, Round::START);
+            self.client
+                .revoke_security_group_ingress()
+                .group_id(group_id)
+                .set_ip_permissions(Some(p))
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| sdk_error(SERVICE, OP, e))
+        })
+        .await
+    }
+
+    /// Sets the descriptions of existing ingress rules; `None` clears one.
+    pub async fn update_rule_descriptions(
+        &self,
+        group_id: &str,
+        rules: &[(RuleKey, Option<String>)],
+    ) -> Result<()> {
+        const OP: &str = "UpdateSecurityGroupRuleDescriptionsIngress";
+        if rules.is_empty() {
+            return Ok(());
+        }
+        // AWS clears a description left out; moto keeps it. An empty one clears it on both
+        // (and reads back as no description).
+        let permissions = rules
+            .iter()
+            .map(|(key, description)| permission(key, Some(description.as_deref().unwrap_or(""))))
+            .collect::<Result<Vec<_>>>()?;
+        self.meter.record(OP, Round::START);
+        self.client
+            .update_security_group_rule_descriptions_ingress()
+            .group_id(group_id)
+            .set_ip_permissions(Some(permissions))
+            .send()
+            .await
+            .map_err(|e| sdk_error(SERVICE, OP, e))?;
+        Ok(())
+    }
+
+    /// Deletes a security group; one already gone is success.
+    pub async fn delete_security_group(&self, id: &str) -> Result<()> {
+        const OP: &str = "DeleteSecurityGroup";
+        self.meter.record(OP, Round::START);
+        let sent = self
+            .client
+            .delete_security_group()
+            .group_id(id)
+            .send()
+            .await
+            .map_err(|e| sdk_error(SERVICE, OP, e));
+        match sent {
+            Ok(_) => Ok(()),
+            Err(e) if e.code() == Some("InvalidGroup.NotFound") => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Sends every permission in one request; when AWS refuses it with `skip` (some of them
+/// are already as wanted), sends them one at a time and skips those refused with `skip`.
+/// (moto applies the permissions before the refused one, AWS none; both end the same.)
+async fn all_or_each<F, Fut>(permissions: Vec<IpPermission>, skip: &str, send: F) -> Result<()>
+where
+    F: Fn(Vec<IpPermission>) -> Fut,
+    Fut: Future<Output = Result<()>>,
+{
+    if permissions.is_empty() {
+        return Ok(());
+    }
+    let several = permissions.len() > 1;
+    match send(permissions.clone()).await {
+        Err(e) if e.code() == Some(skip) && several => {}
+        Err(e) if e.code() == Some(skip) => return Ok(()),
+        other => return other,
+    }
+    for p in permissions {
+        match send(vec![p]).await {
+            Err(e) if e.code() == Some(skip) => {}
+            other => other?,
+        }
+    }
+    Ok(())
+}
+
+/// One rule as an EC2 permission: its protocol and ports, and its one source with the
+/// description.
+fn permission(key: &RuleKey, description: Option<&str>) -> Result<IpPermission> {
+    let p = IpPermission::builder()
+        .ip_protocol(&key.protocol)
+        .from_port(key.from_port)
+        .to_port(key.to_port);
+    let p = match &key.source {
+        // The read side keeps a prefix-list source as its id (see `rules` in ec2.rs).
+        Source::Cidr(id) if id.starts_with("pl-") => p.prefix_list_ids(
+            PrefixListId::builder()
+                .prefix_list_id(id)
+                .set_description(description.map(str::to_owned))
+                .build(),
+        ),
+        Source::Cidr(cidr) if cidr.contains(':') => p.ipv6_ranges(
+            Ipv6Range::builder()
+                .cidr_ipv6(cidr)
+                .set_description(description.map(str::to_owned))
+                .build(),
+        ),
+        Source::Cidr(cidr) => p.ip_ranges(
+            IpRange::builder()
+                .cidr_ip(cidr)
+                .set_description(description.map(str::to_owned))
+                .build(),
+        ),
+        Source::Group(id) => p.user_id_group_pairs(
+            UserIdGroupPair::builder()
+                .group_id(id)
+                .set_description(description.map(str::to_owned))
+                .build(),
+        ),
+        Source::Key(k) => {
+            return Err(Error::Bug(format!(
+                "ingress rule {key} names the group by its manifest key {k:?}; the executor \
+                 must resolve it to a group id first"
+            )))
+        }
+    };
+    Ok(p.build())
+}
+
+fn ec2_tags(tags: &Tags) -> Vec<Tag> {
+    tags.iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sources_go_to_their_own_lists_with_descriptions() {
+        let p = |source: Source| permission(&RuleKey::tcp(80, source), Some("web"));
+        let v4 = p(Source::Cidr("0.0.0.0/0".into())).ok();
+        assert_eq!(
+            v4.as_ref()
+                .map(|p| (p.ip_protocol(), p.from_port(), p.to_port())),
+            Some((Some("tcp"), Some(80), Some(80)))
+        );
+        assert_eq!(
+            v4.as_ref()
+                .and_then(|p| p.ip_ranges().first())
+                .and_then(|r| r.description()),
+            Some("web")
+        );
+        let v6 = p(Source::Cidr("::/0".into())).ok();
+        assert_eq!(
+            v6.as_ref()
+                .and_then(|p| p.ipv6_ranges().first())
+                .and_then(|r| r.cidr_ipv6()),
+            Some("::/0")
+        );
+        let group = p(Source::Group("sg-0123".into())).ok();
+        assert_eq!(
+            group
+                .as_ref()
+                .and_then(|p| p.user_id_group_pairs().first())
+                .and_then(|g| g.group_id()),
+            Some("sg-0123")
+        );
+        assert!(matches!(
+            p(Source::Key("lb".into())),
+            Err(Error::Bug(m)) if m.contains("\"lb\"")
+        ));
+    }
+}

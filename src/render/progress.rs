@@ -1,0 +1,194 @@
+//! Progress of an apply, as the executor reports it through its hooks: on a terminal a line
+//! per step and one live line per wait (what is awaited, elapsed, remaining); otherwise
+//! plain timestamped lines; with `--json`, one JSON event per line.
+
+use std::io::Write as _;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::apply::{Error, Hooks, NodeEnd};
+use crate::plan::{Node, NodeKind};
+
+use super::human::{duration, utc, Style};
+
+fn label(node: &Node) -> String {
+    match &node.kind {
+        NodeKind::Change(c) => format!(
+            "{} {} {}",
+            c.action.symbol(),
+            c.resource.kind,
+            c.resource.name
+        ),
+        NodeKind::Gate(_) => node.id.clone(),
+    }
+}
+
+fn secs(d: Duration) -> u64 {
+    d.as_secs()
+}
+
+/// Human progress.
+pub struct HumanProgress {
+    terminal: bool,
+    style: Style,
+    /// Last time a wait was reported, per node (plain output reports every 30 s).
+    last: Mutex<Vec<(String, Instant)>>,
+    /// A live wait line is on screen and must be cleared before printing.
+    live: Mutex<bool>,
+}
+
+impl HumanProgress {
+    pub fn new(terminal: bool) -> HumanProgress {
+        HumanProgress {
+            terminal,
+            style: Style::detect(terminal),
+            last: Mutex::new(vec![]),
+            live: Mutex::new(false),
+        }
+    }
+
+    fn line(&self, text: &str) {
+        let mut out = std::io::stdout().lock();
+        let mut live = self
+            .live
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if *live {
+            let _ = write!(out, "\r\x1b[2K");
+            *live = false;
+        }
+        if self.terminal {
+            let _ = writeln!(out, "{text}");
+        } else {
+            let _ = writeln!(out, "[{}] {text}", utc(crate::apply::now()));
+        }
+        let _ = out.flush();
+    }
+}
+
+impl Hooks for HumanProgress {
+    fn started(&self, node: &Node) {
+        if let NodeKind::Change(_) = node.kind {
+            self.line(&format!("  {} ...", label(node)));
+        }
+    }
+
+    fn finished(&self, node: &Node, end: &NodeEnd, took: Duration) {
+        let text = match (&node.kind, end) {
+            (NodeKind::Change(_), _) => format!("  {} done ({}s)", label(node), took.as_secs()),
+            (NodeKind::Gate(g), NodeEnd::Done) => {
+                format!(
+                    "  ⧗ {} ({})",
+                    super::human::gate_line(g),
+                    duration(secs(took))
+                )
+            }
+            (NodeKind::Gate(g), NodeEnd::Paused { resume_at }) => format!(
+                "  ⏸ {}: ends {}, beyond --max-wait",
+                super::human::gate_line(g),
+                utc(*resume_at)
+            ),
+        };
+        self.line(&text);
+    }
+
+    fn failed(&self, node: &Node, error: &Error) {
+        let text = format!("  ✗ {}: {error}", label(node));
+        self.line(&self.style_error(&text));
+    }
+
+    fn waiting(&self, node: &Node, what: &str, waited: Duration, remaining: Option<Duration>) {
+        let left = remaining.map_or_else(String::new, |r| format!(", {} left", duration(secs(r))));
+        let text = format!(
+            "  ⧗ waiting until {what}: {} elapsed{left}",
+            duration(secs(waited))
+        );
+        if self.terminal {
+            let mut out = std::io::stdout().lock();
+            let _ = write!(out, "\r\x1b[2K{text}");
+            let _ = out.flush();
+            *self
+                .live
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = true;
+            return;
+        }
+        let mut last = self
+            .last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let due = match last.iter_mut().find(|(id, _)| id == &node.id) {
+            Some((_, t)) if t.elapsed() < Duration::from_secs(30) => false,
+            Some((_, t)) => {
+                *t = Instant::now();
+                true
+            }
+            None => {
+                last.push((node.id.clone(), Instant::now()));
+                true
+            }
+        };
+        drop(last);
+        if due {
+            self.line(&text);
+        }
+    }
+}
+
+impl HumanProgress {
+    fn style_error(&self, text: &str) -> String {
+        if self.style.color {
+            format!("\x1b[31m{text}\x1b[0m")
+        } else {
+            text.to_owned()
+        }
+    }
+}
+
+/// One JSON object per line: `{"event": "started" | "finished" | "paused" | "failed" |
+/// "waiting", "node": id, "time": epoch seconds, ...}`.
+pub struct JsonProgress;
+
+impl JsonProgress {
+    fn emit(value: serde_json::Value) {
+        let mut out = std::io::stdout().lock();
+        let _ = serde_json::to_writer(&mut out, &value);
+        let _ = writeln!(out);
+        let _ = out.flush();
+    }
+}
+
+impl Hooks for JsonProgress {
+    fn started(&self, node: &Node) {
+        Self::emit(
+            serde_json::json!({"event": "started", "node": node.id, "time": crate::apply::now()}),
+        );
+    }
+
+    fn finished(&self, node: &Node, end: &NodeEnd, took: Duration) {
+        let v = match end {
+            NodeEnd::Done => {
+                serde_json::json!({"event": "finished", "node": node.id, "time": crate::apply::now(), "seconds": took.as_secs_f64()})
+            }
+            NodeEnd::Paused { resume_at } => {
+                serde_json::json!({"event": "paused", "node": node.id, "time": crate::apply::now(), "resume_at": resume_at})
+            }
+        };
+        Self::emit(v);
+    }
+
+    fn failed(&self, node: &Node, error: &Error) {
+        Self::emit(
+            serde_json::json!({"event": "failed", "node": node.id, "time": crate::apply::now(), "error": error.to_string()}),
+        );
+    }
+
+    fn waiting(&self, node: &Node, what: &str, waited: Duration, remaining: Option<Duration>) {
+        // Once every 10 seconds of waiting is enough for a machine.
+        if waited.as_secs().is_multiple_of(10) {
+            Self::emit(
+                serde_json::json!({"event": "waiting", "node": node.id, "what": what, "elapsed": waited.as_secs(), "remaining": remaining.map(|r| r.as_secs())}),
+            );
+        }
+    }
+}
