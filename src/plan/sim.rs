@@ -49,7 +49,9 @@ pub struct World<'a> {
     lb_names: BTreeMap<String, String>,
 }
 
-fn answer_of(records: &[ObservedRecord], name: &str) -> Vec<(String, u64)> {
+/// The answers the records give for `name`, each with the TTL it is served with: `lb:<dns>`
+/// for an alias, `CNAME:<name>`, `A:<addresses>`.
+pub fn answer_of(records: &[ObservedRecord], name: &str) -> Vec<(String, u64)> {
     records
         .iter()
         .filter(|r| r.name == name && matches!(r.kind.as_str(), "A" | "AAAA" | "CNAME"))
@@ -690,20 +692,7 @@ impl<'a> World<'a> {
     pub fn reachable(&self) -> Result<(), String> {
         for name in self.record_names() {
             for answer in self.live_answers(&name) {
-                let lb_dns = answer
-                    .strip_prefix("lb:")
-                    .or_else(|| answer.strip_prefix("CNAME:"))
-                    .filter(|d| {
-                        self.observed
-                            .load_balancers
-                            .iter()
-                            .any(|l| crate::manifest::net::normalize_dns(&l.dns_name) == *d)
-                    });
-                let served = match lb_dns {
-                    Some(dns) => self.lb_path(dns),
-                    None => self.direct_path(),
-                };
-                if let Err(why) = served {
+                if let Err(why) = serving(self.desired, &self.observed, answer) {
                     return Err(format!(
                         "{name} may still answer {answer}, which does not serve: {why}"
                     ));
@@ -712,111 +701,135 @@ impl<'a> World<'a> {
         }
         Ok(())
     }
+}
 
-    /// Backend groups: those the manifest has admitting a load balancer's group.
-    fn backend_groups(&self) -> Vec<&ObservedSg> {
-        let lb_keys: Vec<String> = self
-            .desired
-            .load_balancer
-            .security_groups
-            .iter()
-            .map(|g| match g {
-                crate::model::GroupRef::Key(k) | crate::model::GroupRef::Id(k) => k.clone(),
-            })
-            .collect();
-        self.desired
-            .security_groups
-            .values()
-            .filter(|g| {
-                g.rules.keys().any(|r| {
-                    matches!(&r.source, Source::Key(k) | Source::Group(k) if lb_keys.contains(k))
-                })
-            })
-            .filter_map(|g| {
-                let id = match &g.existing {
-                    Some(id) => Some(id.clone()),
-                    None => self.sg_keys.get(&g.key).cloned().or_else(|| {
-                        self.observed
-                            .security_groups
-                            .iter()
-                            .find(|o| o.name == g.name)
-                            .map(|o| o.id.clone())
-                    }),
-                }?;
-                self.observed.sg_by_id(&id)
-            })
-            .collect()
+/// Does `answer` (as [`answer_of`] writes it) lead to a serving path in `observed`?
+///
+/// A load balancer's name serves when the load balancer is active, its groups admit 80
+/// and 443 from the internet, every listener of the manifest is there with a healthy
+/// target behind it, and the backend admits the load balancer's group on each target
+/// group's traffic and health-check ports. Any other answer is the direct path: it serves
+/// while the backend admits 443 from the internet.
+pub fn serving(
+    desired: &Desired,
+    observed: &crate::model::Observed,
+    answer: &str,
+) -> Result<(), String> {
+    let normal = crate::manifest::net::normalize_dns;
+    let lb_dns = answer
+        .strip_prefix("lb:")
+        .or_else(|| answer.strip_prefix("CNAME:"))
+        .filter(|d| {
+            observed
+                .load_balancers
+                .iter()
+                .any(|l| normal(&l.dns_name) == *d)
+        });
+    match lb_dns {
+        Some(dns) => lb_path(desired, observed, dns),
+        None => direct_path(desired, observed),
     }
+}
 
-    fn direct_path(&self) -> Result<(), String> {
-        let open = self.backend_groups().iter().any(|g| {
+/// Backend groups: those the manifest has admitting a load balancer's group, found by id
+/// (existing) or by name (created).
+fn backend_groups<'o>(
+    desired: &Desired,
+    observed: &'o crate::model::Observed,
+) -> Vec<&'o ObservedSg> {
+    let lb_keys: Vec<String> = desired
+        .load_balancer
+        .security_groups
+        .iter()
+        .map(|g| match g {
+            crate::model::GroupRef::Key(k) | crate::model::GroupRef::Id(k) => k.clone(),
+        })
+        .collect();
+    desired
+        .security_groups
+        .values()
+        .filter(|g| {
+            g.rules.keys().any(
+                |r| matches!(&r.source, Source::Key(k) | Source::Group(k) if lb_keys.contains(k)),
+            )
+        })
+        .filter_map(|g| match &g.existing {
+            Some(id) => observed.sg_by_id(id),
+            None => observed
+                .security_groups
+                .iter()
+                .find(|o| o.name == g.name && o.vpc == desired.vpc),
+        })
+        .collect()
+}
+
+fn direct_path(desired: &Desired, observed: &crate::model::Observed) -> Result<(), String> {
+    let open = backend_groups(desired, observed).iter().any(|g| {
+        g.rules
+            .iter()
+            .any(|r| r.key.is_from_internet() && r.key.admits_tcp(443))
+    });
+    if open {
+        Ok(())
+    } else {
+        Err("the backend group no longer admits 443 from the internet".into())
+    }
+}
+
+fn lb_path(desired: &Desired, observed: &crate::model::Observed, dns: &str) -> Result<(), String> {
+    let lb = observed
+        .load_balancers
+        .iter()
+        .find(|l| crate::manifest::net::normalize_dns(&l.dns_name) == dns)
+        .ok_or("the load balancer is gone")?;
+    if lb.state != "active" {
+        return Err(format!("the load balancer is {}", lb.state));
+    }
+    let groups: Vec<&ObservedSg> = lb
+        .security_groups
+        .iter()
+        .filter_map(|id| observed.sg_by_id(id))
+        .collect();
+    for port in [80, 443] {
+        let open = groups.iter().any(|g| {
             g.rules
                 .iter()
-                .any(|r| r.key.is_from_internet() && r.key.admits_tcp(443))
+                .any(|r| r.key.is_from_internet() && r.key.admits_tcp(port))
         });
-        if open {
-            Ok(())
-        } else {
-            Err("the backend group no longer admits 443 from the internet".into())
+        if !open {
+            return Err(format!("its group does not admit {port} from the internet"));
         }
     }
-
-    fn lb_path(&self, dns: &str) -> Result<(), String> {
-        let lb = self
-            .observed
-            .load_balancers
+    let backends = backend_groups(desired, observed);
+    for port in desired.load_balancer.listeners.keys() {
+        let l = lb
+            .listeners
             .iter()
-            .find(|l| crate::manifest::net::normalize_dns(&l.dns_name) == dns)
-            .ok_or("the load balancer is gone")?;
-        if lb.state != "active" {
-            return Err(format!("the load balancer is {}", lb.state));
+            .find(|l| l.port == *port)
+            .ok_or(format!("listener {port} is missing"))?;
+        let tg = l
+            .forward
+            .first()
+            .and_then(|a| observed.tg_by_arn(a))
+            .ok_or(format!("listener {port} forwards to no target group"))?;
+        if !tg.targets.iter().any(|t| t.state == "healthy") {
+            return Err(format!("listener {port}: no healthy target in {}", tg.name));
         }
-        let groups: Vec<&ObservedSg> = lb
-            .security_groups
-            .iter()
-            .filter_map(|id| self.observed.sg_by_id(id))
-            .collect();
-        for port in [80, 443] {
-            let open = groups.iter().any(|g| {
-                g.rules
-                    .iter()
-                    .any(|r| r.key.is_from_internet() && r.key.admits_tcp(port))
+        for p in [tg.port, tg.health.probed_port(tg.port)] {
+            let admitted = backends.iter().any(|g| {
+                g.rules.iter().any(|r| {
+                    r.key.admits_tcp(p)
+                        && matches!(&r.key.source, Source::Group(id) if lb.security_groups.contains(id))
+                })
             });
-            if !open {
-                return Err(format!("its group does not admit {port} from the internet"));
+            if !admitted && !backends.is_empty() {
+                return Err(format!(
+                    "the backend does not admit the load balancer's group on {p}"
+                ));
             }
         }
-        let backends = self.backend_groups();
-        for port in self.desired.load_balancer.listeners.keys() {
-            let l = lb
-                .listeners
-                .iter()
-                .find(|l| l.port == *port)
-                .ok_or(format!("listener {port} is missing"))?;
-            let tg = l
-                .forward
-                .first()
-                .and_then(|a| self.observed.tg_by_arn(a))
-                .ok_or(format!("listener {port} forwards to no target group"))?;
-            if !tg.targets.iter().any(|t| t.state == "healthy") {
-                return Err(format!("listener {port}: no healthy target in {}", tg.name));
-            }
-            for p in [tg.port, tg.health.probed_port(tg.port)] {
-                let admitted = backends.iter().any(|g| {
-                    g.rules.iter().any(|r| {
-                        r.key.admits_tcp(p)
-                            && matches!(&r.key.source, Source::Group(id) if lb.security_groups.contains(id))
-                    })
-                });
-                if !admitted && !backends.is_empty() {
-                    return Err(format!(
-                        "the backend does not admit the load balancer's group on {p}"
-                    ));
-                }
-            }
-        }
-        Ok(())
     }
+    Ok(())
 }
 
 /// Runs the nodes at positions `order` through the model from `observed`, checking after

@@ -56,10 +56,15 @@ impl Emulator {
 
     /// Runs the real binary against this emulator, without a terminal.
     pub fn reconcile(&self, args: &[&str]) -> Output {
+        self.reconcile_at(&self.url, args)
+    }
+
+    /// Runs the real binary against `endpoint` (a proxy in front of this emulator).
+    pub fn reconcile_at(&self, endpoint: &str, args: &[&str]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_reconcile"))
             .args(args)
             .current_dir(crate::support::repo())
-            .env("AWS_ENDPOINT_URL", &self.url)
+            .env("AWS_ENDPOINT_URL", endpoint)
             .env("AWS_ACCESS_KEY_ID", "testing")
             .env("AWS_SECRET_ACCESS_KEY", "testing")
             .env("AWS_REGION", "us-east-1")
@@ -67,6 +72,26 @@ impl Emulator {
             .env_remove("AWS_PROFILE")
             .output()
             .expect("the reconcile binary runs")
+    }
+}
+
+impl Emulator {
+    /// Runs Python `code` with boto3 clients `ec2`, `elb`, `r53` on this emulator: test-side
+    /// changes made behind the tool's back (drift, a stopped instance).
+    pub fn boto(&self, code: &str) {
+        let script = format!(
+            "import boto3\nkw = dict(endpoint_url='{}', region_name='us-east-1', aws_access_key_id='testing', aws_secret_access_key='testing')\nec2 = boto3.client('ec2', **kw)\nelb = boto3.client('elbv2', **kw)\nr53 = boto3.client('route53', **kw)\n{code}\n",
+            self.url
+        );
+        let out = Command::new(repo_file(".venv/bin/python"))
+            .args(["-c", &script])
+            .output()
+            .expect("the venv's python runs");
+        assert!(
+            out.status.success(),
+            "boto3 script failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
 

@@ -1,6 +1,7 @@
 //! Integration tests: one crate, so the AWS SDK is linked once. Each module drives the real
 //! `reconcile` binary (and, where it needs AWS, a private emulator) or tests pure logic.
 
+mod apply;
 mod emulator;
 mod fixtures;
 mod observe;
@@ -8,6 +9,7 @@ mod plan_cli;
 mod plan_props;
 mod planner;
 mod props;
+mod proxy;
 mod schema;
 mod seed;
 mod support;

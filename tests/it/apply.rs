@@ -1,0 +1,337 @@
+//! `reconcile apply` through the real binary against the emulator, with the availability
+//! invariant checked after every mutating call by a recording proxy.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::{Arc, Mutex};
+
+use reconcile::manifest;
+use reconcile::model::Desired;
+
+use crate::emulator::{Emulator, Seeded};
+use crate::proxy::{Invariant, Proxy};
+
+fn text(o: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn desired(path: &Path) -> Desired {
+    Desired::from_manifest(&manifest::load(path).expect("valid manifest"))
+}
+
+/// A proxy in front of `emu` that checks the availability invariant of `manifest`.
+fn checked_proxy(emu: &Emulator, manifest: &Path) -> Proxy {
+    let inv = Arc::new(Mutex::new(Invariant::new(desired(manifest), &emu.url)));
+    Proxy::start(&emu.url, Box::new(move |_| inv.lock().unwrap().check()))
+}
+
+/// Seeds the starting point with short TTLs, so that the waits take seconds.
+fn seed_short(emu: &Emulator) -> Seeded {
+    emu.seed(&["--ttl", "3", "--transition-ttl", "1"])
+}
+
+fn path(s: &Seeded) -> &str {
+    s.manifest.to_str().unwrap()
+}
+
+fn assert_converged(emu: &Emulator, manifest: &str) {
+    let out = emu.reconcile(&["plan", "-f", manifest, "--detailed-exitcode"]);
+    assert_eq!(out.status.code(), Some(0), "not converged:\n{}", text(&out));
+}
+
+fn assert_clean(proxy: &Proxy) {
+    let log = proxy.log.lock().unwrap();
+    assert!(
+        log.violations.is_empty(),
+        "invariant broken: {:#?}",
+        log.violations
+    );
+    let failed: Vec<_> = log
+        .calls
+        .iter()
+        .filter(|c| c.mutating && c.status >= 300)
+        .collect();
+    assert!(failed.is_empty(), "failed calls: {failed:?}");
+}
+
+/// Writes the seeded manifest with `edit` applied, next to it.
+fn edited(s: &Seeded, name: &str, edit: impl FnOnce(&mut serde_json::Value)) -> PathBuf {
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&s.manifest).unwrap()).unwrap();
+    edit(&mut v);
+    let p = s.manifest.with_file_name(name);
+    std::fs::write(&p, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+    p
+}
+
+#[test]
+fn starting_point_migrates_keeping_the_site_up_after_every_call() {
+    let emu = Emulator::start();
+    let s = seed_short(&emu);
+    let proxy = checked_proxy(&emu, &s.manifest);
+    let out = emu.reconcile_at(&proxy.url, &["apply", "-f", path(&s), "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("apply complete"),
+        "{}",
+        text(&out)
+    );
+    assert_clean(&proxy);
+    let log = proxy.log.lock().unwrap();
+    assert!(
+        log.checks >= 15,
+        "only {} mutating calls were checked",
+        log.checks
+    );
+    drop(log);
+    // The order the article asks for, as the emulator saw it.
+    let ops: Vec<String> = proxy
+        .mutating_calls()
+        .into_iter()
+        .map(|c| c.operation)
+        .collect();
+    let first = |op: &str| {
+        ops.iter()
+            .position(|o| o == op)
+            .unwrap_or_else(|| panic!("no {op} in {ops:?}"))
+    };
+    let last = |op: &str| ops.iter().rposition(|o| o == op).unwrap();
+    assert!(
+        first("ChangeResourceRecordSets") < first("CreateLoadBalancer"),
+        "TTL lowered first: {ops:?}"
+    );
+    assert!(first("AuthorizeSecurityGroupIngress") < first("RevokeSecurityGroupIngress"));
+    assert!(last("CreateListener") < first("RevokeSecurityGroupIngress"));
+    assert_converged(&emu, path(&s));
+    // The office ssh rule stays; the public web rules are gone.
+    let backend = s.ids["security_group"].as_str().unwrap().to_owned();
+    emu.boto(&format!(
+        "g = ec2.describe_security_groups(GroupIds=['{backend}'])['SecurityGroups'][0]\n\
+         perms = [(p['FromPort'], r['CidrIp']) for p in g['IpPermissions'] for r in p.get('IpRanges', [])]\n\
+         assert perms == [(22, '198.51.100.0/24')], perms"
+    ));
+}
+
+#[test]
+fn empty_account_converges_and_plans_nothing_after() {
+    let emu = Emulator::start();
+    let s = seed_short(&emu);
+    // No record yet: the name is created pointing at the load balancer.
+    let zone = s.ids["zone_id"].as_str().unwrap().to_owned();
+    let ip = s.ids["eip"]["public_ip"].as_str().unwrap().to_owned();
+    emu.boto(&format!(
+        "r53.change_resource_record_sets(HostedZoneId='{zone}', ChangeBatch={{'Changes': [{{'Action': 'DELETE', 'ResourceRecordSet': {{'Name': 'www.example.com', 'Type': 'A', 'TTL': 3, 'ResourceRecords': [{{'Value': '{ip}'}}]}}}}]}})"
+    ));
+    let out = emu.reconcile(&["apply", "-f", path(&s), "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_converged(&emu, path(&s));
+}
+
+#[test]
+fn without_yes_and_without_a_terminal_nothing_changes() {
+    let emu = Emulator::start();
+    let s = seed_short(&emu);
+    let proxy = Proxy::start(&emu.url, Box::new(|_| None));
+    let out = emu.reconcile_at(&proxy.url, &["apply", "-f", path(&s)]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--yes"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        proxy.mutating_calls().is_empty(),
+        "{:?}",
+        proxy.mutating_calls()
+    );
+}
+
+#[test]
+fn stopped_backends_stop_the_apply_before_the_dns_switch() {
+    let emu = Emulator::start();
+    let s = emu.seed(&[]);
+    // First run: everything is built; the one-hour wait for the old TTL pauses it.
+    let out = emu.reconcile(&["apply", "-f", path(&s), "--yes", "--max-wait", "2s"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("Run `reconcile apply` again after"),
+        "{}",
+        text(&out)
+    );
+    // Both backends stop.
+    let ids: Vec<String> = s.ids["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    emu.boto(&format!("ec2.stop_instances(InstanceIds={ids:?})"));
+    let out = emu.reconcile(&["apply", "-f", path(&s), "--yes", "--max-wait", "2s"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("DNS switch was not made"), "{err}");
+    for id in &ids {
+        assert!(
+            err.contains(&format!("{id} is unused (Target.InvalidState)")),
+            "{err}"
+        );
+    }
+    assert!(err.contains("hint: the instance is stopped"), "{err}");
+    // The old path is intact: the A record, and the backend open on 443.
+    let ip = s.ids["eip"]["public_ip"].as_str().unwrap();
+    let zone = s.ids["zone_id"].as_str().unwrap();
+    let backend = s.ids["security_group"].as_str().unwrap();
+    emu.boto(&format!(
+        "rs = r53.list_resource_record_sets(HostedZoneId='{zone}')['ResourceRecordSets']\n\
+         www = [r for r in rs if r['Name'].rstrip('.').lower() == 'www.example.com']\n\
+         assert [(r['Type'], r['ResourceRecords'][0]['Value']) for r in www] == [('A', '{ip}')], www\n\
+         g = ec2.describe_security_groups(GroupIds=['{backend}'])['SecurityGroups'][0]\n\
+         assert any(p['FromPort'] == 443 and any(r['CidrIp'] == '0.0.0.0/0' for r in p['IpRanges']) for p in g['IpPermissions'])"
+    ));
+}
+
+#[test]
+fn a_target_group_port_change_replaces_it_without_a_failed_call() {
+    let emu = Emulator::start();
+    let s = seed_short(&emu);
+    let out = emu.reconcile(&["apply", "-f", path(&s), "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let changed = edited(&s, "port.json", |v| {
+        v["target_groups"]["app"]["port"] = 8089.into();
+        v["security_groups"]["backend"]["ingress"][0]["ports"] =
+            serde_json::json!([80, 8088, 8089]);
+    });
+    let proxy = checked_proxy(&emu, &changed);
+    let changed = changed.to_str().unwrap();
+    let out = emu.reconcile_at(&proxy.url, &["apply", "-f", changed, "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_clean(&proxy);
+    let ops: Vec<String> = proxy
+        .mutating_calls()
+        .into_iter()
+        .map(|c| c.operation)
+        .collect();
+    assert!(
+        ops.contains(&"CreateTargetGroup".to_owned())
+            && ops.contains(&"DeleteTargetGroup".to_owned()),
+        "{ops:?}"
+    );
+    assert_converged(&emu, changed);
+    emu.boto(
+        "names = sorted(t['TargetGroupName'] for t in elb.describe_target_groups()['TargetGroups'])\n\
+         assert names == ['www-example-app-r', 'www-example-http'], names",
+    );
+}
+
+#[test]
+fn a_target_group_left_out_is_deleted_after_its_listener() {
+    let emu = Emulator::start();
+    let s = seed_short(&emu);
+    let out = emu.reconcile(&["apply", "-f", path(&s), "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let changed = edited(&s, "fewer.json", |v| {
+        v["target_groups"].as_object_mut().unwrap().remove("http");
+        v["load_balancer"]["listeners"]
+            .as_array_mut()
+            .unwrap()
+            .remove(0);
+    });
+    let proxy = checked_proxy(&emu, &changed);
+    let changed = changed.to_str().unwrap();
+    let out = emu.reconcile_at(&proxy.url, &["apply", "-f", changed, "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_clean(&proxy);
+    let ops: Vec<String> = proxy
+        .mutating_calls()
+        .into_iter()
+        .map(|c| c.operation)
+        .collect();
+    assert_eq!(ops, vec!["DeleteListener", "DeleteTargetGroup"]);
+    assert_converged(&emu, changed);
+}
+
+#[test]
+fn a_stale_saved_plan_is_refused() {
+    let emu = Emulator::start();
+    let s = seed_short(&emu);
+    let saved = s.manifest.with_file_name("saved.plan");
+    let saved = saved.to_str().unwrap();
+    let out = emu.reconcile(&["plan", "-f", path(&s), "--out", saved]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // Someone opens 8443 on the backend meanwhile.
+    let backend = s.ids["security_group"].as_str().unwrap();
+    emu.boto(&format!(
+        "ec2.authorize_security_group_ingress(GroupId='{backend}', IpPermissions=[{{'IpProtocol': 'tcp', 'FromPort': 8443, 'ToPort': 8443, 'IpRanges': [{{'CidrIp': '0.0.0.0/0'}}]}}])"
+    ));
+    let proxy = Proxy::start(&emu.url, Box::new(|_| None));
+    let out = emu.reconcile_at(&proxy.url, &["apply", saved]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("live state changed since the plan was made"),
+        "{err}"
+    );
+    assert!(
+        err.contains("sg.backend.rules.remove"),
+        "names what changed: {err}"
+    );
+    assert!(proxy.mutating_calls().is_empty());
+    // A fresh plan applies.
+    let out = emu.reconcile(&["plan", "-f", path(&s), "--out", saved]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = emu.reconcile(&["apply", saved]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_converged(&emu, path(&s));
+}
+
+#[test]
+fn a_long_wait_pauses_cleanly_and_a_rerun_waits_only_the_rest() {
+    let emu = Emulator::start();
+    let s = emu.seed(&["--ttl", "6", "--transition-ttl", "1"]);
+    let t0 = std::time::Instant::now();
+    let out = emu.reconcile(&["apply", "-f", path(&s), "--yes", "--max-wait", "2s"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("paused at gate.dns.www.example.com.old-ttl"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("recorded in Route53"), "{stdout}");
+    // The plan now counts the wait from the recorded start.
+    let out = emu.reconcile(&["plan", "-f", path(&s)]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("counting from"),
+        "{}",
+        text(&out)
+    );
+    // A second run waits the remainder, not the whole TTL again.
+    let out = emu.reconcile(&["apply", "-f", path(&s), "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        t0.elapsed() < std::time::Duration::from_secs(20),
+        "waited {:?}",
+        t0.elapsed()
+    );
+    assert_converged(&emu, path(&s));
+}
+
+/// The checker is not vacuous: closing the direct path while DNS still points at it is
+/// caught.
+#[test]
+fn the_invariant_checker_catches_a_closed_direct_path() {
+    let emu = Emulator::start();
+    let s = seed_short(&emu);
+    let mut inv = Invariant::new(desired(&s.manifest), &emu.url);
+    assert_eq!(inv.check(), None, "the starting point serves");
+    let backend = s.ids["security_group"].as_str().unwrap();
+    emu.boto(&format!(
+        "ec2.revoke_security_group_ingress(GroupId='{backend}', IpPermissions=[{{'IpProtocol': 'tcp', 'FromPort': 443, 'ToPort': 443, 'IpRanges': [{{'CidrIp': '0.0.0.0/0'}}]}}])"
+    ));
+    let found = inv.check().expect("a violation");
+    assert!(found.contains("no longer admits 443"), "{found}");
+}

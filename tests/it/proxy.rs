@@ -1,0 +1,256 @@
+//! A recording proxy between the binary and the emulator. It forwards one request at a
+//! time, names each by its AWS operation, counts them, and after every mutating call (and
+//! before the binary sees the answer) runs a check against the emulator: the availability
+//! invariant, with the history of DNS answers kept on the wall clock.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_sdk_ec2::config::Credentials;
+use reconcile::aws::{AwsOptions, Meter};
+use reconcile::model::Desired;
+use reconcile::plan::sim;
+
+/// One call seen by the proxy.
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub operation: String,
+    pub mutating: bool,
+    pub status: u16,
+}
+
+#[derive(Default)]
+pub struct Log {
+    pub calls: Vec<Call>,
+    pub violations: Vec<String>,
+    pub checks: usize,
+}
+
+pub struct Proxy {
+    pub url: String,
+    pub log: Arc<Mutex<Log>>,
+}
+
+type Check = Box<dyn FnMut(&Call) -> Option<String> + Send>;
+
+impl Proxy {
+    /// Starts a proxy to `upstream` that runs `check` after every mutating call.
+    pub fn start(upstream: &str, mut check: Check) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let upstream = upstream.trim_start_matches("http://").to_owned();
+        let log = Arc::new(Mutex::new(Log::default()));
+        let shared = log.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut client) = conn else { continue };
+                let Some((request, operation, mutating)) = read_request(&mut client) else {
+                    continue;
+                };
+                let Ok(mut up) = TcpStream::connect(&upstream) else {
+                    continue;
+                };
+                let _ = up.write_all(&request);
+                let mut response = Vec::new();
+                let _ = up.read_to_end(&mut response);
+                let status = std::str::from_utf8(&response[..response.len().min(12)])
+                    .ok()
+                    .and_then(|s| s.get(9..12))
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0);
+                let call = Call {
+                    operation,
+                    mutating,
+                    status,
+                };
+                let violation = if mutating { check(&call) } else { None };
+                {
+                    let mut log = shared.lock().unwrap();
+                    if mutating {
+                        log.checks += 1;
+                    }
+                    if let Some(v) = violation {
+                        log.violations
+                            .push(format!("after {}: {v}", call.operation));
+                    }
+                    log.calls.push(call);
+                }
+                let _ = client.write_all(&response);
+            }
+        });
+        Proxy { url, log }
+    }
+
+    pub fn mutating_calls(&self) -> Vec<Call> {
+        self.log
+            .lock()
+            .unwrap()
+            .calls
+            .iter()
+            .filter(|c| c.mutating)
+            .cloned()
+            .collect()
+    }
+}
+
+/// Reads one HTTP/1.1 request (head and Content-Length body), rewritten to close the
+/// connection; returns it with its AWS operation and whether it changes anything.
+fn read_request(client: &mut TcpStream) -> Option<(Vec<u8>, String, bool)> {
+    client
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .ok()?;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let head_end = loop {
+        let n = client.read(&mut chunk).ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().ok())?
+        })
+        .unwrap_or(0);
+    while buf.len() < head_end + length {
+        let n = client.read(&mut chunk).ok()?;
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let body = String::from_utf8_lossy(&buf[head_end..]).into_owned();
+    let first = head.lines().next().unwrap_or("");
+    let target = head
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("x-amz-target: ")
+                .or_else(|| l.strip_prefix("X-Amz-Target: "))
+        })
+        .map(|t| t.rsplit('.').next().unwrap_or(t).to_owned());
+    let operation = if let Some(action) = body.split('&').find_map(|kv| kv.strip_prefix("Action="))
+    {
+        action.to_owned()
+    } else if let Some(t) = target {
+        t
+    } else if first.starts_with("POST") && first.contains("/rrset") {
+        "ChangeResourceRecordSets".to_owned()
+    } else {
+        first.split(' ').take(2).collect::<Vec<_>>().join(" ")
+    };
+    let mutating = !["Describe", "List", "Get", "GET "]
+        .iter()
+        .any(|p| operation.starts_with(p));
+    // Ask for the connection to close after the answer, whatever the client said.
+    let head = head
+        .lines()
+        .filter(|l| !l.to_ascii_lowercase().starts_with("connection:"))
+        .take_while(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("\r\n");
+    let mut request = format!("{head}\r\nConnection: close\r\n\r\n").into_bytes();
+    request.extend_from_slice(&buf[head_end..]);
+    Some((request, operation, mutating))
+}
+
+/// The availability invariant of the spec, checked on the emulator's live state: every DNS
+/// answer a client may still hold (the current ones, and earlier ones whose TTL has not
+/// run out since they were replaced) leads to a serving path.
+pub struct Invariant {
+    desired: Desired,
+    emulator: String,
+    rt: tokio::runtime::Runtime,
+    /// Periods an answer was served for a name, with its TTL: (name, answer, ttl, end),
+    /// `end` None while it is served.
+    history: Vec<(String, String, u64, Option<Instant>)>,
+}
+
+impl Invariant {
+    pub fn new(desired: Desired, emulator: &str) -> Invariant {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let mut inv = Invariant {
+            desired,
+            emulator: emulator.to_owned(),
+            rt,
+            history: Vec::new(),
+        };
+        // The starting answers have been served for long.
+        let _ = inv.check();
+        inv
+    }
+
+    /// Reads the emulator, updates the DNS history, and checks every live answer.
+    pub fn check(&mut self) -> Option<String> {
+        let observed = self.rt.block_on(async {
+            let config = reconcile::aws::loader(&AwsOptions {
+                region: Some("us-east-1".into()),
+                endpoint_url: Some(self.emulator.clone()),
+                profile: None,
+            })
+            .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
+            .load()
+            .await;
+            let clients = reconcile::aws::Clients::new(&config);
+            reconcile::observe::observe(&clients, &Meter::new(), &self.desired).await
+        });
+        let observed = match observed {
+            Ok(o) => o,
+            Err(e) => return Some(format!("the checker could not read the emulator: {e}")),
+        };
+        let now = Instant::now();
+        let records = observed
+            .zone
+            .as_ref()
+            .map(|z| z.records.clone())
+            .unwrap_or_default();
+        let names: Vec<String> = self
+            .desired
+            .dns
+            .iter()
+            .flat_map(|d| d.records.iter().map(|r| r.name.clone()))
+            .collect();
+        for name in &names {
+            let current = sim::answer_of(&records, name);
+            for (n, answer, ttl, end) in self.history.iter_mut() {
+                let still = current.iter().any(|(a, t)| a == answer && t == ttl);
+                if n == name && end.is_none() && !still {
+                    *end = Some(now);
+                }
+            }
+            for (answer, ttl) in current {
+                let open = self
+                    .history
+                    .iter()
+                    .any(|(n, a, t, end)| n == name && *a == answer && *t == ttl && end.is_none());
+                if !open {
+                    self.history.push((name.clone(), answer, ttl, None));
+                }
+            }
+        }
+        for (name, answer, ttl, end) in &self.history {
+            let live = end.is_none_or(|t| now.duration_since(t) < Duration::from_secs(*ttl));
+            if !live {
+                continue;
+            }
+            if let Err(why) = sim::serving(&self.desired, &observed, answer) {
+                return Some(format!(
+                    "{name} may still answer {answer}, which does not serve: {why}"
+                ));
+            }
+        }
+        None
+    }
+}
