@@ -335,3 +335,38 @@ fn the_invariant_checker_catches_a_closed_direct_path() {
     let found = inv.check().expect("a violation");
     assert!(found.contains("no longer admits 443"), "{found}");
 }
+
+#[test]
+fn a_scheme_change_replaces_the_load_balancer_with_dns_moved_first() {
+    let emu = Emulator::start();
+    let s = seed_short(&emu);
+    let out = emu.reconcile(&["apply", "-f", path(&s), "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let changed = edited(&s, "internal.json", |v| {
+        v["load_balancer"]["scheme"] = "internal".into()
+    });
+    let proxy = checked_proxy(&emu, &changed);
+    let changed = changed.to_str().unwrap();
+    let out = emu.reconcile_at(&proxy.url, &["apply", "-f", changed, "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_clean(&proxy);
+    let ops: Vec<String> = proxy
+        .mutating_calls()
+        .into_iter()
+        .map(|c| c.operation)
+        .collect();
+    let at = |op: &str| {
+        ops.iter()
+            .position(|o| o == op)
+            .unwrap_or_else(|| panic!("no {op}: {ops:?}"))
+    };
+    assert!(
+        at("ChangeResourceRecordSets") < at("DeleteLoadBalancer"),
+        "DNS moves before the old one goes: {ops:?}"
+    );
+    assert_converged(&emu, changed);
+    emu.boto(
+        "lbs = [(l['LoadBalancerName'], l['Scheme']) for l in elb.describe_load_balancers()['LoadBalancers']]\n\
+         assert lbs == [('www-example-r', 'internal')], lbs",
+    );
+}
