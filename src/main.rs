@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use reconcile::app::{self, Connections, SavedPlan};
+use reconcile::apply::lock;
 use reconcile::aws::AwsOptions;
 use reconcile::manifest;
 use reconcile::render::{human, json};
@@ -14,6 +15,24 @@ use reconcile::render::{human, json};
 /// Keeps a web site's AWS front door (load balancer, listeners, target groups, security
 /// groups, certificate, DNS record) equal to a JSON manifest, changing it in an order that
 /// never takes the site down.
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        for bad in ["", "m", "10x", "1.5h", "-1s", "99999999999999999999h"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+}
+
 #[derive(Parser)]
 #[command(name = "reconcile", version, about, long_about = None)]
 struct Cli {
@@ -76,6 +95,17 @@ enum Command {
         /// Stream progress as JSON events, one per line.
         #[arg(long)]
         json: bool,
+        /// How long to wait for another apply of the same stack to finish.
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "2m")]
+        lock_timeout: std::time::Duration,
+        #[command(flatten)]
+        aws: AwsFlags,
+    },
+    /// Releases a stack's apply lock by hand (after a run that died on another machine).
+    Unlock {
+        /// Manifest file or folder of manifests.
+        #[arg(short = 'f', long = "file", required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
         #[command(flatten)]
         aws: AwsFlags,
     },
@@ -83,36 +113,41 @@ enum Command {
     Schema,
 }
 
-/// `90s`, `10m`, `1h`, `1h30m`, or plain seconds.
+/// `90s`, `10m`, `1h`, `1h30m`, `500ms`, or plain seconds.
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    let bad = || format!("\"{text}\" is not a duration: write e.g. 90s, 10m, 1h or 1h30m");
+    let bad = || format!("\"{text}\" is not a duration: write e.g. 90s, 10m, 1h, 1h30m or 500ms");
     if let Ok(secs) = text.parse::<u64>() {
         return Ok(std::time::Duration::from_secs(secs));
     }
-    let mut total: u64 = 0;
-    let mut number = String::new();
-    for c in text.chars() {
-        if c.is_ascii_digit() {
-            number.push(c);
-            continue;
-        }
-        let n: u64 = number.parse().map_err(|_| bad())?;
-        number.clear();
-        let unit = match c {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            'd' => 86_400,
+    let mut millis: u64 = 0;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_len] {
+            "ms" => 1,
+            "s" => 1_000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
             _ => return Err(bad()),
         };
-        total = total
-            .checked_add(n.checked_mul(unit).ok_or_else(bad)?)
+        rest = &rest[unit_len..];
+        millis = n
+            .checked_mul(scale)
+            .and_then(|v| millis.checked_add(v))
             .ok_or_else(bad)?;
     }
-    if !number.is_empty() || text.is_empty() {
+    if text.is_empty() {
         return Err(bad());
     }
-    Ok(std::time::Duration::from_secs(total))
+    Ok(std::time::Duration::from_millis(millis))
 }
 
 /// AWS settings; each overrides the standard AWS chain (environment, profiles).
@@ -127,6 +162,12 @@ struct AwsFlags {
     /// Endpoint of an AWS emulator (else AWS_ENDPOINT_URL).
     #[arg(long, value_name = "URL")]
     endpoint_url: Option<String>,
+    /// Attempts per AWS request, retries included (else AWS_MAX_ATTEMPTS, else 5).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=20))]
+    max_attempts: Option<u32>,
+    /// Longest pause between two attempts, e.g. 2s or 500ms (default 20s).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    max_backoff: Option<std::time::Duration>,
 }
 
 impl AwsFlags {
@@ -135,6 +176,8 @@ impl AwsFlags {
             region: self.region.clone(),
             profile: self.profile.clone(),
             endpoint_url: self.endpoint_url.clone(),
+            max_attempts: self.max_attempts,
+            max_backoff: self.max_backoff,
         }
     }
 }
@@ -153,6 +196,9 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Validate { files, json } => validate(&files, json),
         Command::Schema => print_json(&manifest::schema()),
+        Command::Unlock { files, aws } => {
+            runtime().and_then(|rt| rt.block_on(unlock_cmd(&files, &aws)))
+        }
         Command::Apply {
             planfile,
             files,
@@ -160,6 +206,7 @@ fn main() -> ExitCode {
             max_wait,
             parallelism,
             json,
+            lock_timeout,
             aws,
         } => {
             let opts = reconcile::apply::Options {
@@ -171,6 +218,7 @@ fn main() -> ExitCode {
                 yes,
                 json,
                 opts,
+                lock_timeout,
                 aws,
             };
             runtime().and_then(|rt| rt.block_on(apply_cmd(planfile.as_deref(), &files, &how)))
@@ -340,28 +388,28 @@ struct ApplyArgs {
     yes: bool,
     json: bool,
     opts: reconcile::apply::Options,
+    lock_timeout: std::time::Duration,
     aws: AwsFlags,
 }
 
-/// Reads and plans the stacks of a saved plan again, and refuses when the manifest or the
-/// live state differ from what the plan was made from.
-async fn replan_saved(
-    path: &std::path::Path,
-    conns: &mut Connections,
-) -> anyhow::Result<Result<Vec<app::Planned>, String>> {
+fn read_saved(path: &std::path::Path) -> anyhow::Result<SavedPlan> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| anyhow::anyhow!("cannot read the plan {}: {e}", path.display()))?;
-    let saved: SavedPlan = serde_json::from_str(&text).map_err(|e| {
+    serde_json::from_str(&text).map_err(|e| {
         anyhow::anyhow!(
             "{} is not a plan saved by `reconcile plan --out`: {e}",
             path.display()
         )
-    })?;
-    let files: Vec<PathBuf> = saved.stacks.iter().map(|s| s.manifest.clone()).collect();
-    let loaded = match app::load_all(&files) {
-        Ok(l) => l,
-        Err(e) => return Ok(Err(format!("{e}"))),
-    };
+    })
+}
+
+/// Reads the stacks of a saved plan again, and refuses when the manifest or the live state
+/// differ from what the plan was made from.
+async fn replan_saved(
+    saved: SavedPlan,
+    loaded: Vec<app::Loaded>,
+    conns: &mut Connections,
+) -> anyhow::Result<Result<Vec<app::Planned>, String>> {
     let mut problems = Vec::new();
     for (l, s) in loaded.iter().zip(&saved.stacks) {
         if l.digest != s.manifest_digest {
@@ -403,32 +451,104 @@ fn confirm() -> anyhow::Result<bool> {
     Ok(answer.trim() == "yes")
 }
 
+/// Loads what to apply (offline), takes every stack's lock, applies, releases the locks.
 async fn apply_cmd(
     planfile: Option<&std::path::Path>,
     files: &[PathBuf],
     how: &ApplyArgs,
 ) -> anyhow::Result<Outcome> {
-    use std::io::IsTerminal as _;
+    let saved = planfile.map(read_saved).transpose()?;
+    let files = match &saved {
+        Some(s) => Ok(s.stacks.iter().map(|s| s.manifest.clone()).collect()),
+        None => app::manifest_files(files),
+    };
+    let loaded = match files.and_then(|f| app::load_all(&f)) {
+        Ok(l) => l,
+        Err(app::Error::Manifests(m)) => {
+            eprint!("{m}");
+            return Ok(Outcome::Failed);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    // Off a terminal nobody can confirm: refuse before touching AWS at all.
+    {
+        use std::io::IsTerminal as _;
+        let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+        if planfile.is_none() && !how.yes && !interactive {
+            eprintln!("error: refusing to apply without --yes: not on a terminal, so nobody can confirm; nothing was changed");
+            return Ok(Outcome::Failed);
+        }
+    }
     let mut conns = Connections::new(how.aws.options());
-    let planned = match planfile {
-        Some(path) => match replan_saved(path, &mut conns).await? {
+    let mut order: Vec<&app::Loaded> = loaded.iter().collect();
+    order.sort_by(|a, b| a.manifest.stack.cmp(&b.manifest.stack));
+    let mut locks = Vec::new();
+    let mut refused = None;
+    for l in order {
+        let (_, clients) = conns.for_stack(l).await?;
+        let meter = reconcile::aws::Meter::new();
+        let tell = |h: &lock::Holder| {
+            eprintln!(
+                "stack {} is locked by {h}; waiting up to {} for it",
+                l.manifest.stack,
+                human::duration(how.lock_timeout.as_secs())
+            )
+        };
+        match lock::acquire(
+            &clients,
+            &meter,
+            &l.manifest.stack,
+            &l.manifest.vpc,
+            how.lock_timeout,
+            &tell,
+        )
+        .await
+        {
+            Ok(held) => locks.push(held),
+            Err(e) => {
+                refused = Some(e);
+                break;
+            }
+        }
+    }
+    let result = match refused {
+        Some(e) => {
+            eprintln!("error: {e}; nothing was changed");
+            Ok(Outcome::Failed)
+        }
+        None => apply_locked(planfile, saved, loaded, &mut conns, how).await,
+    };
+    for held in locks {
+        if let Err(e) = held.release().await {
+            eprintln!(
+                "warning: {e}; it expires by itself within {}",
+                human::duration(lock::LEASE.as_secs())
+            );
+        }
+    }
+    result
+}
+
+async fn apply_locked(
+    planfile: Option<&std::path::Path>,
+    saved: Option<SavedPlan>,
+    loaded: Vec<app::Loaded>,
+    conns: &mut Connections,
+    how: &ApplyArgs,
+) -> anyhow::Result<Outcome> {
+    use std::io::IsTerminal as _;
+    let planned = match saved {
+        Some(saved) => match replan_saved(saved, loaded, conns).await? {
             Ok(p) => p,
             Err(why) => {
-                eprintln!("error: refusing to apply {}:\n{why}\nRun `reconcile plan --out` again and review the new plan.", path.display());
+                let path = planfile
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default();
+                eprintln!("error: refusing to apply {path}:\n{why}\nRun `reconcile plan --out` again and review the new plan.");
                 return Ok(Outcome::Failed);
             }
         },
-        None => {
-            let loaded = match app::manifest_files(files).and_then(|f| app::load_all(&f)) {
-                Ok(l) => l,
-                Err(app::Error::Manifests(m)) => {
-                    eprint!("{m}");
-                    return Ok(Outcome::Failed);
-                }
-                Err(e) => return Err(e.into()),
-            };
-            app::plan_all(loaded, &mut conns).await?
-        }
+        None => app::plan_all(loaded, conns).await?,
     };
     let terminal = std::io::stdout().is_terminal();
     let style = human::Style::detect(terminal);
@@ -459,15 +579,9 @@ async fn apply_cmd(
             println!("{}", show(p));
         }
     }
-    if planfile.is_none() && !how.yes {
-        if !(std::io::stdin().is_terminal() && terminal) {
-            eprintln!("error: refusing to apply without --yes: not on a terminal, so nobody can confirm; nothing was changed");
-            return Ok(Outcome::Failed);
-        }
-        if !confirm()? {
-            println!("Nothing was changed.");
-            return Ok(Outcome::Success);
-        }
+    if planfile.is_none() && !how.yes && !confirm()? {
+        println!("Nothing was changed.");
+        return Ok(Outcome::Success);
     }
     let hooks: std::sync::Arc<dyn reconcile::apply::Hooks> = if how.json {
         std::sync::Arc::new(reconcile::render::progress::JsonProgress)
@@ -523,6 +637,28 @@ async fn apply_cmd(
             human::utc(*resume_at),
             human::duration(u64::try_from(left).unwrap_or(0))
         );
+    }
+    Ok(Outcome::Success)
+}
+
+/// Releases the locks of the manifests' stacks by hand.
+async fn unlock_cmd(files: &[PathBuf], aws: &AwsFlags) -> anyhow::Result<Outcome> {
+    let loaded = match app::manifest_files(files).and_then(|f| app::load_all(&f)) {
+        Ok(l) => l,
+        Err(app::Error::Manifests(m)) => {
+            eprint!("{m}");
+            return Ok(Outcome::Failed);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let mut conns = Connections::new(aws.options());
+    for l in &loaded {
+        let (_, clients) = conns.for_stack(l).await?;
+        let meter = reconcile::aws::Meter::new();
+        match lock::unlock(&clients, &meter, &l.manifest.stack, &l.manifest.vpc).await? {
+            Some(h) => println!("stack {}: released the lock held by {h}", l.manifest.stack),
+            None => println!("stack {}: was not locked", l.manifest.stack),
+        }
     }
     Ok(Outcome::Success)
 }

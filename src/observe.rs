@@ -197,6 +197,8 @@ async fn read_security_groups(ec2: &Ec2, scope: &Scope) -> Result<Vec<ObservedSg
     groups.extend(elsewhere.value);
     groups.sort_by(|a, b| a.id.cmp(&b.id));
     groups.dedup_by(|a, b| a.id == b.id);
+    // Apply locks come and go with runs; they are not part of any stack's state.
+    groups.retain(|g| !g.tags.contains_key(crate::apply::lock::LOCK_TAG));
     Ok(groups)
 }
 

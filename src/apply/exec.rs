@@ -12,7 +12,7 @@ use crate::model::{AliasTarget, Observed, ObservedRecord, RuleKey, Source};
 use crate::plan::dns::marker_values;
 use crate::plan::{DnsStep, LbRef, Op, RecordValue, SgRef, TgRef};
 
-use super::{now, Error};
+use super::{now_ceil, Error};
 
 /// A load balancer's address, for DNS.
 #[derive(Debug, Clone)]
@@ -161,8 +161,32 @@ fn record_set(o: &ObservedRecord) -> RecordSet {
     }
 }
 
-/// Carries out one operation.
+/// How long a resource created a moment ago may take to be visible to the next call
+/// (AWS is eventually consistent: a new group can be "not found" for a few seconds).
+const VISIBLE_WITHIN: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Carries out one operation. A call naming a resource this run created is repeated, with
+/// a growing pause, while AWS does not yet know that resource.
 pub async fn run(ctx: &Context, op: &Op) -> Result<(), Error> {
+    let fresh = !crate::plan::graph::references(op).is_empty();
+    let t0 = std::time::Instant::now();
+    let mut pause = std::time::Duration::from_millis(250);
+    loop {
+        match run_once(ctx, op).await {
+            Err(Error::Aws { source, .. })
+                if fresh
+                    && source.code().is_some_and(|c| c.ends_with("NotFound"))
+                    && t0.elapsed() < VISIBLE_WITHIN =>
+            {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(std::time::Duration::from_secs(5));
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn run_once(ctx: &Context, op: &Op) -> Result<(), Error> {
     let ec2 = ctx.ec2();
     let elb = ctx.elbv2();
     match op {
@@ -347,14 +371,22 @@ pub async fn run(ctx: &Context, op: &Op) -> Result<(), Error> {
                 name: m.record.clone(),
                 kind: "TXT".into(),
                 ttl: Some(crate::plan::dns::MARKER_TTL),
-                values: marker_values(&m.stack, &m.step, now(), m.ttl, true),
+                values: marker_values(&m.stack, &m.step, now_ceil(), m.ttl, true),
                 alias: None,
             });
             if let Some(m) = &marker {
                 changes.push((ChangeAction::Upsert, m.clone()));
             }
             let comment = format!("reconcile: {name} {kind} ({step:?})");
-            let id = ctx.route53().change(zone_id, &changes, &comment).await?;
+            let id = match ctx.route53().change(zone_id, &changes, &comment).await {
+                // The records to replace are already gone: an earlier attempt of this very
+                // batch went through (its answer was lost). The upserts alone finish it.
+                Err(e) if e.code() == Some("InvalidChangeBatch") && !replaces.is_empty() => {
+                    changes.retain(|(action, _)| matches!(action, ChangeAction::Upsert));
+                    ctx.route53().change(zone_id, &changes, &comment).await?
+                }
+                other => other?,
+            };
             let mut refs = ctx.refs();
             refs.changes.insert((name.clone(), *step), id);
             refs.zones.insert(name.clone(), zone_id.clone());

@@ -10,7 +10,7 @@ use crate::aws::Round;
 use crate::plan::dns::{marker_values, MARKER_TTL};
 use crate::plan::{DnsStep, Gate, Node, TgRef};
 
-use super::{now, Context, Error, Hooks, NodeEnd, Options};
+use super::{now, now_ceil, Context, Error, Hooks, NodeEnd, Options};
 
 /// How long targets may take to turn healthy after registration (AWS needs the health
 /// check's interval times its healthy threshold, a few minutes at most).
@@ -117,7 +117,7 @@ pub async fn wait(
                 hooks.waiting(node, &what, t0.elapsed(), None);
                 tokio::time::sleep(opts.poll).await;
             }
-            let synced = now();
+            let synced = now_ceil();
             ctx.refs().in_sync.insert((record.clone(), *after), synced);
             if let Some(m) = mark {
                 // Confirm the wait's start: the time Route53 served the change everywhere.
@@ -155,7 +155,7 @@ pub async fn wait(
             };
             let start = since
                 .or_else(|| ctx.refs().in_sync.get(&(record.clone(), step)).copied())
-                .unwrap_or_else(now);
+                .unwrap_or_else(now_ceil);
             let end = start + i64::from(*seconds);
             if deadline.is_some_and(|d| end > d) && end > now() {
                 return Ok(NodeEnd::Paused { resume_at: end });

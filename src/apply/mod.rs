@@ -6,6 +6,7 @@
 
 pub mod exec;
 pub mod gates;
+pub mod lock;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -17,11 +18,22 @@ use crate::plan::{Node, NodeKind, Plan};
 
 pub use exec::Context;
 
-/// Seconds since the epoch, now.
+/// Seconds since the epoch, now, rounded down: for "has the wait ended yet".
 pub fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// Seconds since the epoch, now, rounded up: for the start of a wait, so that a wait
+/// counted in whole seconds never ends early.
+pub fn now_ceil() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| {
+            let up = u64::from(d.subsec_nanos() > 0);
+            i64::try_from(d.as_secs() + up).unwrap_or(i64::MAX)
+        })
 }
 
 /// Bounds on a run.

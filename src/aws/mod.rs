@@ -37,6 +37,33 @@ pub struct AwsOptions {
     pub profile: Option<String>,
     /// `--endpoint-url`; `None` leaves it to `AWS_ENDPOINT_URL` (read by aws-config).
     pub endpoint_url: Option<String>,
+    /// `--max-attempts`, else `AWS_MAX_ATTEMPTS`, else 5: attempts per request in the SDK's
+    /// standard retry mode (throttling, 5xx and dropped connections are retried).
+    pub max_attempts: Option<u32>,
+    /// `--max-backoff`: the longest pause between two attempts (default 20 s).
+    pub max_backoff: Option<std::time::Duration>,
+}
+
+impl AwsOptions {
+    /// The standard retry mode with the attempts and backoff asked for.
+    pub fn retry_config(&self) -> RetryConfig {
+        let attempts = self
+            .max_attempts
+            .or_else(|| {
+                std::env::var("AWS_MAX_ATTEMPTS")
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+            })
+            .unwrap_or(MAX_ATTEMPTS)
+            .max(1);
+        let mut config = RetryConfig::standard().with_max_attempts(attempts);
+        if let Some(cap) = self.max_backoff {
+            config = config
+                .with_max_backoff(cap)
+                .with_initial_backoff(cap.min(std::time::Duration::from_secs(1)));
+        }
+        config
+    }
 }
 
 /// One SDK client per service, sharing one configuration.
@@ -62,8 +89,8 @@ impl Clients {
 /// The standard AWS chain with `opts` applied and the SDK's standard retry mode. Callers
 /// that need more (a test's static credentials) add to it before `load()`.
 pub fn loader(opts: &AwsOptions) -> ConfigLoader {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS));
+    let mut loader =
+        aws_config::defaults(BehaviorVersion::latest()).retry_config(opts.retry_config());
     if let Some(region) = &opts.region {
         loader = loader.region(Region::new(region.clone()));
     }

@@ -52,7 +52,7 @@ fn class(op: &Op) -> Class {
 }
 
 /// Ids of the nodes an operation refers to by reference (things created in this plan).
-fn references(op: &Op) -> Vec<String> {
+pub fn references(op: &Op) -> Vec<String> {
     let sg = |g: &SgRef| match g {
         SgRef::New(k) => Some(format!("sg.{k}.create")),
         SgRef::Id(_) => None,

@@ -10,6 +10,7 @@ mod plan_props;
 mod planner;
 mod props;
 mod proxy;
+mod reliability;
 mod schema;
 mod seed;
 mod support;

@@ -1,7 +1,10 @@
 //! A recording proxy between the binary and the emulator. It forwards one request at a
 //! time, names each by its AWS operation, counts them, and after every mutating call (and
 //! before the binary sees the answer) runs a check against the emulator: the availability
-//! invariant, with the history of DNS answers kept on the wall clock.
+//! invariant, with the history of DNS answers kept on the wall clock. It can also inject
+//! faults, seeded and reproducible (throttling, 500, 503, connections dropped before or
+//! after the request reached the emulator, latency), and kill the binary right after its
+//! k-th mutating call.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -19,6 +22,88 @@ pub struct Call {
     pub operation: String,
     pub mutating: bool,
     pub status: u16,
+    /// A call on the apply lock (its group), not on the stack.
+    pub lock: bool,
+    /// The fault injected instead of (or after) forwarding, if any.
+    pub fault: Option<Fault>,
+    pub at: Instant,
+}
+
+/// A fault the proxy can inject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// HTTP 400 `Throttling`, in the service's own error format.
+    Throttle,
+    Status500,
+    Status503,
+    /// The connection closes before the request reaches the emulator.
+    DropBefore,
+    /// The request reaches the emulator; the connection closes before the answer.
+    DropAfter,
+}
+
+/// Seeded faults: `percent` of requests get one, of a kind drawn from `kinds`.
+#[derive(Debug, Clone)]
+pub struct Faults {
+    pub seed: u64,
+    pub percent: u64,
+    pub kinds: Vec<Fault>,
+    /// Added to every request.
+    pub latency: Duration,
+    /// Fault only the calls that change the stack (not reads, not the lock's calls).
+    pub only_mutating: bool,
+}
+
+/// What a proxy does besides forwarding.
+#[derive(Default)]
+pub struct Options {
+    pub check: Option<Check>,
+    pub faults: Option<Faults>,
+    /// Kill this process (SIGKILL) right after the k-th mutating call, before it sees the
+    /// answer: (k, pid once known).
+    pub kill_after: Option<(usize, Arc<Mutex<Option<u32>>>)>,
+}
+
+/// xorshift64*: enough randomness for reproducible fault choices.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+}
+
+/// A canned error answer in the format of the service the request went to.
+fn error_response(request: &str, status: u16, code: &str) -> Vec<u8> {
+    let (content_type, body) = if request.contains("Version=2016-11-15") {
+        (
+            "text/xml",
+            format!("<Response><Errors><Error><Code>{code}</Code><Message>injected</Message></Error></Errors><RequestID>fault</RequestID></Response>"),
+        )
+    } else if request.contains("X-Amz-Target") || request.contains("x-amz-target") {
+        (
+            "application/x-amz-json-1.1",
+            format!("{{\"__type\":\"{code}\",\"message\":\"injected\"}}"),
+        )
+    } else {
+        (
+            "text/xml",
+            format!("<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>injected</Message></Error><RequestId>fault</RequestId></ErrorResponse>"),
+        )
+    };
+    let reason = match status {
+        400 => "Bad Request",
+        503 => "Service Unavailable",
+        _ => "Internal Server Error",
+    };
+    format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
 }
 
 #[derive(Default)]
@@ -33,39 +118,109 @@ pub struct Proxy {
     pub log: Arc<Mutex<Log>>,
 }
 
-type Check = Box<dyn FnMut(&Call) -> Option<String> + Send>;
+pub type Check = Box<dyn FnMut(&Call) -> Option<String> + Send>;
 
 impl Proxy {
     /// Starts a proxy to `upstream` that runs `check` after every mutating call.
-    pub fn start(upstream: &str, mut check: Check) -> Proxy {
+    pub fn start(upstream: &str, check: Check) -> Proxy {
+        Proxy::with(
+            upstream,
+            Options {
+                check: Some(check),
+                ..Options::default()
+            },
+        )
+    }
+
+    /// Starts a proxy to `upstream` with `opts`.
+    pub fn with(upstream: &str, mut opts: Options) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("a loopback port");
         let url = format!("http://{}", listener.local_addr().unwrap());
         let upstream = upstream.trim_start_matches("http://").to_owned();
         let log = Arc::new(Mutex::new(Log::default()));
         let shared = log.clone();
         std::thread::spawn(move || {
+            let mut lock_ids: Vec<String> = Vec::new();
+            let mut rng = Rng(opts.faults.as_ref().map_or(1, |f| f.seed.max(1)));
+            let mut mutations = 0usize;
             for conn in listener.incoming() {
                 let Ok(mut client) = conn else { continue };
                 let Some((request, operation, mutating)) = read_request(&mut client) else {
                     continue;
                 };
+                let body = String::from_utf8_lossy(&request).into_owned();
+                let creates_lock = body.contains("GroupName=reconcile-lock-");
+                let lock = creates_lock || lock_ids.iter().any(|id| body.contains(id.as_str()));
+                let fault = opts.faults.as_ref().and_then(|f| {
+                    std::thread::sleep(f.latency);
+                    let eligible = !f.only_mutating || (mutating && !lock);
+                    let hit = eligible && rng.next() % 100 < f.percent && !f.kinds.is_empty();
+                    let kind = rng.next() as usize % f.kinds.len().max(1);
+                    hit.then(|| f.kinds[kind])
+                });
+                let record = |fault: Option<Fault>, status: u16| Call {
+                    operation: operation.clone(),
+                    mutating,
+                    status,
+                    lock,
+                    fault,
+                    at: Instant::now(),
+                };
+                match fault {
+                    Some(Fault::DropBefore) => {
+                        shared.lock().unwrap().calls.push(record(fault, 0));
+                        continue;
+                    }
+                    Some(f @ (Fault::Throttle | Fault::Status500 | Fault::Status503)) => {
+                        let (status, code) = match f {
+                            Fault::Throttle => (400, "Throttling"),
+                            Fault::Status500 => (500, "InternalFailure"),
+                            _ => (503, "ServiceUnavailable"),
+                        };
+                        shared.lock().unwrap().calls.push(record(fault, status));
+                        let _ = client.write_all(&error_response(&body, status, code));
+                        continue;
+                    }
+                    _ => {}
+                }
                 let Ok(mut up) = TcpStream::connect(&upstream) else {
                     continue;
                 };
                 let _ = up.write_all(&request);
                 let mut response = Vec::new();
                 let _ = up.read_to_end(&mut response);
+                if mutating {
+                    mutations += 1;
+                }
+                if let Some((k, pid)) = &opts.kill_after {
+                    if mutating && mutations == *k {
+                        if let Some(pid) = *pid.lock().unwrap() {
+                            let _ = std::process::Command::new("kill")
+                                .args(["-9", &pid.to_string()])
+                                .status();
+                        }
+                    }
+                }
                 let status = std::str::from_utf8(&response[..response.len().min(12)])
                     .ok()
                     .and_then(|s| s.get(9..12))
                     .and_then(|s| s.parse().ok())
                     .unwrap_or(0);
-                let call = Call {
-                    operation,
-                    mutating,
-                    status,
+                if creates_lock {
+                    let text = String::from_utf8_lossy(&response);
+                    if let Some(id) = text
+                        .split("<groupId>")
+                        .nth(1)
+                        .and_then(|r| r.split('<').next())
+                    {
+                        lock_ids.push(id.to_owned());
+                    }
+                }
+                let call = record(fault, status);
+                let violation = match (&mut opts.check, mutating && status < 300) {
+                    (Some(check), true) => check(&call),
+                    _ => None,
                 };
-                let violation = if mutating { check(&call) } else { None };
                 {
                     let mut log = shared.lock().unwrap();
                     if mutating {
@@ -77,19 +232,22 @@ impl Proxy {
                     }
                     log.calls.push(call);
                 }
-                let _ = client.write_all(&response);
+                if fault != Some(Fault::DropAfter) {
+                    let _ = client.write_all(&response);
+                }
             }
         });
         Proxy { url, log }
     }
 
+    /// Mutating calls on the stack (the apply lock's own calls left out).
     pub fn mutating_calls(&self) -> Vec<Call> {
         self.log
             .lock()
             .unwrap()
             .calls
             .iter()
-            .filter(|c| c.mutating)
+            .filter(|c| c.mutating && !c.lock)
             .cloned()
             .collect()
     }
@@ -198,7 +356,7 @@ impl Invariant {
             let config = reconcile::aws::loader(&AwsOptions {
                 region: Some("us-east-1".into()),
                 endpoint_url: Some(self.emulator.clone()),
-                profile: None,
+                ..AwsOptions::default()
             })
             .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
             .load()

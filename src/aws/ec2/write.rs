@@ -243,7 +243,7 @@ fn permission(key: &RuleKey, description: Option<&str>) -> Result<IpPermission> 
     Ok(p.build())
 }
 
-fn ec2_tags(tags: &Tags) -> Vec<Tag> {
+pub(super) fn ec2_tags(tags: &Tags) -> Vec<Tag> {
     tags.iter()
         .map(|(k, v)| Tag::builder().key(k).value(v).build())
         .collect()

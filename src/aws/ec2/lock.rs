@@ -1,0 +1,80 @@
+//! EC2 calls behind the apply lock: a security group with a fixed name, which EC2 creates
+//! at most once per VPC (`InvalidGroup.Duplicate` for a second), read back to catch the
+//! rare double success of simultaneous callers.
+
+use aws_sdk_ec2::types::{Filter, ResourceType, TagSpecification};
+
+use super::write::ec2_tags;
+use super::{security_group, Ec2, SERVICE};
+use crate::aws::{need, sdk_error, Result, Round};
+use crate::model::{ObservedSg, Tags};
+
+impl Ec2 {
+    /// Creates the lock group; `None` when a group of that name exists already.
+    pub async fn create_lock_group(
+        &self,
+        name: &str,
+        description: &str,
+        vpc: &str,
+        tags: &Tags,
+    ) -> Result<Option<String>> {
+        const OP: &str = "CreateSecurityGroup";
+        self.meter.record(OP, Round::START);
+        let sent = self
+            .client
+            .create_security_group()
+            .group_name(name)
+            .description(description)
+            .vpc_id(vpc)
+            .tag_specifications(
+                TagSpecification::builder()
+                    .resource_type(ResourceType::SecurityGroup)
+                    .set_tags(Some(ec2_tags(tags)))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| sdk_error(SERVICE, OP, e));
+        match sent {
+            Ok(out) => Ok(Some(
+                need(out.group_id(), SERVICE, OP, "GroupId")?.to_owned(),
+            )),
+            Err(e) if e.code() == Some("InvalidGroup.Duplicate") => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Every group named `name` in `vpc`.
+    pub async fn groups_named(&self, name: &str, vpc: &str) -> Result<Vec<ObservedSg>> {
+        const OP: &str = "DescribeSecurityGroups";
+        self.meter.record(OP, Round::START);
+        let filter = |n: &str, v: &str| Filter::builder().name(n).values(v).build();
+        let out = self
+            .client
+            .describe_security_groups()
+            .filters(filter("vpc-id", vpc))
+            .filters(filter("group-name", name))
+            .send()
+            .await
+            .map_err(|e| sdk_error(SERVICE, OP, e))?;
+        out.security_groups()
+            .iter()
+            .map(security_group)
+            .filter(|g| g.as_ref().map_or(true, |g| g.name == name))
+            .collect()
+    }
+
+    /// Sets `tags` on a resource (adding or overwriting those keys).
+    pub async fn set_tags(&self, id: &str, tags: &Tags) -> Result<()> {
+        const OP: &str = "CreateTags";
+        self.meter.record(OP, Round::START);
+        self.client
+            .create_tags()
+            .resources(id)
+            .set_tags(Some(ec2_tags(tags)))
+            .send()
+            .await
+            .map_err(|e| sdk_error(SERVICE, OP, e))?;
+        Ok(())
+    }
+}

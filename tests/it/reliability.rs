@@ -1,0 +1,401 @@
+//! Reliability through the real binary: faults injected between it and the emulator, a
+//! crash after every mutating call of the migration, the apply lock, concurrent applies.
+
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use reconcile::manifest;
+use reconcile::model::Desired;
+
+use crate::emulator::{Emulator, Seeded};
+use crate::proxy::{Fault, Faults, Invariant, Options, Proxy};
+
+fn text(o: &std::process::Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn seed(emu: &Emulator) -> Seeded {
+    emu.seed(&["--ttl", "2", "--transition-ttl", "1"])
+}
+
+fn invariant(emu: &Emulator, s: &Seeded) -> Arc<Mutex<Invariant>> {
+    let d = Desired::from_manifest(&manifest::load(&s.manifest).unwrap());
+    Arc::new(Mutex::new(Invariant::new(d, &emu.url)))
+}
+
+fn checked(inv: &Arc<Mutex<Invariant>>) -> Option<crate::proxy::Check> {
+    let inv = inv.clone();
+    Some(Box::new(move |_| inv.lock().unwrap().check()))
+}
+
+fn converged(emu: &Emulator, s: &Seeded) {
+    let out = emu.reconcile(&[
+        "plan",
+        "-f",
+        s.manifest.to_str().unwrap(),
+        "--detailed-exitcode",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "not converged:\n{}", text(&out));
+}
+
+/// Exactly the stack's resources, once each: no duplicate, nothing orphaned, no lock or
+/// wait marker left behind.
+fn no_duplicates_or_orphans(emu: &Emulator) {
+    emu.boto(
+        "tagged = lambda tags: any(t['Key'] == 'reconcile:stack' and t['Value'] == 'www-example' for t in tags)\n\
+         lbs = elb.describe_load_balancers()['LoadBalancers']\n\
+         lb_tags = {d['ResourceArn']: d['Tags'] for d in elb.describe_tags(ResourceArns=[l['LoadBalancerArn'] for l in lbs])['TagDescriptions']} if lbs else {}\n\
+         assert sorted(l['LoadBalancerName'] for l in lbs if tagged(lb_tags[l['LoadBalancerArn']])) == ['www-example'], lbs\n\
+         tgs = elb.describe_target_groups()['TargetGroups']\n\
+         tg_tags = {d['ResourceArn']: d['Tags'] for d in elb.describe_tags(ResourceArns=[t['TargetGroupArn'] for t in tgs])['TagDescriptions']}\n\
+         names = sorted(t['TargetGroupName'] for t in tgs if tagged(tg_tags[t['TargetGroupArn']]))\n\
+         assert names == ['www-example-app', 'www-example-http'], names\n\
+         sgs = ec2.describe_security_groups()['SecurityGroups']\n\
+         assert sorted(g['GroupName'] for g in sgs if tagged(g.get('Tags', []))) == ['www-example-lb'], sgs\n\
+         assert not [g for g in sgs if g['GroupName'].startswith('reconcile-lock-')], 'lock left'\n\
+         z = r53.list_hosted_zones()['HostedZones'][0]['Id']\n\
+         rs = r53.list_resource_record_sets(HostedZoneId=z)['ResourceRecordSets']\n\
+         assert not [r for r in rs if r['Name'].lower().startswith('_reconcile.')], 'marker left'",
+    );
+}
+
+fn spawn(endpoint: &str, args: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_reconcile"))
+        .args(args)
+        .current_dir(crate::support::repo())
+        .env("AWS_ENDPOINT_URL", endpoint)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary runs")
+}
+
+#[test]
+fn with_20_percent_of_requests_faulted_the_migration_converges() {
+    let emu = Emulator::start();
+    let s = seed(&emu);
+    let inv = invariant(&emu, &s);
+    let proxy = Proxy::with(
+        &emu.url,
+        Options {
+            check: checked(&inv),
+            faults: Some(Faults {
+                seed: 20261124,
+                percent: 20,
+                kinds: vec![
+                    Fault::Throttle,
+                    Fault::Status500,
+                    Fault::Status503,
+                    Fault::DropBefore,
+                    Fault::DropAfter,
+                ],
+                latency: Duration::ZERO,
+                only_mutating: false,
+            }),
+            ..Options::default()
+        },
+    );
+    let m = s.manifest.to_str().unwrap();
+    let out = emu.reconcile_at(
+        &proxy.url,
+        &[
+            "apply",
+            "-f",
+            m,
+            "--yes",
+            "--max-attempts",
+            "10",
+            "--max-backoff",
+            "200ms",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let log = proxy.log.lock().unwrap();
+    let faulted = log.calls.iter().filter(|c| c.fault.is_some()).count();
+    let kinds: std::collections::BTreeSet<String> = log
+        .calls
+        .iter()
+        .filter_map(|c| c.fault.map(|f| format!("{f:?}")))
+        .collect();
+    assert!(
+        faulted * 10 >= log.calls.len(),
+        "only {faulted} faults in {} calls",
+        log.calls.len()
+    );
+    assert!(kinds.len() >= 3, "mixed kinds: {kinds:?}");
+    assert!(log.violations.is_empty(), "{:#?}", log.violations);
+    drop(log);
+    converged(&emu, &s);
+    no_duplicates_or_orphans(&emu);
+}
+
+#[test]
+fn faults_beyond_the_retries_name_the_failing_call_and_a_rerun_converges() {
+    let emu = Emulator::start();
+    let s = seed(&emu);
+    let proxy = Proxy::with(
+        &emu.url,
+        Options {
+            faults: Some(Faults {
+                seed: 5,
+                percent: 100,
+                kinds: vec![Fault::Status503],
+                latency: Duration::ZERO,
+                only_mutating: true,
+            }),
+            ..Options::default()
+        },
+    );
+    let m = s.manifest.to_str().unwrap();
+    let out = emu.reconcile_at(
+        &proxy.url,
+        &[
+            "apply",
+            "-f",
+            m,
+            "--yes",
+            "--max-attempts",
+            "2",
+            "--max-backoff",
+            "100ms",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("failed: ServiceUnavailable"), "{err}");
+    let named = [
+        "CreateSecurityGroup",
+        "CreateTargetGroup",
+        "ChangeResourceRecordSets",
+        "AuthorizeSecurityGroupIngress",
+    ]
+    .iter()
+    .any(|op| err.contains(op));
+    assert!(named, "the failing call is named: {err}");
+    let out = emu.reconcile(&["apply", "-f", m, "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    converged(&emu, &s);
+    no_duplicates_or_orphans(&emu);
+}
+
+/// The number of mutating calls of an uninterrupted migration (lock included).
+fn full_run_calls() -> usize {
+    let emu = Emulator::start();
+    let s = seed(&emu);
+    let proxy = Proxy::with(&emu.url, Options::default());
+    let out = emu.reconcile_at(
+        &proxy.url,
+        &["apply", "-f", s.manifest.to_str().unwrap(), "--yes"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let n = proxy
+        .log
+        .lock()
+        .unwrap()
+        .calls
+        .iter()
+        .filter(|c| c.mutating)
+        .count();
+    n
+}
+
+/// Kills the binary right after its k-th mutating call, runs apply again, and checks that
+/// it converges with nothing duplicated or orphaned and the site up throughout.
+fn crash_at(k: usize) {
+    let emu = Emulator::start();
+    let s = seed(&emu);
+    let inv = invariant(&emu, &s);
+    let pid = Arc::new(Mutex::new(None));
+    let proxy = Proxy::with(
+        &emu.url,
+        Options {
+            check: checked(&inv),
+            kill_after: Some((k, pid.clone())),
+            ..Options::default()
+        },
+    );
+    let m = s.manifest.to_str().unwrap();
+    let child = spawn(&proxy.url, &["apply", "-f", m, "--yes"]);
+    *pid.lock().unwrap() = Some(child.id());
+    let first = child.wait_with_output().unwrap();
+    assert_eq!(
+        first.status.code(),
+        None,
+        "k={k}: the first run was not killed:\n{}",
+        text(&first)
+    );
+    let again = Proxy::with(
+        &emu.url,
+        Options {
+            check: checked(&inv),
+            ..Options::default()
+        },
+    );
+    let out = emu.reconcile_at(&again.url, &["apply", "-f", m, "--yes"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "k={k}: the rerun failed:\n{}",
+        text(&out)
+    );
+    let before: Vec<String> = proxy
+        .log
+        .lock()
+        .unwrap()
+        .calls
+        .iter()
+        .filter(|c| c.mutating)
+        .map(|c| c.operation.clone())
+        .collect();
+    for p in [&proxy, &again] {
+        let log = p.log.lock().unwrap();
+        assert!(
+            log.violations.is_empty(),
+            "k={k}: {:#?}\nthe killed run's mutating calls: {before:?}\nthe rerun:\n{}",
+            log.violations,
+            text(&out)
+        );
+    }
+    converged(&emu, &s);
+    no_duplicates_or_orphans(&emu);
+}
+
+#[test]
+fn a_crash_after_any_mutating_call_resumes_cleanly_odd_k() {
+    let n = full_run_calls();
+    assert!(n >= 15, "only {n} mutating calls");
+    for k in (1..=n).step_by(2) {
+        crash_at(k);
+    }
+}
+
+#[test]
+fn a_crash_after_any_mutating_call_resumes_cleanly_even_k() {
+    let n = full_run_calls();
+    for k in (2..=n).step_by(2) {
+        crash_at(k);
+    }
+}
+
+fn lock_group(emu: &Emulator, s: &Seeded, holder: &str, expires_in: i64) {
+    let vpc = s.ids["vpc"].as_str().unwrap();
+    emu.boto(&format!(
+        "import time\n\
+         ec2.create_security_group(GroupName='reconcile-lock-www-example', Description='lock', VpcId='{vpc}', TagSpecifications=[{{'ResourceType': 'security-group', 'Tags': [\
+         {{'Key': 'reconcile:lock', 'Value': 'www-example'}}, {{'Key': 'reconcile:holder', 'Value': '{holder}'}}, \
+         {{'Key': 'reconcile:host', 'Value': 'ci-runner-7'}}, {{'Key': 'reconcile:pid', 'Value': '4242'}}, \
+         {{'Key': 'reconcile:expires', 'Value': str(int(time.time()) + {expires_in})}}]}}])"
+    ));
+}
+
+#[test]
+fn a_held_lock_makes_apply_wait_then_name_the_holder_and_unlock_releases_it() {
+    let emu = Emulator::start();
+    let s = seed(&emu);
+    lock_group(&emu, &s, "alice", 600);
+    let m = s.manifest.to_str().unwrap();
+    let proxy = Proxy::with(&emu.url, Options::default());
+    let t0 = Instant::now();
+    let out = emu.reconcile_at(
+        &proxy.url,
+        &["apply", "-f", m, "--yes", "--lock-timeout", "2s"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(t0.elapsed() >= Duration::from_secs(2), "did not wait");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("locked by alice (pid 4242 on ci-runner-7)"),
+        "{err}"
+    );
+    assert!(err.contains("reconcile unlock"), "{err}");
+    assert!(
+        proxy.mutating_calls().is_empty(),
+        "{:?}",
+        proxy.mutating_calls()
+    );
+    // plan needs no lock.
+    let out = emu.reconcile(&["plan", "-f", m]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = emu.reconcile(&["unlock", "-f", m]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("released the lock held by alice"),
+        "{}",
+        text(&out)
+    );
+    let out = emu.reconcile(&["apply", "-f", m, "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    no_duplicates_or_orphans(&emu);
+}
+
+#[test]
+fn an_expired_lock_is_taken_over() {
+    let emu = Emulator::start();
+    let s = seed(&emu);
+    lock_group(&emu, &s, "bob", -30);
+    let out = emu.reconcile(&[
+        "apply",
+        "-f",
+        s.manifest.to_str().unwrap(),
+        "--yes",
+        "--lock-timeout",
+        "0s",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    converged(&emu, &s);
+    no_duplicates_or_orphans(&emu);
+}
+
+#[test]
+fn two_concurrent_applies_never_interleave_their_changes() {
+    let emu = Emulator::start();
+    let s = seed(&emu);
+    let m = s.manifest.to_str().unwrap();
+    let (a, b) = (
+        Proxy::with(&emu.url, Options::default()),
+        Proxy::with(&emu.url, Options::default()),
+    );
+    let first = spawn(
+        &a.url,
+        &["apply", "-f", m, "--yes", "--lock-timeout", "60s"],
+    );
+    let second = spawn(
+        &b.url,
+        &["apply", "-f", m, "--yes", "--lock-timeout", "60s"],
+    );
+    let (first, second) = (
+        first.wait_with_output().unwrap(),
+        second.wait_with_output().unwrap(),
+    );
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    assert_eq!(second.status.code(), Some(0), "{}", text(&second));
+    let (ca, cb) = (a.mutating_calls(), b.mutating_calls());
+    // One of them made every change; the other planned after it and found nothing to do.
+    assert!(
+        ca.is_empty() != cb.is_empty(),
+        "both changed the stack: {} and {} calls",
+        ca.len(),
+        cb.len()
+    );
+    let (worker, idle) = if ca.is_empty() { (&b, &a) } else { (&a, &b) };
+    let changes = worker.mutating_calls();
+    let (start, end) = (changes.first().unwrap().at, changes.last().unwrap().at);
+    let idle_stack_calls = idle.mutating_calls();
+    assert!(idle_stack_calls.iter().all(|c| c.at < start || c.at > end));
+    assert!(
+        String::from_utf8_lossy(&if ca.is_empty() { &first } else { &second }.stdout)
+            .contains("No changes")
+    );
+    converged(&emu, &s);
+    no_duplicates_or_orphans(&emu);
+}
