@@ -70,7 +70,7 @@ ALLOWED_HOSTS = []"
 # client's Host header through unchanged, so Django already sees the real name, while
 # X-Forwarded-Host is a header any client can set."
     );
-    let probes: Vec<&Probe> = site.probes();
+    let probes: Vec<Probe> = site.probes();
     let exempt: Vec<String> = probes
         .iter()
         .filter(|p| p.path != "/")

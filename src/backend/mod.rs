@@ -123,15 +123,24 @@ pub struct Site {
 }
 
 impl Site {
-    /// The distinct health probes over every port, by path (for Django, which does not
-    /// see ports).
-    pub fn probes(&self) -> Vec<&Probe> {
-        let mut seen = BTreeSet::new();
-        self.ports
-            .iter()
-            .flat_map(|p| &p.probes)
-            .filter(|p| seen.insert(p.path.as_str()))
-            .collect()
+    /// The health probes over every port, one per path (for Django, which does not see
+    /// ports), with the groups of every port that probes it.
+    pub fn probes(&self) -> Vec<Probe> {
+        let mut by_path: Vec<Probe> = Vec::new();
+        for probe in self.ports.iter().flat_map(|p| &p.probes) {
+            match by_path.iter_mut().find(|p| p.path == probe.path) {
+                Some(seen) => seen.groups.extend(
+                    probe
+                        .groups
+                        .iter()
+                        .filter(|g| !seen.groups.contains(g))
+                        .cloned()
+                        .collect::<Vec<_>>(),
+                ),
+                None => by_path.push(probe.clone()),
+            }
+        }
+        by_path
     }
 
     /// Name of the nginx upstream for the application (per stack, so that two sites'
@@ -353,12 +362,7 @@ fn backend_groups(d: &Desired) -> Vec<String> {
         .values()
         .filter(|sg| {
             sg.rules.keys().any(|r| match &r.source {
-                Source::Key(k) | Source::Group(k) => {
-                    lb_groups.contains(k)
-                        || d.security_groups
-                            .get(k)
-                            .is_some_and(|g| lb_groups.contains(&g.name))
-                }
+                Source::Key(k) | Source::Group(k) => lb_groups.contains(k),
                 Source::Cidr(_) => false,
             })
         })

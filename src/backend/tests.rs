@@ -200,3 +200,22 @@ fn outputs_start_by_naming_the_stack_and_the_manifest() -> Result<(), String> {
     assert_eq!(all.matches("\n==> ").count() + 1, 3, "{all}");
     Ok(())
 }
+
+#[test]
+fn one_path_probed_on_two_ports_is_one_django_route_for_both_groups() -> Result<(), String> {
+    let s = site_of(|v| {
+        v["target_groups"]["http"]["health_check"]["port"] = json!(80);
+    })?;
+    assert_eq!(port(&s, 80)?.probes.len(), 1);
+    assert_eq!(port(&s, 8088)?.probes.len(), 1);
+    let probes = s.probes();
+    assert_eq!(probes.len(), 1);
+    assert_eq!(probes[0].groups, ["app", "http"]);
+    let text = django::render(&s);
+    assert_eq!(
+        text.matches("path(\"health/\", health)").count(),
+        1,
+        "{text}"
+    );
+    Ok(())
+}
