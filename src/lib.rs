@@ -11,10 +11,13 @@
 //! - [`plan`]: diff and change graph (pure), and a model of apply to check plans with.
 //! - [`render`]: the human and JSON views of a plan.
 //! - [`app`]: the commands' shared flow: load every manifest, read, plan.
+//! - [`backend`]: the backend half of the migration (nginx, Django, firewall), from a
+//!   manifest alone.
 
 pub mod app;
 pub mod apply;
 pub mod aws;
+pub mod backend;
 pub mod manifest;
 pub mod model;
 pub mod names;

@@ -111,6 +111,45 @@ enum Command {
     },
     /// Prints the manifest's JSON Schema.
     Schema,
+    /// Prints the backend half of the migration, from the manifest alone (no AWS calls):
+    /// the nginx servers, the Django settings and health view, and the host firewall lines.
+    Backend {
+        /// Manifest file.
+        #[arg(short = 'f', long = "file", value_name = "FILE")]
+        file: PathBuf,
+        #[command(flatten)]
+        part: BackendPart,
+    },
+}
+
+/// Which part of the backend configuration to print; all three when none is given.
+#[derive(Args)]
+#[group(multiple = false)]
+struct BackendPart {
+    /// Only the nginx servers (the port HTTPS forwards to, the port-80 redirect).
+    #[arg(long)]
+    nginx: bool,
+    /// Only the Django settings, health view and URL pattern.
+    #[arg(long)]
+    django: bool,
+    /// Only the host firewall (ufw) lines.
+    #[arg(long)]
+    firewall: bool,
+}
+
+impl BackendPart {
+    fn parts(&self) -> Vec<reconcile::backend::Part> {
+        use reconcile::backend::Part;
+        let chosen = [
+            (self.nginx, Part::Nginx),
+            (self.django, Part::Django),
+            (self.firewall, Part::Firewall),
+        ];
+        match chosen.iter().find(|(on, _)| *on) {
+            Some((_, part)) => vec![*part],
+            None => Part::ALL.to_vec(),
+        }
+    }
 }
 
 /// `90s`, `10m`, `1h`, `1h30m`, `500ms`, or plain seconds.
@@ -199,6 +238,7 @@ fn main() -> ExitCode {
         Command::Unlock { files, aws } => {
             runtime().and_then(|rt| rt.block_on(unlock_cmd(&files, &aws)))
         }
+        Command::Backend { file, part } => backend(&file, &part.parts()),
         Command::Apply {
             planfile,
             files,
@@ -286,6 +326,26 @@ fn validate(files: &[PathBuf], json: bool) -> anyhow::Result<Outcome> {
     } else {
         Outcome::Failed
     })
+}
+
+fn backend(file: &std::path::Path, parts: &[reconcile::backend::Part]) -> anyhow::Result<Outcome> {
+    let m = match manifest::load(file) {
+        Ok(m) => m,
+        Err(d) => {
+            eprint!("{d}");
+            return Ok(Outcome::Failed);
+        }
+    };
+    match reconcile::backend::render(&m, &file.display().to_string(), parts) {
+        Ok(text) => {
+            std::io::stdout().lock().write_all(text.as_bytes())?;
+            Ok(Outcome::Success)
+        }
+        Err(e) => {
+            eprintln!("error: {}: {e}", file.display());
+            Ok(Outcome::Failed)
+        }
+    }
 }
 
 fn summary(m: &manifest::Manifest) -> String {

@@ -118,7 +118,7 @@ pub fn gate_line(g: &Gate) -> String {
 pub fn unhealthy_target(t: &crate::model::TargetHealth) -> String {
     let reason = t.reason.as_deref().unwrap_or("no reason given");
     let hint = match reason {
-        "Target.ResponseCodeMismatch" => "the health URL must bypass basic auth and answer 200 (not a 301 redirect or a 401)",
+        "Target.ResponseCodeMismatch" => "the health URL must bypass basic auth and answer 200 (not a 301 redirect or a 401); `reconcile backend --nginx` prints an nginx server that does (and `--django` a health view)",
         "Target.InvalidState" => "the instance is stopped or terminated: start it, or remove it from `targets`",
         "Target.Timeout" => "the health check got no answer in time: the backend group must admit the load balancer's group on the health-check port, and the service must listen there",
         "Target.FailedHealthChecks" => "the health check fails: check the health path and port on the backend",

@@ -2,6 +2,7 @@
 //! `reconcile` binary (and, where it needs AWS, a private emulator) or tests pure logic.
 
 mod apply;
+mod backend;
 mod emulator;
 mod fixtures;
 mod observe;
