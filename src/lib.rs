@@ -11,6 +11,7 @@
 //! - [`plan`]: diff and change graph (pure), and a model of apply to check plans with.
 //! - [`render`]: the human and JSON views of a plan.
 //! - [`app`]: the commands' shared flow: load every manifest, read, plan.
+//! - [`init`]: a manifest written from the live site behind a name (reads only).
 //! - [`backend`]: the backend half of the migration (nginx, Django, firewall), from a
 //!   manifest alone.
 
@@ -18,6 +19,7 @@ pub mod app;
 pub mod apply;
 pub mod aws;
 pub mod backend;
+pub mod init;
 pub mod manifest;
 pub mod model;
 pub mod names;

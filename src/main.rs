@@ -101,6 +101,24 @@ enum Command {
         #[command(flatten)]
         aws: AwsFlags,
     },
+    /// Writes a manifest from the live site behind a host name: its record, the instances
+    /// it leads to, their group, subnets and certificate. Reads only; nothing is changed.
+    Init {
+        /// The site's host name, e.g. www.example.com.
+        #[arg(long, value_name = "HOST")]
+        name: String,
+        /// The Route53 hosted zone (else the closest parent domain that has one).
+        #[arg(long, value_name = "ZONE")]
+        zone: Option<String>,
+        /// Where to write the manifest (else standard output).
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Overwrite FILE if it exists.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        aws: AwsFlags,
+    },
     /// Releases a stack's apply lock by hand (after a run that died on another machine).
     Unlock {
         /// Manifest file or folder of manifests.
@@ -235,6 +253,21 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Validate { files, json } => validate(&files, json),
         Command::Schema => print_json(&manifest::schema()),
+        Command::Init {
+            name,
+            zone,
+            output,
+            force,
+            aws,
+        } => runtime().and_then(|rt| {
+            rt.block_on(init_cmd(
+                &name,
+                zone.as_deref(),
+                output.as_deref(),
+                force,
+                &aws,
+            ))
+        }),
         Command::Unlock { files, aws } => {
             runtime().and_then(|rt| rt.block_on(unlock_cmd(&files, &aws)))
         }
@@ -719,6 +752,64 @@ async fn unlock_cmd(files: &[PathBuf], aws: &AwsFlags) -> anyhow::Result<Outcome
             Some(h) => println!("stack {}: released the lock held by {h}", l.manifest.stack),
             None => println!("stack {}: was not locked", l.manifest.stack),
         }
+    }
+    Ok(Outcome::Success)
+}
+
+async fn init_cmd(
+    name: &str,
+    zone: Option<&str>,
+    output: Option<&std::path::Path>,
+    force: bool,
+    aws: &AwsFlags,
+) -> anyhow::Result<Outcome> {
+    if let Some(out) = output.filter(|o| o.exists() && !force) {
+        eprintln!(
+            "error: {} exists; nothing was written (pass --force to overwrite it)",
+            out.display()
+        );
+        return Ok(Outcome::Failed);
+    }
+    if !manifest::net::is_dns_name(name, false) {
+        eprintln!("error: \"{name}\" is not a host name (e.g. www.example.com)");
+        return Ok(Outcome::Failed);
+    }
+    let opts = aws.options();
+    let config = reconcile::aws::loader(&opts).load().await;
+    let Some(region) = config.region().map(|r| r.to_string()) else {
+        eprintln!("error: no AWS region: pass --region or set AWS_REGION");
+        return Ok(Outcome::Failed);
+    };
+    let clients = reconcile::aws::Clients::new(&config);
+    let meter = reconcile::aws::Meter::new();
+    let found = match reconcile::init::init(&clients, &meter, name, zone, &region).await {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: {e}; nothing was written");
+            return Ok(Outcome::Failed);
+        }
+    };
+    let text = serde_json::to_string_pretty(&found.manifest)? + "\n";
+    eprintln!("Assumptions made (check them):");
+    for a in &found.assumptions {
+        eprintln!("  - {a}");
+    }
+    if !found.review.is_empty() {
+        eprintln!("To review before `reconcile apply`:");
+        for r in &found.review {
+            eprintln!("  - {r}");
+        }
+    }
+    match output {
+        Some(out) => {
+            std::fs::write(out, &text)
+                .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", out.display()))?;
+            eprintln!(
+                "Wrote {}. Next: `reconcile plan -f {0}`, then `reconcile apply -f {0}`.",
+                out.display()
+            );
+        }
+        None => print!("{text}"),
     }
     Ok(Outcome::Success)
 }

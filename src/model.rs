@@ -555,3 +555,24 @@ impl Observed {
 pub fn owned_by(tags: &Tags, stack: &str) -> bool {
     tags.get(names::STACK_TAG).map(String::as_str) == Some(stack)
 }
+
+/// An EC2 instance, as far as `init` needs it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObservedInstance {
+    pub id: String,
+    /// `running`, `stopped`, ...
+    pub state: String,
+    pub vpc: String,
+    pub subnet: String,
+    pub groups: Vec<String>,
+    pub public_ip: Option<String>,
+    /// In normal form.
+    pub public_dns: Option<String>,
+}
+
+/// A subnet and its availability zone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObservedSubnet {
+    pub id: String,
+    pub zone: String,
+}

@@ -1,6 +1,7 @@
 //! EC2 reads: security groups with their ingress rules, one rule per (protocol, port range,
 //! source), as the project's own types. The writes are in `ec2/write.rs`.
 
+mod inventory;
 mod lock;
 mod write;
 

@@ -177,6 +177,26 @@ pub enum Error {
 }
 
 impl Error {
+    /// Worth trying again: no answer (a dropped connection, a timeout), throttling, or a
+    /// server-side failure.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Transport { .. } => true,
+            Error::Api { code, .. } => matches!(
+                code.as_str(),
+                "Throttling"
+                    | "ThrottlingException"
+                    | "RequestLimitExceeded"
+                    | "TooManyRequestsException"
+                    | "InternalFailure"
+                    | "InternalError"
+                    | "ServiceUnavailable"
+                    | "ServiceUnavailableException"
+            ),
+            _ => false,
+        }
+    }
+
     /// AWS's error code, when AWS answered with one.
     pub fn code(&self) -> Option<&str> {
         match self {

@@ -217,22 +217,37 @@ impl Elbv2 {
         tags: &Tags,
     ) -> Result<ObservedLb> {
         const OP: &str = "CreateLoadBalancer";
-        if let Some(existing) = self.load_balancer_named(name, tags).await? {
-            return Ok(existing);
-        }
-        self.meter.record(OP, Round::START);
-        let out = self
-            .client
-            .create_load_balancer()
-            .name(name)
-            .r#type(LoadBalancerTypeEnum::Application)
-            .scheme(LoadBalancerSchemeEnum::from(scheme))
-            .set_subnets(Some(subnets.to_vec()))
-            .set_security_groups(Some(security_groups.to_vec()))
-            .set_tags(Some(elb_tags(tags)))
-            .send()
-            .await
-            .map_err(|e| sdk_error(SERVICE, OP, e))?;
+        // moto creates a second load balancer with the same name, so the SDK's own retry
+        // of a create whose answer was lost would make a duplicate: each attempt looks
+        // first, and the create itself is sent once per attempt.
+        let mut attempt = 0;
+        let out = loop {
+            if let Some(existing) = self.load_balancer_named(name, tags).await? {
+                return Ok(existing);
+            }
+            self.meter.record(OP, Round::START);
+            let sent = self
+                .client
+                .create_load_balancer()
+                .name(name)
+                .r#type(LoadBalancerTypeEnum::Application)
+                .scheme(LoadBalancerSchemeEnum::from(scheme))
+                .set_subnets(Some(subnets.to_vec()))
+                .set_security_groups(Some(security_groups.to_vec()))
+                .set_tags(Some(elb_tags(tags)))
+                .customize()
+                .config_override(no_sdk_retries())
+                .send()
+                .await
+                .map_err(|e| sdk_error(SERVICE, OP, e));
+            match sent {
+                Err(e) if e.is_transient() && attempt < LOOK_FIRST_ATTEMPTS => {
+                    attempt += 1;
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                other => break other?,
+            }
+        };
         let created = need(out.load_balancers().first(), SERVICE, OP, "LoadBalancers")?;
         let mut lb = load_balancer(created)?;
         lb.tags = tags.clone();
@@ -371,24 +386,37 @@ impl Elbv2 {
     ) -> Result<String> {
         const OP: &str = "CreateListener";
         let action = forward_action(forward)?;
-        let existing = self.listeners(lb_arn, Round::START).await?.value;
-        if let Some(l) = existing.iter().flatten().find(|l| l.port == port) {
-            self.modify_listener(&l.arn, protocol, certificate, forward)
-                .await?;
-            return Ok(l.arn.clone());
-        }
-        self.meter.record(OP, Round::START);
-        let out = self
-            .client
-            .create_listener()
-            .load_balancer_arn(lb_arn)
-            .port(i32::from(port))
-            .protocol(ProtocolEnum::from(protocol))
-            .set_certificates(certificates(certificate))
-            .default_actions(action)
-            .send()
-            .await
-            .map_err(|e| sdk_error(SERVICE, OP, e))?;
+        // moto has no DuplicateListener: as for load balancers, look before each attempt.
+        let mut attempt = 0;
+        let out = loop {
+            let existing = self.listeners(lb_arn, Round::START).await?.value;
+            if let Some(l) = existing.iter().flatten().find(|l| l.port == port) {
+                self.modify_listener(&l.arn, protocol, certificate, forward)
+                    .await?;
+                return Ok(l.arn.clone());
+            }
+            self.meter.record(OP, Round::START);
+            let sent = self
+                .client
+                .create_listener()
+                .load_balancer_arn(lb_arn)
+                .port(i32::from(port))
+                .protocol(ProtocolEnum::from(protocol))
+                .set_certificates(certificates(certificate))
+                .default_actions(action.clone())
+                .customize()
+                .config_override(no_sdk_retries())
+                .send()
+                .await
+                .map_err(|e| sdk_error(SERVICE, OP, e));
+            match sent {
+                Err(e) if e.is_transient() && attempt < LOOK_FIRST_ATTEMPTS => {
+                    attempt += 1;
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                other => break other?,
+            }
+        };
         let listener = out.listeners().first();
         Ok(need(
             listener.and_then(|l| l.listener_arn()),
@@ -509,6 +537,20 @@ fn elb_tags(tags: &Tags) -> Vec<Tag> {
     tags.iter()
         .map(|(k, v)| Tag::builder().key(k).value(v).build())
         .collect()
+}
+
+/// Attempts of a create that looks before each try (see `create_load_balancer`).
+const LOOK_FIRST_ATTEMPTS: u32 = 8;
+
+fn no_sdk_retries() -> aws_sdk_elasticloadbalancingv2::config::Builder {
+    aws_sdk_elasticloadbalancingv2::config::Builder::default()
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+}
+
+/// 200 ms, 400 ms, ... up to 5 s.
+fn backoff(attempt: u32) -> std::time::Duration {
+    std::time::Duration::from_millis(200u64.saturating_mul(1 << attempt.min(5)))
+        .min(std::time::Duration::from_secs(5))
 }
 
 #[cfg(test)]

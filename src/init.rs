@@ -1,0 +1,458 @@
+//! `reconcile init`: reads the live site behind a host name (its record, the instances the
+//! record leads to, their VPC, security group and subnets, the certificate for the name)
+//! and writes the manifest whose plan is the article's migration. Reads only: nothing is
+//! written to AWS. Every assumption made is reported, for the user to review.
+
+use std::collections::BTreeSet;
+
+use serde_json::{json, Value};
+
+use crate::aws::acm::Acm;
+use crate::aws::ec2::Ec2;
+use crate::aws::route53::Route53;
+use crate::aws::{self, Clients, Meter, Round};
+use crate::manifest::net;
+use crate::model::{ObservedInstance, ObservedRecord, ObservedZone, RuleKey, Source};
+
+/// Ports that carry web traffic to a backend before and after the migration.
+const WEB_PORTS: [i32; 3] = [80, 443, 8088];
+/// The port the load balancer's HTTPS listener forwards to, as in the article.
+const APP_PORT: u16 = 8088;
+const HEALTH_PATH: &str = "/health/";
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("no Route53 hosted zone holds {name} (looked for {tried}); pass --zone if it is named otherwise")]
+    NoZone { name: String, tried: String },
+    #[error("{name} has no A, AAAA or CNAME record in zone {zone}{found}")]
+    NoRecord {
+        name: String,
+        zone: String,
+        found: String,
+    },
+    #[error("{name} points at {value}, which no instance in this region holds (as public IP or DNS name); init follows a record to EC2 instances only")]
+    NoInstance { name: String, value: String },
+    #[error("{name} already points at a load balancer ({target}); init starts from a site served directly by instances, and never takes over a load balancer the stack does not own")]
+    BehindLoadBalancer { name: String, target: String },
+    #[error("{0}")]
+    Unsupported(String),
+    #[error(transparent)]
+    Aws(#[from] aws::Error),
+    #[error("bug: init wrote a manifest that does not validate:\n{0}")]
+    Bug(String),
+}
+
+/// What init found: the manifest, and what the user should know about how it was made.
+#[derive(Debug)]
+pub struct Found {
+    pub manifest: Value,
+    /// Choices made for the user (health path, stack name, ports...).
+    pub assumptions: Vec<String>,
+    /// Things to look at before applying.
+    pub review: Vec<String>,
+}
+
+/// A stack id from a host name: its labels but the last, joined by `-`
+/// (`www.example.com` → `www-example`), at most 24 characters so that the derived target
+/// group names (`<stack>-http`) and their replacements fit AWS's 32.
+pub fn stack_of(name: &str) -> String {
+    let labels: Vec<&str> = name.split('.').collect();
+    let keep = if labels.len() > 1 {
+        &labels[..labels.len() - 1]
+    } else {
+        &labels[..]
+    };
+    let mut stack: String = keep
+        .join("-")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    stack.truncate(24);
+    let stack = stack.trim_matches('-').to_owned();
+    if stack.is_empty() || stack.starts_with("internal-") || stack.starts_with("sg-") {
+        format!(
+            "site-{}",
+            stack
+                .trim_start_matches("internal-")
+                .trim_start_matches("sg-")
+        )
+        .chars()
+        .take(24)
+        .collect()
+    } else {
+        stack
+    }
+}
+
+pub async fn init(
+    clients: &Clients,
+    meter: &Meter,
+    name: &str,
+    zone: Option<&str>,
+    region: &str,
+) -> Result<Found, Error> {
+    let name = net::normalize_dns(name);
+    let route53 = Route53::new(&clients.route53, meter);
+    let ec2 = Ec2::new(&clients.ec2, meter);
+    let mut assumptions = Vec::new();
+    let mut review = Vec::new();
+
+    // The zone: given, or the closest parent domain that has one.
+    let candidates: Vec<String> = match zone {
+        Some(z) => vec![net::normalize_dns(z)],
+        None => {
+            let labels: Vec<&str> = name.split('.').collect();
+            (0..labels.len().saturating_sub(1))
+                .map(|i| labels[i..].join("."))
+                .collect()
+        }
+    };
+    let mut found_zone: Option<ObservedZone> = None;
+    for c in &candidates {
+        if let Some(z) = route53.zone_named(c, Round::START).await?.value {
+            found_zone = Some(z);
+            break;
+        }
+    }
+    let Some(zone) = found_zone else {
+        return Err(Error::NoZone {
+            name,
+            tried: candidates.join(", "),
+        });
+    };
+    let records = route53
+        .records(&zone.id, |n| n == name, Round::START)
+        .await?
+        .value;
+    let record = pick_record(&name, &zone, &records)?;
+    let old_ttl = record.ttl.unwrap_or(300);
+
+    // What it points at.
+    if let Some(a) = &record.alias {
+        return Err(Error::BehindLoadBalancer {
+            name,
+            target: a.dns_name.clone(),
+        });
+    }
+    let value = record.values.join(", ");
+    if record.kind == "CNAME" && record.values.iter().any(|v| v.contains(".elb.")) {
+        return Err(Error::BehindLoadBalancer {
+            name,
+            target: value,
+        });
+    }
+    let (filter, values) = match record.kind.as_str() {
+        "CNAME" => ("dns-name", record.values.clone()),
+        _ => ("ip-address", record.values.clone()),
+    };
+    let pointed = ec2.instances_where(filter, &values).await?;
+    if pointed.is_empty() {
+        return Err(Error::NoInstance { name, value });
+    }
+    let vpcs: BTreeSet<&String> = pointed.iter().map(|i| &i.vpc).collect();
+    let [vpc] = vpcs.into_iter().collect::<Vec<_>>()[..] else {
+        return Err(Error::Unsupported(format!(
+            "{name} leads to instances in several VPCs; a load balancer serves one VPC"
+        )));
+    };
+    let vpc = vpc.clone();
+
+    // The backend group: the one every such instance has, preferring one open to the web.
+    let common: Vec<String> = pointed[0]
+        .groups
+        .iter()
+        .filter(|g| pointed.iter().all(|i| i.groups.contains(g)))
+        .cloned()
+        .collect();
+    let groups = ec2
+        .security_groups_by_id(&common, Round::START)
+        .await?
+        .value;
+    let public_web = |g: &&crate::model::ObservedSg| {
+        g.rules
+            .iter()
+            .any(|r| r.key.is_from_internet() && WEB_PORTS.iter().any(|p| admits(&r.key, *p)))
+    };
+    let backend = groups
+        .iter()
+        .find(public_web)
+        .or_else(|| groups.first())
+        .ok_or_else(|| {
+            Error::Unsupported(format!(
+                "the instances behind {name} share no security group to manage"
+            ))
+        })?;
+    if groups.len() > 1 {
+        assumptions.push(format!(
+            "backend security group: {} ({}), of the {} the instances share",
+            backend.id,
+            backend.name,
+            groups.len()
+        ));
+    }
+
+    // Targets: the instances the record leads to, and their running neighbours in the group.
+    let mut targets: Vec<ObservedInstance> = ec2
+        .instances_where("instance.group-id", std::slice::from_ref(&backend.id))
+        .await?
+        .into_iter()
+        .filter(|i| i.vpc == vpc && i.state == "running")
+        .collect();
+    for p in &pointed {
+        if !targets.iter().any(|t| t.id == p.id) {
+            targets.push(p.clone());
+        }
+    }
+    targets.sort_by(|a, b| a.id.cmp(&b.id));
+    let direct: Vec<&str> = pointed.iter().map(|i| i.id.as_str()).collect();
+    let others: Vec<&str> = targets
+        .iter()
+        .map(|t| t.id.as_str())
+        .filter(|t| !direct.contains(t))
+        .collect();
+    assumptions.push(format!(
+        "targets: {} (behind {value}){}",
+        direct.join(", "),
+        if others.is_empty() {
+            String::new()
+        } else {
+            format!(
+                ", and {} running in the same group {}",
+                others.join(", "),
+                backend.id
+            )
+        }
+    ));
+    if !others.is_empty() {
+        review.push(format!(
+            "remove from `targets` any of {} that does not serve the site",
+            others.join(", ")
+        ));
+    }
+    for t in targets.iter().filter(|t| t.state != "running") {
+        review.push(format!(
+            "{} is {}: its health check will fail until it runs",
+            t.id, t.state
+        ));
+    }
+
+    // Subnets: one per availability zone, the targets' first, two zones at least.
+    let subnets = ec2.subnets(&vpc).await?;
+    let zone_of = |id: &str| subnets.iter().find(|s| s.id == id).map(|s| s.zone.clone());
+    let mut chosen: Vec<(String, String)> = Vec::new();
+    for t in &targets {
+        if let Some(z) = zone_of(&t.subnet) {
+            if !chosen.iter().any(|(_, cz)| cz == &z) {
+                chosen.push((t.subnet.clone(), z));
+            }
+        }
+    }
+    for s in &subnets {
+        if chosen.len() >= 2 {
+            break;
+        }
+        if !chosen.iter().any(|(_, z)| z == &s.zone) {
+            chosen.push((s.id.clone(), s.zone.clone()));
+        }
+    }
+    if chosen.len() < 2 {
+        return Err(Error::Unsupported(format!(
+            "VPC {vpc} has subnets in fewer than two availability zones; a load balancer needs two"
+        )));
+    }
+    let added: Vec<String> = chosen
+        .iter()
+        .filter(|(s, _)| !targets.iter().any(|t| &t.subnet == s))
+        .map(|(s, z)| format!("{s} ({z})"))
+        .collect();
+    if !added.is_empty() {
+        assumptions.push(format!(
+            "subnets: the targets' own, plus {} to cover two availability zones",
+            added.join(", ")
+        ));
+    }
+
+    // The backend's rules: what is not web traffic stays; the load balancer gets 80 and 8088.
+    let mut ingress = vec![json!({"ports": [80, APP_PORT], "from": "lb"})];
+    let mut exclusive = true;
+    let mut closing = Vec::new();
+    for r in &backend.rules {
+        let k = &r.key;
+        if WEB_PORTS.iter().any(|p| admits(k, *p)) && matches!(k.source, Source::Cidr(_)) {
+            closing.push(k.to_string());
+            continue;
+        }
+        let width = k.to_port - k.from_port;
+        let expressible = k.protocol == "tcp" && (0..16).contains(&width) && k.from_port > 0;
+        if !expressible {
+            exclusive = false;
+            review.push(format!(
+                "the rule {k} cannot be written in a manifest (TCP ports only), so `exclusive` is off: remove the backend's public web rules by hand after the switch"
+            ));
+            continue;
+        }
+        let ports: Vec<i32> = (k.from_port..=k.to_port).collect();
+        let mut rule = json!({ "ports": ports });
+        match &k.source {
+            Source::Cidr(c) => rule["cidrs"] = json!([c]),
+            Source::Group(g) => rule["from"] = json!(g),
+            Source::Key(key) => rule["from"] = json!(key),
+        }
+        if let Some(d) = &r.description {
+            rule["description"] = json!(d);
+        }
+        ingress.push(rule);
+    }
+    if !closing.is_empty() && exclusive {
+        assumptions.push(format!(
+            "after the switch the backend closes its public web rules: {}",
+            closing.join(", ")
+        ));
+    }
+
+    // The certificate.
+    let certs = Acm::new(&clients.acm, meter)
+        .issued(Round::START)
+        .await?
+        .value;
+    let cert = certs
+        .iter()
+        .filter(|c| c.cert.names.iter().any(|n| net::covers(n, &name)))
+        .max_by_key(|c| c.cert.not_after);
+    match cert {
+        Some(c) => assumptions.push(format!("certificate: {} (ISSUED, covers {name})", c.cert.arn)),
+        None => review.push(format!(
+            "no ISSUED ACM certificate covers {name} in {region}: request or import one before `apply` (the plan will say so)"
+        )),
+    }
+
+    // The record after the switch.
+    let stack = stack_of(&name);
+    let transition = old_ttl.min(300);
+    let apex = name == zone.name;
+    let dns_record = if apex {
+        json!({"name": name, "type": "A", "to": "load_balancer", "transition_ttl": transition})
+    } else {
+        json!({"name": name, "type": "CNAME", "to": "load_balancer", "ttl": old_ttl, "transition_ttl": transition})
+    };
+    assumptions.push(format!(
+        "stack: {stack} (load balancer {stack}, groups {stack}-lb, {stack}-http, {stack}-app)"
+    ));
+    assumptions.push(format!(
+        "listeners: 80 → the targets' port 80 (nginx redirects to https), 443 (TLS ends at the load balancer) → port {APP_PORT}"
+    ));
+    assumptions.push(format!(
+        "health check: HTTP {HEALTH_PATH} on port {APP_PORT}, expecting 200: it must answer without basic auth (`reconcile backend` prints the nginx and Django parts)"
+    ));
+    assumptions.push(if apex {
+        format!("record: {name} becomes an alias A record (a CNAME cannot stand at the zone apex); its TTL is lowered to {transition}s before the switch")
+    } else {
+        format!("record: {name} becomes a CNAME to the load balancer, TTL {old_ttl}s at rest and {transition}s while it changes")
+    });
+
+    let targets: Vec<&str> = targets.iter().map(|t| t.id.as_str()).collect();
+    let health = |port: Option<u16>| {
+        let mut h = json!({"path": HEALTH_PATH, "matcher": "200", "interval_seconds": 30, "healthy_threshold": 2});
+        if let Some(p) = port {
+            h.as_object_mut().map(|o| o.insert("port".into(), json!(p)));
+        }
+        h
+    };
+    let manifest = json!({
+        "version": 1,
+        "stack": stack,
+        "region": region,
+        "vpc": vpc,
+        "certificates": { "site": { "domain": name } },
+        "security_groups": {
+            "lb": {
+                "description": format!("Public entry for {name}"),
+                "ingress": [ { "ports": [80, 443], "cidrs": ["0.0.0.0/0", "::/0"] } ]
+            },
+            "backend": {
+                "existing": backend.id,
+                "exclusive": exclusive,
+                "ingress": ingress
+            }
+        },
+        "target_groups": {
+            "http": { "port": 80, "protocol": "HTTP", "health_check": health(Some(APP_PORT)), "targets": targets },
+            "app": { "port": APP_PORT, "protocol": "HTTP", "health_check": health(None), "targets": targets }
+        },
+        "load_balancer": {
+            "scheme": "internet-facing",
+            "subnets": chosen.iter().map(|(s, _)| s.clone()).collect::<Vec<_>>(),
+            "security_groups": ["lb"],
+            "listeners": [
+                { "port": 80, "protocol": "HTTP", "forward": "http" },
+                { "port": 443, "protocol": "HTTPS", "certificate": "site", "forward": "app" }
+            ]
+        },
+        "dns": { "zone": zone.name, "records": [dns_record] }
+    });
+    let text = serde_json::to_string_pretty(&manifest).unwrap_or_default();
+    if let Err(d) = crate::manifest::from_str("init", &text) {
+        return Err(Error::Bug(d.to_string()));
+    }
+    Ok(Found {
+        manifest,
+        assumptions,
+        review,
+    })
+}
+
+fn admits(k: &RuleKey, port: i32) -> bool {
+    k.protocol == "-1" || (k.protocol == "tcp" && k.from_port <= port && port <= k.to_port)
+}
+
+fn pick_record<'r>(
+    name: &str,
+    zone: &ObservedZone,
+    records: &'r [ObservedRecord],
+) -> Result<&'r ObservedRecord, Error> {
+    let web: Vec<&ObservedRecord> = records
+        .iter()
+        .filter(|r| r.name == name && matches!(r.kind.as_str(), "A" | "AAAA" | "CNAME"))
+        .collect();
+    web.iter()
+        .find(|r| r.kind == "CNAME")
+        .or_else(|| web.iter().find(|r| r.kind == "A"))
+        .or_else(|| web.first())
+        .copied()
+        .ok_or_else(|| {
+            let other: Vec<String> = records
+                .iter()
+                .filter(|r| r.name == name)
+                .map(|r| r.kind.clone())
+                .collect();
+            Error::NoRecord {
+                name: name.to_owned(),
+                zone: zone.name.clone(),
+                found: if other.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (it has only: {})", other.join(", "))
+                },
+            }
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::stack_of;
+
+    #[test]
+    fn stack_ids_from_names() {
+        assert_eq!(stack_of("www.example.com"), "www-example");
+        assert_eq!(stack_of("example.com"), "example");
+        assert_eq!(stack_of("shop.eu.example.co.uk"), "shop-eu-example-co");
+        assert!(stack_of("a-very-long-subdomain-name.of-some-company.example.com").len() <= 24);
+        assert_eq!(stack_of("sg-1.example.com"), "site-1-example");
+    }
+}
