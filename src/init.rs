@@ -334,7 +334,8 @@ pub async fn init(
 
     // The record after the switch.
     let stack = stack_of(&name);
-    let transition = old_ttl.min(300);
+    // Short enough that the switch propagates quickly, never above the TTL at rest.
+    let transition = (old_ttl / 4).clamp(1, 300).min(old_ttl.max(1));
     let apex = name == zone.name;
     let dns_record = if apex {
         json!({"name": name, "type": "A", "to": "load_balancer", "transition_ttl": transition})
