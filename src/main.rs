@@ -393,6 +393,21 @@ fn summary(m: &manifest::Manifest) -> String {
     )
 }
 
+/// Loads and validates every manifest; prints their problems and gives `None` when any is
+/// invalid (before any AWS call).
+fn load_or_report(
+    files: Result<Vec<PathBuf>, app::Error>,
+) -> anyhow::Result<Option<Vec<app::Loaded>>> {
+    match files.and_then(|f| app::load_all(&f)) {
+        Ok(l) => Ok(Some(l)),
+        Err(app::Error::Manifests(m)) => {
+            eprint!("{m}");
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -406,13 +421,8 @@ async fn plan(
     detailed: bool,
     aws: &AwsFlags,
 ) -> anyhow::Result<Outcome> {
-    let loaded = match app::manifest_files(files).and_then(|f| app::load_all(&f)) {
-        Ok(l) => l,
-        Err(app::Error::Manifests(m)) => {
-            eprint!("{m}");
-            return Ok(Outcome::Failed);
-        }
-        Err(e) => return Err(e.into()),
+    let Some(loaded) = load_or_report(app::manifest_files(files))? else {
+        return Ok(Outcome::Failed);
     };
     let mut conns = Connections::new(aws.options());
     let planned = app::plan_all(loaded, &mut conns).await?;
@@ -555,13 +565,8 @@ async fn apply_cmd(
         Some(s) => Ok(s.stacks.iter().map(|s| s.manifest.clone()).collect()),
         None => app::manifest_files(files),
     };
-    let loaded = match files.and_then(|f| app::load_all(&f)) {
-        Ok(l) => l,
-        Err(app::Error::Manifests(m)) => {
-            eprint!("{m}");
-            return Ok(Outcome::Failed);
-        }
-        Err(e) => return Err(e.into()),
+    let Some(loaded) = load_or_report(files)? else {
+        return Ok(Outcome::Failed);
     };
     // Off a terminal nobody can confirm: refuse before touching AWS at all.
     {
@@ -736,13 +741,8 @@ async fn apply_locked(
 
 /// Releases the locks of the manifests' stacks by hand.
 async fn unlock_cmd(files: &[PathBuf], aws: &AwsFlags) -> anyhow::Result<Outcome> {
-    let loaded = match app::manifest_files(files).and_then(|f| app::load_all(&f)) {
-        Ok(l) => l,
-        Err(app::Error::Manifests(m)) => {
-            eprint!("{m}");
-            return Ok(Outcome::Failed);
-        }
-        Err(e) => return Err(e.into()),
+    let Some(loaded) = load_or_report(app::manifest_files(files))? else {
+        return Ok(Outcome::Failed);
     };
     let mut conns = Connections::new(aws.options());
     for l in &loaded {

@@ -61,19 +61,27 @@ impl Emulator {
 
     /// Runs the real binary against `endpoint` (a proxy in front of this emulator).
     pub fn reconcile_at(&self, endpoint: &str, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_reconcile"))
-            .args(args)
-            .current_dir(crate::support::repo())
-            .env("AWS_ENDPOINT_URL", endpoint)
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_REGION", "us-east-1")
-            .env("NO_COLOR", "1")
-            .env_remove("AWS_PROFILE")
+        command(endpoint, args)
             .output()
             .expect("the reconcile binary runs")
     }
 }
+
+/// The real binary set up for an emulator (or a proxy) at `endpoint`, without a terminal.
+pub fn command(endpoint: &str, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_reconcile"));
+    c.args(args)
+        .current_dir(crate::support::repo())
+        .env("AWS_ENDPOINT_URL", endpoint)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env("NO_COLOR", "1")
+        .env_remove("AWS_PROFILE");
+    c
+}
+
+impl Emulator {}
 
 impl Emulator {
     /// Runs Python `code` with boto3 clients `ec2`, `elb`, `r53` on this emulator: test-side

@@ -1,7 +1,7 @@
 //! Reliability through the real binary: faults injected between it and the emulator, a
 //! crash after every mutating call of the migration, the apply lock, concurrent applies.
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -66,14 +66,7 @@ fn no_duplicates_or_orphans(emu: &Emulator) {
 }
 
 fn spawn(endpoint: &str, args: &[&str]) -> std::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_reconcile"))
-        .args(args)
-        .current_dir(crate::support::repo())
-        .env("AWS_ENDPOINT_URL", endpoint)
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_REGION", "us-east-1")
-        .env("NO_COLOR", "1")
+    crate::emulator::command(endpoint, args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -2,11 +2,11 @@
 //! at most once per VPC (`InvalidGroup.Duplicate` for a second), read back to catch the
 //! rare double success of simultaneous callers.
 
-use aws_sdk_ec2::types::{Filter, ResourceType, TagSpecification};
+use aws_sdk_ec2::types::Filter;
 
 use super::write::ec2_tags;
 use super::{security_group, Ec2, SERVICE};
-use crate::aws::{need, sdk_error, Result, Round};
+use crate::aws::{sdk_error, Result, Round};
 use crate::model::{ObservedSg, Tags};
 
 impl Ec2 {
@@ -18,27 +18,8 @@ impl Ec2 {
         vpc: &str,
         tags: &Tags,
     ) -> Result<Option<String>> {
-        const OP: &str = "CreateSecurityGroup";
-        self.meter.record(OP, Round::START);
-        let sent = self
-            .client
-            .create_security_group()
-            .group_name(name)
-            .description(description)
-            .vpc_id(vpc)
-            .tag_specifications(
-                TagSpecification::builder()
-                    .resource_type(ResourceType::SecurityGroup)
-                    .set_tags(Some(ec2_tags(tags)))
-                    .build(),
-            )
-            .send()
-            .await
-            .map_err(|e| sdk_error(SERVICE, OP, e));
-        match sent {
-            Ok(out) => Ok(Some(
-                need(out.group_id(), SERVICE, OP, "GroupId")?.to_owned(),
-            )),
+        match self.send_create_group(name, description, vpc, tags).await {
+            Ok(id) => Ok(Some(id)),
             Err(e) if e.code() == Some("InvalidGroup.Duplicate") => Ok(None),
             Err(e) => Err(e),
         }

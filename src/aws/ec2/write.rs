@@ -26,9 +26,30 @@ impl Ec2 {
         vpc: &str,
         tags: &Tags,
     ) -> Result<String> {
+        let sent = self.send_create_group(name, description, vpc, tags).await;
+        match sent {
+            Ok(id) => Ok(id),
+            Err(e) if e.code() == Some("InvalidGroup.Duplicate") => {
+                match self.group_named(name, vpc, tags).await? {
+                    Some(id) => Ok(id),
+                    None => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// One `CreateSecurityGroup` call, tagged at creation; the new group's id.
+    pub(super) async fn send_create_group(
+        &self,
+        name: &str,
+        description: &str,
+        vpc: &str,
+        tags: &Tags,
+    ) -> Result<String> {
         const OP: &str = "CreateSecurityGroup";
         self.meter.record(OP, Round::START);
-        let sent = self
+        let out = self
             .client
             .create_security_group()
             .group_name(name)
@@ -42,17 +63,8 @@ impl Ec2 {
             )
             .send()
             .await
-            .map_err(|e| sdk_error(SERVICE, OP, e));
-        match sent {
-            Ok(out) => Ok(need(out.group_id(), SERVICE, OP, "GroupId")?.to_owned()),
-            Err(e) if e.code() == Some("InvalidGroup.Duplicate") => {
-                match self.group_named(name, vpc, tags).await? {
-                    Some(id) => Ok(id),
-                    None => Err(e),
-                }
-            }
-            Err(e) => Err(e),
-        }
+            .map_err(|e| sdk_error(SERVICE, OP, e))?;
+        Ok(need(out.group_id(), SERVICE, OP, "GroupId")?.to_owned())
     }
 
     /// The id of the group `name` in `vpc` if it carries the `reconcile:stack` tag of `tags`.
