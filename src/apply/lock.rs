@@ -3,7 +3,8 @@
 //! which EC2 creates at most once (a second create fails `InvalidGroup.Duplicate`). Its
 //! tags say who holds it and until when; the holder pushes the expiry forward while it
 //! runs. An expired lock, or one held by a process of this host that has died, is taken
-//! over. The group carries no `reconcile:stack` tag, so plans never see it as the stack's.
+//! over. Like everything the stack creates it carries `reconcile:stack`; the observer
+//! leaves lock groups out, so plans never count it as a group of the stack.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -83,6 +84,8 @@ fn me(stack: &str, expires: i64) -> (Holder, Tags) {
 fn tags(stack: &str, h: &Holder) -> Tags {
     BTreeMap::from([
         (LOCK_TAG.to_owned(), stack.to_owned()),
+        // Everything the stack creates carries its tag; plans leave lock groups out.
+        (crate::names::STACK_TAG.to_owned(), stack.to_owned()),
         ("reconcile:holder".to_owned(), h.who.clone()),
         ("reconcile:host".to_owned(), h.host.clone()),
         ("reconcile:pid".to_owned(), h.pid.to_string()),
