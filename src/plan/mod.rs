@@ -5,10 +5,13 @@
 //! - [`diff`] decides the changes (what, why, with attribute-level before/after).
 //! - [`graph`] adds the gates and the ordering edges, checks for cycles and orders nodes.
 
+mod balancer;
 pub mod diff;
 pub mod dns;
 pub mod graph;
+mod groups;
 pub mod sim;
+mod targets;
 
 use std::collections::BTreeMap;
 

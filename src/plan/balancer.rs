@@ -1,0 +1,301 @@
+//! The load-balancer part of the diff: the load balancer (kept, changed in place, or
+//! replaced under the alternate name with DNS moved first) and its listeners.
+
+use std::collections::BTreeSet;
+
+use serde_json::json;
+
+use super::diff::{attr, resource, Differ};
+use super::{Action, Change, LbRef, Op, SgRef, TgRef};
+use crate::model::{owned_by, Desired, ObservedLb};
+use crate::names;
+
+impl<'a> Differ<'a> {
+    /// Decides the load balancer; returns the one that will serve and, when it exists
+    /// already, its observed state.
+    pub(super) fn load_balancer(&mut self) -> Option<(LbRef, Option<&'a ObservedLb>)> {
+        let (d, o): (&'a Desired, &'a crate::model::Observed) = (self.d, self.o);
+        let dlb = &d.load_balancer;
+        let stack = &d.stack;
+        let alt = names::alternate(&dlb.name);
+        let named: Vec<&'a ObservedLb> = o
+            .load_balancers
+            .iter()
+            .filter(|l| l.name == dlb.name || l.name == alt)
+            .collect();
+        if let Some(l) = named.iter().find(|l| !owned_by(&l.tags, stack)) {
+            self.conflict("load balancer", &l.name, &l.arn);
+            return None;
+        }
+        let keeper = named
+            .iter()
+            .filter(|l| l.scheme == dlb.scheme)
+            .max_by_key(|l| (l.state == "active", l.listeners.len(), l.name == dlb.name))
+            .copied();
+        let groups: Vec<SgRef> = dlb.security_groups.iter().map(|g| self.sg_ref(g)).collect();
+        let chosen = match keeper {
+            Some(l) => {
+                let lb = LbRef::Arn(l.arn.clone());
+                let subnets: BTreeSet<String> = dlb.subnets.clone();
+                if l.subnets != subnets {
+                    self.change(
+                        "lb.subnets".into(),
+                        Change {
+                            resource: resource("load_balancer", &l.name, true),
+                            action: Action::Update,
+                            reason: "subnets differ from the manifest; changed in place".into(),
+                            attrs: vec![attr(
+                                "subnets",
+                                Some(json!(l.subnets)),
+                                Some(json!(subnets)),
+                            )],
+                            op: Op::SetSubnets {
+                                lb: lb.clone(),
+                                subnets: subnets.into_iter().collect(),
+                            },
+                        },
+                    );
+                }
+                let want: BTreeSet<String> = groups
+                    .iter()
+                    .map(|g| match g {
+                        SgRef::Id(id) => id.clone(),
+                        SgRef::New(k) => format!("(new group {k})"),
+                    })
+                    .collect();
+                if l.security_groups != want {
+                    self.change(
+                        "lb.security_groups".into(),
+                        Change {
+                            resource: resource("load_balancer", &l.name, true),
+                            action: Action::Update,
+                            reason: "security groups differ from the manifest; changed in place"
+                                .into(),
+                            attrs: vec![attr(
+                                "security_groups",
+                                Some(json!(l.security_groups)),
+                                Some(json!(want)),
+                            )],
+                            op: Op::SetSecurityGroups {
+                                lb: lb.clone(),
+                                groups: groups.clone(),
+                            },
+                        },
+                    );
+                }
+                self.out.lb_not_active = l.state != "active";
+                for other in named.iter().filter(|o| o.arn != l.arn) {
+                    self.delete_lb(other, &format!("a leftover copy of {}", l.name));
+                }
+                (lb, Some(l))
+            }
+            None => {
+                let old = named.first().copied();
+                let name = old.map_or_else(|| dlb.name.clone(), |o| names::alternate(&o.name));
+                let (action, reason, mut attrs) = match old {
+                    Some(o) => (
+                        Action::Replace,
+                        format!("the scheme cannot change in place; {name} replaces {} and DNS moves before the old one goes", o.name),
+                        vec![attr("scheme", Some(json!(o.scheme)), Some(json!(dlb.scheme)))],
+                    ),
+                    None => (
+                        Action::Create,
+                        "declared in the manifest and not found".to_owned(),
+                        vec![attr("scheme", None, Some(json!(dlb.scheme)))],
+                    ),
+                };
+                attrs.insert(
+                    0,
+                    attr("name", old.map(|o| json!(o.name)), Some(json!(name))),
+                );
+                attrs.push(attr("subnets", None, Some(json!(dlb.subnets))));
+                self.change(
+                    "lb.create".into(),
+                    Change {
+                        resource: resource("load_balancer", &name, true),
+                        action,
+                        reason,
+                        attrs,
+                        op: Op::CreateLoadBalancer {
+                            name: name.clone(),
+                            scheme: dlb.scheme.clone(),
+                            subnets: dlb.subnets.iter().cloned().collect(),
+                            security_groups: groups,
+                            tags: self.d.tags.clone(),
+                        },
+                    },
+                );
+                for o in &named {
+                    self.delete_lb(o, &format!("replaced by {name}"));
+                }
+                (LbRef::New(name), None)
+            }
+        };
+        self.out.lb = Some(chosen.0.clone());
+        Some(chosen)
+    }
+
+    pub(super) fn delete_lb(&mut self, l: &ObservedLb, reason: &str) {
+        self.change(
+            format!("lb.{}.delete", l.arn.rsplit('/').next().unwrap_or(&l.name)),
+            Change {
+                resource: resource("load_balancer", &l.name, true),
+                action: Action::Delete,
+                reason: reason.to_owned(),
+                attrs: vec![attr("arn", Some(json!(l.arn)), None)],
+                op: Op::DeleteLoadBalancer {
+                    arn: l.arn.clone(),
+                    name: l.name.clone(),
+                },
+            },
+        );
+    }
+
+    pub(super) fn listeners(&mut self, lb: Option<&(LbRef, Option<&'a ObservedLb>)>) {
+        let Some((lb_ref, live)) = lb else { return };
+        let live_listeners = live.map(|l| l.listeners.as_slice()).unwrap_or_default();
+        for (port, dl) in &self.d.load_balancer.listeners {
+            let Some(tg) = self.tg_refs.get(&dl.forward).cloned() else {
+                continue;
+            };
+            let cert = match &dl.certificate {
+                Some(k) => match self.cert_arns.get(k) {
+                    Some(arn) => Some(arn.clone()),
+                    None => continue, // already a blocker
+                },
+                None => None,
+            };
+            let tg_label = match &tg {
+                TgRef::Arn(arn) => self
+                    .o
+                    .tg_by_arn(arn)
+                    .map_or(arn.clone(), |t| t.name.clone()),
+                TgRef::New { name, .. } => name.clone(),
+            };
+            let name = format!("{port}/{}", dl.protocol);
+            match live_listeners.iter().find(|l| l.port == *port) {
+                None => self.change(
+                    format!("listener.{port}.create"),
+                    Change {
+                        resource: resource("listener", &name, true),
+                        action: Action::Create,
+                        reason: "declared in the manifest and not found".into(),
+                        attrs: vec![
+                            attr("protocol", None, Some(json!(dl.protocol))),
+                            attr("forward", None, Some(json!(tg_label))),
+                            attr("certificate", None, cert.as_ref().map(|c| json!(c))),
+                        ]
+                        .into_iter()
+                        .filter(|a| a.after.is_some())
+                        .collect(),
+                        op: Op::CreateListener {
+                            lb: lb_ref.clone(),
+                            port: *port,
+                            protocol: dl.protocol.clone(),
+                            certificate: cert,
+                            tg,
+                        },
+                    },
+                ),
+                Some(l) => {
+                    let mut attrs = Vec::new();
+                    if l.protocol != dl.protocol {
+                        attrs.push(attr(
+                            "protocol",
+                            Some(json!(l.protocol)),
+                            Some(json!(dl.protocol)),
+                        ));
+                    }
+                    let live_cert = l.certificates.first().cloned();
+                    if live_cert != cert {
+                        attrs.push(attr(
+                            "certificate",
+                            live_cert.map(|c| json!(c)),
+                            cert.as_ref().map(|c| json!(c)),
+                        ));
+                    }
+                    let forwards_right =
+                        matches!(&tg, TgRef::Arn(arn) if l.forward == [arn.clone()]);
+                    if !forwards_right {
+                        let before: Vec<String> = l
+                            .forward
+                            .iter()
+                            .map(|a| self.o.tg_by_arn(a).map_or(a.clone(), |t| t.name.clone()))
+                            .collect();
+                        attrs.push(attr(
+                            "forward",
+                            Some(json!(before.join(", "))),
+                            Some(json!(tg_label)),
+                        ));
+                    }
+                    // A group that does not serve this load balancer yet is attached with
+                    // weight zero first, so that it is verified healthy before traffic moves.
+                    let attached = match &tg {
+                        TgRef::Arn(arn) => {
+                            l.forward.contains(arn)
+                                || l.standby.contains(arn)
+                                || self.o.tg_by_arn(arn).is_some_and(|t| {
+                                    live.is_some_and(|lb| t.load_balancers.contains(&lb.arn))
+                                })
+                        }
+                        TgRef::New { .. } => false,
+                    };
+                    if !forwards_right && !attached {
+                        self.change(
+                            format!("listener.{port}.attach"),
+                            Change {
+                                resource: resource("listener", &name, true),
+                                action: Action::Update,
+                                reason: "attach the new group with weight 0, so that it is health-checked before it takes traffic".into(),
+                                attrs: vec![attr("standby", None, Some(json!(tg_label)))],
+                                op: Op::AttachStandby {
+                                    arn: l.arn.clone(),
+                                    port: *port,
+                                    protocol: l.protocol.clone(),
+                                    certificate: l.certificates.first().cloned(),
+                                    serving: l.forward.clone(),
+                                    tg: tg.clone(),
+                                },
+                            },
+                        );
+                    }
+                    if !attrs.is_empty() {
+                        self.change(
+                            format!("listener.{port}.update"),
+                            Change {
+                                resource: resource("listener", &name, true),
+                                action: Action::Update,
+                                reason: "differs from the manifest; changed in place".into(),
+                                attrs,
+                                op: Op::ModifyListener {
+                                    arn: l.arn.clone(),
+                                    port: *port,
+                                    protocol: dl.protocol.clone(),
+                                    certificate: cert,
+                                    tg,
+                                },
+                            },
+                        );
+                    }
+                }
+            }
+        }
+        for l in live_listeners {
+            if !self.d.load_balancer.listeners.contains_key(&l.port) {
+                self.change(
+                    format!("listener.{}.delete", l.port),
+                    Change {
+                        resource: resource("listener", &format!("{}/{}", l.port, l.protocol), true),
+                        action: Action::Delete,
+                        reason: "no longer in the manifest".into(),
+                        attrs: vec![attr("port", Some(json!(l.port)), None)],
+                        op: Op::DeleteListener {
+                            arn: l.arn.clone(),
+                            port: l.port,
+                        },
+                    },
+                );
+            }
+        }
+    }
+}

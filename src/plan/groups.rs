@@ -1,0 +1,279 @@
+//! The security-group part of the diff: groups the stack creates (owned whole), the rules
+//! of `existing` groups (added, described, removed when `exclusive`), and owned groups that
+//! left the manifest.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::json;
+
+use super::diff::{attr, resource, Differ};
+use super::{Action, Change, Op, SgRef};
+use crate::model::{owned_by, GroupRef, RuleKey, Source};
+
+impl<'a> Differ<'a> {
+    pub(super) fn security_groups(&mut self) {
+        // First find every group, so that rules can refer to each other by id.
+        let mut live = BTreeMap::new();
+        for (key, dsg) in &self.d.security_groups {
+            match &dsg.existing {
+                Some(id) => match self.o.sg_by_id(id) {
+                    Some(g) => {
+                        self.sg_ids.insert(key.clone(), id.clone());
+                        live.insert(key.clone(), g);
+                    }
+                    None => self.block(
+                        format!("security_groups.{key}.existing"),
+                        format!("security group {id} does not exist"),
+                        "check the id and the region",
+                    ),
+                },
+                None => {
+                    let same_name: Vec<_> = self
+                        .o
+                        .security_groups
+                        .iter()
+                        .filter(|g| g.name == dsg.name && g.vpc == self.d.vpc)
+                        .collect();
+                    match same_name.iter().find(|g| owned_by(&g.tags, &self.d.stack)) {
+                        Some(g) => {
+                            self.sg_ids.insert(key.clone(), g.id.clone());
+                            live.insert(key.clone(), *g);
+                        }
+                        None => {
+                            if let Some(g) = same_name.first() {
+                                self.conflict("security group", &dsg.name, &g.id);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        for (key, dsg) in &self.d.security_groups {
+            let owned = dsg.existing.is_none();
+            let desired: BTreeMap<RuleKey, Option<String>> = dsg
+                .rules
+                .iter()
+                .map(|(k, v)| (self.resolve_rule(k), v.clone()))
+                .collect();
+            let Some(g) = live.get(key) else {
+                if owned && !self.blocked_name(&dsg.name) {
+                    self.create_group(key, dsg, desired);
+                }
+                continue;
+            };
+            let group = SgRef::Id(g.id.clone());
+            let label = if owned {
+                dsg.name.clone()
+            } else {
+                format!("{} ({key})", g.id)
+            };
+            let have: BTreeMap<&RuleKey, &Option<String>> =
+                g.rules.iter().map(|r| (&r.key, &r.description)).collect();
+            let adds: Vec<(RuleKey, Option<String>)> = desired
+                .iter()
+                .filter(|(k, _)| !have.contains_key(k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            let described: Vec<(RuleKey, Option<String>)> = desired
+                .iter()
+                .filter(|(k, want)| want.is_some() && have.get(k).is_some_and(|got| *got != *want))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            let removes: Vec<RuleKey> = if dsg.exclusive {
+                g.rules
+                    .iter()
+                    .filter(|r| !desired.contains_key(&r.key))
+                    .map(|r| r.key.clone())
+                    .collect()
+            } else {
+                vec![]
+            };
+            if !adds.is_empty() {
+                let attrs = adds
+                    .iter()
+                    .map(|(k, _)| attr("ingress", None, Some(json!(k.to_string()))))
+                    .collect();
+                self.change(
+                    format!("sg.{key}.rules.add"),
+                    Change {
+                        resource: resource("security_group_rules", &label, owned),
+                        action: Action::Create,
+                        reason: "the manifest lists these rules and the group lacks them".into(),
+                        attrs,
+                        op: Op::AuthorizeIngress {
+                            group: group.clone(),
+                            rules: adds,
+                        },
+                    },
+                );
+            }
+            if !described.is_empty() {
+                let attrs = described
+                    .iter()
+                    .map(|(k, v)| {
+                        let before = have.get(k).and_then(|d| d.as_ref()).map(|d| json!(d));
+                        attr(
+                            &format!("ingress[{k}].description"),
+                            before,
+                            v.as_ref().map(|d| json!(d)),
+                        )
+                    })
+                    .collect();
+                self.change(
+                    format!("sg.{key}.rules.describe"),
+                    Change {
+                        resource: resource("security_group_rules", &label, owned),
+                        action: Action::Update,
+                        reason: "rule descriptions differ from the manifest".into(),
+                        attrs,
+                        op: Op::UpdateRuleDescriptions {
+                            group: group.clone(),
+                            rules: described,
+                        },
+                    },
+                );
+            }
+            if !removes.is_empty() {
+                let public = removes.iter().any(RuleKey::is_from_internet);
+                let reason = if !owned && public {
+                    "exclusive: the backend's public rules go last, once DNS has moved to the load balancer and old answers have expired"
+                } else if owned {
+                    "the stack owns this group whole; rules the manifest does not list are removed"
+                } else {
+                    "exclusive: rules the manifest does not list are removed once nothing depends on them"
+                };
+                let attrs = removes
+                    .iter()
+                    .map(|k| attr("ingress", Some(json!(k.to_string())), None))
+                    .collect();
+                self.change(
+                    format!("sg.{key}.rules.remove"),
+                    Change {
+                        resource: resource("security_group_rules", &label, owned),
+                        action: Action::Delete,
+                        reason: reason.into(),
+                        attrs,
+                        op: Op::RevokeIngress {
+                            group,
+                            rules: removes,
+                            direct_path: !owned,
+                        },
+                    },
+                );
+            }
+        }
+    }
+
+    /// Is an AWS name taken by something the stack does not own? (Already reported.)
+    pub(super) fn blocked_name(&self, name: &str) -> bool {
+        self.out
+            .blockers
+            .iter()
+            .any(|b| b.subject.ends_with(&format!(" {name}")))
+    }
+
+    pub(super) fn create_group(
+        &mut self,
+        key: &str,
+        dsg: &crate::model::DesiredSg,
+        rules: BTreeMap<RuleKey, Option<String>>,
+    ) {
+        self.change(
+            format!("sg.{key}.create"),
+            Change {
+                resource: resource("security_group", &dsg.name, true),
+                action: Action::Create,
+                reason: "declared in the manifest and not found".into(),
+                attrs: vec![
+                    attr("name", None, Some(json!(dsg.name))),
+                    attr("description", None, Some(json!(dsg.description))),
+                    attr("vpc", None, Some(json!(self.d.vpc))),
+                ],
+                op: Op::CreateSecurityGroup {
+                    key: key.to_owned(),
+                    name: dsg.name.clone(),
+                    description: dsg.description.clone(),
+                    vpc: self.d.vpc.clone(),
+                    tags: self.d.tags.clone(),
+                },
+            },
+        );
+        if rules.is_empty() {
+            return;
+        }
+        let attrs = rules
+            .keys()
+            .map(|k| attr("ingress", None, Some(json!(k.to_string()))))
+            .collect();
+        self.change(
+            format!("sg.{key}.rules.add"),
+            Change {
+                resource: resource("security_group_rules", &dsg.name, true),
+                action: Action::Create,
+                reason: "rules of the new group".into(),
+                attrs,
+                op: Op::AuthorizeIngress {
+                    group: SgRef::New(key.to_owned()),
+                    rules: rules.into_iter().collect(),
+                },
+            },
+        );
+    }
+
+    /// A desired rule with `from` a key resolved to the group's id when the group exists.
+    pub(super) fn resolve_rule(&self, k: &RuleKey) -> RuleKey {
+        match &k.source {
+            Source::Key(key) => match self.sg_ids.get(key) {
+                Some(id) => RuleKey {
+                    source: Source::Group(id.clone()),
+                    ..k.clone()
+                },
+                None => k.clone(),
+            },
+            _ => k.clone(),
+        }
+    }
+
+    pub(super) fn sg_ref(&self, g: &GroupRef) -> SgRef {
+        match g {
+            GroupRef::Id(id) => SgRef::Id(id.clone()),
+            GroupRef::Key(k) => match self.sg_ids.get(k) {
+                Some(id) => SgRef::Id(id.clone()),
+                None => SgRef::New(k.clone()),
+            },
+        }
+    }
+
+    /// Owned groups of the VPC that the manifest no longer declares.
+    pub(super) fn stale_security_groups(&mut self) {
+        let wanted: BTreeSet<&String> = self
+            .d
+            .security_groups
+            .values()
+            .filter(|g| g.existing.is_none())
+            .map(|g| &g.name)
+            .collect();
+        let stale: Vec<_> = self
+            .o
+            .security_groups
+            .iter()
+            .filter(|g| g.vpc == self.d.vpc && owned_by(&g.tags, &self.d.stack))
+            .filter(|g| !wanted.contains(&g.name))
+            .collect();
+        for g in stale {
+            self.change(
+                format!("sg.{}.delete", g.name),
+                Change {
+                    resource: resource("security_group", &g.name, true),
+                    action: Action::Delete,
+                    reason: "owned by the stack and no longer in the manifest".into(),
+                    attrs: vec![attr("id", Some(json!(g.id)), None)],
+                    op: Op::DeleteSecurityGroup {
+                        id: g.id.clone(),
+                        name: g.name.clone(),
+                    },
+                },
+            );
+        }
+    }
+}

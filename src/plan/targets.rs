@@ -1,0 +1,260 @@
+//! The target-group part of the diff: groups kept, changed in place, replaced (a new group
+//! under the alternate name, verified before it takes traffic), or deleted; registrations.
+
+use std::collections::BTreeSet;
+
+use serde_json::{json, Value};
+
+use super::diff::{attr, resource, Differ};
+use super::{Action, AttrDiff, Change, Op, TgRef};
+use crate::model::{owned_by, ObservedTg};
+use crate::names;
+
+impl<'a> Differ<'a> {
+    /// `serving_lb`: the ARN of the load balancer that will serve when it exists already
+    /// (`Some(None)` when a new one is created, `None` when it is blocked).
+    pub(super) fn target_groups(&mut self, serving_lb: Option<Option<&str>>) {
+        let stack = &self.d.stack;
+        let mut claimed: BTreeSet<String> = BTreeSet::new();
+        for (key, dtg) in &self.d.target_groups {
+            let alt = names::alternate(&dtg.name);
+            let named: Vec<&ObservedTg> = self
+                .o
+                .target_groups
+                .iter()
+                .filter(|t| t.name == dtg.name || t.name == alt)
+                .collect();
+            if let Some(t) = named.iter().find(|t| !owned_by(&t.tags, stack)) {
+                self.conflict("target group", &t.name, &t.arn);
+                continue;
+            }
+            claimed.extend(named.iter().map(|t| t.arn.clone()));
+            // A group serves one load balancer only: one attached to another (say, the one a
+            // new load balancer replaces) cannot be kept.
+            let attachable = |t: &ObservedTg| {
+                t.load_balancers
+                    .iter()
+                    .all(|a| serving_lb.flatten() == Some(a.as_str()))
+            };
+            let same = |t: &&&ObservedTg| {
+                t.port == dtg.port
+                    && t.protocol == dtg.protocol
+                    && t.vpc == self.d.vpc
+                    && attachable(t)
+            };
+            // Prefer the group a listener already uses.
+            let keeper = named
+                .iter()
+                .filter(same)
+                .max_by_key(|t| (!t.load_balancers.is_empty(), t.name == dtg.name))
+                .copied();
+            match keeper {
+                Some(t) => {
+                    let tg = TgRef::Arn(t.arn.clone());
+                    self.tg_refs.insert(key.clone(), tg.clone());
+                    if t.health != dtg.health {
+                        let before = serde_json::to_value(&t.health).unwrap_or_default();
+                        let after = serde_json::to_value(&dtg.health).unwrap_or_default();
+                        let attrs = health_attrs(&before, &after);
+                        self.change(
+                            format!("tg.{key}.health"),
+                            Change {
+                                resource: resource("target_group", &t.name, true),
+                                action: Action::Update,
+                                reason: "health check differs from the manifest; changed in place"
+                                    .into(),
+                                attrs,
+                                op: Op::ModifyHealthCheck {
+                                    tg: tg.clone(),
+                                    health: dtg.health.clone(),
+                                },
+                            },
+                        );
+                    }
+                    self.targets(key, &t.name, tg, Some(t));
+                    for other in named.iter().filter(|o| o.arn != t.arn) {
+                        self.delete_tg(other, &format!("a leftover copy of {}", t.name));
+                    }
+                }
+                None => {
+                    let old = named.first().copied();
+                    let name = match old {
+                        Some(o) => names::alternate(&o.name),
+                        None => dtg.name.clone(),
+                    };
+                    let tg = TgRef::New {
+                        key: key.clone(),
+                        name: name.clone(),
+                    };
+                    self.tg_refs.insert(key.clone(), tg.clone());
+                    let (action, reason, attrs) = match old {
+                        Some(o) if !attachable(o) && o.port == dtg.port && o.protocol == dtg.protocol => (
+                            Action::Replace,
+                            format!("a group serves one load balancer only; a new group replaces {} for the new load balancer", o.name),
+                            vec![attr("name", Some(json!(o.name)), Some(json!(name)))],
+                        ),
+                        Some(o) => (
+                            Action::Replace,
+                            format!("port, protocol or VPC cannot change in place; a new group replaces {} before it goes", o.name),
+                            vec![
+                                attr("name", Some(json!(o.name)), Some(json!(name))),
+                                attr("port", Some(json!(o.port)), Some(json!(dtg.port))),
+                                attr("protocol", Some(json!(o.protocol)), Some(json!(dtg.protocol))),
+                            ],
+                        ),
+                        None => (
+                            Action::Create,
+                            "declared in the manifest and not found".to_owned(),
+                            vec![
+                                attr("name", None, Some(json!(name))),
+                                attr("port", None, Some(json!(dtg.port))),
+                                attr("protocol", None, Some(json!(dtg.protocol))),
+                                attr("health_check", None, Some(json!(dtg.health.to_string()))),
+                            ],
+                        ),
+                    };
+                    let attrs = attrs.into_iter().filter(|a| a.before != a.after).collect();
+                    self.change(
+                        format!("tg.{key}.create"),
+                        Change {
+                            resource: resource("target_group", &name, true),
+                            action,
+                            reason,
+                            attrs,
+                            op: Op::CreateTargetGroup {
+                                key: key.clone(),
+                                name: name.clone(),
+                                port: dtg.port,
+                                protocol: dtg.protocol.clone(),
+                                vpc: self.d.vpc.clone(),
+                                health: dtg.health.clone(),
+                                tags: self.d.tags.clone(),
+                            },
+                        },
+                    );
+                    self.targets(key, &name, tg, None);
+                    for o in &named {
+                        self.delete_tg(o, &format!("replaced by {name}"));
+                    }
+                }
+            }
+        }
+        // Owned groups no longer in the manifest.
+        let prefix = format!("{stack}-");
+        let stale: Vec<&ObservedTg> = self
+            .o
+            .target_groups
+            .iter()
+            .filter(|t| t.name.starts_with(&prefix) && owned_by(&t.tags, stack))
+            .filter(|t| !claimed.contains(&t.arn))
+            .collect();
+        for t in stale {
+            self.delete_tg(t, "owned by the stack and no longer in the manifest");
+        }
+        // Which groups will receive traffic.
+        let mut traffic: Vec<(String, TgRef)> = Vec::new();
+        for l in self.d.load_balancer.listeners.values() {
+            if let Some(tg) = self.tg_refs.get(&l.forward) {
+                if !traffic.iter().any(|(k, _)| k == &l.forward) {
+                    traffic.push((l.forward.clone(), tg.clone()));
+                }
+            }
+        }
+        self.out.traffic = traffic;
+    }
+
+    pub(super) fn delete_tg(&mut self, t: &ObservedTg, reason: &str) {
+        self.change(
+            format!("tg.{}.delete", t.name),
+            Change {
+                resource: resource("target_group", &t.name, true),
+                action: Action::Delete,
+                reason: reason.to_owned(),
+                attrs: vec![attr("arn", Some(json!(t.arn)), None)],
+                op: Op::DeleteTargetGroup {
+                    arn: t.arn.clone(),
+                    name: t.name.clone(),
+                },
+            },
+        );
+    }
+
+    pub(super) fn targets(&mut self, key: &str, name: &str, tg: TgRef, live: Option<&ObservedTg>) {
+        let Some(dtg) = self.d.target_groups.get(key) else {
+            return;
+        };
+        let have: BTreeSet<&String> = live
+            .map(|t| t.targets.iter().map(|h| &h.id).collect())
+            .unwrap_or_default();
+        let add: Vec<String> = dtg
+            .targets
+            .iter()
+            .filter(|t| !have.contains(t))
+            .cloned()
+            .collect();
+        let remove: Vec<String> = have
+            .iter()
+            .filter(|t| !dtg.targets.contains(**t))
+            .map(|t| (*t).clone())
+            .collect();
+        if !add.is_empty() {
+            self.change(
+                format!("tg.{key}.targets.add"),
+                Change {
+                    resource: resource("targets", name, true),
+                    action: Action::Create,
+                    reason: "targets listed in the manifest and not registered".into(),
+                    attrs: add
+                        .iter()
+                        .map(|t| attr("target", None, Some(json!(t))))
+                        .collect(),
+                    op: Op::RegisterTargets {
+                        tg: tg.clone(),
+                        key: key.to_owned(),
+                        ids: add,
+                    },
+                },
+            );
+        }
+        if !remove.is_empty() {
+            self.change(
+                format!("tg.{key}.targets.remove"),
+                Change {
+                    resource: resource("targets", name, true),
+                    action: Action::Delete,
+                    reason: "registered but no longer listed in the manifest".into(),
+                    attrs: remove
+                        .iter()
+                        .map(|t| attr("target", Some(json!(t)), None))
+                        .collect(),
+                    op: Op::DeregisterTargets {
+                        tg,
+                        key: key.to_owned(),
+                        ids: remove,
+                    },
+                },
+            );
+        }
+    }
+}
+
+/// Attribute diffs between two health checks (as JSON objects), one per differing field.
+fn health_attrs(before: &Value, after: &Value) -> Vec<AttrDiff> {
+    let (Some(b), Some(a)) = (before.as_object(), after.as_object()) else {
+        return vec![attr(
+            "health_check",
+            Some(before.clone()),
+            Some(after.clone()),
+        )];
+    };
+    a.iter()
+        .filter(|(k, v)| b.get(*k) != Some(*v))
+        .map(|(k, v)| {
+            attr(
+                &format!("health_check.{k}"),
+                b.get(k).cloned(),
+                Some(v.clone()),
+            )
+        })
+        .collect()
+}
