@@ -10,7 +10,7 @@ use reconcile::app::{self, Connections, SavedPlan};
 use reconcile::apply::lock;
 use reconcile::aws::AwsOptions;
 use reconcile::manifest;
-use reconcile::render::{human, json};
+use reconcile::render::{graph, human, json};
 
 /// Keeps a web site's AWS front door (load balancer, listeners, target groups, security
 /// groups, certificate, DNS record) equal to a JSON manifest, changing it in an order that
@@ -60,6 +60,9 @@ enum Command {
         /// Print the plan as a versioned JSON document.
         #[arg(long)]
         json: bool,
+        /// Print the change graph as a picture instead: Graphviz (`dot -Tsvg`) or Mermaid.
+        #[arg(long, value_name = "FORMAT", value_enum, conflicts_with = "json")]
+        graph: Option<GraphFormat>,
         /// Save the plan, for `reconcile apply PLANFILE`.
         #[arg(long, value_name = "PLANFILE")]
         out: Option<PathBuf>,
@@ -138,6 +141,24 @@ enum Command {
         #[command(flatten)]
         part: BackendPart,
     },
+}
+
+/// The language of `plan --graph`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum GraphFormat {
+    /// Graphviz: `reconcile plan -f site.json --graph dot | dot -Tsvg > plan.svg`.
+    Dot,
+    /// A Mermaid flowchart, for a ```mermaid code block.
+    Mermaid,
+}
+
+impl GraphFormat {
+    fn format(self) -> graph::Format {
+        match self {
+            GraphFormat::Dot => graph::Format::Dot,
+            GraphFormat::Mermaid => graph::Format::Mermaid,
+        }
+    }
 }
 
 /// Which part of the backend configuration to print; all three when none is given.
@@ -299,12 +320,20 @@ fn main() -> ExitCode {
         Command::Plan {
             files,
             json,
+            graph,
             out,
             detailed_exitcode,
             aws,
-        } => runtime().and_then(|rt| {
-            rt.block_on(plan(&files, json, out.as_deref(), detailed_exitcode, &aws))
-        }),
+        } => {
+            let view = match (json, graph) {
+                (true, _) => PlanView::Json,
+                (false, Some(g)) => PlanView::Graph(g.format()),
+                (false, None) => PlanView::Human,
+            };
+            runtime().and_then(|rt| {
+                rt.block_on(plan(&files, view, out.as_deref(), detailed_exitcode, &aws))
+            })
+        }
     };
     match outcome {
         Ok(Outcome::Success) => ExitCode::SUCCESS,
@@ -414,9 +443,17 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
+/// How `plan` shows the plan.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum PlanView {
+    Human,
+    Json,
+    Graph(graph::Format),
+}
+
 async fn plan(
     files: &[PathBuf],
-    as_json: bool,
+    view: PlanView,
     out: Option<&std::path::Path>,
     detailed: bool,
     aws: &AwsFlags,
@@ -429,7 +466,19 @@ async fn plan(
     let blocked = planned.iter().any(|p| !p.plan.blockers.is_empty());
     let changes = planned.iter().any(|p| p.plan.has_changes());
     let mut stdout = std::io::stdout().lock();
-    if as_json {
+    if let PlanView::Graph(format) = view {
+        let plans: Vec<&reconcile::plan::Plan> = planned.iter().map(|p| &p.plan).collect();
+        stdout.write_all(graph::render(format, &plans).as_bytes())?;
+        // The picture may go to a file: say what blocks on the terminal.
+        for p in &planned {
+            for b in &p.plan.blockers {
+                eprintln!(
+                    "blocked: stack {}: {}: {}\n  hint: {}",
+                    p.plan.stack, b.subject, b.message, b.hint
+                );
+            }
+        }
+    } else if view == PlanView::Json {
         let doc = json::PlanDocument {
             format_version: json::FORMAT_VERSION.to_owned(),
             stacks: planned
@@ -471,7 +520,7 @@ async fn plan(
         let text = serde_json::to_string_pretty(&saved)?;
         std::fs::write(path, text + "\n")
             .map_err(|e| anyhow::anyhow!("cannot write the plan to {}: {e}", path.display()))?;
-        if !as_json {
+        if view == PlanView::Human {
             writeln!(
                 stdout,
                 "\nSaved the plan to {}. Run `reconcile apply {}` to carry it out.",

@@ -137,15 +137,24 @@ pub fn unhealthy_target(t: &crate::model::TargetHealth) -> String {
     )
 }
 
-fn change_lines(out: &mut String, c: &Change, style: &Style) {
-    let step = match &c.op {
+/// Which step of the DNS choreography a record change is, as a note after its name
+/// (`(lower TTL)`); empty for any other change.
+pub fn step_note(c: &Change) -> &'static str {
+    match &c.op {
         crate::plan::Op::SetRecord { step, .. } => match step {
-            DnsStep::LowerTtl => " (lower TTL)",
-            DnsStep::Switch => " (switch)",
-            DnsStep::RestoreTtl => " (restore TTL)",
+            DnsStep::LowerTtl => "(lower TTL)",
+            DnsStep::Switch => "(switch)",
+            DnsStep::RestoreTtl => "(restore TTL)",
             DnsStep::SetTtl => "",
         },
         _ => "",
+    }
+}
+
+fn change_lines(out: &mut String, c: &Change, style: &Style) {
+    let step = match step_note(c) {
+        "" => String::new(),
+        note => format!(" {note}"),
     };
     let _ = writeln!(
         out,
@@ -196,6 +205,13 @@ pub fn plan(p: &Plan, label: &str, style: &Style) -> String {
             }
         }
     }
+    let _ = writeln!(out, "\nPlan: {}.", totals(p));
+    out
+}
+
+/// The plan's totals: `10 to add, 3 to change, 0 to replace, 2 to remove; 7 gates (DNS
+/// waits of at least 1h 5m)`.
+pub fn totals(p: &Plan) -> String {
     let counts = p.summary();
     let n = |a: Action| counts.get(&a).copied().unwrap_or(0);
     let gates = p
@@ -214,9 +230,8 @@ pub fn plan(p: &Plan, label: &str, style: &Style) -> String {
         }
     }
     let longest = per_record.values().copied().max().unwrap_or(0);
-    let _ = writeln!(
-        out,
-        "\nPlan: {} to add, {} to change, {} to replace, {} to remove; {gates} gates{}.",
+    format!(
+        "{} to add, {} to change, {} to replace, {} to remove; {gates} gates{}",
         n(Action::Create),
         n(Action::Update),
         n(Action::Replace),
@@ -226,8 +241,7 @@ pub fn plan(p: &Plan, label: &str, style: &Style) -> String {
         } else {
             String::new()
         }
-    );
-    out
+    )
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
-//! Rendering, apart from logic: the human view and the JSON view of the same plan model.
-//! Nothing else in the crate prints.
+//! Rendering, apart from logic: the human view, the JSON view and the picture (Graphviz,
+//! Mermaid) of the same plan model. Nothing else in the crate prints.
 
+pub mod graph;
 pub mod human;
 pub mod json;
 pub mod progress;

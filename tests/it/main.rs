@@ -5,6 +5,7 @@ mod apply;
 mod backend;
 mod emulator;
 mod fixtures;
+mod graph;
 mod init;
 mod observe;
 mod plan_cli;
