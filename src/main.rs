@@ -663,7 +663,13 @@ async fn apply_cmd(
             eprintln!("error: {e}; nothing was changed");
             Ok(Outcome::Failed)
         }
-        None => apply_locked(planfile, saved, loaded, &mut conns, how).await,
+        None => tokio::select! {
+            r = apply_locked(planfile, saved, loaded, &mut conns, how) => r,
+            _ = tokio::signal::ctrl_c() => {
+                eprintln!("\ninterrupted: stopped between two calls; the lock is released. Run `reconcile apply` again to finish: it continues from where this run stopped.");
+                Ok(Outcome::Failed)
+            }
+        },
     };
     for held in locks {
         if let Err(e) = held.release().await {

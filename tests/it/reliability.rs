@@ -1,7 +1,7 @@
 //! Reliability through the real binary: faults injected between it and the emulator, a
 //! crash after every mutating call of the migration, the apply lock, concurrent applies.
 
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -389,6 +389,33 @@ fn two_concurrent_applies_never_interleave_their_changes() {
         String::from_utf8_lossy(&if ca.is_empty() { &first } else { &second }.stdout)
             .contains("No changes")
     );
+    converged(&emu, &s);
+    no_duplicates_or_orphans(&emu);
+}
+
+#[test]
+fn an_interrupted_apply_releases_its_lock_and_a_rerun_finishes() {
+    let emu = Emulator::start();
+    let s = emu.seed(&["--ttl", "8", "--transition-ttl", "1"]);
+    let m = s.manifest.to_str().unwrap();
+    let child = spawn(&emu.url, &["apply", "-f", m, "--yes"]);
+    // Into the wait for the old TTL, then Ctrl-C.
+    std::thread::sleep(Duration::from_secs(3));
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("interrupted"),
+        "{}",
+        text(&out)
+    );
+    emu.boto(
+        "assert not [g for g in ec2.describe_security_groups()['SecurityGroups'] if g['GroupName'].startswith('reconcile-lock-')], 'lock left'",
+    );
+    let out = emu.reconcile(&["apply", "-f", m, "--yes", "--lock-timeout", "0s"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     converged(&emu, &s);
     no_duplicates_or_orphans(&emu);
 }
