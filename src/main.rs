@@ -382,13 +382,15 @@ async fn plan(
         Err(e) => return Err(e.into()),
     };
     let mut conns = Connections::new(aws.options());
-    let planned = app::plan_all(loaded, &mut conns).await?;
+    let planning = app::plan_all(loaded, &mut conns).await?;
+    let planned = &planning.stacks;
     let blocked = planned.iter().any(|p| !p.plan.blockers.is_empty());
     let changes = planned.iter().any(|p| p.plan.has_changes());
     let mut stdout = std::io::stdout().lock();
     if as_json {
         let doc = json::PlanDocument {
             format_version: json::FORMAT_VERSION.to_owned(),
+            stats: json::run_stats(&planning.stats, planned.len()),
             stacks: planned
                 .iter()
                 .map(|p| {
@@ -416,6 +418,15 @@ async fn plan(
             );
             write!(stdout, "{}", human::plan(&p.plan, &label, &style))?;
         }
+        if planned.len() > 1 {
+            writeln!(
+                stdout,
+                "\n{} stacks read in {} requests, {} rounds (a listing shared by several stacks is counted once here, and in full for each stack above).",
+                planned.len(),
+                planning.stats.requests,
+                planning.stats.rounds
+            )?;
+        }
     }
     if blocked {
         eprintln!(
@@ -424,7 +435,7 @@ async fn plan(
         return Ok(Outcome::Failed);
     }
     if let Some(path) = out {
-        let saved = SavedPlan::new(&planned);
+        let saved = SavedPlan::new(planned);
         let text = serde_json::to_string_pretty(&saved)?;
         std::fs::write(path, text + "\n")
             .map_err(|e| anyhow::anyhow!("cannot write the plan to {}: {e}", path.display()))?;
@@ -482,7 +493,7 @@ async fn replan_saved(
     if !problems.is_empty() {
         return Ok(Err(problems.join("\n")));
     }
-    let fresh = app::plan_all(loaded, conns).await?;
+    let fresh = app::plan_all(loaded, conns).await?.stacks;
     for (f, s) in fresh.iter().zip(&saved.stacks) {
         if app::fingerprint(&f.observed) != s.observed_fingerprint {
             let what = app::what_changed(&s.plan, &f.plan);
@@ -608,7 +619,7 @@ async fn apply_locked(
                 return Ok(Outcome::Failed);
             }
         },
-        None => app::plan_all(loaded, conns).await?,
+        None => app::plan_all(loaded, conns).await?.stacks,
     };
     let terminal = std::io::stdout().is_terminal();
     let style = human::Style::detect(terminal);
