@@ -675,16 +675,19 @@ async fn apply_locked(
             hooks.clone(),
         )
         .await;
-        match result {
-            Ok(reconcile::apply::Finished::Done) => {
-                if !how.json {
-                    println!(
-                        "stack {}: apply complete ({} AWS requests).",
-                        p.plan.stack,
-                        meter.stats().requests
-                    );
-                }
+        if let Ok(walked) = &result {
+            let stats = meter.stats();
+            if how.json {
+                reconcile::render::progress::JsonProgress::ran(&p.plan.stack, &stats, walked);
+            } else if walked.finished == reconcile::apply::Finished::Done {
+                println!(
+                    "stack {}: apply complete ({} AWS requests in {} rounds, {} without the gates' requests).",
+                    p.plan.stack, stats.requests, walked.rounds, walked.rounds_without_gates
+                );
             }
+        }
+        match result.map(|w| w.finished) {
+            Ok(reconcile::apply::Finished::Done) => {}
             Ok(reconcile::apply::Finished::Paused { resume_at, waiting }) => {
                 paused.push((p.plan.stack.clone(), resume_at, waiting));
             }

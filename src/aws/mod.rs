@@ -322,6 +322,25 @@ pub struct Meter {
     serves: Arc<[String]>,
 }
 
+tokio::task_local! {
+    /// The round of the last request sent by the current task, when the task runs
+    /// inside [`chained`]: its requests are taken to wait on each other.
+    static CHAIN: std::cell::Cell<Round>;
+}
+
+/// Runs `work` as one sequential chain of requests that starts after round `after`: each
+/// request it records is one round after the one before (requests it sends concurrently
+/// are counted as if sequential, so the figure is an upper bound). Returns the round of
+/// its last request (`after` if it sent none). The executor runs each node this way.
+pub async fn chained<F: Future>(after: Round, work: F) -> (F::Output, Round) {
+    CHAIN
+        .scope(std::cell::Cell::new(after), async move {
+            let out = work.await;
+            (out, CHAIN.try_with(std::cell::Cell::get).unwrap_or(after))
+        })
+        .await
+}
+
 impl Meter {
     pub fn new() -> Meter {
         Meter::default()
@@ -342,7 +361,9 @@ impl Meter {
     /// Records one `operation` request that needed the answers up to round `after`;
     /// returns the round it is sent in.
     pub fn record(&self, operation: &str, after: Round) -> Round {
+        let after = CHAIN.try_with(|c| c.get().max(after)).unwrap_or(after);
         let round = Round(after.0 + 1);
+        let _ = CHAIN.try_with(|c| c.set(round));
         // A poisoned lock only means another thread panicked mid-count; the counts are
         // still plain numbers, so keep using them.
         let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
@@ -475,6 +496,22 @@ mod tests {
         let of_b = meter.stats_of("b");
         assert_eq!((of_b.requests, of_b.rounds, of_b.shared), (1, 1, 1));
         assert_eq!(meter.stats_of("c"), ReadStats::default());
+    }
+
+    #[tokio::test]
+    async fn a_chain_counts_its_requests_one_after_another() {
+        let meter = Meter::new();
+        let ((), last) = chained(Round(2), async {
+            meter.record("CreateLoadBalancer", Round::START);
+            meter.record("DescribeLoadBalancers", Round::START);
+        })
+        .await;
+        assert_eq!(last, Round(4));
+        let ((), none) = chained(Round(7), async {}).await;
+        assert_eq!(none, Round(7));
+        // Outside a chain, the round is the one given.
+        assert_eq!(meter.record("GetChange", Round::START), Round(1));
+        assert_eq!(meter.stats().rounds, 4);
     }
 
     #[test]
