@@ -100,30 +100,41 @@ async fn read_elb(
         everyone.target_groups(&prefixes, Round::START),
     )?;
 
-    // Tags: every ARN once, grouped by stack so that a call serves few stacks.
-    let mut owners: Vec<(String, Vec<String>)> = Vec::new();
-    let mut index: BTreeMap<String, usize> = BTreeMap::new();
+    // Tags: every ARN once, and a stack's ARNs in one call when they fit, so that a call
+    // serves few stacks and a stack's count does not depend on its neighbours.
+    let mut batches: Vec<(Vec<String>, Vec<String>)> = Vec::new();
+    let mut batch_of: BTreeMap<&str, usize> = BTreeMap::new();
     for s in &scopes.0 {
         let lb_arns = lbs
             .value
             .iter()
             .filter(|lb| s.wants_load_balancer(&lb.name));
         let tg_arns = tgs.value.iter().filter(|tg| s.wants_target_group(&tg.name));
-        let arns = lb_arns.map(|lb| &lb.arn).chain(tg_arns.map(|tg| &tg.arn));
-        for arn in arns {
-            match index.get(arn).and_then(|&i| owners.get_mut(i)) {
-                Some((_, stacks)) => stacks.push(s.stack.clone()),
-                None => {
-                    index.insert(arn.clone(), owners.len());
-                    owners.push((arn.clone(), vec![s.stack.clone()]));
-                }
+        let mut new = Vec::new();
+        for arn in lb_arns.map(|lb| &lb.arn).chain(tg_arns.map(|tg| &tg.arn)) {
+            match batch_of.get(arn.as_str()).and_then(|&i| batches.get_mut(i)) {
+                Some((_, owners)) => owners.push(s.stack.clone()),
+                None => new.push(arn.as_str()),
             }
+        }
+        for chunk in new.chunks(TAGS_PER_CALL) {
+            let fits = batches
+                .last()
+                .is_some_and(|(arns, _)| arns.len() + chunk.len() <= TAGS_PER_CALL);
+            if !fits {
+                batches.push((Vec::new(), Vec::new()));
+            }
+            let i = batches.len() - 1;
+            if let Some((arns, owners)) = batches.last_mut() {
+                arns.extend(chunk.iter().map(|a| (*a).to_owned()));
+                owners.push(s.stack.clone());
+            }
+            batch_of.extend(chunk.iter().map(|a| (*a, i)));
         }
     }
     let after_both = lbs.round.max(tgs.round);
-    let tag_calls = owners.chunks(TAGS_PER_CALL).map(|chunk| {
-        let elb = elb_for(chunk.iter().flat_map(|(_, o)| o.iter().cloned()).collect());
-        let arns: Vec<String> = chunk.iter().map(|(arn, _)| arn.clone()).collect();
+    let tag_calls = batches.into_iter().map(|(arns, owners)| {
+        let elb = elb_for(owners);
         async move { elb.tags(&arns, after_both).await }
     });
     let after_lbs = lbs.round;
