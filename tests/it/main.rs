@@ -5,6 +5,7 @@ mod apply;
 mod backend;
 mod emulator;
 mod fixtures;
+mod many;
 mod observe;
 mod plan_cli;
 mod plan_props;
