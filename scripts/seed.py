@@ -17,12 +17,13 @@ Creates, with no reconcile tags (so nothing here is owned by the tool):
 Then prints the manifest <repo>/manifests/site.example.json with the real ids
 substituted (to --out, default stdout; --ids-out gets every created id as JSON).
 
-With --stacks N it also imports an ISSUED wildcard certificate for *.example.com and
-writes N more manifests, DIR/site-1.json .. DIR/site-N.json, for many stacks in one
-account: stack `site-<i>` (so its load balancer, groups and target groups are its own),
-record site-<i>.example.com (a new name: no TTL wait), the certificate asked for by that
-name (the wildcard covers it), and the shared backend group with `exclusive: false` (each
-stack adds its own rules and removes none).
+With --stacks N it also imports an ISSUED wildcard certificate for *.example.com, creates
+a backend group `backend-site-<i>` (no rules) per stack in the VPC, and writes N more
+manifests, DIR/site-1.json .. DIR/site-N.json, for many stacks in one account: stack
+`site-<i>` (so its load balancer, groups and target groups are its own), its own backend
+group (one group shared by all would soon pass AWS's 60 rules per group), record
+site-<i>.example.com (a new name: no TTL wait), and the certificate asked for by that
+name (the wildcard covers it). The instances are the seeded two, behind every stack.
 Run it against a fresh emulator (scripts/emulator-reset): it refuses to seed twice
 into the same state.
 """
@@ -174,18 +175,24 @@ def seed(session, endpoint, stopped, ttl=3600, stacks=0):
         cert_pem, key_pem = self_signed_cert("*." + ZONE)
         ids["wildcard_certificate_arn"] = acm.import_certificate(
             Certificate=cert_pem, PrivateKey=key_pem)["CertificateArn"]
+        ids["stack_backends"] = [
+            ec2.create_security_group(
+                GroupName=f"backend-site-{i}", Description=f"site-{i} backends", VpcId=vpc,
+            )["GroupId"]
+            for i in range(1, stacks + 1)
+        ]
     return ids
 
 
-def stack_manifest(site, i):
+def stack_manifest(site, i, backend):
     """Stack number `i` derived from the seeded manifest `site` (a dict): its own names,
-    its own record, and the backend group shared with the other stacks."""
+    its own record and its own backend group."""
     m = json.loads(json.dumps(site))
     host = f"site-{i}.{ZONE}"
     m["stack"] = f"site-{i}"
     m["certificates"] = {"site": {"domain": host}}
     m["security_groups"]["lb"]["description"] = f"Public entry for {host}"
-    m["security_groups"]["backend"]["exclusive"] = False
+    m["security_groups"]["backend"]["existing"] = backend
     for r in m["dns"]["records"]:
         r["name"] = host
     return dumps(m)
@@ -263,8 +270,8 @@ def main():
     if args.stacks:
         folder = Path(args.stacks_dir)
         folder.mkdir(parents=True, exist_ok=True)
-        for i in range(1, args.stacks + 1):
-            write(folder / f"site-{i}.json", stack_manifest(json.loads(site), i))
+        for i, backend in enumerate(ids["stack_backends"], start=1):
+            write(folder / f"site-{i}.json", stack_manifest(json.loads(site), i, backend))
 
     state = "stopped" if args.stopped else "running"
     log(f"seeded {args.endpoint} ({ids['region']}):\n"
