@@ -24,7 +24,7 @@
 
 mod scope;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::aws::acm::{Acm, ListedCert};
 use crate::aws::ec2::Ec2;
@@ -60,25 +60,37 @@ pub async fn observe_many(
         return Ok(Vec::new());
     }
     let scopes = Scopes(desired.iter().map(Scope::of).collect());
-    let ((load_balancers, target_groups), security_groups, zones, certificates) = tokio::try_join!(
+    let ((load_balancers, target_groups), groups, zones, certificates) = tokio::try_join!(
         read_elb(clients, meter, &scopes),
         read_security_groups(clients, meter, &scopes),
         read_zones(clients, meter, &scopes),
         read_certificates(clients, meter, &scopes),
     )?;
-    Ok(load_balancers
-        .into_iter()
+    Ok(scopes
+        .0
+        .iter()
+        .zip(load_balancers)
         .zip(target_groups)
-        .zip(security_groups)
         .zip(zones)
         .zip(certificates)
         .map(
-            |((((load_balancers, target_groups), security_groups), zone), certificates)| Observed {
-                load_balancers,
-                target_groups,
-                security_groups,
-                certificates,
-                zone,
+            |((((scope, load_balancers), target_groups), zone), certificates)| {
+                let lb_groups: BTreeSet<String> = load_balancers
+                    .iter()
+                    .flat_map(|lb| lb.security_groups.iter().cloned())
+                    .collect();
+                let security_groups = groups
+                    .iter()
+                    .filter(|g| scope.wants_group(g, &lb_groups))
+                    .cloned()
+                    .collect();
+                Observed {
+                    load_balancers,
+                    target_groups,
+                    security_groups,
+                    certificates,
+                    zone,
+                }
             },
         )
         .collect())
@@ -94,7 +106,7 @@ async fn read_elb(
     let elb_for = |stacks: Vec<String>| Elbv2::new(&clients.elbv2, &meter.serving(stacks));
     let everyone = elb_for(scopes.stacks_where(|_| true));
     let names = scopes.union(|s| &s.load_balancer_names);
-    let prefixes = scopes.union(|s| std::iter::once(&s.target_group_prefix));
+    let prefixes = scopes.union(|s| std::iter::once(&s.name_prefix));
     let (lbs, tgs) = tokio::try_join!(
         everyone.load_balancers(&names, Round::START),
         everyone.target_groups(&prefixes, Round::START),
@@ -196,13 +208,14 @@ async fn read_elb(
         .unzip())
 }
 
-/// Per stack: its VPC's groups and the groups it names by id. The VPCs are read in one
-/// request; groups named by id that none of them holds, one round later, in another.
+/// The groups of every stack's VPC, in one request, and, one round later in another, the
+/// groups named by id that none of those VPCs holds. Each stack keeps those it speaks
+/// about ([`Scope::wants_group`]).
 async fn read_security_groups(
     clients: &Clients,
     meter: &Meter,
     scopes: &Scopes,
-) -> Result<Vec<Vec<ObservedSg>>> {
+) -> Result<Vec<ObservedSg>> {
     let vpcs = scopes.union(|s| std::iter::once(&s.vpc));
     let everyone = Ec2::new(&clients.ec2, &meter.serving(scopes.stacks_where(|_| true)));
     let in_vpcs = everyone
@@ -223,17 +236,7 @@ async fn read_security_groups(
     groups.dedup_by(|a, b| a.id == b.id);
     // Apply locks come and go with runs; they are not part of any stack's state.
     groups.retain(|g| !g.tags.contains_key(crate::apply::lock::LOCK_TAG));
-    Ok(scopes
-        .0
-        .iter()
-        .map(|s| {
-            groups
-                .iter()
-                .filter(|g| g.vpc == s.vpc || s.group_ids.contains(&g.id))
-                .cloned()
-                .collect()
-        })
-        .collect())
+    Ok(groups)
 }
 
 /// Per stack: the zone named under `dns` with the records the manifest speaks about. Each

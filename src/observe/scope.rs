@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use crate::manifest::net;
-use crate::model::{CertSpec, Desired, GroupRef, Source};
+use crate::model::{CertSpec, Desired, GroupRef, ObservedSg, Source};
 use crate::names;
 
 /// One stack's part of the read.
@@ -14,8 +14,9 @@ pub(super) struct Scope {
     pub stack: String,
     /// The load balancer's name and its replacement's.
     pub load_balancer_names: Vec<String>,
-    /// Target groups named `<stack>-...` (the stack's, and any that look like them).
-    pub target_group_prefix: String,
+    /// `<stack>-`: target groups and security groups named so are read (the stack's, and
+    /// any that look like them).
+    pub name_prefix: String,
     pub vpc: String,
     /// Security group ids the manifest names (existing groups, `from` ids, load balancer
     /// groups by id); read by id when they are not in a VPC read anyway.
@@ -55,7 +56,7 @@ impl Scope {
         Scope {
             stack: desired.stack.clone(),
             load_balancer_names: vec![lb.clone(), names::alternate(lb)],
-            target_group_prefix: format!("{}-", desired.stack),
+            name_prefix: format!("{}-", desired.stack),
             vpc: desired.vpc.clone(),
             group_ids,
             zone: desired.dns.as_ref().map(|d| net::normalize_dns(&d.zone)),
@@ -75,7 +76,19 @@ impl Scope {
     }
 
     pub fn wants_target_group(&self, name: &str) -> bool {
-        name.starts_with(&self.target_group_prefix)
+        name.starts_with(&self.name_prefix)
+    }
+
+    /// Is a security group one the stack speaks about: named by id in the manifest, in
+    /// the stack's VPC and named `<stack>-...` or tagged with the stack, or attached to
+    /// one of the stack's load balancers (`lb_groups`)? The rest of the VPC is left out:
+    /// stacks sharing a VPC would otherwise each hold every other stack's groups.
+    pub fn wants_group(&self, g: &ObservedSg, lb_groups: &BTreeSet<String>) -> bool {
+        self.group_ids.contains(&g.id)
+            || lb_groups.contains(&g.id)
+            || (g.vpc == self.vpc
+                && (g.name.starts_with(&self.name_prefix)
+                    || g.tags.get(names::STACK_TAG) == Some(&self.stack)))
     }
 
     /// Is a record (name in normal form) one the manifest speaks about, or under one?
@@ -141,7 +154,7 @@ mod tests {
             scope.load_balancer_names,
             vec!["www-example", "www-example-r"]
         );
-        assert_eq!(scope.target_group_prefix, "www-example-");
+        assert_eq!(scope.name_prefix, "www-example-");
         assert!(scope.group_ids.contains("sg-0123456789abcdef0"));
         assert_eq!(scope.zone.as_deref(), Some("example.com"));
         assert!(scope.cert_domains.contains("www.example.com"));
@@ -168,12 +181,44 @@ mod tests {
     }
 
     #[test]
+    fn a_stack_keeps_the_groups_it_speaks_about() -> std::result::Result<(), String> {
+        let scope = example()?;
+        let group = |id: &str, name: &str, vpc: &str, stack: Option<&str>| ObservedSg {
+            id: id.into(),
+            name: name.into(),
+            vpc: vpc.into(),
+            description: String::new(),
+            tags: stack
+                .map(|s| (names::STACK_TAG.to_owned(), s.to_owned()))
+                .into_iter()
+                .collect(),
+            rules: vec![],
+        };
+        let vpc = scope.vpc.clone();
+        let none = BTreeSet::new();
+        let wants = |g: &ObservedSg| scope.wants_group(g, &none);
+        assert!(wants(&group(
+            "sg-0123456789abcdef0",
+            "www-backend",
+            "vpc-x",
+            None
+        )));
+        assert!(wants(&group("sg-1", "www-example-lb", &vpc, None)));
+        assert!(wants(&group("sg-2", "renamed", &vpc, Some("www-example"))));
+        assert!(!wants(&group("sg-3", "www-example-lb", "vpc-other", None)));
+        assert!(!wants(&group("sg-4", "site-2-lb", &vpc, Some("site-2"))));
+        let attached = BTreeSet::from(["sg-4".to_owned()]);
+        assert!(scope.wants_group(&group("sg-4", "site-2-lb", &vpc, Some("site-2")), &attached));
+        Ok(())
+    }
+
+    #[test]
     fn stacks_are_told_apart_by_prefix_and_name() -> std::result::Result<(), String> {
         let one = example()?;
         let ten = Scope {
             stack: "www-example0".into(),
             load_balancer_names: vec!["www-example0".into(), "www-example0-r".into()],
-            target_group_prefix: "www-example0-".into(),
+            name_prefix: "www-example0-".into(),
             ..one.clone()
         };
         assert!(one.wants_target_group("www-example-app"));
