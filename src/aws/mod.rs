@@ -1,7 +1,7 @@
 //! The AWS side: SDK clients from the standard AWS chain, one thin adapter per service
 //! (reads returning the project's own types, never SDK types, and the writes the executor
 //! carries out), typed errors, and a [`Meter`] that counts every request and the round it
-//! was sent in.
+//! was sent in, for the run and for each stack the request served.
 
 pub mod acm;
 pub mod ec2;
