@@ -397,9 +397,9 @@ mod tests {
 
     /// Compiles only if the reads can be spawned on a multi-threaded runtime.
     #[allow(dead_code)]
-    fn observe_is_send(clients: &Clients, meter: &Meter, desired: &[Desired]) {
+    fn observe_is_send(clients: &Clients, meter: &Meter, one: &Desired, many: &[Desired]) {
         fn send<T: Send>(_: T) {}
-        send(observe(clients, meter, &desired[0]));
-        send(observe_many(clients, meter, desired));
+        send(observe(clients, meter, one));
+        send(observe_many(clients, meter, many));
     }
 }
