@@ -3,6 +3,7 @@
 
     .venv/bin/python scripts/seed.py --endpoint URL [--region R] [--out FILE]
                                      [--ids-out FILE] [--stopped]
+                                     [--stacks N --stacks-dir DIR]
 
 Creates, with no reconcile tags (so nothing here is owned by the tool):
   - a VPC 10.0.0.0/16 with subnets 10.0.1.0/24 and 10.0.2.0/24 in two zones;
@@ -15,6 +16,14 @@ Creates, with no reconcile tags (so nothing here is owned by the tool):
 
 Then prints the manifest <repo>/manifests/site.example.json with the real ids
 substituted (to --out, default stdout; --ids-out gets every created id as JSON).
+
+With --stacks N it also imports an ISSUED wildcard certificate for *.example.com, creates
+a backend group `backend-site-<i>` (no rules) per stack in the VPC, and writes N more
+manifests, DIR/site-1.json .. DIR/site-N.json, for many stacks in one account: stack
+`site-<i>` (so its load balancer, groups and target groups are its own), its own backend
+group (one group shared by all would soon pass AWS's 60 rules per group), record
+site-<i>.example.com (a new name: no TTL wait), and the certificate asked for by that
+name (the wildcard covers it). The instances are the seeded two, behind every stack.
 Run it against a fresh emulator (scripts/emulator-reset): it refuses to seed twice
 into the same state.
 """
@@ -80,7 +89,7 @@ def self_signed_cert(host):
     return cert.public_bytes(serialization.Encoding.PEM), key_pem
 
 
-def seed(session, endpoint, stopped, ttl=3600):
+def seed(session, endpoint, stopped, ttl=3600, stacks=0):
     ec2 = session.client("ec2", endpoint_url=endpoint)
     r53 = session.client("route53", endpoint_url=endpoint)
     acm = session.client("acm", endpoint_url=endpoint)
@@ -151,7 +160,7 @@ def seed(session, endpoint, stopped, ttl=3600):
     if stopped:
         ec2.stop_instances(InstanceIds=instances)
 
-    return {
+    ids = {
         "region": session.region_name,
         "vpc": vpc,
         "subnets": subnets,
@@ -162,6 +171,31 @@ def seed(session, endpoint, stopped, ttl=3600):
         "zone_id": zone_id,
         "certificate_arn": cert_arn,
     }
+    if stacks:
+        cert_pem, key_pem = self_signed_cert("*." + ZONE)
+        ids["wildcard_certificate_arn"] = acm.import_certificate(
+            Certificate=cert_pem, PrivateKey=key_pem)["CertificateArn"]
+        ids["stack_backends"] = [
+            ec2.create_security_group(
+                GroupName=f"backend-site-{i}", Description=f"site-{i} backends", VpcId=vpc,
+            )["GroupId"]
+            for i in range(1, stacks + 1)
+        ]
+    return ids
+
+
+def stack_manifest(site, i, backend):
+    """Stack number `i` derived from the seeded manifest `site` (a dict): its own names,
+    its own record and its own backend group."""
+    m = json.loads(json.dumps(site))
+    host = f"site-{i}.{ZONE}"
+    m["stack"] = f"site-{i}"
+    m["certificates"] = {"site": {"domain": host}}
+    m["security_groups"]["lb"]["description"] = f"Public entry for {host}"
+    m["security_groups"]["backend"]["existing"] = backend
+    for r in m["dns"]["records"]:
+        r["name"] = host
+    return dumps(m)
 
 
 def manifest(ids, ttl=None, transition_ttl=None):
@@ -213,19 +247,31 @@ def main():
                    help="TTL of the starting A record, and the manifest's ttl (default 3600)")
     p.add_argument("--transition-ttl", type=int,
                    help="the manifest's transition_ttl (default: the example's 300)")
+    p.add_argument("--stacks", type=int, default=0,
+                   help="also write this many stack manifests site-1..site-N to --stacks-dir, "
+                        "and import a wildcard certificate they use")
+    p.add_argument("--stacks-dir", help="folder for the --stacks manifests (created)")
     args = p.parse_args()
     if not args.endpoint:
         p.error("--endpoint or AWS_ENDPOINT_URL is required (this script only seeds an emulator)")
+    if args.stacks and not args.stacks_dir:
+        p.error("--stacks needs --stacks-dir")
 
     # Dummy credentials: moto needs signed requests but does not check the signature.
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
     session = boto3.Session(region_name=args.region)
 
-    ids = seed(session, args.endpoint, args.stopped, args.ttl)
-    write(args.out, manifest(ids, args.ttl if args.ttl != 3600 else None, args.transition_ttl))
+    ids = seed(session, args.endpoint, args.stopped, args.ttl, args.stacks)
+    site = manifest(ids, args.ttl if args.ttl != 3600 else None, args.transition_ttl)
+    write(args.out, site)
     if args.ids_out:
         write(args.ids_out, dumps(ids))
+    if args.stacks:
+        folder = Path(args.stacks_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        for i, backend in enumerate(ids["stack_backends"], start=1):
+            write(folder / f"site-{i}.json", stack_manifest(json.loads(site), i, backend))
 
     state = "stopped" if args.stopped else "running"
     log(f"seeded {args.endpoint} ({ids['region']}):\n"
@@ -235,6 +281,9 @@ def main():
         f"  elastic ip {ids['eip']['public_ip']} on {ids['instances'][0]}\n"
         f"  zone {ZONE} {ids['zone_id']}: {HOST} A {ids['eip']['public_ip']} ttl {args.ttl}\n"
         f"  certificate {ids['certificate_arn']}")
+    if args.stacks:
+        log(f"  wildcard certificate {ids['wildcard_certificate_arn']}\n"
+            f"  {args.stacks} stack manifests site-1..site-{args.stacks} in {args.stacks_dir}")
 
 
 if __name__ == "__main__":

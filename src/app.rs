@@ -1,7 +1,9 @@
 //! The commands' shared flow, apart from the command line and from printing: find the
-//! manifests, load and validate them all before any AWS call, read each stack's live state
-//! (concurrently, on shared clients per region), and plan.
+//! manifests, load and validate them all before any AWS call, read the live state of every
+//! stack (one batched read per region, on shared clients, the regions concurrently), and
+//! plan.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -9,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::aws::{self, AwsOptions, Clients, Meter, ReadStats};
 use crate::manifest::{self, Diagnostics, Manifest};
 use crate::model::{Desired, Observed};
+use crate::observe;
 use crate::plan::{self, Plan};
 
 /// Problems that stop a command, each a sentence for the user.
@@ -18,9 +21,10 @@ pub enum Error {
     Manifests(ManifestErrors),
     #[error("{path}: {message}")]
     Files { path: String, message: String },
-    #[error("stack {stack}: {source}")]
+    /// A read failed. Reads are shared by the stacks of a region, so it names them all.
+    #[error("{}: {source}", stacks_label(stacks))]
     Aws {
-        stack: String,
+        stacks: Vec<String>,
         #[source]
         source: aws::Error,
     },
@@ -28,6 +32,14 @@ pub enum Error {
     NoRegion { stack: String },
     #[error("{0}")]
     Bug(String),
+}
+
+/// `stack a` or `stacks a, b`.
+fn stacks_label(stacks: &[String]) -> String {
+    match stacks {
+        [one] => format!("stack {one}"),
+        more => format!("stacks {}", more.join(", ")),
+    }
 }
 
 /// Every manifest that failed validation.
@@ -142,6 +154,15 @@ pub struct Planned {
     pub region: String,
     pub observed: Observed,
     pub plan: Plan,
+    /// The requests its read needed, those shared with other stacks counted in full.
+    pub stats: ReadStats,
+}
+
+/// Every stack of a run, read and planned, and what the whole read cost.
+#[derive(Debug, Clone)]
+pub struct Planning {
+    pub stacks: Vec<Planned>,
+    /// The run's requests (each once) and its longest chain of rounds.
     pub stats: ReadStats,
 }
 
@@ -192,39 +213,72 @@ impl Connections {
     }
 }
 
-/// Reads and plans every stack, concurrently.
-pub async fn plan_all(loaded: Vec<Loaded>, conns: &mut Connections) -> Result<Vec<Planned>, Error> {
-    let mut tasks = tokio::task::JoinSet::new();
-    for (i, l) in loaded.into_iter().enumerate() {
+/// Reads and plans every stack: one batched read per region ([`observe::observe_many`]),
+/// the regions concurrently, every request counted on one meter for the run and for the
+/// stacks it served. Plans come in the order of `loaded`.
+pub async fn plan_all(loaded: Vec<Loaded>, conns: &mut Connections) -> Result<Planning, Error> {
+    let meter = Meter::new();
+    let mut regions: BTreeMap<String, (Clients, Vec<Loaded>)> = BTreeMap::new();
+    let mut order = Vec::with_capacity(loaded.len());
+    for l in loaded {
         let (region, clients) = conns.for_stack(&l).await?;
+        order.push(l.manifest.stack.clone());
+        regions
+            .entry(region)
+            .or_insert_with(|| (clients, Vec::new()))
+            .1
+            .push(l);
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for (region, (clients, stacks)) in regions {
+        let meter = meter.clone();
         tasks.spawn(async move {
-            let meter = Meter::new();
-            let observed = crate::observe::observe(&clients, &meter, &l.desired).await;
-            (i, l, region, observed, meter.stats())
+            let desired: Vec<Desired> = stacks.iter().map(|l| l.desired.clone()).collect();
+            let observed = observe::observe_many(&clients, &meter, &desired).await;
+            (region, stacks, observed)
         });
     }
-    let mut done = Vec::new();
+    let mut done: BTreeMap<String, Planned> = BTreeMap::new();
     while let Some(joined) = tasks.join_next().await {
-        let (i, l, region, observed, stats) =
+        let (region, stacks, observed) =
             joined.map_err(|e| Error::Bug(format!("a read task failed: {e}")))?;
         let observed = observed.map_err(|source| Error::Aws {
-            stack: l.manifest.stack.clone(),
+            stacks: stacks.iter().map(|l| l.manifest.stack.clone()).collect(),
             source,
         })?;
-        let plan = plan::plan(&l.desired, &observed).map_err(|e| Error::Bug(e.to_string()))?;
-        done.push((
-            i,
-            Planned {
-                loaded: l,
-                region,
-                observed,
-                plan,
-                stats,
-            },
-        ));
+        if observed.len() != stacks.len() {
+            return Err(Error::Bug(format!(
+                "the read of {} stacks gave {} states",
+                stacks.len(),
+                observed.len()
+            )));
+        }
+        for (l, observed) in stacks.into_iter().zip(observed) {
+            let plan = plan::plan(&l.desired, &observed).map_err(|e| Error::Bug(e.to_string()))?;
+            let stack = l.manifest.stack.clone();
+            done.insert(
+                stack.clone(),
+                Planned {
+                    stats: meter.stats_of(&stack),
+                    loaded: l,
+                    region: region.clone(),
+                    observed,
+                    plan,
+                },
+            );
+        }
     }
-    done.sort_by_key(|(i, _)| *i);
-    Ok(done.into_iter().map(|(_, p)| p).collect())
+    let stacks = order
+        .iter()
+        .map(|stack| {
+            done.remove(stack)
+                .ok_or_else(|| Error::Bug(format!("stack {stack} was not read")))
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
+    Ok(Planning {
+        stacks,
+        stats: meter.stats(),
+    })
 }
 
 /// A plan saved by `plan --out`, to be carried out by `apply PLANFILE` only while the

@@ -462,7 +462,8 @@ async fn plan(
         return Ok(Outcome::Failed);
     };
     let mut conns = Connections::new(aws.options());
-    let planned = app::plan_all(loaded, &mut conns).await?;
+    let planning = app::plan_all(loaded, &mut conns).await?;
+    let planned = &planning.stacks;
     let blocked = planned.iter().any(|p| !p.plan.blockers.is_empty());
     let changes = planned.iter().any(|p| p.plan.has_changes());
     let mut stdout = std::io::stdout().lock();
@@ -470,7 +471,7 @@ async fn plan(
         let plans: Vec<&reconcile::plan::Plan> = planned.iter().map(|p| &p.plan).collect();
         stdout.write_all(graph::render(format, &plans).as_bytes())?;
         // The picture may go to a file: say what blocks on the terminal.
-        for p in &planned {
+        for p in planned {
             for b in &p.plan.blockers {
                 eprintln!(
                     "blocked: stack {}: {}: {}\n  hint: {}",
@@ -481,6 +482,7 @@ async fn plan(
     } else if view == PlanView::Json {
         let doc = json::PlanDocument {
             format_version: json::FORMAT_VERSION.to_owned(),
+            stats: json::run_stats(&planning.stats, planned.len()),
             stacks: planned
                 .iter()
                 .map(|p| {
@@ -508,6 +510,15 @@ async fn plan(
             );
             write!(stdout, "{}", human::plan(&p.plan, &label, &style))?;
         }
+        if planned.len() > 1 {
+            writeln!(
+                stdout,
+                "\n{} stacks read in {} requests, {} rounds (a listing shared by several stacks is counted once here, and in full for each stack above).",
+                planned.len(),
+                planning.stats.requests,
+                planning.stats.rounds
+            )?;
+        }
     }
     if blocked {
         eprintln!(
@@ -516,7 +527,7 @@ async fn plan(
         return Ok(Outcome::Failed);
     }
     if let Some(path) = out {
-        let saved = SavedPlan::new(&planned);
+        let saved = SavedPlan::new(planned);
         let text = serde_json::to_string_pretty(&saved)?;
         std::fs::write(path, text + "\n")
             .map_err(|e| anyhow::anyhow!("cannot write the plan to {}: {e}", path.display()))?;
@@ -574,7 +585,7 @@ async fn replan_saved(
     if !problems.is_empty() {
         return Ok(Err(problems.join("\n")));
     }
-    let fresh = app::plan_all(loaded, conns).await?;
+    let fresh = app::plan_all(loaded, conns).await?.stacks;
     for (f, s) in fresh.iter().zip(&saved.stacks) {
         if app::fingerprint(&f.observed) != s.observed_fingerprint {
             let what = app::what_changed(&s.plan, &f.plan);
@@ -701,7 +712,7 @@ async fn apply_locked(
                 return Ok(Outcome::Failed);
             }
         },
-        None => app::plan_all(loaded, conns).await?,
+        None => app::plan_all(loaded, conns).await?.stacks,
     };
     let terminal = std::io::stdout().is_terminal();
     let style = human::Style::detect(terminal);
@@ -757,16 +768,19 @@ async fn apply_locked(
             hooks.clone(),
         )
         .await;
-        match result {
-            Ok(reconcile::apply::Finished::Done) => {
-                if !how.json {
-                    println!(
-                        "stack {}: apply complete ({} AWS requests).",
-                        p.plan.stack,
-                        meter.stats().requests
-                    );
-                }
+        if let Ok(walked) = &result {
+            let stats = meter.stats();
+            if how.json {
+                reconcile::render::progress::JsonProgress::ran(&p.plan.stack, &stats, walked);
+            } else if walked.finished == reconcile::apply::Finished::Done {
+                println!(
+                    "stack {}: apply complete ({} AWS requests in {} rounds, {} without the gates' requests).",
+                    p.plan.stack, stats.requests, walked.rounds, walked.rounds_without_gates
+                );
             }
+        }
+        match result.map(|w| w.finished) {
+            Ok(reconcile::apply::Finished::Done) => {}
             Ok(reconcile::apply::Finished::Paused { resume_at, waiting }) => {
                 paused.push((p.plan.stack.clone(), resume_at, waiting));
             }

@@ -421,7 +421,9 @@ pub struct Observed {
     pub load_balancers: Vec<ObservedLb>,
     /// Target groups named `<stack>-...`, with their tags (ownership is decided by tag).
     pub target_groups: Vec<ObservedTg>,
-    /// Security groups of the VPC (and any referenced by id).
+    /// Security groups the stack speaks about: those the manifest names by id, those of
+    /// its VPC named `<stack>-...` or tagged with the stack, and those attached to its
+    /// load balancers.
     pub security_groups: Vec<ObservedSg>,
     /// ISSUED certificates, and every certificate pinned by ARN.
     pub certificates: Vec<ObservedCert>,

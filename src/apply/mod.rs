@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::aws::{self, Clients, Meter};
+use crate::aws::{self, Clients, Meter, Round};
 use crate::model::{Observed, TargetHealth};
 use crate::plan::{Node, NodeKind, Plan};
 
@@ -119,6 +119,19 @@ pub enum NodeEnd {
     },
 }
 
+/// How the run ended, and its longest chains of requests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Walked {
+    pub finished: Finished,
+    /// The longest chain of requests that waited on each other, through the graph: a
+    /// node's requests come after those of every node it waits for, and one after another
+    /// within the node (an upper bound where a node sends some at once).
+    pub rounds: usize,
+    /// The same chain with the gates' requests left out (their polls, and Route53's
+    /// in-sync checks), as if every gate were satisfied without asking.
+    pub rounds_without_gates: usize,
+}
+
 /// How the run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Finished {
@@ -139,7 +152,8 @@ pub trait Hooks: Send + Sync {
     fn waiting(&self, node: &Node, what: &str, waited: Duration, remaining: Option<Duration>);
 }
 
-/// Carries out `plan`, starting from the state it was made from.
+/// Carries out `plan`, starting from the state it was made from. Every request is counted
+/// on `meter`, in the round the graph puts it in (see [`Walked::rounds`]).
 pub async fn run(
     clients: &Clients,
     meter: &Meter,
@@ -147,7 +161,7 @@ pub async fn run(
     plan: &Plan,
     opts: &Options,
     hooks: Arc<dyn Hooks>,
-) -> Result<Finished, Error> {
+) -> Result<Walked, Error> {
     let ctx = Arc::new(Context::new(clients.clone(), meter.clone(), observed));
     let deadline = opts
         .max_wait
@@ -162,10 +176,12 @@ pub async fn run(
             set.insert(from.as_str());
         }
     }
-    let mut done: BTreeSet<String> = BTreeSet::new();
+    // Per node done: the round of its last request, with and without the gates' requests.
+    let mut done: BTreeMap<String, (Round, Round)> = BTreeMap::new();
     let mut started: BTreeSet<String> = BTreeSet::new();
     let mut paused: Vec<(String, i64)> = Vec::new();
     let mut failure: Option<Error> = None;
+    let mut longest = (Round::START, Round::START);
     let mut running = tokio::task::JoinSet::new();
     loop {
         if failure.is_none() {
@@ -173,35 +189,51 @@ pub async fn run(
                 if running.len() >= opts.parallelism.max(1) {
                     break;
                 }
+                let deps = waits_for.get(n.id.as_str());
                 let ready = !started.contains(&n.id)
-                    && waits_for
-                        .get(n.id.as_str())
-                        .is_none_or(|deps| deps.iter().all(|d| done.contains(*d)));
+                    && deps.is_none_or(|deps| deps.iter().all(|d| done.contains_key(*d)));
                 if !ready {
                     continue;
                 }
+                let after = deps
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|d| done.get(*d))
+                    .fold((Round::START, Round::START), |(a, b), (c, d)| {
+                        (a.max(*c), b.max(*d))
+                    });
                 started.insert(n.id.clone());
                 hooks.started(n);
                 let (ctx, node, hooks, opts) =
                     (ctx.clone(), n.clone(), hooks.clone(), opts.clone());
                 running.spawn(async move {
                     let t0 = std::time::Instant::now();
-                    let end = run_node(&ctx, &node, &opts, deadline, hooks.as_ref()).await;
-                    (node, end, t0.elapsed())
+                    let (end, last) = aws::chained(
+                        after.0,
+                        run_node(&ctx, &node, &opts, deadline, hooks.as_ref()),
+                    )
+                    .await;
+                    let sent = last.0.saturating_sub(after.0 .0);
+                    let without_gates = match node.kind {
+                        NodeKind::Change(_) => Round(after.1 .0 + sent),
+                        NodeKind::Gate(_) => after.1,
+                    };
+                    (node, end, t0.elapsed(), (last, without_gates))
                 });
             }
         }
         let Some(joined) = running.join_next().await else {
             break;
         };
-        let (node, end, took) =
+        let (node, end, took, rounds) =
             joined.map_err(|e| Error::Bug(format!("a step of the run panicked: {e}")))?;
+        longest = (longest.0.max(rounds.0), longest.1.max(rounds.1));
         match end {
             Ok(end) => {
                 hooks.finished(&node, &end, took);
                 match end {
                     NodeEnd::Done => {
-                        done.insert(node.id.clone());
+                        done.insert(node.id.clone(), rounds);
                     }
                     NodeEnd::Paused { resume_at } => paused.push((node.id.clone(), resume_at)),
                 }
@@ -217,12 +249,18 @@ pub async fn run(
     if let Some(e) = failure {
         return Err(e);
     }
-    if paused.is_empty() {
-        return Ok(Finished::Done);
-    }
-    Ok(Finished::Paused {
-        resume_at: paused.iter().map(|(_, t)| *t).max().unwrap_or_else(now),
-        waiting: paused.into_iter().map(|(id, _)| id).collect(),
+    let finished = if paused.is_empty() {
+        Finished::Done
+    } else {
+        Finished::Paused {
+            resume_at: paused.iter().map(|(_, t)| *t).max().unwrap_or_else(now),
+            waiting: paused.into_iter().map(|(id, _)| id).collect(),
+        }
+    };
+    Ok(Walked {
+        finished,
+        rounds: longest.0 .0,
+        rounds_without_gates: longest.1 .0,
     })
 }
 

@@ -8,7 +8,7 @@ mod write;
 use aws_sdk_ec2::types::{Filter, IpPermission, SecurityGroup};
 use aws_sdk_ec2::Client;
 
-use super::{need, paginate, sdk_error, Answer, Meter, Result, Round, Service};
+use super::{need, paginate, sdk_error, try_join_all, Answer, Meter, Result, Round, Service};
 use crate::manifest::net;
 use crate::model::{ObservedRule, ObservedSg, RuleKey, Source, Tags};
 
@@ -16,6 +16,9 @@ const SERVICE: Service = Service::Ec2;
 
 /// The largest page `DescribeSecurityGroups` gives.
 const PAGE_SIZE: i32 = 1000;
+
+/// The most values one filter of a describe takes.
+pub const FILTER_VALUES: usize = 200;
 
 /// One account and region's EC2 security groups.
 #[derive(Debug, Clone)]
@@ -32,13 +35,14 @@ impl Ec2 {
         }
     }
 
-    /// Every security group of a VPC.
-    pub async fn security_groups_in_vpc(
+    /// Every security group of these VPCs, in one request (and its pages) per
+    /// [`FILTER_VALUES`] VPCs.
+    pub async fn security_groups_in_vpcs(
         &self,
-        vpc: &str,
+        vpcs: &[String],
         after: Round,
     ) -> Result<Answer<Vec<ObservedSg>>> {
-        self.describe("vpc-id", &[vpc.to_owned()], after).await
+        self.describe_chunked("vpc-id", vpcs, after).await
     }
 
     /// The security groups with these ids, wherever they live. An id that does not exist
@@ -48,13 +52,34 @@ impl Ec2 {
         ids: &[String],
         after: Round,
     ) -> Result<Answer<Vec<ObservedSg>>> {
-        if ids.is_empty() {
-            return Ok(Answer {
-                value: Vec::new(),
-                round: after,
-            });
+        self.describe_chunked("group-id", ids, after).await
+    }
+
+    /// One filtered describe per [`FILTER_VALUES`] values, sent together; none for none.
+    async fn describe_chunked(
+        &self,
+        filter: &str,
+        values: &[String],
+        after: Round,
+    ) -> Result<Answer<Vec<ObservedSg>>> {
+        let answers = try_join_all(
+            values
+                .chunks(FILTER_VALUES)
+                .map(|chunk| self.describe(filter, chunk, after)),
+        )
+        .await?;
+        let mut groups = Vec::new();
+        let mut round = after;
+        for a in answers {
+            groups.extend(a.value);
+            round = round.max(a.round);
         }
-        self.describe("group-id", ids, after).await
+        groups.sort_by(|a, b| a.id.cmp(&b.id));
+        groups.dedup_by(|a, b| a.id == b.id);
+        Ok(Answer {
+            value: groups,
+            round,
+        })
     }
 
     async fn describe(

@@ -75,10 +75,11 @@ impl Elbv2 {
         .await
     }
 
-    /// Every target group whose name starts with `prefix`, without tags or targets.
+    /// Every target group whose name starts with one of `prefixes`, without tags or
+    /// targets.
     pub async fn target_groups(
         &self,
-        prefix: &str,
+        prefixes: &[String],
         after: Round,
     ) -> Result<Answer<Vec<ObservedTg>>> {
         const OP: &str = "DescribeTargetGroups";
@@ -99,7 +100,7 @@ impl Elbv2 {
                 for tg in out.target_groups() {
                     if tg
                         .target_group_name()
-                        .is_some_and(|n| n.starts_with(prefix))
+                        .is_some_and(|n| prefixes.iter().any(|p| n.starts_with(p.as_str())))
                     {
                         kept.push(target_group(tg)?);
                     }

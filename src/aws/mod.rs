@@ -1,7 +1,7 @@
 //! The AWS side: SDK clients from the standard AWS chain, one thin adapter per service
 //! (reads returning the project's own types, never SDK types, and the writes the executor
 //! carries out), typed errors, and a [`Meter`] that counts every request and the round it
-//! was sent in.
+//! was sent in, for the run and for each stack the request served.
 
 pub mod acm;
 pub mod ec2;
@@ -311,13 +311,54 @@ pub struct ReadStats {
     pub requests: usize,
     /// Longest chain of requests that each needed the previous one's answer.
     pub rounds: usize,
+    /// Of `requests`, those whose answer also served other stacks of the run (a listing
+    /// read once for all of them): for one stack they are counted in full, so the figures
+    /// of several stacks add up to more than the run's.
+    pub shared: usize,
     pub by_operation: BTreeMap<String, usize>,
 }
 
-/// Counts requests. Cheap to clone; clones count into the same total.
+impl ReadStats {
+    fn add(&mut self, operation: &str, round: Round, shared: bool) {
+        self.requests += 1;
+        self.rounds = self.rounds.max(round.0);
+        self.shared += usize::from(shared);
+        *self.by_operation.entry(operation.to_owned()).or_default() += 1;
+    }
+}
+
+#[derive(Debug, Default)]
+struct Counts {
+    run: ReadStats,
+    by_stack: BTreeMap<String, ReadStats>,
+}
+
+/// Counts requests, for the whole run and for the stacks each request serves. Cheap to
+/// clone; clones count into the same totals.
 #[derive(Debug, Clone, Default)]
 pub struct Meter {
-    stats: Arc<Mutex<ReadStats>>,
+    counts: Arc<Mutex<Counts>>,
+    /// The stacks that requests recorded through this handle are made for.
+    serves: Arc<[String]>,
+}
+
+tokio::task_local! {
+    /// The round of the last request sent by the current task, when the task runs
+    /// inside [`chained`]: its requests are taken to wait on each other.
+    static CHAIN: std::cell::Cell<Round>;
+}
+
+/// Runs `work` as one sequential chain of requests that starts after round `after`: each
+/// request it records is one round after the one before (requests it sends concurrently
+/// are counted as if sequential, so the figure is an upper bound). Returns the round of
+/// its last request (`after` if it sent none). The executor runs each node this way.
+pub async fn chained<F: Future>(after: Round, work: F) -> (F::Output, Round) {
+    CHAIN
+        .scope(std::cell::Cell::new(after), async move {
+            let out = work.await;
+            (out, CHAIN.try_with(std::cell::Cell::get).unwrap_or(after))
+        })
+        .await
 }
 
 impl Meter {
@@ -325,24 +366,57 @@ impl Meter {
         Meter::default()
     }
 
+    /// A handle that counts into the same totals and attributes what it records to
+    /// `stacks` (replacing this handle's stacks).
+    pub fn serving<S: Into<String>>(&self, stacks: impl IntoIterator<Item = S>) -> Meter {
+        let mut serves: Vec<String> = stacks.into_iter().map(Into::into).collect();
+        serves.sort();
+        serves.dedup();
+        Meter {
+            counts: self.counts.clone(),
+            serves: serves.into(),
+        }
+    }
+
     /// Records one `operation` request that needed the answers up to round `after`;
     /// returns the round it is sent in.
     pub fn record(&self, operation: &str, after: Round) -> Round {
+        let after = CHAIN.try_with(|c| c.get().max(after)).unwrap_or(after);
         let round = Round(after.0 + 1);
+        let _ = CHAIN.try_with(|c| c.set(round));
         // A poisoned lock only means another thread panicked mid-count; the counts are
         // still plain numbers, so keep using them.
-        let mut stats = self.stats.lock().unwrap_or_else(PoisonError::into_inner);
-        stats.requests += 1;
-        stats.rounds = stats.rounds.max(round.0);
-        *stats.by_operation.entry(operation.to_owned()).or_default() += 1;
+        let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        let shared = self.serves.len() > 1;
+        counts.run.add(operation, round, shared);
+        for stack in self.serves.iter() {
+            counts
+                .by_stack
+                .entry(stack.clone())
+                .or_default()
+                .add(operation, round, shared);
+        }
         round
     }
 
+    /// What the whole run cost so far.
     pub fn stats(&self) -> ReadStats {
-        self.stats
+        self.counts
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+            .run
             .clone()
+    }
+
+    /// What the requests made for `stack` cost (shared ones counted in full).
+    pub fn stats_of(&self, stack: &str) -> ReadStats {
+        self.counts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .by_stack
+            .get(stack)
+            .cloned()
+            .unwrap_or_default()
     }
 }
 
@@ -425,6 +499,39 @@ mod tests {
         assert_eq!(stats.requests, 5);
         assert_eq!(stats.rounds, 3);
         assert_eq!(stats.by_operation["DescribeTags"], 2);
+    }
+
+    #[test]
+    fn requests_are_attributed_to_the_stacks_they_serve() {
+        let meter = Meter::new();
+        let both = meter.serving(["b", "a", "b"]);
+        let a = meter.serving(["a"]);
+        let listed = both.record("DescribeLoadBalancers", Round::START);
+        a.record("DescribeListeners", listed);
+        a.record("DescribeListeners", listed);
+        let run = meter.stats();
+        assert_eq!((run.requests, run.rounds, run.shared), (3, 2, 1));
+        let of_a = meter.stats_of("a");
+        assert_eq!((of_a.requests, of_a.rounds, of_a.shared), (3, 2, 1));
+        let of_b = meter.stats_of("b");
+        assert_eq!((of_b.requests, of_b.rounds, of_b.shared), (1, 1, 1));
+        assert_eq!(meter.stats_of("c"), ReadStats::default());
+    }
+
+    #[tokio::test]
+    async fn a_chain_counts_its_requests_one_after_another() {
+        let meter = Meter::new();
+        let ((), last) = chained(Round(2), async {
+            meter.record("CreateLoadBalancer", Round::START);
+            meter.record("DescribeLoadBalancers", Round::START);
+        })
+        .await;
+        assert_eq!(last, Round(4));
+        let ((), none) = chained(Round(7), async {}).await;
+        assert_eq!(none, Round(7));
+        // Outside a chain, the round is the one given.
+        assert_eq!(meter.record("GetChange", Round::START), Round(1));
+        assert_eq!(meter.stats().rounds, 4);
     }
 
     #[test]

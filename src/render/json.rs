@@ -11,7 +11,21 @@ pub const FORMAT_VERSION: &str = "1";
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PlanDocument {
     pub format_version: String,
+    /// What reading every stack cost the run: `requests` (each once), `rounds`,
+    /// `by_operation`, and `stacks`, how many were read.
+    #[serde(default)]
+    pub stats: serde_json::Value,
     pub stacks: Vec<StackPlan>,
+}
+
+/// The run's read statistics with the number of stacks read.
+pub fn run_stats(stats: &crate::aws::ReadStats, stacks: usize) -> serde_json::Value {
+    let mut v = serde_json::to_value(stats).unwrap_or_default();
+    if let Some(map) = v.as_object_mut() {
+        map.remove("shared");
+        map.insert("stacks".into(), stacks.into());
+    }
+    v
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -24,7 +38,9 @@ pub struct StackPlan {
     pub edges: Vec<(String, String)>,
     pub blockers: Vec<Blocker>,
     pub summary: Summary,
-    /// AWS requests made to read the live state.
+    /// AWS requests made to read this stack's live state: `requests`, `rounds`,
+    /// `by_operation`, and `shared`, how many of those requests also served other stacks
+    /// of the run (counted in full here, once in the run's figures).
     pub stats: serde_json::Value,
 }
 

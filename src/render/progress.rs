@@ -146,7 +146,8 @@ impl HumanProgress {
 }
 
 /// One JSON object per line: `{"event": "started" | "finished" | "paused" | "failed" |
-/// "waiting", "node": id, "time": epoch seconds, ...}`.
+/// "waiting", "node": id, "time": epoch seconds, ...}`, and a `ran` event per stack at the
+/// end with what its run cost.
 pub struct JsonProgress;
 
 impl JsonProgress {
@@ -155,6 +156,27 @@ impl JsonProgress {
         let _ = serde_json::to_writer(&mut out, &value);
         let _ = writeln!(out);
         let _ = out.flush();
+    }
+}
+
+impl JsonProgress {
+    /// The last event of a stack's run: `{"event": "ran", "stack", "finished": "done" |
+    /// "paused", "requests", "rounds", "rounds_without_gates", "by_operation"}`.
+    pub fn ran(stack: &str, stats: &crate::aws::ReadStats, walked: &crate::apply::Walked) {
+        let finished = match walked.finished {
+            crate::apply::Finished::Done => "done",
+            crate::apply::Finished::Paused { .. } => "paused",
+        };
+        Self::emit(serde_json::json!({
+            "event": "ran",
+            "stack": stack,
+            "time": crate::apply::now(),
+            "finished": finished,
+            "requests": stats.requests,
+            "rounds": walked.rounds,
+            "rounds_without_gates": walked.rounds_without_gates,
+            "by_operation": stats.by_operation,
+        }));
     }
 }
 

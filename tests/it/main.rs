@@ -7,6 +7,7 @@ mod emulator;
 mod fixtures;
 mod graph;
 mod init;
+mod many;
 mod observe;
 mod plan_cli;
 mod plan_props;

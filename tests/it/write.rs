@@ -274,7 +274,7 @@ async fn target_group_writes_repeat_safely() {
     );
 
     let read = |elb: Elbv2| async move {
-        elb.target_groups("www-example-", Round::START)
+        elb.target_groups(&["www-example-".to_owned()], Round::START)
             .await
             .expect("DescribeTargetGroups")
             .value

@@ -1,0 +1,405 @@
+//! One read of everything a set of manifests speaks about, with the fewest requests: list
+//! calls instead of lookups that fail on a missing name, each made once for all the stacks
+//! of a region, batches where AWS takes them, and every request sent as soon as the
+//! answers it needs are in (independent chains run together). The answers are then split
+//! per stack, each stack getting exactly what a read of it alone would give.
+//!
+//! For the example manifest this is at most 12 requests in 3 rounds, empty or converged;
+//! for N stacks, the listings of round 1 are made once, and round 2 grows by about three
+//! requests per stack (its load balancer's listeners, its two target groups' health):
+//!
+//! - round 1: `DescribeLoadBalancers`, `DescribeTargetGroups`, `DescribeSecurityGroups`
+//!   (the VPCs', one filter of several values), `ListHostedZonesByName` per distinct zone,
+//!   `ListCertificates` (when a certificate is asked for by domain), `DescribeCertificate`
+//!   per distinct certificate pinned by ARN;
+//! - round 2: `DescribeListeners` per load balancer and `DescribeTargetHealth` per target
+//!   group (AWS has no batch for either), `DescribeTags` (20 ARNs a call, across stacks),
+//!   `ListResourceRecordSets` per zone; and only when needed, `DescribeSecurityGroups` for
+//!   groups named by id outside every VPC read and `DescribeCertificate` for listed
+//!   certificates whose names the listing left out.
+//!
+//! A later page of a listing is one round later, and so is everything that needs it. Each
+//! request is counted for the run and for every stack whose answer it served (see
+//! [`Meter::serving`]).
+
+mod scope;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::aws::acm::{Acm, ListedCert};
+use crate::aws::ec2::Ec2;
+use crate::aws::elbv2::{Elbv2, TAGS_PER_CALL};
+use crate::aws::route53::Route53;
+use crate::aws::{self, try_join_all, Clients, Meter, Round};
+use crate::model::{
+    Desired, Observed, ObservedCert, ObservedLb, ObservedSg, ObservedTg, ObservedZone, Tags,
+};
+
+use scope::{Scope, Scopes};
+
+type Result<T, E = aws::Error> = std::result::Result<T, E>;
+
+/// Reads the live state one desired model speaks about: [`observe_many`] of one stack.
+pub async fn observe(clients: &Clients, meter: &Meter, desired: &Desired) -> Result<Observed> {
+    observe_many(clients, meter, std::slice::from_ref(desired))
+        .await?
+        .pop()
+        .ok_or_else(|| aws::Error::Bug("the read of one stack gave no state".into()))
+}
+
+/// Reads the live state of several stacks of one region (one account) at once, on shared
+/// clients: every listing once for all of them, per-resource reads batched across stacks
+/// where AWS allows. Returns one state per desired model, in order. Resources that vanish
+/// between two rounds (deleted meanwhile) are left out rather than reported half-read.
+pub async fn observe_many(
+    clients: &Clients,
+    meter: &Meter,
+    desired: &[Desired],
+) -> Result<Vec<Observed>> {
+    if desired.is_empty() {
+        return Ok(Vec::new());
+    }
+    let scopes = Scopes(desired.iter().map(Scope::of).collect());
+    let ((load_balancers, target_groups), groups, zones, certificates) = tokio::try_join!(
+        read_elb(clients, meter, &scopes),
+        read_security_groups(clients, meter, &scopes),
+        read_zones(clients, meter, &scopes),
+        read_certificates(clients, meter, &scopes),
+    )?;
+    Ok(scopes
+        .0
+        .iter()
+        .zip(load_balancers)
+        .zip(target_groups)
+        .zip(zones)
+        .zip(certificates)
+        .map(
+            |((((scope, load_balancers), target_groups), zone), certificates)| {
+                let lb_groups: BTreeSet<String> = load_balancers
+                    .iter()
+                    .flat_map(|lb| lb.security_groups.iter().cloned())
+                    .collect();
+                let security_groups = groups
+                    .iter()
+                    .filter(|g| scope.wants_group(g, &lb_groups))
+                    .cloned()
+                    .collect();
+                Observed {
+                    load_balancers,
+                    target_groups,
+                    security_groups,
+                    certificates,
+                    zone,
+                }
+            },
+        )
+        .collect())
+}
+
+/// Per stack: load balancers with listeners and tags; target groups with tags and target
+/// health.
+async fn read_elb(
+    clients: &Clients,
+    meter: &Meter,
+    scopes: &Scopes,
+) -> Result<(Vec<Vec<ObservedLb>>, Vec<Vec<ObservedTg>>)> {
+    let elb_for = |stacks: Vec<String>| Elbv2::new(&clients.elbv2, &meter.serving(stacks));
+    let everyone = elb_for(scopes.stacks_where(|_| true));
+    let names = scopes.union(|s| &s.load_balancer_names);
+    let prefixes = scopes.union(|s| std::iter::once(&s.name_prefix));
+    let (lbs, tgs) = tokio::try_join!(
+        everyone.load_balancers(&names, Round::START),
+        everyone.target_groups(&prefixes, Round::START),
+    )?;
+
+    // Tags: every ARN once, and a stack's ARNs in one call when they fit, so that a call
+    // serves few stacks and a stack's count does not depend on its neighbours.
+    let mut batches: Vec<(Vec<String>, Vec<String>)> = Vec::new();
+    let mut batch_of: BTreeMap<&str, usize> = BTreeMap::new();
+    for s in &scopes.0 {
+        let lb_arns = lbs
+            .value
+            .iter()
+            .filter(|lb| s.wants_load_balancer(&lb.name));
+        let tg_arns = tgs.value.iter().filter(|tg| s.wants_target_group(&tg.name));
+        let mut new = Vec::new();
+        for arn in lb_arns.map(|lb| &lb.arn).chain(tg_arns.map(|tg| &tg.arn)) {
+            match batch_of.get(arn.as_str()).and_then(|&i| batches.get_mut(i)) {
+                Some((_, owners)) => owners.push(s.stack.clone()),
+                None => new.push(arn.as_str()),
+            }
+        }
+        for chunk in new.chunks(TAGS_PER_CALL) {
+            let fits = batches
+                .last()
+                .is_some_and(|(arns, _)| arns.len() + chunk.len() <= TAGS_PER_CALL);
+            if !fits {
+                batches.push((Vec::new(), Vec::new()));
+            }
+            let i = batches.len() - 1;
+            if let Some((arns, owners)) = batches.last_mut() {
+                arns.extend(chunk.iter().map(|a| (*a).to_owned()));
+                owners.push(s.stack.clone());
+            }
+            batch_of.extend(chunk.iter().map(|a| (*a, i)));
+        }
+    }
+    let after_both = lbs.round.max(tgs.round);
+    let tag_calls = batches.into_iter().map(|(arns, owners)| {
+        let elb = elb_for(owners);
+        async move { elb.tags(&arns, after_both).await }
+    });
+    let after_lbs = lbs.round;
+    let listener_calls = lbs.value.iter().map(|lb| {
+        let elb = elb_for(scopes.stacks_where(|s| s.wants_load_balancer(&lb.name)));
+        async move { elb.listeners(&lb.arn, after_lbs).await }
+    });
+    let after_tgs = tgs.round;
+    let health_calls = tgs.value.iter().map(|tg| {
+        let elb = elb_for(scopes.stacks_where(|s| s.wants_target_group(&tg.name)));
+        async move { elb.target_health(&tg.arn, after_tgs).await }
+    });
+    let (listeners, tag_answers, health) = tokio::try_join!(
+        try_join_all(listener_calls),
+        try_join_all(tag_calls),
+        try_join_all(health_calls),
+    )?;
+    let tags: BTreeMap<String, Tags> = tag_answers.into_iter().flat_map(|a| a.value).collect();
+
+    let mut load_balancers: Vec<ObservedLb> = lbs
+        .value
+        .into_iter()
+        .zip(listeners)
+        .filter_map(|(mut lb, listeners)| {
+            lb.listeners = listeners.value?;
+            lb.tags = tags.get(&lb.arn).cloned().unwrap_or_default();
+            Some(lb)
+        })
+        .collect();
+    load_balancers.sort_by(|a, b| (&a.name, &a.arn).cmp(&(&b.name, &b.arn)));
+    let mut target_groups: Vec<ObservedTg> = tgs
+        .value
+        .into_iter()
+        .zip(health)
+        .filter_map(|(mut tg, targets)| {
+            tg.targets = targets.value?;
+            tg.tags = tags.get(&tg.arn).cloned().unwrap_or_default();
+            Some(tg)
+        })
+        .collect();
+    target_groups.sort_by(|a, b| (&a.name, &a.arn).cmp(&(&b.name, &b.arn)));
+
+    Ok(scopes
+        .0
+        .iter()
+        .map(|s| {
+            let lbs = load_balancers
+                .iter()
+                .filter(|lb| s.wants_load_balancer(&lb.name))
+                .cloned()
+                .collect();
+            let tgs = target_groups
+                .iter()
+                .filter(|tg| s.wants_target_group(&tg.name))
+                .cloned()
+                .collect();
+            (lbs, tgs)
+        })
+        .unzip())
+}
+
+/// The groups of every stack's VPC, in one request, and, one round later in another, the
+/// groups named by id that none of those VPCs holds. Each stack keeps those it speaks
+/// about ([`Scope::wants_group`]).
+async fn read_security_groups(
+    clients: &Clients,
+    meter: &Meter,
+    scopes: &Scopes,
+) -> Result<Vec<ObservedSg>> {
+    let vpcs = scopes.union(|s| std::iter::once(&s.vpc));
+    let everyone = Ec2::new(&clients.ec2, &meter.serving(scopes.stacks_where(|_| true)));
+    let in_vpcs = everyone
+        .security_groups_in_vpcs(&vpcs, Round::START)
+        .await?;
+    let missing: Vec<String> = scopes
+        .union(|s| &s.group_ids)
+        .into_iter()
+        .filter(|id| !in_vpcs.value.iter().any(|g| &g.id == id))
+        .collect();
+    let asking = scopes.stacks_where(|s| missing.iter().any(|id| s.group_ids.contains(id)));
+    let elsewhere = Ec2::new(&clients.ec2, &meter.serving(asking))
+        .security_groups_by_id(&missing, in_vpcs.round)
+        .await?;
+    let mut groups = in_vpcs.value;
+    groups.extend(elsewhere.value);
+    groups.sort_by(|a, b| a.id.cmp(&b.id));
+    groups.dedup_by(|a, b| a.id == b.id);
+    // Apply locks come and go with runs; they are not part of any stack's state.
+    groups.retain(|g| !g.tags.contains_key(crate::apply::lock::LOCK_TAG));
+    Ok(groups)
+}
+
+/// Per stack: the zone named under `dns` with the records the manifest speaks about. Each
+/// zone is looked up and listed once, for every stack that names it.
+async fn read_zones(
+    clients: &Clients,
+    meter: &Meter,
+    scopes: &Scopes,
+) -> Result<Vec<Option<ObservedZone>>> {
+    let names = scopes.union(|s| s.zone.iter());
+    let zones = try_join_all(names.iter().map(|name| {
+        let wanted_by: Vec<&Scope> = scopes
+            .0
+            .iter()
+            .filter(|s| s.zone.as_ref() == Some(name))
+            .collect();
+        let route53 = Route53::new(
+            &clients.route53,
+            &meter.serving(wanted_by.iter().map(|s| s.stack.clone())),
+        );
+        async move { read_zone(&route53, name, &wanted_by).await }
+    }))
+    .await?;
+    Ok(scopes
+        .0
+        .iter()
+        .map(|s| {
+            let i = names.iter().position(|n| Some(n) == s.zone.as_ref())?;
+            let mut zone = zones.get(i)?.clone()?;
+            zone.records.retain(|r| s.keeps_record(&r.name));
+            Some(zone)
+        })
+        .collect())
+}
+
+/// The zone `name` with the records any of `wanted_by` speaks about.
+async fn read_zone(
+    route53: &Route53,
+    name: &str,
+    wanted_by: &[&Scope],
+) -> Result<Option<ObservedZone>> {
+    let found = route53.zone_named(name, Round::START).await?;
+    let Some(mut zone) = found.value else {
+        return Ok(None);
+    };
+    let records = route53
+        .records(
+            &zone.id,
+            |n| wanted_by.iter().any(|s| s.keeps_record(n)),
+            found.round,
+        )
+        .await?;
+    zone.records = records.value;
+    Ok(Some(zone))
+}
+
+/// Per stack: the certificates it pins by ARN (a missing one is left out), and, when it
+/// asks for a certificate by domain, every ISSUED one. A listed certificate whose known
+/// names do not settle a stack's question is described for its full list of names; one
+/// whose domain already covers every domain the stack asks for is not, so when the listing
+/// leaves out the alternative names (moto does) its `names` holds only its domain. The
+/// listing is made once; each ARN is described at most once, for every stack that needs it.
+async fn read_certificates(
+    clients: &Clients,
+    meter: &Meter,
+    scopes: &Scopes,
+) -> Result<Vec<Vec<ObservedCert>>> {
+    let acm_for = |stacks: Vec<String>| Acm::new(&clients.acm, &meter.serving(stacks));
+    let by_domain = scopes.stacks_where(|s| !s.cert_domains.is_empty());
+    let listing = async {
+        if by_domain.is_empty() {
+            Ok(None)
+        } else {
+            acm_for(by_domain.clone())
+                .issued(Round::START)
+                .await
+                .map(Some)
+        }
+    };
+    let pinned_arns = scopes.union(|s| &s.cert_arns);
+    let pinned_calls = pinned_arns.iter().map(|arn| {
+        let acm = acm_for(scopes.stacks_where(|s| s.cert_arns.contains(arn)));
+        async move { acm.certificate(arn, Round::START).await }
+    });
+    let (listed, pinned) = tokio::try_join!(listing, try_join_all(pinned_calls))?;
+    // Every certificate described, by the ARN it was asked for.
+    let mut described: BTreeMap<String, ObservedCert> = pinned_arns
+        .iter()
+        .zip(pinned)
+        .filter_map(|(arn, a)| Some((arn.clone(), a.value?)))
+        .collect();
+    let (listed, listed_round) = match listed {
+        Some(l) => (l.value, l.round),
+        None => (Vec::new(), Round::START),
+    };
+    let unsettled: Vec<(&str, Vec<String>)> = listed
+        .iter()
+        .filter(|l| !described.contains_key(&l.cert.arn))
+        .map(|l| {
+            let stacks = scopes.stacks_where(|s| needs_description(s, l));
+            (l.cert.arn.as_str(), stacks)
+        })
+        .filter(|(_, stacks)| !stacks.is_empty())
+        .collect();
+    let more = try_join_all(unsettled.into_iter().map(|(arn, stacks)| {
+        let acm = acm_for(stacks);
+        async move {
+            let answer = acm.certificate(arn, listed_round).await?;
+            Ok((arn.to_owned(), answer.value))
+        }
+    }))
+    .await?;
+    described.extend(more.into_iter().filter_map(|(arn, c)| Some((arn, c?))));
+
+    Ok(scopes
+        .0
+        .iter()
+        .map(|s| {
+            let mut certs: BTreeMap<String, ObservedCert> = s
+                .cert_arns
+                .iter()
+                .filter_map(|arn| described.get(arn))
+                .map(|c| (c.arn.clone(), c.clone()))
+                .collect();
+            if !s.cert_domains.is_empty() {
+                for l in &listed {
+                    if certs.contains_key(&l.cert.arn) {
+                        continue;
+                    }
+                    let cert = if settles(s, l) {
+                        Some(&l.cert)
+                    } else {
+                        described.get(&l.cert.arn)
+                    };
+                    if let Some(c) = cert {
+                        certs.insert(c.arn.clone(), c.clone());
+                    }
+                }
+            }
+            certs.into_values().collect()
+        })
+        .collect())
+}
+
+/// Do the names the listing gave settle every domain this stack asks for?
+fn settles(s: &Scope, l: &ListedCert) -> bool {
+    l.names_complete || s.covers_every_domain(&l.cert.names)
+}
+
+/// Must this stack see the full names of a listed certificate it does not pin?
+fn needs_description(s: &Scope, l: &ListedCert) -> bool {
+    !s.cert_domains.is_empty() && !s.cert_arns.contains(&l.cert.arn) && !settles(s, l)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Compiles only if the reads can be spawned on a multi-threaded runtime.
+    #[allow(dead_code)]
+    fn observe_is_send(clients: &Clients, meter: &Meter, one: &Desired, many: &[Desired]) {
+        fn send<T: Send>(_: T) {}
+        send(observe(clients, meter, one));
+        send(observe_many(clients, meter, many));
+    }
+}

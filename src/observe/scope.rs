@@ -1,0 +1,244 @@
+//! What the read looks for, per stack, derived from the desired model; and which stacks a
+//! resource found by a shared listing belongs to.
+
+use std::collections::BTreeSet;
+
+use crate::manifest::net;
+use crate::model::{CertSpec, Desired, GroupRef, ObservedSg, Source};
+use crate::names;
+
+/// One stack's part of the read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Scope {
+    /// The stack id: requests made for this stack are counted under it.
+    pub stack: String,
+    /// The load balancer's name and its replacement's.
+    pub load_balancer_names: Vec<String>,
+    /// `<stack>-`: target groups and security groups named so are read (the stack's, and
+    /// any that look like them).
+    pub name_prefix: String,
+    pub vpc: String,
+    /// Security group ids the manifest names (existing groups, `from` ids, load balancer
+    /// groups by id); read by id when they are not in a VPC read anyway.
+    pub group_ids: BTreeSet<String>,
+    pub zone: Option<String>,
+    /// Record names in normal form; their subdomains are read too (markers such as
+    /// `_reconcile.www.example.com`).
+    pub record_names: Vec<String>,
+    pub cert_domains: BTreeSet<String>,
+    pub cert_arns: BTreeSet<String>,
+}
+
+impl Scope {
+    pub fn of(desired: &Desired) -> Scope {
+        let lb = &desired.load_balancer.name;
+        let mut group_ids = BTreeSet::new();
+        for sg in desired.security_groups.values() {
+            group_ids.extend(sg.existing.iter().cloned());
+            for key in sg.rules.keys() {
+                if let Source::Group(id) = &key.source {
+                    group_ids.insert(id.clone());
+                }
+            }
+        }
+        for g in &desired.load_balancer.security_groups {
+            if let GroupRef::Id(id) = g {
+                group_ids.insert(id.clone());
+            }
+        }
+        let (mut cert_domains, mut cert_arns) = (BTreeSet::new(), BTreeSet::new());
+        for spec in desired.certificates.values() {
+            match spec {
+                CertSpec::Domain(d) => cert_domains.insert(net::normalize_dns(d)),
+                CertSpec::Arn(a) => cert_arns.insert(a.clone()),
+            };
+        }
+        Scope {
+            stack: desired.stack.clone(),
+            load_balancer_names: vec![lb.clone(), names::alternate(lb)],
+            name_prefix: format!("{}-", desired.stack),
+            vpc: desired.vpc.clone(),
+            group_ids,
+            zone: desired.dns.as_ref().map(|d| net::normalize_dns(&d.zone)),
+            record_names: desired
+                .dns
+                .iter()
+                .flat_map(|d| &d.records)
+                .map(|r| net::normalize_dns(&r.name))
+                .collect(),
+            cert_domains,
+            cert_arns,
+        }
+    }
+
+    pub fn wants_load_balancer(&self, name: &str) -> bool {
+        self.load_balancer_names.iter().any(|n| n == name)
+    }
+
+    pub fn wants_target_group(&self, name: &str) -> bool {
+        name.starts_with(&self.name_prefix)
+    }
+
+    /// Is a security group one the stack speaks about: named by id in the manifest, in
+    /// the stack's VPC and named `<stack>-...` or tagged with the stack, or attached to
+    /// one of the stack's load balancers (`lb_groups`)? The rest of the VPC is left out:
+    /// stacks sharing a VPC would otherwise each hold every other stack's groups.
+    pub fn wants_group(&self, g: &ObservedSg, lb_groups: &BTreeSet<String>) -> bool {
+        self.group_ids.contains(&g.id)
+            || lb_groups.contains(&g.id)
+            || (g.vpc == self.vpc
+                && (g.name.starts_with(&self.name_prefix)
+                    || g.tags.get(names::STACK_TAG) == Some(&self.stack)))
+    }
+
+    /// Is a record (name in normal form) one the manifest speaks about, or under one?
+    pub fn keeps_record(&self, name: &str) -> bool {
+        self.record_names.iter().any(|want| {
+            name == want
+                || name
+                    .strip_suffix(want.as_str())
+                    .is_some_and(|head| head.ends_with('.'))
+        })
+    }
+
+    /// Do these names cover every domain a certificate is asked for by?
+    pub fn covers_every_domain(&self, names: &[String]) -> bool {
+        self.cert_domains
+            .iter()
+            .all(|d| names.iter().any(|n| net::covers(n, d)))
+    }
+}
+
+/// The stacks of one read, in the caller's order.
+pub(super) struct Scopes(pub Vec<Scope>);
+
+impl Scopes {
+    /// The ids of the stacks `wants` picks, for counting the requests made for them.
+    pub fn stacks_where(&self, wants: impl Fn(&Scope) -> bool) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|s| wants(s))
+            .map(|s| s.stack.clone())
+            .collect()
+    }
+
+    /// Every value `of` gives over the stacks, each once, sorted.
+    pub fn union<'a, I>(&'a self, of: impl Fn(&'a Scope) -> I) -> Vec<String>
+    where
+        I: IntoIterator<Item = &'a String>,
+    {
+        let set: BTreeSet<&String> = self.0.iter().flat_map(of).collect();
+        set.into_iter().cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest;
+
+    fn example() -> std::result::Result<Scope, String> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("manifests")
+            .join("site.example.json");
+        manifest::load(&path)
+            .map(|m| Scope::of(&Desired::from_manifest(&m)))
+            .map_err(|d| format!("{d:?}"))
+    }
+
+    #[test]
+    fn scope_of_the_example() -> std::result::Result<(), String> {
+        let scope = example()?;
+        assert_eq!(scope.stack, "www-example");
+        assert_eq!(
+            scope.load_balancer_names,
+            vec!["www-example", "www-example-r"]
+        );
+        assert_eq!(scope.name_prefix, "www-example-");
+        assert!(scope.group_ids.contains("sg-0123456789abcdef0"));
+        assert_eq!(scope.zone.as_deref(), Some("example.com"));
+        assert!(scope.cert_domains.contains("www.example.com"));
+        assert!(scope.cert_arns.is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn records_under_a_desired_name_are_kept() -> std::result::Result<(), String> {
+        let scope = example()?;
+        assert!(scope.keeps_record("www.example.com"));
+        assert!(scope.keeps_record("_reconcile.www.example.com"));
+        assert!(!scope.keeps_record("awww.example.com"));
+        assert!(!scope.keeps_record("example.com"));
+        Ok(())
+    }
+
+    #[test]
+    fn a_wildcard_settles_the_domain() -> std::result::Result<(), String> {
+        let scope = example()?;
+        assert!(scope.covers_every_domain(&["*.example.com".to_owned()]));
+        assert!(!scope.covers_every_domain(&["example.com".to_owned()]));
+        Ok(())
+    }
+
+    #[test]
+    fn a_stack_keeps_the_groups_it_speaks_about() -> std::result::Result<(), String> {
+        let scope = example()?;
+        let group = |id: &str, name: &str, vpc: &str, stack: Option<&str>| ObservedSg {
+            id: id.into(),
+            name: name.into(),
+            vpc: vpc.into(),
+            description: String::new(),
+            tags: stack
+                .map(|s| (names::STACK_TAG.to_owned(), s.to_owned()))
+                .into_iter()
+                .collect(),
+            rules: vec![],
+        };
+        let vpc = scope.vpc.clone();
+        let none = BTreeSet::new();
+        let wants = |g: &ObservedSg| scope.wants_group(g, &none);
+        assert!(wants(&group(
+            "sg-0123456789abcdef0",
+            "www-backend",
+            "vpc-x",
+            None
+        )));
+        assert!(wants(&group("sg-1", "www-example-lb", &vpc, None)));
+        assert!(wants(&group("sg-2", "renamed", &vpc, Some("www-example"))));
+        assert!(!wants(&group("sg-3", "www-example-lb", "vpc-other", None)));
+        assert!(!wants(&group("sg-4", "site-2-lb", &vpc, Some("site-2"))));
+        let attached = BTreeSet::from(["sg-4".to_owned()]);
+        assert!(scope.wants_group(&group("sg-4", "site-2-lb", &vpc, Some("site-2")), &attached));
+        Ok(())
+    }
+
+    #[test]
+    fn stacks_are_told_apart_by_prefix_and_name() -> std::result::Result<(), String> {
+        let one = example()?;
+        let ten = Scope {
+            stack: "www-example0".into(),
+            load_balancer_names: vec!["www-example0".into(), "www-example0-r".into()],
+            name_prefix: "www-example0-".into(),
+            ..one.clone()
+        };
+        assert!(one.wants_target_group("www-example-app"));
+        assert!(!one.wants_target_group("www-example0-app"));
+        assert!(ten.wants_target_group("www-example0-app"));
+        assert!(!ten.wants_load_balancer("www-example"));
+        let scopes = Scopes(vec![one, ten]);
+        assert_eq!(
+            scopes.stacks_where(|s| s.wants_load_balancer("www-example-r")),
+            vec!["www-example"]
+        );
+        assert_eq!(
+            scopes.union(|s| &s.load_balancer_names),
+            vec![
+                "www-example",
+                "www-example-r",
+                "www-example0",
+                "www-example0-r"
+            ]
+        );
+        Ok(())
+    }
+}

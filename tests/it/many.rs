@@ -1,0 +1,130 @@
+//! Many stacks in one run: ten stacks in one seeded account, read in one batched pass
+//! (fewer than 8 requests per stack on average, at most 4 rounds), each stack planned
+//! exactly as when it is planned alone, applied together, and drift in one of them found.
+
+use std::collections::BTreeSet;
+use std::process::Output;
+
+use reconcile::render::json::{PlanDocument, StackPlan};
+
+use crate::emulator::Emulator;
+
+const STACKS: usize = 10;
+
+fn text(o: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// `reconcile plan ... --json`: its exit code and document.
+fn plan_json(emu: &Emulator, files: &str, detailed: bool) -> (Option<i32>, PlanDocument) {
+    let mut args = vec!["plan", "-f", files, "--json"];
+    if detailed {
+        args.push("--detailed-exitcode");
+    }
+    let out = emu.reconcile(&args);
+    let doc = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not a plan document ({e}):\n{}", text(&out)));
+    (out.status.code(), doc)
+}
+
+/// What a stack's plan decides, without the read's statistics.
+fn decisions(s: &StackPlan) -> serde_json::Value {
+    serde_json::json!([s.changes, s.gates, s.edges, s.blockers])
+}
+
+/// The run's cost against the issue's targets for many stacks.
+fn check_cost(what: &str, doc: &PlanDocument) {
+    let requests = doc.stats["requests"].as_u64().unwrap_or(u64::MAX) as usize;
+    let rounds = doc.stats["rounds"].as_u64().unwrap_or(u64::MAX);
+    eprintln!("{what}: {}", doc.stats);
+    assert_eq!(doc.stats["stacks"], STACKS);
+    assert!(
+        requests < 8 * STACKS,
+        "{what}: {requests} requests for {STACKS} stacks"
+    );
+    assert!(rounds <= 4, "{what}: {rounds} rounds");
+}
+
+#[test]
+fn ten_stacks_are_read_together_applied_and_converge() {
+    let emu = Emulator::start();
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("stacks");
+    let folder = folder.to_str().unwrap();
+    emu.seed(&["--stacks", &STACKS.to_string(), "--stacks-dir", folder]);
+
+    // Planned together: every stack there, labelled, and the read within the targets.
+    let (code, doc) = plan_json(&emu, folder, true);
+    assert_eq!(code, Some(2), "changes, with --detailed-exitcode");
+    let names: BTreeSet<String> = doc.stacks.iter().map(|s| s.stack.clone()).collect();
+    let want: BTreeSet<String> = (1..=STACKS).map(|i| format!("site-{i}")).collect();
+    assert_eq!(names, want);
+    for s in &doc.stacks {
+        assert!(s.blockers.is_empty(), "{}: {:?}", s.stack, s.blockers);
+        assert_eq!(s.summary.create, 11, "{}", s.stack);
+    }
+    check_cost("empty, 10 stacks", &doc);
+
+    // Each stack's share of the read gives the plan a read of it alone gives.
+    for s in &doc.stacks {
+        let (_, alone) = plan_json(&emu, &s.manifest, false);
+        let [alone] = &alone.stacks[..] else {
+            panic!("one stack")
+        };
+        assert_eq!(decisions(alone), decisions(s), "{}", s.stack);
+    }
+
+    // Applied together; then nothing is left to do for any of them.
+    let out = emu.reconcile(&["apply", "-f", folder, "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for name in &want {
+        assert!(
+            stdout.contains(&format!("stack {name}: apply complete")),
+            "{name} not applied:\n{stdout}"
+        );
+    }
+    let (code, doc) = plan_json(&emu, folder, true);
+    assert_eq!(code, Some(0), "converged: {:?}", doc.stats);
+    check_cost("converged, 10 stacks", &doc);
+    // 30 ARNs (a load balancer and two target groups per stack), whole stacks per call.
+    assert_eq!(doc.stats["by_operation"]["DescribeTags"], 2);
+    for s in &doc.stacks {
+        // Its listings, shared, and its own listeners, target health and tags.
+        assert!(s.stats["shared"].as_u64() >= Some(7), "{}", s.stats);
+        assert_eq!(s.stats["by_operation"]["DescribeTargetHealth"], 2);
+    }
+
+    // Drift in one stack: the run exits 2, and only that stack has changes.
+    emu.boto(
+        "lb = elb.describe_load_balancers(Names=['site-7'])['LoadBalancers'][0]['LoadBalancerArn']\n\
+         l = [x for x in elb.describe_listeners(LoadBalancerArn=lb)['Listeners'] if x['Port'] == 80][0]\n\
+         elb.delete_listener(ListenerArn=l['ListenerArn'])",
+    );
+    let (code, doc) = plan_json(&emu, folder, true);
+    assert_eq!(code, Some(2));
+    let drifted: Vec<&str> = doc
+        .stacks
+        .iter()
+        .filter(|s| !s.changes.is_empty())
+        .map(|s| s.stack.as_str())
+        .collect();
+    assert_eq!(drifted, ["site-7"]);
+
+    // The human plan labels every stack and ends with the run's figures.
+    let out = emu.reconcile(&["plan", "-f", folder]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for name in &want {
+        assert!(
+            stdout.contains(&format!("stack {name} (")),
+            "{name}:\n{stdout}"
+        );
+    }
+    assert!(stdout.contains("10 stacks read in "), "{stdout}");
+}
