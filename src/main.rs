@@ -348,8 +348,17 @@ fn main() -> ExitCode {
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
-    e.downcast_ref::<std::io::Error>()
-        .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    let pipe = Some(std::io::ErrorKind::BrokenPipe);
+    e.downcast_ref::<std::io::Error>().map(|e| e.kind()) == pipe
+        || e.downcast_ref::<serde_json::Error>()
+            .and_then(|e| e.io_error_kind())
+            == pipe
+}
+
+/// Writes to standard error; a closed stderr (`2>&1 | head`) is not worth a panic.
+fn report(text: &str) {
+    use std::io::Write as _;
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
 }
 
 fn print_json(value: &serde_json::Value) -> anyhow::Result<Outcome> {
@@ -379,7 +388,7 @@ fn validate(files: &[PathBuf], json: bool) -> anyhow::Result<Outcome> {
         for (f, r) in &results {
             match r {
                 Ok(m) => writeln!(out, "{}: valid ({})", f.display(), summary(m))?,
-                Err(d) => eprint!("{d}"),
+                Err(d) => report(&d.to_string()),
             }
         }
     }
@@ -394,7 +403,7 @@ fn backend(file: &std::path::Path, parts: &[reconcile::backend::Part]) -> anyhow
     let m = match manifest::load(file) {
         Ok(m) => m,
         Err(d) => {
-            eprint!("{d}");
+            report(&d.to_string());
             return Ok(Outcome::Failed);
         }
     };
@@ -430,7 +439,7 @@ fn load_or_report(
     match files.and_then(|f| app::load_all(&f)) {
         Ok(l) => Ok(Some(l)),
         Err(app::Error::Manifests(m)) => {
-            eprint!("{m}");
+            report(&m.to_string());
             Ok(None)
         }
         Err(e) => Err(e.into()),

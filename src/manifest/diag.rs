@@ -71,13 +71,18 @@ impl fmt::Display for Diagnostic {
         if let (Some(line), Some(column)) = (self.line, self.column) {
             write!(f, " (line {line}, column {column})")?;
         }
-        write!(f, ": {}", self.message)?;
+        // Values quoted in messages are shown with invisible and control characters
+        // escaped, so that a manifest cannot drive the terminal.
+        write!(f, ": {}", super::span::visible(&self.message))?;
         if let Some(hint) = &self.hint {
-            write!(f, "\n  hint: {hint}")?;
+            write!(f, "\n  hint: {}", super::span::visible(hint))?;
         }
         Ok(())
     }
 }
+
+/// How many problems the human report shows; the JSON report has them all.
+const MAX_SHOWN: usize = 100;
 
 /// Every problem found in one manifest file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,8 +100,15 @@ impl fmt::Display for Diagnostics {
             self.file,
             if n == 1 { "" } else { "s" }
         )?;
-        for p in &self.problems {
+        for p in self.problems.iter().take(MAX_SHOWN) {
             writeln!(f, "error: {p}")?;
+        }
+        if n > MAX_SHOWN {
+            writeln!(
+                f,
+                "... and {} more problems (`reconcile validate --json` lists them all)",
+                n - MAX_SHOWN
+            )?;
         }
         Ok(())
     }

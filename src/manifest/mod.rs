@@ -25,18 +25,28 @@ pub fn from_str(file: &str, text: &str) -> Result<Manifest, Diagnostics> {
     let parsed = parse::parse(text);
     let mut problems = parsed.problems;
     if let Some(manifest) = &parsed.manifest {
-        // Semantic problems, except those caused by a member taken out during parsing.
-        let related = |p: &str, removed: &str| {
-            let under = |a: &str, b: &str| {
-                a == b
-                    || (a.starts_with(b) && matches!(a.as_bytes().get(b.len()), Some(b'.' | b'[')))
-            };
-            under(p, removed) || under(removed, p)
+        // Semantic problems, except those about a member taken out during parsing (the
+        // member itself, what it holds, or what holds it). A set keeps this linear.
+        let removed: std::collections::BTreeSet<&str> =
+            parsed.removed.iter().map(String::as_str).collect();
+        let boundary =
+            |s: &str, len: usize| matches!(s.as_bytes().get(len), None | Some(b'.' | b'['));
+        let related = |p: &str| {
+            // `p` is a removed member or lies under one: some prefix of it was removed.
+            let under = (1..=p.len())
+                .filter(|&i| p.is_char_boundary(i) && boundary(p, i))
+                .any(|i| removed.contains(&p[..i]));
+            // A removed member lies under `p`.
+            let holds = removed
+                .range(p..)
+                .next()
+                .is_some_and(|r| r.starts_with(p) && boundary(r, p.len()));
+            under || holds
         };
         problems.extend(
             validate::validate(manifest)
                 .into_iter()
-                .filter(|d| !parsed.removed.iter().any(|r| related(&d.path, r))),
+                .filter(|d| !related(&d.path)),
         );
     }
     match (parsed.manifest, problems.is_empty()) {

@@ -32,11 +32,15 @@ fn root() -> Path {
 }
 
 /// `a` or `a, b and c`, each quoted, for hints that list the choices.
-fn choices<'a>(keys: impl Iterator<Item = &'a String>) -> String {
-    let keys: Vec<String> = keys.map(|k| format!("\"{k}\"")).collect();
-    match keys.len() {
+/// `"a", "b", "c"` for hints that list the choices; at most ten, so that a hint stays a
+/// line however many keys a (hostile) manifest declares.
+fn choices<'a>(keys: impl ExactSizeIterator<Item = &'a String>) -> String {
+    let n = keys.len();
+    let shown: Vec<String> = keys.take(10).map(|k| format!("\"{k}\"")).collect();
+    match n {
         0 => "(none declared)".to_owned(),
-        _ => keys.join(", "),
+        n if n > 10 => format!("{}, and {} more", shown.join(", "), n - 10),
+        _ => shown.join(", "),
     }
 }
 
@@ -554,7 +558,8 @@ impl Validator<'_> {
                 "e.g. example.com",
             );
         }
-        let https_domains: Vec<&str> = m
+        // A set: many listeners share a certificate, and each record is checked against these.
+        let https_domains: BTreeSet<&str> = m
             .load_balancer
             .listeners
             .iter()
@@ -562,6 +567,12 @@ impl Validator<'_> {
             .filter_map(|l| m.certificates.get(l.certificate.as_deref()?))
             .filter_map(|c| c.domain.as_deref())
             .collect();
+        let https_list = {
+            let mut d: Vec<String> = https_domains.iter().map(|x| (*x).to_owned()).collect();
+            d.sort();
+            d.dedup();
+            choices(d.iter())
+        };
         let pinned = m.load_balancer.listeners.iter().any(|l| {
             l.certificate
                 .as_deref()
@@ -569,6 +580,7 @@ impl Validator<'_> {
                 .is_some_and(|c| c.arn.is_some())
         });
         let mut seen = BTreeSet::new();
+        let mut kinds_at: BTreeMap<String, (bool, bool)> = BTreeMap::new();
         for (i, r) in dns.records.iter().enumerate() {
             let rp = p.key("records").index(i);
             let name = net::normalize_dns(&r.name);
@@ -601,10 +613,15 @@ impl Validator<'_> {
                     "list each name and type once",
                 );
             }
-            let other_kind = dns.records[..i].iter().any(|o| {
-                net::normalize_dns(&o.name) == name
-                    && (o.kind == RecordType::Cname) != (r.kind == RecordType::Cname)
-            });
+            // Kinds seen so far per name: a CNAME beside any other type is refused.
+            let cname = r.kind == RecordType::Cname;
+            let seen_kinds = kinds_at.entry(name.clone()).or_insert((false, false));
+            let other_kind = if cname { seen_kinds.1 } else { seen_kinds.0 };
+            if cname {
+                seen_kinds.0 = true;
+            } else {
+                seen_kinds.1 = true;
+            }
             if other_kind {
                 self.err(
                     &rp.key("type"),
@@ -620,7 +637,7 @@ impl Validator<'_> {
                     &rp.key("name"),
                     format!(
                         "no HTTPS listener's certificate covers \"{name}\" (certificates for: {})",
-                        https_domains.join(", ")
+                        https_list
                     ),
                     "add the name (or a wildcard for its parent) to the certificate's `domain`",
                 );
