@@ -8,9 +8,9 @@ use crate::aws::ec2::Ec2;
 use crate::aws::elbv2::Elbv2;
 use crate::aws::route53::{ChangeAction, RecordSet, Route53};
 use crate::aws::{Clients, Meter};
-use crate::model::{AliasTarget, Observed, ObservedRecord, RuleKey, Source};
+use crate::model::{Observed, ObservedRecord, RuleKey, Source};
 use crate::plan::dns::marker_values;
-use crate::plan::{DnsStep, LbRef, Op, RecordValue, SgRef, TgRef};
+use crate::plan::{DnsStep, LbRef, Op, SgRef, TgRef};
 
 use super::{now_ceil, Error};
 
@@ -328,30 +328,9 @@ async fn run_once(ctx: &Context, op: &Op) -> Result<(), Error> {
             step,
             mark,
         } => {
-            let (values, alias) = match value {
-                RecordValue::Values(v) => (v.clone(), None),
-                RecordValue::Alias { dns_name, zone_id } => (
-                    vec![],
-                    Some(AliasTarget {
-                        dns_name: dns_name.clone(),
-                        zone_id: zone_id.clone(),
-                    }),
-                ),
-                RecordValue::LoadBalancer(lb) => {
-                    let lb = ctx.load_balancer(lb)?;
-                    if kind == "CNAME" {
-                        (vec![lb.dns_name], None)
-                    } else {
-                        (
-                            vec![],
-                            Some(AliasTarget {
-                                dns_name: lb.dns_name,
-                                zone_id: lb.zone_id,
-                            }),
-                        )
-                    }
-                }
-            };
+            let (values, alias) = value.contents(kind, |lb| {
+                ctx.load_balancer(lb).map(|a| (a.dns_name, a.zone_id))
+            })?;
             let mut changes: Vec<(ChangeAction, RecordSet)> = replaces
                 .iter()
                 .map(|o| (ChangeAction::Delete, record_set(o)))

@@ -99,6 +99,34 @@ pub enum RecordValue {
     Alias { dns_name: String, zone_id: String },
 }
 
+impl RecordValue {
+    /// The record's values and alias target. `lb` gives a load balancer's DNS name and
+    /// hosted zone id; a CNAME takes the name as its value, an A/AAAA record is an alias.
+    pub fn contents<E>(
+        &self,
+        kind: &str,
+        lb: impl FnOnce(&LbRef) -> Result<(String, String), E>,
+    ) -> Result<(Vec<String>, Option<crate::model::AliasTarget>), E> {
+        let alias = |dns_name: String, zone_id: String| {
+            Some(crate::model::AliasTarget { dns_name, zone_id })
+        };
+        Ok(match self {
+            RecordValue::Values(v) => (v.clone(), None),
+            RecordValue::Alias { dns_name, zone_id } => {
+                (vec![], alias(dns_name.clone(), zone_id.clone()))
+            }
+            RecordValue::LoadBalancer(l) => {
+                let (dns_name, zone_id) = lb(l)?;
+                if kind == "CNAME" {
+                    (vec![dns_name], None)
+                } else {
+                    (vec![], alias(dns_name, zone_id))
+                }
+            }
+        })
+    }
+}
+
 /// The step of the DNS choreography a record change belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -13,8 +13,8 @@
 use std::collections::BTreeMap;
 
 use crate::model::{
-    owned_by, AliasTarget, Desired, ObservedLb, ObservedListener, ObservedRecord, ObservedRule,
-    ObservedSg, ObservedTg, RuleKey, Source, TargetHealth,
+    owned_by, Desired, ObservedLb, ObservedListener, ObservedRecord, ObservedRule, ObservedSg,
+    ObservedTg, RuleKey, Source, TargetHealth,
 };
 
 use super::{Gate, LbRef, Node, NodeKind, Op, RecordValue, SgRef, TgRef};
@@ -535,33 +535,12 @@ impl<'a> World<'a> {
         value: &RecordValue,
         replaces: &[ObservedRecord],
     ) -> Result<(), String> {
-        let (values, alias) = match value {
-            RecordValue::Values(v) => (v.clone(), None),
-            RecordValue::Alias { dns_name, zone_id } => (
-                vec![],
-                Some(AliasTarget {
-                    dns_name: dns_name.clone(),
-                    zone_id: zone_id.clone(),
-                }),
-            ),
-            RecordValue::LoadBalancer(lb) => {
-                let arn = self.lb_arn(lb).ok_or("the load balancer does not exist")?;
-                let l = self.lb_mut(&arn)?;
-                let dns = crate::manifest::net::normalize_dns(&l.dns_name);
-                if kind == "CNAME" {
-                    (vec![dns], None)
-                } else {
-                    let zone_id = l.hosted_zone_id.clone();
-                    (
-                        vec![],
-                        Some(AliasTarget {
-                            dns_name: dns,
-                            zone_id,
-                        }),
-                    )
-                }
-            }
-        };
+        let (values, alias) = value.contents(kind, |lb| {
+            let arn = self.lb_arn(lb).ok_or("the load balancer does not exist")?;
+            let l = self.lb_mut(&arn)?;
+            let dns = crate::manifest::net::normalize_dns(&l.dns_name);
+            Ok::<_, String>((dns, l.hosted_zone_id.clone()))
+        })?;
         let zone = self
             .observed
             .zone
