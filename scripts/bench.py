@@ -26,12 +26,11 @@ Prints a table and writes the figures as JSON.
 """
 
 import argparse
+import asyncio
 import json
 import os
 import re
 import shutil
-import socket
-import socketserver
 import statistics
 import subprocess
 import sys
@@ -88,72 +87,78 @@ ROUTE53 = [
 
 
 class DelayProxy:
-    """A threaded HTTP proxy to `upstream` that holds each request `delay` seconds before
+    """An HTTP proxy to `upstream` that holds each request `delay` seconds before
     forwarding it, closes every connection after one answer (as moto does), and records
-    (operation, start, end) for every request."""
+    (operation, start, end) for every request.
+
+    It runs on one asyncio event loop in a thread of its own: a request costs it a few
+    tens of microseconds of CPU, and the requests in flight do not compete for the
+    interpreter's lock the way one thread per connection would, so the proxy adds the
+    delay and little else to what it measures."""
 
     def __init__(self, upstream, delay):
         self.upstream = upstream
         self.delay = delay
         self.calls = []
         self.lock = threading.Lock()
+        self.loop = asyncio.new_event_loop()
+        ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, args=(ready,), daemon=True)
+        self.thread.start()
+        ready.wait()
+        self.url = "http://127.0.0.1:%d" % self.port
+
+    def _run(self, ready):
+        asyncio.set_event_loop(self.loop)
         # moto serves one request at a time: queue here rather than in its listen backlog.
-        self.slots = threading.BoundedSemaphore(32)
-        proxy = self
-
-        class Handler(socketserver.BaseRequestHandler):
-            def handle(self):
-                proxy.serve(self.request)
-
-        class Server(socketserver.ThreadingTCPServer):
-            daemon_threads = True
-            allow_reuse_address = True
-            request_queue_size = 1024
-
-        self.server = Server(("127.0.0.1", 0), Handler)
-        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.slots = asyncio.Semaphore(32)
+        self.server = self.loop.run_until_complete(
+            asyncio.start_server(self.serve, "127.0.0.1", 0, backlog=1024))
+        self.port = self.server.sockets[0].getsockname()[1]
+        ready.set()
+        self.loop.run_forever()
 
     def reset(self):
         with self.lock:
             self.calls = []
 
     def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+        async def stop():
+            self.server.close()
+            await self.server.wait_closed()
 
-    def serve(self, client):
-        data = b""
-        while b"\r\n\r\n" not in data:
-            chunk = client.recv(65536)
-            if not chunk:
+        asyncio.run_coroutine_threadsafe(stop(), self.loop).result(timeout=10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=10)
+
+    async def serve(self, reader, writer):
+        try:
+            try:
+                head = await reader.readuntil(b"\r\n\r\n")
+            except (asyncio.IncompleteReadError, asyncio.LimitOverrunError):
                 return
-            data += chunk
-        start = time.monotonic()
-        head, _, body = data.partition(b"\r\n\r\n")
-        m = re.search(rb"(?im)^content-length:\s*(\d+)", head)
-        length = int(m.group(1)) if m else 0
-        while len(body) < length:
-            chunk = client.recv(65536)
-            if not chunk:
-                break
-            body += chunk
-        lines = [l for l in head.split(b"\r\n") if not l.lower().startswith(b"connection:")]
-        request = b"\r\n".join(lines) + b"\r\nConnection: close\r\n\r\n" + body
-        time.sleep(self.delay)
-        response = b""
-        with self.slots:
-            with socket.create_connection(self.upstream, timeout=60) as up:
-                up.sendall(request)
-                while True:
-                    chunk = up.recv(65536)
-                    if not chunk:
-                        break
-                    response += chunk
-        client.sendall(response)
-        end = time.monotonic()
-        with self.lock:
-            self.calls.append((operation(head, body), start, end))
+            start = time.monotonic()
+            m = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+            body = await reader.readexactly(int(m.group(1))) if m else b""
+            head = head[:-4]
+            lines = [l for l in head.split(b"\r\n") if not l.lower().startswith(b"connection:")]
+            request = b"\r\n".join(lines) + b"\r\nConnection: close\r\n\r\n" + body
+            await asyncio.sleep(self.delay)
+            async with self.slots:
+                up_reader, up_writer = await asyncio.open_connection(*self.upstream)
+                try:
+                    up_writer.write(request)
+                    await up_writer.drain()
+                    response = await up_reader.read()
+                finally:
+                    up_writer.close()
+            writer.write(response)
+            await writer.drain()
+            end = time.monotonic()
+            with self.lock:
+                self.calls.append((operation(head, body), start, end))
+        finally:
+            writer.close()
 
     def figures(self):
         """Requests, by operation, and the longest chain of requests each started after
