@@ -92,9 +92,12 @@ enum Command {
         /// running apply again afterwards continues where it stopped.
         #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
         max_wait: Option<std::time::Duration>,
-        /// How many changes and waits may run at once.
+        /// How many changes and waits may run at once, in each stack.
         #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
         parallelism: u16,
+        /// How many stacks are applied at once (each independently of the others).
+        #[arg(long, default_value_t = 4, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
+        parallel_stacks: u16,
         /// Stream progress as JSON events, one per line.
         #[arg(long)]
         json: bool,
@@ -299,6 +302,7 @@ fn main() -> ExitCode {
             yes,
             max_wait,
             parallelism,
+            parallel_stacks,
             json,
             lock_timeout,
             aws,
@@ -311,6 +315,7 @@ fn main() -> ExitCode {
             let how = ApplyArgs {
                 yes,
                 json,
+                parallel_stacks: usize::from(parallel_stacks),
                 opts,
                 lock_timeout,
                 aws,
@@ -559,6 +564,7 @@ async fn plan(
 struct ApplyArgs {
     yes: bool,
     json: bool,
+    parallel_stacks: usize,
     opts: reconcile::apply::Options,
     lock_timeout: std::time::Duration,
     aws: AwsFlags,
@@ -756,53 +762,72 @@ async fn apply_locked(
         println!("Nothing was changed.");
         return Ok(Outcome::Success);
     }
-    let hooks: std::sync::Arc<dyn reconcile::apply::Hooks> = if how.json {
-        std::sync::Arc::new(reconcile::render::progress::JsonProgress)
-    } else {
-        std::sync::Arc::new(reconcile::render::progress::HumanProgress::new(terminal))
-    };
-    let mut paused = Vec::new();
-    for p in &planned {
-        if !p.plan.has_changes() {
-            continue;
-        }
+    // Stacks are independent (their own resources and locks): they are applied at once,
+    // at most `--parallel-stacks` of them, each walking its own plan.
+    let progress = reconcile::render::progress::HumanProgress::new(terminal);
+    let changing: Vec<&app::Planned> = planned.iter().filter(|p| p.plan.has_changes()).collect();
+    let several = changing.len() > 1;
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(how.parallel_stacks.max(1)));
+    let mut runs = tokio::task::JoinSet::new();
+    for (i, p) in changing.iter().enumerate() {
         let (_, clients) = conns.for_stack(&p.loaded).await?;
-        let meter = reconcile::aws::Meter::new();
-        let result = reconcile::apply::run(
-            &clients,
-            &meter,
-            &p.observed,
-            &p.plan,
-            &how.opts,
-            hooks.clone(),
-        )
-        .await;
-        if let Ok(walked) = &result {
-            let stats = meter.stats();
-            if how.json {
-                reconcile::render::progress::JsonProgress::ran(&p.plan.stack, &stats, walked);
-            } else if walked.finished == reconcile::apply::Finished::Done {
-                println!(
-                    "stack {}: apply complete ({} AWS requests in {} rounds, {} without the gates' requests).",
-                    p.plan.stack, stats.requests, walked.rounds, walked.rounds_without_gates
-                );
+        let stack = p.plan.stack.clone();
+        let hooks: std::sync::Arc<dyn reconcile::apply::Hooks> = match (how.json, several) {
+            (true, _) => {
+                std::sync::Arc::new(reconcile::render::progress::JsonProgress::new(&stack))
             }
-        }
-        match result.map(|w| w.finished) {
-            Ok(reconcile::apply::Finished::Done) => {}
-            Ok(reconcile::apply::Finished::Paused { resume_at, waiting }) => {
-                paused.push((p.plan.stack.clone(), resume_at, waiting));
+            (false, true) => std::sync::Arc::new(progress.for_stack(&stack)),
+            (false, false) => {
+                std::sync::Arc::new(reconcile::render::progress::HumanProgress::new(terminal))
             }
-            Err(e) => {
-                eprintln!("error: stack {}: {e}", p.plan.stack);
-                if let reconcile::apply::Error::Unhealthy { targets, .. } = &e {
+        };
+        let (observed, plan, opts, json) = (
+            p.observed.clone(),
+            p.plan.clone(),
+            how.opts.clone(),
+            how.json,
+        );
+        let slots = std::sync::Arc::clone(&slots);
+        runs.spawn(async move {
+            let _slot = slots.acquire_owned().await;
+            let meter = reconcile::aws::Meter::new();
+            let result = reconcile::apply::run(&clients, &meter, &observed, &plan, &opts, hooks).await;
+            if let Ok(walked) = &result {
+                let stats = meter.stats();
+                if json {
+                    reconcile::render::progress::JsonProgress::ran(&stack, &stats, walked);
+                } else if walked.finished == reconcile::apply::Finished::Done {
+                    println!(
+                        "stack {stack}: apply complete ({} AWS requests in {} rounds, {} without the gates' requests).",
+                        stats.requests, walked.rounds, walked.rounds_without_gates
+                    );
+                }
+            }
+            if let Err(e) = &result {
+                eprintln!("error: stack {stack}: {e}");
+                if let reconcile::apply::Error::Unhealthy { targets, .. } = e {
                     for t in targets {
                         eprintln!("{}", human::unhealthy_target(t));
                     }
                 }
-                eprintln!("Run `reconcile apply` again once that is fixed: it continues from where this run stopped.");
-                return Ok(Outcome::Failed);
             }
+            (i, stack, result.map(|w| w.finished))
+        });
+    }
+    let mut ended = Vec::new();
+    while let Some(joined) = runs.join_next().await {
+        ended.push(joined?);
+    }
+    ended.sort_by_key(|(i, _, _)| *i);
+    let mut paused = Vec::new();
+    let mut failed = Vec::new();
+    for (_, stack, finished) in ended {
+        match finished {
+            Ok(reconcile::apply::Finished::Done) => {}
+            Ok(reconcile::apply::Finished::Paused { resume_at, waiting }) => {
+                paused.push((stack, resume_at, waiting));
+            }
+            Err(_) => failed.push(stack),
         }
     }
     for (stack, resume_at, waiting) in &paused {
@@ -813,6 +838,14 @@ async fn apply_locked(
             human::utc(*resume_at),
             human::duration(u64::try_from(left).unwrap_or(0))
         );
+    }
+    if !failed.is_empty() {
+        eprintln!(
+            "Stack{} {} stopped (see above). Run `reconcile apply` again once that is fixed: it continues from where this run stopped.",
+            if failed.len() > 1 { "s" } else { "" },
+            failed.join(", ")
+        );
+        return Ok(Outcome::Failed);
     }
     Ok(Outcome::Success)
 }

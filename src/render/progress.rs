@@ -3,7 +3,7 @@
 //! plain timestamped lines; with `--json`, one JSON event per line.
 
 use std::io::Write as _;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::apply::{Error, Hooks, NodeEnd};
@@ -27,14 +27,16 @@ fn secs(d: Duration) -> u64 {
     d.as_secs()
 }
 
-/// Human progress.
+/// Human progress. When several stacks are applied at once, each has its own, made by
+/// [`HumanProgress::for_stack`], and every line starts with the stack's name.
 pub struct HumanProgress {
     terminal: bool,
     style: Style,
-    /// Last time a wait was reported, per node (plain output reports every 30 s).
-    last: Mutex<Vec<(String, Instant)>>,
+    stack: Option<String>,
+    /// Last time a wait was reported, per stack and node (plain output reports every 30 s).
+    last: Arc<Mutex<Vec<(String, Instant)>>>,
     /// A live wait line is on screen and must be cleared before printing.
-    live: Mutex<bool>,
+    live: Arc<Mutex<bool>>,
 }
 
 impl HumanProgress {
@@ -42,12 +44,33 @@ impl HumanProgress {
         HumanProgress {
             terminal,
             style: Style::detect(terminal),
-            last: Mutex::new(vec![]),
-            live: Mutex::new(false),
+            stack: None,
+            last: Arc::default(),
+            live: Arc::default(),
+        }
+    }
+
+    /// The progress of one of several stacks: the same output, its lines labelled.
+    pub fn for_stack(&self, stack: &str) -> HumanProgress {
+        HumanProgress {
+            terminal: self.terminal,
+            style: self.style,
+            stack: Some(stack.to_owned()),
+            last: Arc::clone(&self.last),
+            live: Arc::clone(&self.live),
+        }
+    }
+
+    /// `text` (indented by two spaces) with the stack's label after the indent.
+    fn labelled(&self, text: &str) -> String {
+        match &self.stack {
+            Some(stack) => format!("  [{stack}] {}", text.trim_start()),
+            None => text.to_owned(),
         }
     }
 
     fn line(&self, text: &str) {
+        let text = self.labelled(text);
         let mut out = std::io::stdout().lock();
         let mut live = self
             .live
@@ -104,6 +127,7 @@ impl Hooks for HumanProgress {
             duration(secs(waited))
         );
         if self.terminal {
+            let text = self.labelled(&text);
             let mut out = std::io::stdout().lock();
             let _ = write!(out, "\r\x1b[2K{text}");
             let _ = out.flush();
@@ -117,14 +141,15 @@ impl Hooks for HumanProgress {
             .last
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let due = match last.iter_mut().find(|(id, _)| id == &node.id) {
+        let key = format!("{}/{}", self.stack.as_deref().unwrap_or(""), node.id);
+        let due = match last.iter_mut().find(|(id, _)| id == &key) {
             Some((_, t)) if t.elapsed() < Duration::from_secs(30) => false,
             Some((_, t)) => {
                 *t = Instant::now();
                 true
             }
             None => {
-                last.push((node.id.clone(), Instant::now()));
+                last.push((key, Instant::now()));
                 true
             }
         };
@@ -147,10 +172,25 @@ impl HumanProgress {
 
 /// One JSON object per line: `{"event": "started" | "finished" | "paused" | "failed" |
 /// "waiting", "node": id, "time": epoch seconds, ...}`, and a `ran` event per stack at the
-/// end with what its run cost.
-pub struct JsonProgress;
+/// end with what its run cost. Every event names its `stack`.
+pub struct JsonProgress {
+    stack: String,
+}
 
 impl JsonProgress {
+    pub fn new(stack: &str) -> JsonProgress {
+        JsonProgress {
+            stack: stack.to_owned(),
+        }
+    }
+
+    fn event(&self, mut value: serde_json::Value) {
+        if let Some(map) = value.as_object_mut() {
+            map.insert("stack".into(), self.stack.clone().into());
+        }
+        Self::emit(value);
+    }
+
     fn emit(value: serde_json::Value) {
         let mut out = std::io::stdout().lock();
         let _ = serde_json::to_writer(&mut out, &value);
@@ -182,7 +222,7 @@ impl JsonProgress {
 
 impl Hooks for JsonProgress {
     fn started(&self, node: &Node) {
-        Self::emit(
+        self.event(
             serde_json::json!({"event": "started", "node": node.id, "time": crate::apply::now()}),
         );
     }
@@ -196,11 +236,11 @@ impl Hooks for JsonProgress {
                 serde_json::json!({"event": "paused", "node": node.id, "time": crate::apply::now(), "resume_at": resume_at})
             }
         };
-        Self::emit(v);
+        self.event(v);
     }
 
     fn failed(&self, node: &Node, error: &Error) {
-        Self::emit(
+        self.event(
             serde_json::json!({"event": "failed", "node": node.id, "time": crate::apply::now(), "error": error.to_string()}),
         );
     }
@@ -208,7 +248,7 @@ impl Hooks for JsonProgress {
     fn waiting(&self, node: &Node, what: &str, waited: Duration, remaining: Option<Duration>) {
         // Once every 10 seconds of waiting is enough for a machine.
         if waited.as_secs().is_multiple_of(10) {
-            Self::emit(
+            self.event(
                 serde_json::json!({"event": "waiting", "node": node.id, "what": what, "elapsed": waited.as_secs(), "remaining": remaining.map(|r| r.as_secs())}),
             );
         }

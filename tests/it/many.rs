@@ -1,8 +1,9 @@
 //! Many stacks in one run: ten stacks in one seeded account, read in one batched pass
 //! (fewer than 8 requests per stack on average, at most 4 rounds), each stack planned
-//! exactly as when it is planned alone, applied together, and drift in one of them found.
+//! exactly as when it is planned alone, applied together (several at once, each labelled),
+//! and drift in one of them found.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::process::Output;
 
 use reconcile::render::json::{PlanDocument, StackPlan};
@@ -79,16 +80,46 @@ fn ten_stacks_are_read_together_applied_and_converge() {
         assert_eq!(decisions(alone), decisions(s), "{}", s.stack);
     }
 
-    // Applied together; then nothing is left to do for any of them.
-    let out = emu.reconcile(&["apply", "-f", folder, "--yes"]);
+    // Applied together, three at a time; then nothing is left to do for any of them.
+    let out = emu.reconcile(&[
+        "apply",
+        "-f",
+        folder,
+        "--yes",
+        "--json",
+        "--parallel-stacks",
+        "3",
+    ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    for name in &want {
-        assert!(
-            stdout.contains(&format!("stack {name}: apply complete")),
-            "{name} not applied:\n{stdout}"
-        );
+    let events: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let mut spans: BTreeMap<String, (usize, Option<usize>)> = BTreeMap::new();
+    for (i, e) in events.iter().enumerate() {
+        let stack = e["stack"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no stack: {e}"));
+        let span = spans.entry(stack.to_owned()).or_insert((i, None));
+        if e["event"] == "ran" {
+            assert_eq!(e["finished"], "done", "{e}");
+            span.1 = Some(i);
+        }
     }
+    assert_eq!(spans.keys().cloned().collect::<BTreeSet<_>>(), want);
+    let in_flight = (0..events.len())
+        .map(|i| {
+            spans
+                .values()
+                .filter(|(first, ran)| *first <= i && ran.is_some_and(|r| i <= r))
+                .count()
+        })
+        .max()
+        .unwrap_or(0);
+    assert!(
+        (2..=3).contains(&in_flight),
+        "stacks in flight at once: {in_flight} (at most 3 asked, and more than one expected)"
+    );
     let (code, doc) = plan_json(&emu, folder, true);
     assert_eq!(code, Some(0), "converged: {:?}", doc.stats);
     check_cost("converged, 10 stacks", &doc);
@@ -115,6 +146,28 @@ fn ten_stacks_are_read_together_applied_and_converge() {
         .map(|s| s.stack.as_str())
         .collect();
     assert_eq!(drifted, ["site-7"]);
+
+    // Two stacks drift; applied at once, each line of progress says which stack it is about.
+    emu.boto(
+        "lb = elb.describe_load_balancers(Names=['site-8'])['LoadBalancers'][0]['LoadBalancerArn']\n\
+         l = [x for x in elb.describe_listeners(LoadBalancerArn=lb)['Listeners'] if x['Port'] == 80][0]\n\
+         elb.delete_listener(ListenerArn=l['ListenerArn'])",
+    );
+    let out = emu.reconcile(&["apply", "-f", folder, "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for name in ["site-7", "site-8"] {
+        assert!(
+            stdout.contains(&format!("stack {name}: apply complete")),
+            "{name} not applied:\n{stdout}"
+        );
+        assert!(
+            stdout.contains(&format!("  [{name}] + listener ")),
+            "{name}'s progress is not labelled:\n{stdout}"
+        );
+    }
+    let (code, _) = plan_json(&emu, folder, true);
+    assert_eq!(code, Some(0));
 
     // The human plan labels every stack and ends with the run's figures.
     let out = emu.reconcile(&["plan", "-f", folder]);
