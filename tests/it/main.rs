@@ -3,6 +3,7 @@
 
 mod apply;
 mod backend;
+mod bench;
 mod emulator;
 mod fixtures;
 mod graph;
