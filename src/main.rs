@@ -249,6 +249,10 @@ struct AwsFlags {
     /// Longest pause between two attempts, e.g. 2s or 500ms (default 20s).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     max_backoff: Option<std::time::Duration>,
+    /// `adaptive` also slows sending down once AWS throttles, for runs over many stacks
+    /// (else AWS_RETRY_MODE, else standard).
+    #[arg(long, value_name = "MODE", value_parser = ["standard", "adaptive"])]
+    retry_mode: Option<String>,
 }
 
 impl AwsFlags {
@@ -259,6 +263,7 @@ impl AwsFlags {
             endpoint_url: self.endpoint_url.clone(),
             max_attempts: self.max_attempts,
             max_backoff: self.max_backoff,
+            adaptive: self.retry_mode.as_deref().map(|m| m == "adaptive"),
         }
     }
 }

@@ -42,21 +42,35 @@ pub struct AwsOptions {
     pub max_attempts: Option<u32>,
     /// `--max-backoff`: the longest pause between two attempts (default 20 s).
     pub max_backoff: Option<std::time::Duration>,
+    /// `--retry-mode adaptive` (`Some(true)`) or `standard`, else `AWS_RETRY_MODE`, else
+    /// standard. The adaptive mode adds the SDK's client-side rate limiter, which slows
+    /// requests down once AWS answers with throttling errors.
+    pub adaptive: Option<bool>,
 }
 
 impl AwsOptions {
-    /// The standard retry mode with the attempts and backoff asked for.
+    /// The retry mode, attempts and backoff asked for, with the environment's
+    /// `AWS_MAX_ATTEMPTS` and `AWS_RETRY_MODE` where no flag gives them.
     pub fn retry_config(&self) -> RetryConfig {
+        self.retry_config_with(|name| std::env::var(name).ok())
+    }
+
+    /// [`AwsOptions::retry_config`] reading the environment through `env`.
+    pub fn retry_config_with(&self, env: impl Fn(&str) -> Option<String>) -> RetryConfig {
         let attempts = self
             .max_attempts
-            .or_else(|| {
-                std::env::var("AWS_MAX_ATTEMPTS")
-                    .ok()
-                    .and_then(|v| v.parse().ok())
-            })
+            .or_else(|| env("AWS_MAX_ATTEMPTS").and_then(|v| v.trim().parse().ok()))
             .unwrap_or(MAX_ATTEMPTS)
             .max(1);
-        let mut config = RetryConfig::standard().with_max_attempts(attempts);
+        let adaptive = self.adaptive.unwrap_or_else(|| {
+            env("AWS_RETRY_MODE").is_some_and(|m| m.trim().eq_ignore_ascii_case("adaptive"))
+        });
+        let mode = if adaptive {
+            RetryConfig::adaptive()
+        } else {
+            RetryConfig::standard()
+        };
+        let mut config = mode.with_max_attempts(attempts);
         if let Some(cap) = self.max_backoff {
             config = config
                 .with_max_backoff(cap)
@@ -486,6 +500,56 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aws_config::retry::RetryMode;
+
+    #[test]
+    fn retries_follow_flags_then_the_environment() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| (*v).to_owned())
+            }
+        };
+        let none = AwsOptions::default();
+        let c = none.retry_config_with(env(&[]));
+        assert_eq!(
+            (c.mode(), c.max_attempts()),
+            (RetryMode::Standard, MAX_ATTEMPTS)
+        );
+        let c = none.retry_config_with(env(&[
+            ("AWS_RETRY_MODE", " Adaptive"),
+            ("AWS_MAX_ATTEMPTS", "7"),
+        ]));
+        assert_eq!((c.mode(), c.max_attempts()), (RetryMode::Adaptive, 7));
+        let c = none.retry_config_with(env(&[
+            ("AWS_RETRY_MODE", "legacy"),
+            ("AWS_MAX_ATTEMPTS", "x"),
+        ]));
+        assert_eq!(
+            (c.mode(), c.max_attempts()),
+            (RetryMode::Standard, MAX_ATTEMPTS)
+        );
+        let flags = AwsOptions {
+            max_attempts: Some(2),
+            adaptive: Some(false),
+            ..AwsOptions::default()
+        };
+        let c = flags.retry_config_with(env(&[
+            ("AWS_RETRY_MODE", "adaptive"),
+            ("AWS_MAX_ATTEMPTS", "9"),
+        ]));
+        assert_eq!((c.mode(), c.max_attempts()), (RetryMode::Standard, 2));
+        let adaptive = AwsOptions {
+            adaptive: Some(true),
+            ..AwsOptions::default()
+        };
+        assert_eq!(
+            adaptive.retry_config_with(env(&[])).mode(),
+            RetryMode::Adaptive
+        );
+    }
 
     #[test]
     fn meter_counts_rounds_by_dependency() {
