@@ -10,7 +10,7 @@ use crate::aws::route53::{ChangeAction, RecordSet, Route53};
 use crate::aws::{Clients, Meter};
 use crate::model::{Observed, ObservedRecord, RuleKey, Source};
 use crate::plan::dns::marker_values;
-use crate::plan::{DnsStep, LbRef, Op, SgRef, TgRef};
+use crate::plan::{DnsStep, LbRef, Op, SgRef, Tagged, TgRef};
 
 use super::{now_ceil, Error};
 
@@ -238,6 +238,12 @@ async fn run_once(ctx: &Context, op: &Op) -> Result<(), Error> {
             elb.modify_health_check(&ctx.target_group(tg)?, health)
                 .await?
         }
+        Op::SetTags { resource, tags } => match resource {
+            Tagged::LoadBalancer { arn } | Tagged::TargetGroup { arn } => {
+                elb.add_tags(arn, tags).await?
+            }
+            Tagged::SecurityGroup { id } => ec2.create_tags(id, tags).await?,
+        },
         Op::RegisterTargets { tg, ids, .. } => {
             elb.register_targets(&ctx.target_group(tg)?, ids).await?
         }

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use serde_json::json;
 
 use super::diff::{attr, resource, Differ};
-use super::{Action, Change, LbRef, Op, SgRef, TgRef};
+use super::{Action, Change, LbRef, Op, SgRef, Tagged, TgRef};
 use crate::model::{owned_by, Desired, ObservedLb};
 use crate::names;
 
@@ -83,6 +83,13 @@ impl<'a> Differ<'a> {
                         },
                     );
                 }
+                self.retag(
+                    "lb.tags".into(),
+                    "load_balancer",
+                    &l.name,
+                    &l.tags,
+                    Tagged::LoadBalancer { arn: l.arn.clone() },
+                );
                 self.out.lb_not_active = l.state != "active";
                 for other in named.iter().filter(|o| o.arn != l.arn) {
                     self.delete_lb(other, &format!("a leftover copy of {}", l.name));

@@ -10,9 +10,9 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::{AttrDiff, Blocker, Change, LbRef, Resource, TgRef};
+use super::{Action, AttrDiff, Blocker, Change, LbRef, Op, Resource, Tagged, TgRef};
 use crate::manifest::net;
-use crate::model::{CertSpec, Desired};
+use crate::model::{CertSpec, Desired, Tags};
 use crate::names;
 
 /// What the diff decided: changes by id, blockers, and the facts the graph needs.
@@ -104,6 +104,46 @@ impl<'a> Differ<'a> {
             message: message.into(),
             hint: hint.to_owned(),
         });
+    }
+
+    /// A change setting the manifest's tags on a resource the stack keeps, when any of them
+    /// is missing or has another value. Tags the manifest does not name are left alone:
+    /// AWS and other tools add their own.
+    pub(super) fn retag(&mut self, id: String, kind: &str, name: &str, live: &Tags, on: Tagged) {
+        let differ: Tags = self
+            .d
+            .tags
+            .iter()
+            .filter(|(k, v)| live.get(*k) != Some(*v))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        if differ.is_empty() {
+            return;
+        }
+        let attrs = differ
+            .iter()
+            .map(|(k, v)| {
+                attr(
+                    &format!("tags.{k}"),
+                    live.get(k).map(|b| Value::from(b.as_str())),
+                    Some(Value::from(v.as_str())),
+                )
+            })
+            .collect();
+        self.change(
+            id,
+            Change {
+                resource: resource(kind, name, true),
+                action: Action::Update,
+                reason: "tags differ from the manifest; set in place (tags it does not name stay)"
+                    .into(),
+                attrs,
+                op: Op::SetTags {
+                    resource: on,
+                    tags: differ,
+                },
+            },
+        );
     }
 
     pub(super) fn conflict(&mut self, kind: &str, name: &str, id: &str) {

@@ -35,6 +35,8 @@ enum Class {
     Build,
     Dns(DnsStep),
     Removal,
+    /// Changes no path to the site (tags): nothing to verify, nothing to wait for.
+    Label,
 }
 
 fn class(op: &Op) -> Class {
@@ -47,6 +49,7 @@ fn class(op: &Op) -> Class {
         | Op::DeleteSecurityGroup { .. }
         | Op::ClearMarker { .. } => Class::Removal,
         Op::SetRecord { step, .. } => Class::Dns(*step),
+        Op::SetTags { .. } => Class::Label,
         _ => Class::Build,
     }
 }

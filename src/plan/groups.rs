@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::json;
 
 use super::diff::{attr, resource, Differ};
-use super::{Action, Change, Op, SgRef};
+use super::{Action, Change, Op, SgRef, Tagged};
 use crate::model::{owned_by, GroupRef, RuleKey, Source};
 
 impl<'a> Differ<'a> {
@@ -62,6 +62,15 @@ impl<'a> Differ<'a> {
                 continue;
             };
             let group = SgRef::Id(g.id.clone());
+            if owned {
+                self.retag(
+                    format!("sg.{key}.tags"),
+                    "security_group",
+                    &dsg.name,
+                    &g.tags,
+                    Tagged::SecurityGroup { id: g.id.clone() },
+                );
+            }
             let label = if owned {
                 dsg.name.clone()
             } else {

@@ -156,6 +156,15 @@ pub struct Mark {
     pub ttl: u32,
 }
 
+/// A resource whose tags a change sets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Tagged {
+    LoadBalancer { arn: String },
+    TargetGroup { arn: String },
+    SecurityGroup { id: String },
+}
+
 /// The executor's instruction for one change, with every parameter decided.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
@@ -197,6 +206,11 @@ pub enum Op {
     ModifyHealthCheck {
         tg: TgRef,
         health: HealthCheck,
+    },
+    /// Sets the manifest's tags on a resource the stack owns (tags it does not name stay).
+    SetTags {
+        resource: Tagged,
+        tags: Tags,
     },
     RegisterTargets {
         tg: TgRef,

@@ -17,7 +17,7 @@ use crate::model::{
     ObservedTg, RuleKey, Source, TargetHealth,
 };
 
-use super::{Gate, LbRef, Node, NodeKind, Op, RecordValue, SgRef, TgRef};
+use super::{Gate, LbRef, Node, NodeKind, Op, RecordValue, SgRef, Tagged, TgRef};
 
 /// A broken guarantee, or an operation the model cannot carry out.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -245,6 +245,14 @@ impl<'a> World<'a> {
                 LbRef::Arn(a) => lb_owned(a),
             },
             Op::DeleteLoadBalancer { arn, .. } => lb_owned(arn),
+            // An `existing` group is the stack's to edit rules on, not to tag.
+            Op::SetTags { resource, .. } => match resource {
+                Tagged::LoadBalancer { arn } => lb_owned(arn),
+                Tagged::TargetGroup { arn } => tg_ok(&TgRef::Arn(arn.clone())),
+                Tagged::SecurityGroup { id } => {
+                    o.sg_by_id(id).is_some_and(|g| owned_by(&g.tags, stack))
+                }
+            },
             Op::CreateListener { lb, .. } => match lb {
                 LbRef::New(_) => true,
                 LbRef::Arn(a) => lb_owned(a),
@@ -348,6 +356,14 @@ impl<'a> World<'a> {
             Op::ModifyHealthCheck { tg, health } => {
                 let arn = self.tg_arn(tg).ok_or("the target group does not exist")?;
                 self.tg_mut(&arn)?.health = health.clone();
+            }
+            Op::SetTags { resource, tags } => {
+                let on = match resource {
+                    Tagged::LoadBalancer { arn } => &mut self.lb_mut(arn)?.tags,
+                    Tagged::TargetGroup { arn } => &mut self.tg_mut(arn)?.tags,
+                    Tagged::SecurityGroup { id } => &mut self.sg_mut(id)?.tags,
+                };
+                on.extend(tags.iter().map(|(k, v)| (k.clone(), v.clone())));
             }
             Op::RegisterTargets { tg, ids, .. } => {
                 let arn = self.tg_arn(tg).ok_or("the target group does not exist")?;

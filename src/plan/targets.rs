@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use serde_json::{json, Value};
 
 use super::diff::{attr, resource, Differ};
-use super::{Action, AttrDiff, Change, Op, TgRef};
+use super::{Action, AttrDiff, Change, Op, Tagged, TgRef};
 use crate::model::{owned_by, ObservedTg};
 use crate::names;
 
@@ -71,6 +71,13 @@ impl<'a> Differ<'a> {
                             },
                         );
                     }
+                    self.retag(
+                        format!("tg.{key}.tags"),
+                        "target_group",
+                        &t.name,
+                        &t.tags,
+                        Tagged::TargetGroup { arn: t.arn.clone() },
+                    );
                     self.targets(key, &t.name, tg, Some(t));
                     for other in named.iter().filter(|o| o.arn != t.arn) {
                         self.delete_tg(other, &format!("a leftover copy of {}", t.name));

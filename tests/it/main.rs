@@ -4,6 +4,7 @@
 mod apply;
 mod backend;
 mod bench;
+mod drift;
 mod emulator;
 mod fixtures;
 mod graph;

@@ -82,6 +82,25 @@ fn states() -> Vec<(&'static str, Observed)> {
     if let Some(z) = drifted.zone.as_mut() {
         z.records.iter_mut().for_each(|r| r.ttl = Some(86400));
     }
+    // Tags edited by hand on everything the stack owns: the manifest's own changed or
+    // removed, another tool's added.
+    let retag = |tags: &mut Tags| {
+        tags.retain(|k, _| k == STACK_TAG);
+        tags.insert("cost-center".into(), "42".into());
+    };
+    drifted
+        .load_balancers
+        .iter_mut()
+        .for_each(|l| retag(&mut l.tags));
+    drifted
+        .target_groups
+        .iter_mut()
+        .for_each(|t| retag(&mut t.tags));
+    drifted
+        .security_groups
+        .iter_mut()
+        .filter(|g| g.id != BACKEND)
+        .for_each(|g| retag(&mut g.tags));
     let mut noisy = starting_point();
     let foreign: Tags = [("owner".to_owned(), "someone-else".to_owned())].into();
     let ours: Tags = [(STACK_TAG.to_owned(), "www-example".to_owned())].into();

@@ -194,6 +194,34 @@ fn drift_backend_opened_to_the_world() {
 }
 
 #[test]
+fn drift_tags_edited_by_hand() {
+    drift(
+        "tags-edited",
+        |o| {
+            let tg = o
+                .target_groups
+                .iter_mut()
+                .find(|t| t.name == "www-example-app")
+                .unwrap();
+            tg.tags.insert("owner".into(), "someone-else".into());
+            // A tag the manifest does not name is left alone.
+            tg.tags.insert("cost-center".into(), "42".into());
+            o.load_balancers[0].tags.remove("owner");
+        },
+        "tg.app.tags",
+        "tags.owner",
+    );
+    let mut o = converged();
+    o.load_balancers[0].tags.remove("owner");
+    o.target_groups[0]
+        .tags
+        .insert("cost-center".into(), "42".into());
+    let p = plan_of(&desired(), &o);
+    let changed: Vec<&str> = p.nodes.iter().map(|n| n.id.as_str()).collect();
+    assert_eq!(changed, ["lb.tags"], "only the missing manifest tag is set");
+}
+
+#[test]
 fn drift_health_check_path() {
     drift(
         "health-check-path",

@@ -128,6 +128,20 @@ impl Elbv2 {
         Ok(())
     }
 
+    /// Sets `tags` on a load balancer or target group; keys not named are left as they are.
+    pub async fn add_tags(&self, arn: &str, tags: &Tags) -> Result<()> {
+        const OP: &str = "AddTags";
+        self.meter.record(OP, Round::START);
+        self.client
+            .add_tags()
+            .resource_arns(arn)
+            .set_tags(Some(elb_tags(tags)))
+            .send()
+            .await
+            .map_err(|e| sdk_error(SERVICE, OP, e))?;
+        Ok(())
+    }
+
     /// Registers instances on the group's port (registering one twice is no change).
     pub async fn register_targets(&self, arn: &str, ids: &[String]) -> Result<()> {
         const OP: &str = "RegisterTargets";
