@@ -18,6 +18,7 @@ pub fn validate(m: &Manifest) -> Vec<Diagnostic> {
     v.security_groups();
     v.target_groups();
     v.load_balancer();
+    v.reachability();
     v.dns();
     v.out
 }
@@ -463,6 +464,13 @@ impl Validator<'_> {
                     );
                 }
             }
+            if tg.targets.is_empty() {
+                self.err(
+                    &p.key("targets"),
+                    format!("target group \"{key}\" has no targets: its listeners would have nothing to forward to"),
+                    "list the instance ids that serve the site, e.g. [\"i-0aaaaaaaaaaaaaaa1\"]",
+                );
+            }
             if !m.load_balancer.listeners.iter().any(|l| &l.forward == key) {
                 self.err(&p, format!("no listener forwards to target group \"{key}\""), "AWS does not health-check a group no listener uses; forward a listener to it or remove it");
             }
@@ -544,6 +552,90 @@ impl Validator<'_> {
                 _ => {}
             }
         }
+    }
+
+    /// The paths the job needs, as far as the manifest tells them: clients reach every
+    /// listener port through one of the load balancer's groups, and the load balancer
+    /// reaches every target group's traffic and health-check ports on a backend group (a
+    /// group that admits the load balancer's group). A group whose live rules may hold
+    /// more than the manifest lists (an `sg-` id, or `existing` without `exclusive`) could
+    /// open the path by itself, so then nothing is claimed.
+    fn reachability(&mut self) {
+        for (path, message, hint) in self.unreachable() {
+            self.err(&path, message, hint);
+        }
+    }
+
+    /// The problems [`Validator::reachability`] reports: path, message, hint.
+    fn unreachable(&self) -> Vec<(Path, String, String)> {
+        let m = self.m;
+        let mut out = Vec::new();
+        let known = |reference: &str| {
+            m.security_groups
+                .get(reference)
+                .filter(|g| g.existing.is_none() || g.exclusive)
+        };
+        let opens = |g: &super::types::SecurityGroup, port: i64, lb_only: bool| {
+            g.ingress.iter().any(|r| {
+                r.ports.contains(&port)
+                    && if lb_only {
+                        r.from.as_deref().is_some_and(|f| self.is_lb_group(f))
+                            || !r.cidrs.is_empty()
+                    } else {
+                        true
+                    }
+            })
+        };
+        let lb = &m.load_balancer;
+        let p = root().key("load_balancer");
+        let lb_groups: Option<Vec<(&String, &super::types::SecurityGroup)>> = lb
+            .security_groups
+            .iter()
+            .map(|g| known(g).map(|sg| (g, sg)))
+            .collect();
+        if let Some(groups) = lb_groups.filter(|g| !g.is_empty()) {
+            for (i, l) in lb.listeners.iter().enumerate() {
+                if !groups.iter().any(|(_, g)| opens(g, l.port, false)) {
+                    let (key, _) = groups[0];
+                    out.push((
+                        p.key("listeners").index(i).key("port"),
+                        format!("no security group of the load balancer lets clients in on port {}", l.port),
+                        format!("add {} to the ports of a rule in security_groups.{key}.ingress, e.g. with \"cidrs\": [\"0.0.0.0/0\", \"::/0\"]", l.port),
+                    ));
+                }
+            }
+        }
+        let backends: Vec<(&String, &super::types::SecurityGroup)> = m
+            .security_groups
+            .iter()
+            .filter(|(k, g)| {
+                !self.is_lb_group(k)
+                    && g.ingress
+                        .iter()
+                        .any(|r| r.from.as_deref().is_some_and(|f| self.is_lb_group(f)))
+            })
+            .collect();
+        if backends.is_empty() || backends.iter().any(|(k, _)| known(k).is_none()) {
+            return out;
+        }
+        for (key, tg) in &m.target_groups {
+            let tp = root().key("target_groups").key(key);
+            let mut wanted = vec![(tp.key("port"), tg.port, "traffic")];
+            if let Some(h) = tg.health_check.port.filter(|h| *h != tg.port) {
+                wanted.push((tp.key("health_check").key("port"), h, "health check"));
+            }
+            for (path, port, what) in wanted {
+                if !backends.iter().any(|(_, g)| opens(g, port, true)) {
+                    let (backend, _) = backends[0];
+                    out.push((
+                        path,
+                        format!("the load balancer cannot reach target group \"{key}\" on its {what} port {port}: no backend group lets the load balancer's group in on it"),
+                        format!("add {port} to the ports of the rule `from` the load balancer's group in security_groups.{backend}.ingress"),
+                    ));
+                }
+            }
+        }
+        out
     }
 
     fn dns(&mut self) {

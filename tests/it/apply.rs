@@ -370,3 +370,39 @@ fn a_scheme_change_replaces_the_load_balancer_with_dns_moved_first() {
          assert lbs == [('www-example-r', 'internal')], lbs",
     );
 }
+
+#[test]
+fn a_starting_point_with_a_cname_to_the_instance_migrates_keeping_the_site_up() {
+    let emu = Emulator::start();
+    let s = seed_short(&emu);
+    // The article allows either: here the name is a CNAME to the instance's public name.
+    let zone = s.ids["zone_id"].as_str().unwrap().to_owned();
+    let ip = s.ids["eip"]["public_ip"].as_str().unwrap().to_owned();
+    let instance = s.ids["instances"][0].as_str().unwrap().to_owned();
+    emu.boto(&format!(
+        "name = ec2.describe_instances(InstanceIds=['{instance}'])['Reservations'][0]['Instances'][0]['PublicDnsName']\n\
+         assert name\n\
+         r53.change_resource_record_sets(HostedZoneId='{zone}', ChangeBatch={{'Changes': [\n\
+         {{'Action': 'DELETE', 'ResourceRecordSet': {{'Name': 'www.example.com', 'Type': 'A', 'TTL': 3, 'ResourceRecords': [{{'Value': '{ip}'}}]}}}},\n\
+         {{'Action': 'CREATE', 'ResourceRecordSet': {{'Name': 'www.example.com', 'Type': 'CNAME', 'TTL': 3, 'ResourceRecords': [{{'Value': name}}]}}}}]}})"
+    ));
+    let proxy = checked_proxy(&emu, &s.manifest);
+    let out = emu.reconcile_at(&proxy.url, &["apply", "-f", path(&s), "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_clean(&proxy);
+    let ops: Vec<String> = proxy
+        .mutating_calls()
+        .into_iter()
+        .map(|c| c.operation)
+        .collect();
+    let first = |op: &str| ops.iter().position(|o| o == op).unwrap();
+    assert!(
+        first("ChangeResourceRecordSets") < first("CreateLoadBalancer"),
+        "TTL lowered first: {ops:?}"
+    );
+    assert!(
+        ops.iter().any(|o| o == "RevokeSecurityGroupIngress"),
+        "{ops:?}"
+    );
+    assert_converged(&emu, path(&s));
+}
