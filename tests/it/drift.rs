@@ -4,7 +4,8 @@
 //! clean. A drift that leaves the site serving must be repaired without a moment where it
 //! does not; one that already broke it must leave it serving once repaired. A resource
 //! that lost the stack's tag is not the stack's any more: the plan is blocked and nothing
-//! is changed.
+//! is changed. And changes of the manifest itself (CNAME to alias and back, tags, health
+//! check, targets) are applied under the same checker.
 
 use std::path::Path;
 use std::process::Output;
@@ -292,4 +293,104 @@ fn a_resource_that_lost_the_stacks_tag_is_left_alone() {
          assert g['HealthCheckPath'] == '/other/', g['HealthCheckPath']",
         prelude()
     ));
+}
+
+/// The seeded manifest with `edit` applied, written next to it under `name`.
+fn edited(
+    manifest: &Path,
+    name: &str,
+    edit: impl FnOnce(&mut serde_json::Value),
+) -> std::path::PathBuf {
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(manifest).unwrap()).unwrap();
+    edit(&mut v);
+    let p = manifest.with_file_name(name);
+    std::fs::write(&p, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+    p
+}
+
+#[test]
+fn manifest_changes_are_applied_keeping_the_site_up() {
+    let emu = Emulator::start();
+    let s = emu.seed(&["--ttl", "3", "--transition-ttl", "1"]);
+    let out = emu.reconcile(&["apply", "-f", s.manifest.to_str().unwrap(), "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
+    type Edit = Box<dyn FnOnce(&mut serde_json::Value)>;
+    let steps: Vec<(&str, Edit)> = vec![
+        (
+            "the record becomes an alias A record",
+            Box::new(|m| {
+                m["dns"]["records"][0] = serde_json::json!({
+                    "name": "www.example.com", "type": "A", "to": "load_balancer",
+                    "transition_ttl": 1
+                });
+            }),
+        ),
+        (
+            "a new tag and another health check",
+            Box::new(|m| {
+                m["tags"]["cost-center"] = "42".into();
+                m["target_groups"]["app"]["health_check"]["path"] = "/ready/".into();
+                m["target_groups"]["app"]["health_check"]["interval_seconds"] = 10.into();
+            }),
+        ),
+        (
+            "one target fewer",
+            Box::new(|m| {
+                let t = m["target_groups"]["http"]["targets"]
+                    .as_array_mut()
+                    .unwrap();
+                t.pop();
+            }),
+        ),
+        (
+            "back to a CNAME with a longer TTL at rest",
+            Box::new(|m| {
+                m["dns"]["records"][0] = serde_json::json!({
+                    "name": "www.example.com", "type": "CNAME", "to": "load_balancer",
+                    "ttl": 5, "transition_ttl": 1
+                });
+            }),
+        ),
+    ];
+    let mut current = s.manifest.clone();
+    for (i, (what, edit)) in steps.into_iter().enumerate() {
+        let next = edited(&current, &format!("step-{i}.json"), edit);
+        let manifest = next.to_str().unwrap();
+        let out = emu.reconcile(&["plan", "-f", manifest, "--detailed-exitcode"]);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{what}: no change:\n{}",
+            text(&out)
+        );
+
+        let inv = Arc::new(Mutex::new(Invariant::new(desired(&next), &emu.url)));
+        let checker = Arc::clone(&inv);
+        let proxy = Proxy::start(&emu.url, Box::new(move |_| checker.lock().unwrap().check()));
+        let out = emu.reconcile_at(&proxy.url, &["apply", "-f", manifest, "--yes"]);
+        assert_eq!(out.status.code(), Some(0), "{what}: {}", text(&out));
+        let log = proxy.log.lock().unwrap();
+        assert!(
+            log.violations.is_empty(),
+            "{what}: the site stopped serving: {:#?}",
+            log.violations
+        );
+        let failed: Vec<_> = log
+            .calls
+            .iter()
+            .filter(|c| c.mutating && c.status >= 300)
+            .collect();
+        assert!(failed.is_empty(), "{what}: failed calls: {failed:?}");
+        drop(log);
+        let out = emu.reconcile(&["plan", "-f", manifest, "--detailed-exitcode"]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{what}: not converged:\n{}",
+            text(&out)
+        );
+        current = next;
+    }
 }
