@@ -241,6 +241,12 @@ fn nginx_cases(dir: &Path) -> Vec<(String, PathBuf)> {
         }),
         ("a port only health-checked", |v| {
             v["target_groups"]["app"]["health_check"]["port"] = 8089.into();
+            // The load balancer must be let in on the health-check port too.
+            if let Some(ports) =
+                v["security_groups"]["backend"]["ingress"][0]["ports"].as_array_mut()
+            {
+                ports.push(8089.into());
+            }
         }),
         ("both listeners to one port", |v| {
             v["load_balancer"]["listeners"][0]["forward"] = "app".into();
