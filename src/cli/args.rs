@@ -1,0 +1,264 @@
+//! The arguments, as clap reads them: commands, their flags, and durations like `90s`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use reconcile::aws::AwsOptions;
+use reconcile::render::graph;
+
+/// Keeps a web site's AWS front door (load balancer, listeners, target groups, security
+/// groups, certificate, DNS record) equal to a JSON manifest, changing it in an order that
+/// never takes the site down.
+#[derive(Parser)]
+#[command(name = "reconcile", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Checks manifests offline: every problem at once, with its JSON path. No AWS calls.
+    Validate {
+        /// Manifest file; repeat for several.
+        #[arg(short = 'f', long = "file", required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Reads the live state, diffs it against the manifests and prints the ordered, gated
+    /// plan. Changes nothing.
+    Plan {
+        /// Manifest file or folder of manifests; repeat for several stacks.
+        #[arg(short = 'f', long = "file", required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// Print the plan as a versioned JSON document.
+        #[arg(long)]
+        json: bool,
+        /// Print the change graph as a picture instead: Graphviz (`dot -Tsvg`) or Mermaid.
+        #[arg(long, value_name = "FORMAT", value_enum, conflicts_with = "json")]
+        graph: Option<GraphFormat>,
+        /// Save the plan, for `reconcile apply PLANFILE`.
+        #[arg(long, value_name = "PLANFILE")]
+        out: Option<PathBuf>,
+        /// Exit 2 when there are changes, 0 when there are none (1 stays an error).
+        #[arg(long)]
+        detailed_exitcode: bool,
+        #[command(flatten)]
+        aws: AwsFlags,
+    },
+    /// Carries out the plan in an order that keeps the site up: from manifests (planned
+    /// afresh), or a plan saved by `plan --out`, refused if the live state has changed.
+    Apply {
+        /// A plan saved by `reconcile plan --out PLANFILE`.
+        #[arg(
+            value_name = "PLANFILE",
+            conflicts_with = "files",
+            required_unless_present = "files"
+        )]
+        planfile: Option<PathBuf>,
+        /// Manifest file or folder of manifests; repeat for several stacks.
+        #[arg(short = 'f', long = "file", value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// Apply without asking (required when not on a terminal).
+        #[arg(long)]
+        yes: bool,
+        /// Stop cleanly at a TTL wait that would end later than this (e.g. 90s, 10m, 1h);
+        /// running apply again afterwards continues where it stopped.
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        max_wait: Option<std::time::Duration>,
+        /// How many changes and waits may run at once, in each stack.
+        #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+        parallelism: u16,
+        /// How many stacks are applied at once (each independently of the others).
+        #[arg(long, default_value_t = 4, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
+        parallel_stacks: u16,
+        /// Stream progress as JSON events, one per line.
+        #[arg(long)]
+        json: bool,
+        /// How long to wait for another apply of the same stack to finish.
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "2m")]
+        lock_timeout: std::time::Duration,
+        #[command(flatten)]
+        aws: AwsFlags,
+    },
+    /// Writes a manifest from the live site behind a host name: its record, the instances
+    /// it leads to, their group, subnets and certificate. Reads only; nothing is changed.
+    Init {
+        /// The site's host name, e.g. www.example.com.
+        #[arg(long, value_name = "HOST")]
+        name: String,
+        /// The Route53 hosted zone (else the closest parent domain that has one).
+        #[arg(long, value_name = "ZONE")]
+        zone: Option<String>,
+        /// Where to write the manifest (else standard output).
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Overwrite FILE if it exists.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        aws: AwsFlags,
+    },
+    /// Releases a stack's apply lock by hand (after a run that died on another machine).
+    Unlock {
+        /// Manifest file or folder of manifests.
+        #[arg(short = 'f', long = "file", required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        #[command(flatten)]
+        aws: AwsFlags,
+    },
+    /// Prints the manifest's JSON Schema.
+    Schema,
+    /// Prints the backend half of the migration, from the manifest alone (no AWS calls):
+    /// the nginx servers, the Django settings and health view, and the host firewall lines.
+    Backend {
+        /// Manifest file.
+        #[arg(short = 'f', long = "file", value_name = "FILE")]
+        file: PathBuf,
+        #[command(flatten)]
+        part: BackendPart,
+    },
+}
+
+/// The language of `plan --graph`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum GraphFormat {
+    /// Graphviz: `reconcile plan -f site.json --graph dot | dot -Tsvg > plan.svg`.
+    Dot,
+    /// A Mermaid flowchart, for a ```mermaid code block.
+    Mermaid,
+}
+
+impl GraphFormat {
+    pub fn format(self) -> graph::Format {
+        match self {
+            GraphFormat::Dot => graph::Format::Dot,
+            GraphFormat::Mermaid => graph::Format::Mermaid,
+        }
+    }
+}
+
+/// Which part of the backend configuration to print; all three when none is given.
+#[derive(Args)]
+#[group(multiple = false)]
+pub struct BackendPart {
+    /// Only the nginx servers (the port HTTPS forwards to, the port-80 redirect).
+    #[arg(long)]
+    nginx: bool,
+    /// Only the Django settings, health view and URL pattern.
+    #[arg(long)]
+    django: bool,
+    /// Only the host firewall (ufw) lines.
+    #[arg(long)]
+    firewall: bool,
+}
+
+impl BackendPart {
+    pub fn parts(&self) -> Vec<reconcile::backend::Part> {
+        use reconcile::backend::Part;
+        let chosen = [
+            (self.nginx, Part::Nginx),
+            (self.django, Part::Django),
+            (self.firewall, Part::Firewall),
+        ];
+        match chosen.iter().find(|(on, _)| *on) {
+            Some((_, part)) => vec![*part],
+            None => Part::ALL.to_vec(),
+        }
+    }
+}
+
+/// `90s`, `10m`, `1h`, `1h30m`, `500ms`, or plain seconds.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let bad = || format!("\"{text}\" is not a duration: write e.g. 90s, 10m, 1h, 1h30m or 500ms");
+    if let Ok(secs) = text.parse::<u64>() {
+        return Ok(std::time::Duration::from_secs(secs));
+    }
+    let mut millis: u64 = 0;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_len] {
+            "ms" => 1,
+            "s" => 1_000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
+            _ => return Err(bad()),
+        };
+        rest = &rest[unit_len..];
+        millis = n
+            .checked_mul(scale)
+            .and_then(|v| millis.checked_add(v))
+            .ok_or_else(bad)?;
+    }
+    if text.is_empty() {
+        return Err(bad());
+    }
+    Ok(std::time::Duration::from_millis(millis))
+}
+
+/// AWS settings; each overrides the standard AWS chain (environment, profiles).
+#[derive(Args, Clone)]
+pub struct AwsFlags {
+    /// AWS region (else the manifest's `region`, else AWS_REGION / the profile).
+    #[arg(long, value_name = "REGION")]
+    region: Option<String>,
+    /// Named AWS profile (else AWS_PROFILE).
+    #[arg(long, value_name = "NAME")]
+    profile: Option<String>,
+    /// Endpoint of an AWS emulator (else AWS_ENDPOINT_URL).
+    #[arg(long, value_name = "URL")]
+    endpoint_url: Option<String>,
+    /// Attempts per AWS request, retries included (else AWS_MAX_ATTEMPTS, else 5).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=20))]
+    max_attempts: Option<u32>,
+    /// Longest pause between two attempts, e.g. 2s or 500ms (default 20s).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    max_backoff: Option<std::time::Duration>,
+    /// `adaptive` also slows sending down once AWS throttles, for runs over many stacks
+    /// (else AWS_RETRY_MODE, else standard).
+    #[arg(long, value_name = "MODE", value_parser = ["standard", "adaptive"])]
+    retry_mode: Option<String>,
+}
+
+impl AwsFlags {
+    pub fn options(&self) -> AwsOptions {
+        AwsOptions {
+            region: self.region.clone(),
+            profile: self.profile.clone(),
+            endpoint_url: self.endpoint_url.clone(),
+            max_attempts: self.max_attempts,
+            max_backoff: self.max_backoff,
+            adaptive: self.retry_mode.as_deref().map(|m| m == "adaptive"),
+        }
+    }
+}
+
+#[cfg(test)]
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    pub fn durations() {
+        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        for bad in ["", "m", "10x", "1.5h", "-1s", "99999999999999999999h"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,23 @@
+//! The commands behind the command line, one module each; `main` picks the exit code
+//! from the [`Outcome`] they end with.
+
+pub mod apply;
+pub mod args;
+pub mod init;
+pub mod offline;
+pub mod plan;
+
+/// What a command ended with, before it becomes an exit code.
+pub enum Outcome {
+    Success,
+    /// Changes are present (exit 2 with `--detailed-exitcode`).
+    Changes,
+    /// The user's input or the world was wrong; the message has already been printed.
+    Failed,
+}
+
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
