@@ -242,7 +242,7 @@ async fn run_once(ctx: &Context, op: &Op) -> Result<(), Error> {
             Tagged::LoadBalancer { arn } | Tagged::TargetGroup { arn } => {
                 elb.add_tags(arn, tags).await?
             }
-            Tagged::SecurityGroup { id } => ec2.create_tags(id, tags).await?,
+            Tagged::SecurityGroup { id } => ec2.set_tags(id, tags).await?,
         },
         Op::RegisterTargets { tg, ids, .. } => {
             elb.register_targets(&ctx.target_group(tg)?, ids).await?

@@ -70,6 +70,7 @@ fn a_health_check_on_port_80_is_answered_there_and_nginx_makes_it_default() -> R
 fn a_port_only_health_checked_gets_a_server_of_its_own() -> Result<(), String> {
     let s = site_of(|v| {
         v["target_groups"]["app"]["health_check"]["port"] = json!(8089);
+        v["security_groups"]["backend"]["ingress"][0]["ports"] = json!([80, 8088, 8089]);
     })?;
     let only = port(&s, 8089)?;
     assert_eq!(only.role, Role::HealthOnly);

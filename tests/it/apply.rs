@@ -2,32 +2,14 @@
 //! invariant checked after every mutating call by a recording proxy.
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
-use std::sync::{Arc, Mutex};
-
-use reconcile::manifest;
-use reconcile::model::Desired;
 
 use crate::emulator::{Emulator, Seeded};
 use crate::proxy::{Invariant, Proxy};
-
-fn text(o: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn desired(path: &Path) -> Desired {
-    Desired::from_manifest(&manifest::load(path).expect("valid manifest"))
-}
+use crate::support::{self, desired, text};
 
 /// A proxy in front of `emu` that checks the availability invariant of `manifest`.
 fn checked_proxy(emu: &Emulator, manifest: &Path) -> Proxy {
-    let inv = Arc::new(Mutex::new(Invariant::new(desired(manifest), &emu.url)));
-    Proxy::start(&emu.url, Box::new(move |_| inv.lock().unwrap().check()))
+    Proxy::checked(&emu.url, desired(manifest)).0
 }
 
 /// Seeds the starting point with short TTLs, so that the waits take seconds.
@@ -51,22 +33,14 @@ fn assert_clean(proxy: &Proxy) {
         "invariant broken: {:#?}",
         log.violations
     );
-    let failed: Vec<_> = log
-        .calls
-        .iter()
-        .filter(|c| c.mutating && c.status >= 300)
-        .collect();
+    drop(log);
+    let failed = proxy.failed_mutations();
     assert!(failed.is_empty(), "failed calls: {failed:?}");
 }
 
 /// Writes the seeded manifest with `edit` applied, next to it.
 fn edited(s: &Seeded, name: &str, edit: impl FnOnce(&mut serde_json::Value)) -> PathBuf {
-    let mut v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&s.manifest).unwrap()).unwrap();
-    edit(&mut v);
-    let p = s.manifest.with_file_name(name);
-    std::fs::write(&p, serde_json::to_string_pretty(&v).unwrap()).unwrap();
-    p
+    support::edited(&s.manifest, name, edit)
 }
 
 #[test]

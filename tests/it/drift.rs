@@ -7,29 +7,9 @@
 //! is changed. And changes of the manifest itself (CNAME to alias and back, tags, health
 //! check, targets) are applied under the same checker.
 
-use std::path::Path;
-use std::process::Output;
-use std::sync::{Arc, Mutex};
-
-use reconcile::manifest;
-use reconcile::model::Desired;
-
 use crate::emulator::Emulator;
-use crate::proxy::{Invariant, Proxy};
-use crate::support::repo_file;
-
-fn text(o: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn desired(path: &Path) -> Desired {
-    Desired::from_manifest(&manifest::load(path).expect("valid manifest"))
-}
+use crate::proxy::Proxy;
+use crate::support::{desired, edited, repo_file, text};
 
 /// Names every case's script can use: the load balancer, its listeners by port, target
 /// groups by name, the load balancer's group, and `tcp(port, cidr=, group=)` permissions.
@@ -211,9 +191,7 @@ fn drift_is_found_and_repaired_keeping_the_site_up() {
             text(&out)
         );
 
-        let inv = Arc::new(Mutex::new(Invariant::new(desired(&s.manifest), &emu.url)));
-        let checker = Arc::clone(&inv);
-        let proxy = Proxy::start(&emu.url, Box::new(move |_| checker.lock().unwrap().check()));
+        let (proxy, inv) = Proxy::checked(&emu.url, desired(&s.manifest));
         let out = emu.reconcile_at(&proxy.url, &["apply", "-f", manifest, "--yes"]);
         assert_eq!(out.status.code(), Some(0), "{name}: {}", text(&out));
 
@@ -227,13 +205,9 @@ fn drift_is_found_and_repaired_keeping_the_site_up() {
             "{name}: no {} in {ops:?}",
             case.repair
         );
-        let log = proxy.log.lock().unwrap();
-        let failed: Vec<_> = log
-            .calls
-            .iter()
-            .filter(|c| c.mutating && c.status >= 300)
-            .collect();
+        let failed = proxy.failed_mutations();
         assert!(failed.is_empty(), "{name}: failed calls: {failed:?}");
+        let log = proxy.log.lock().unwrap();
         match case.site {
             Site::Serving => assert!(
                 log.violations.is_empty(),
@@ -295,20 +269,6 @@ fn a_resource_that_lost_the_stacks_tag_is_left_alone() {
     ));
 }
 
-/// The seeded manifest with `edit` applied, written next to it under `name`.
-fn edited(
-    manifest: &Path,
-    name: &str,
-    edit: impl FnOnce(&mut serde_json::Value),
-) -> std::path::PathBuf {
-    let mut v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(manifest).unwrap()).unwrap();
-    edit(&mut v);
-    let p = manifest.with_file_name(name);
-    std::fs::write(&p, serde_json::to_string_pretty(&v).unwrap()).unwrap();
-    p
-}
-
 #[test]
 fn manifest_changes_are_applied_keeping_the_site_up() {
     let emu = Emulator::start();
@@ -366,9 +326,7 @@ fn manifest_changes_are_applied_keeping_the_site_up() {
             text(&out)
         );
 
-        let inv = Arc::new(Mutex::new(Invariant::new(desired(&next), &emu.url)));
-        let checker = Arc::clone(&inv);
-        let proxy = Proxy::start(&emu.url, Box::new(move |_| checker.lock().unwrap().check()));
+        let (proxy, _) = Proxy::checked(&emu.url, desired(&next));
         let out = emu.reconcile_at(&proxy.url, &["apply", "-f", manifest, "--yes"]);
         assert_eq!(out.status.code(), Some(0), "{what}: {}", text(&out));
         let log = proxy.log.lock().unwrap();
@@ -377,13 +335,9 @@ fn manifest_changes_are_applied_keeping_the_site_up() {
             "{what}: the site stopped serving: {:#?}",
             log.violations
         );
-        let failed: Vec<_> = log
-            .calls
-            .iter()
-            .filter(|c| c.mutating && c.status >= 300)
-            .collect();
-        assert!(failed.is_empty(), "{what}: failed calls: {failed:?}");
         drop(log);
+        let failed = proxy.failed_mutations();
+        assert!(failed.is_empty(), "{what}: failed calls: {failed:?}");
         let out = emu.reconcile(&["plan", "-f", manifest, "--detailed-exitcode"]);
         assert_eq!(
             out.status.code(),

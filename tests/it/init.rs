@@ -9,15 +9,7 @@ use reconcile::model::Desired;
 
 use crate::emulator::Emulator;
 use crate::proxy::{Invariant, Proxy};
-
-fn text(o: &std::process::Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use crate::support::text;
 
 #[test]
 fn init_plan_apply_is_the_whole_migration() {

@@ -4,22 +4,13 @@
 //! and drift in one of them found.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::Output;
 
 use reconcile::render::json::{PlanDocument, StackPlan};
 
 use crate::emulator::Emulator;
+use crate::support::text;
 
 const STACKS: usize = 10;
-
-fn text(o: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 /// `reconcile plan ... --json`: its exit code and document.
 fn plan_json(emu: &Emulator, files: &str, detailed: bool) -> (Option<i32>, PlanDocument) {

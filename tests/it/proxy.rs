@@ -240,6 +240,27 @@ impl Proxy {
         Proxy { url, log }
     }
 
+    /// A proxy to `emulator` that checks the availability invariant of `desired` after
+    /// every mutating call; the checker is returned too, to look again afterwards.
+    pub fn checked(emulator: &str, desired: Desired) -> (Proxy, Arc<Mutex<Invariant>>) {
+        let inv = Arc::new(Mutex::new(Invariant::new(desired, emulator)));
+        let checker = Arc::clone(&inv);
+        let proxy = Proxy::start(emulator, Box::new(move |_| checker.lock().unwrap().check()));
+        (proxy, inv)
+    }
+
+    /// Mutating calls that AWS refused.
+    pub fn failed_mutations(&self) -> Vec<Call> {
+        self.log
+            .lock()
+            .unwrap()
+            .calls
+            .iter()
+            .filter(|c| c.mutating && c.status >= 300)
+            .cloned()
+            .collect()
+    }
+
     /// Mutating calls on the stack (the apply lock's own calls left out).
     pub fn mutating_calls(&self) -> Vec<Call> {
         self.log

@@ -10,15 +10,7 @@ use reconcile::model::Desired;
 
 use crate::emulator::{Emulator, Seeded};
 use crate::proxy::{Fault, Faults, Invariant, Options, Proxy};
-
-fn text(o: &std::process::Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use crate::support::text;
 
 fn seed(emu: &Emulator) -> Seeded {
     emu.seed(&["--ttl", "2", "--transition-ttl", "1"])

@@ -39,3 +39,30 @@ pub fn assert_no_panic(o: &Output, what: &str) {
         "{what}: the binary crashed\n{err}"
     );
 }
+
+/// Exit code, stdout and stderr of a run, for assertion messages.
+pub fn text(o: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// The desired model of a manifest file (which must be valid).
+pub fn desired(path: &Path) -> reconcile::model::Desired {
+    reconcile::model::Desired::from_manifest(
+        &reconcile::manifest::load(path).expect("valid manifest"),
+    )
+}
+
+/// The manifest at `manifest` with `edit` applied, written next to it under `name`.
+pub fn edited(manifest: &Path, name: &str, edit: impl FnOnce(&mut serde_json::Value)) -> PathBuf {
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(manifest).unwrap()).unwrap();
+    edit(&mut v);
+    let p = manifest.with_file_name(name);
+    std::fs::write(&p, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+    p
+}

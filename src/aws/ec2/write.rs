@@ -167,20 +167,6 @@ impl Ec2 {
         Ok(())
     }
 
-    /// Sets `tags` on a resource; keys not named are left as they are.
-    pub async fn create_tags(&self, id: &str, tags: &Tags) -> Result<()> {
-        const OP: &str = "CreateTags";
-        self.meter.record(OP, Round::START);
-        self.client
-            .create_tags()
-            .resources(id)
-            .set_tags(Some(ec2_tags(tags)))
-            .send()
-            .await
-            .map_err(|e| sdk_error(SERVICE, OP, e))?;
-        Ok(())
-    }
-
     /// Deletes a security group; one already gone is success.
     pub async fn delete_security_group(&self, id: &str) -> Result<()> {
         const OP: &str = "DeleteSecurityGroup";
