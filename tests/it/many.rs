@@ -172,3 +172,53 @@ fn ten_stacks_are_read_together_applied_and_converge() {
     }
     assert!(stdout.contains("10 stacks read in "), "{stdout}");
 }
+
+#[test]
+fn one_stack_failing_does_not_stop_the_others() {
+    let emu = Emulator::start();
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("stacks");
+    let s = emu.seed(&["--stacks", "3", "--stacks-dir", folder.to_str().unwrap()]);
+    // site-2 is served by a stopped instance only: it cannot be registered.
+    let subnet = s.ids["subnets"][0].as_str().unwrap();
+    let ami = s.ids["ami"].as_str().unwrap();
+    let stopped = dir.path().join("stopped");
+    emu.boto(&format!(
+        "i = ec2.run_instances(ImageId='{ami}', MinCount=1, MaxCount=1, SubnetId='{subnet}')['Instances'][0]['InstanceId']\n\
+         ec2.stop_instances(InstanceIds=[i])\n\
+         open({:?}, 'w').write(i)",
+        stopped.display().to_string()
+    ));
+    let stopped = std::fs::read_to_string(stopped).unwrap();
+    let site2 = folder.join("site-2.json");
+    crate::support::edited(&site2, "site-2.json", |m| {
+        for tg in m["target_groups"].as_object_mut().unwrap().values_mut() {
+            tg["targets"] = serde_json::json!([stopped]);
+        }
+    });
+
+    let out = emu.reconcile(&["apply", "-f", folder.to_str().unwrap(), "--yes"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for done in ["site-1", "site-3"] {
+        assert!(
+            stdout.contains(&format!("stack {done}: apply complete")),
+            "{done} should finish:\n{}",
+            text(&out)
+        );
+    }
+    assert!(stderr.contains("error: stack site-2:"), "{stderr}");
+    // AWS (and moto) refuse to register an instance that is not running.
+    assert!(stderr.contains(&format!("'{stopped}'")), "{stderr}");
+    assert!(stderr.contains("not in a running state"), "{stderr}");
+    assert!(
+        stderr.contains("Stack site-2 stopped (see above). Run `reconcile apply` again"),
+        "{stderr}"
+    );
+    for (manifest, code) in [("site-1.json", 0), ("site-3.json", 0), ("site-2.json", 2)] {
+        let path = folder.join(manifest);
+        let out = emu.reconcile(&["plan", "-f", path.to_str().unwrap(), "--detailed-exitcode"]);
+        assert_eq!(out.status.code(), Some(code), "{manifest}:\n{}", text(&out));
+    }
+}
