@@ -251,6 +251,28 @@ impl Validator<'_> {
         ports
     }
 
+    /// A group or rule description as EC2 takes it: at most 255 characters, from letters,
+    /// digits, spaces and `._-:/()#,@[]+=&;{}!$*` (anything else fails mid-apply).
+    fn ec2_text(&mut self, path: &Path, text: &str, what: &str) {
+        const ALSO: &str = " ._-:/()#,@[]+=&;{}!$*";
+        if text.len() > 255 {
+            self.err(
+                path,
+                format!("the {what} is {} bytes, over EC2's 255", text.len()),
+                "shorten it",
+            );
+        } else if let Some(c) = text
+            .chars()
+            .find(|c| !c.is_ascii_alphanumeric() && !ALSO.contains(*c))
+        {
+            self.err(
+                path,
+                format!("the {what} contains {c:?}, which EC2 does not accept"),
+                format!("use letters, digits, spaces and {}", ALSO.trim_start()),
+            );
+        }
+    }
+
     fn group_ref(&mut self, path: &Path, reference: &str, field: &str) {
         if self.m.security_groups.contains_key(reference) {
             return;
@@ -292,13 +314,7 @@ impl Validator<'_> {
                         self.err(&p, format!("derived security group name \"{name}\" is not valid"), "group keys may use letters, digits, `-` and `_`, and the name is at most 255 characters");
                     }
                     if let Some(d) = &sg.description {
-                        if d.len() > 255 || !d.is_ascii() {
-                            self.err(
-                                &p.key("description"),
-                                "the description must be ASCII and at most 255 characters",
-                                "AWS refuses other characters in group descriptions",
-                            );
-                        }
+                        self.ec2_text(&p.key("description"), d, "description");
                     }
                 }
             }
@@ -354,13 +370,7 @@ impl Validator<'_> {
                     }
                 }
                 if let Some(d) = &rule.description {
-                    if d.len() > 255 {
-                        self.err(
-                            &rp.key("description"),
-                            "the description is over 255 characters",
-                            "shorten it",
-                        );
-                    }
+                    self.ec2_text(&rp.key("description"), d, "rule description");
                 }
             }
             // A backend (a group that admits the load balancer's group) must not also take
