@@ -127,7 +127,7 @@ pub async fn init(
         });
     };
     let records = route53
-        .records(&zone.id, |n| n == name, Round::START)
+        .records(&zone.id, |n| n == name, |_| false, Round::START)
         .await?
         .value;
     let record = pick_record(&name, &zone, &records)?;

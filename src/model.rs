@@ -521,6 +521,11 @@ pub struct ObservedZone {
     pub id: String,
     pub name: String,
     pub records: Vec<ObservedRecord>,
+    /// Other address records of the zone that share a value with one the manifest names
+    /// (say `api` on the same address as `www`): not the stack's, read only to warn that
+    /// closing the backend's public rules cuts them off too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub neighbours: Vec<ObservedRecord>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

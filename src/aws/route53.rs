@@ -75,6 +75,7 @@ impl Route53 {
                 id: (*id).clone(),
                 name: want,
                 records: Vec::new(),
+                neighbours: Vec::new(),
             }),
             more => {
                 return Err(Error::AmbiguousZone {
@@ -86,17 +87,18 @@ impl Route53 {
         Ok(Answer { value, round })
     }
 
-    /// The record sets of a zone (every page) whose normalised name `keep` accepts,
-    /// without the zone's own SOA and NS records.
+    /// The record sets of a zone (every page) whose normalised name `keep` accepts, or
+    /// that `also` accepts, without the zone's own SOA and NS records.
     pub async fn records(
         &self,
         zone_id: &str,
         keep: impl Fn(&str) -> bool,
+        also: impl Fn(&ObservedRecord) -> bool,
         after: Round,
     ) -> Result<Answer<Vec<ObservedRecord>>> {
         const OP: &str = "ListResourceRecordSets";
         type Start = (String, Option<RrType>, Option<String>);
-        let keep = &keep;
+        let (keep, also) = (&keep, &also);
         let mut answer = paginate(&self.meter, OP, after, |start: Option<Start>| async move {
             let (name, kind, identifier) = match start {
                 Some((n, t, i)) => (Some(n), t, i),
@@ -117,7 +119,7 @@ impl Route53 {
                 .resource_record_sets()
                 .iter()
                 .filter_map(record)
-                .filter(|r| keep(&r.name))
+                .filter(|r| keep(&r.name) || also(r))
                 .collect();
             let next = match (out.is_truncated(), out.next_record_name()) {
                 (true, Some(name)) => Some((

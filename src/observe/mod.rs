@@ -266,13 +266,31 @@ async fn read_zones(
         .map(|s| {
             let i = names.iter().position(|n| Some(n) == s.zone.as_ref())?;
             let mut zone = zones.get(i)?.clone()?;
-            zone.records.retain(|r| s.keeps_record(&r.name));
+            let (kept, others): (Vec<_>, Vec<_>) = std::mem::take(&mut zone.records)
+                .into_iter()
+                .partition(|r| s.keeps_record(&r.name));
+            let values: BTreeSet<&String> = kept
+                .iter()
+                .filter(|r| is_address(r))
+                .flat_map(|r| &r.values)
+                .collect();
+            zone.neighbours = others
+                .into_iter()
+                .filter(|r| is_address(r) && r.values.iter().any(|v| values.contains(v)))
+                .collect();
+            zone.records = kept;
             Some(zone)
         })
         .collect())
 }
 
-/// The zone `name` with the records any of `wanted_by` speaks about.
+/// An A, AAAA or CNAME record with values (not an alias).
+fn is_address(r: &crate::model::ObservedRecord) -> bool {
+    r.alias.is_none() && matches!(r.kind.as_str(), "A" | "AAAA" | "CNAME")
+}
+
+/// The zone `name` with every record: those any of `wanted_by` speaks about, and the
+/// address records among the rest (the stacks' neighbours are picked from them).
 async fn read_zone(
     route53: &Route53,
     name: &str,
@@ -286,6 +304,7 @@ async fn read_zone(
         .records(
             &zone.id,
             |n| wanted_by.iter().any(|s| s.keeps_record(n)),
+            is_address,
             found.round,
         )
         .await?;

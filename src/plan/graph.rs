@@ -445,5 +445,6 @@ fn order(desired: &Desired, b: Builder) -> Result<Plan, CycleError> {
         nodes,
         edges: b.edges.into_iter().collect(),
         blockers: vec![],
+        warnings: vec![],
     })
 }

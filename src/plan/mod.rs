@@ -373,6 +373,15 @@ pub struct Blocker {
     pub hint: String,
 }
 
+/// Something the plan does not stop for but a person should know before applying it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Warning {
+    /// The resource concerned.
+    pub subject: String,
+    pub message: String,
+    pub hint: String,
+}
+
 /// The whole plan of one stack.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
@@ -383,6 +392,9 @@ pub struct Plan {
     pub edges: Vec<(String, String)>,
     /// Conflicts and missing prerequisites; a plan with blockers is not applied.
     pub blockers: Vec<Blocker>,
+    /// What applying it affects beyond the stack (see [`neighbour_warnings`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<Warning>,
 }
 
 impl Plan {
@@ -410,5 +422,47 @@ impl Plan {
 /// Plans `desired` against `observed`. Pure and deterministic.
 pub fn plan(desired: &Desired, observed: &Observed) -> Result<Plan, graph::CycleError> {
     let decided = diff::diff(desired, observed);
-    graph::build(desired, decided)
+    let mut plan = graph::build(desired, decided)?;
+    plan.warnings = neighbour_warnings(observed, &plan);
+    Ok(plan)
+}
+
+/// When the plan closes an existing group's rules (the backend's direct path), every
+/// other record of the zone that leads where a managed record leads now (the same address
+/// or name, say `api` beside `www` on the instance's elastic IP) is cut off too: the
+/// manifest does not move it to the load balancer, and the tool does not touch it.
+pub fn neighbour_warnings(observed: &Observed, plan: &Plan) -> Vec<Warning> {
+    let closes_direct_path = plan.changes().any(|c| {
+        matches!(
+            c.op,
+            Op::RevokeIngress {
+                direct_path: true,
+                ..
+            }
+        )
+    });
+    let Some(zone) = observed.zone.as_ref().filter(|_| closes_direct_path) else {
+        return Vec::new();
+    };
+    zone.neighbours
+        .iter()
+        .filter_map(|n| {
+            let shared: Vec<&str> = zone
+                .records
+                .iter()
+                .filter(|r| r.values.iter().any(|v| n.values.contains(v)))
+                .map(|r| r.name.as_str())
+                .collect();
+            let first = *shared.first()?;
+            Some(Warning {
+                subject: format!("dns record {} {}", n.name, n.kind),
+                message: format!(
+                    "{} ({}) is not in the manifest and leads where {first} leads now; once the backend's public rules are removed it no longer reaches the site",
+                    n.name,
+                    n.values.join(", "),
+                ),
+                hint: format!("add {} under dns.records to move it to the load balancer too, or point it elsewhere first", n.name),
+            })
+        })
+        .collect()
 }

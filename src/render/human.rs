@@ -205,6 +205,16 @@ pub fn plan(p: &Plan, label: &str, style: &Style) -> String {
             }
         }
     }
+    for w in &p.warnings {
+        let _ = writeln!(
+            out,
+            "\n  {} {}: {}\n        hint: {}",
+            style.paint("33;1", "warning"),
+            w.subject,
+            w.message,
+            w.hint
+        );
+    }
     let _ = writeln!(out, "\nPlan: {}.", totals(p));
     out
 }

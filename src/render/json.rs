@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::plan::{Action, Blocker, Change, Gate, NodeKind, Plan};
+use crate::plan::{Action, Blocker, Change, Gate, NodeKind, Plan, Warning};
 
 pub const FORMAT_VERSION: &str = "1";
 
@@ -37,6 +37,9 @@ pub struct StackPlan {
     /// `[from, to]`: `to` waits for `from`.
     pub edges: Vec<(String, String)>,
     pub blockers: Vec<Blocker>,
+    /// What applying the plan affects beyond the stack; absent when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<Warning>,
     pub summary: Summary,
     /// AWS requests made to read this stack's live state: `requests`, `rounds`,
     /// `by_operation`, and `shared`, how many of those requests also served other stacks
@@ -98,6 +101,7 @@ impl StackPlan {
             gates,
             edges: p.edges.clone(),
             blockers: p.blockers.clone(),
+            warnings: p.warnings.clone(),
             summary: Summary {
                 create: n(Action::Create),
                 update: n(Action::Update),

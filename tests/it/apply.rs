@@ -380,3 +380,45 @@ fn a_starting_point_with_a_cname_to_the_instance_migrates_keeping_the_site_up() 
     );
     assert_converged(&emu, path(&s));
 }
+
+#[test]
+fn a_neighbour_record_on_the_backends_address_is_warned_about_and_left_alone() {
+    let emu = Emulator::start();
+    let s = seed_short(&emu);
+    let zone = s.ids["zone_id"].as_str().unwrap().to_owned();
+    let ip = s.ids["eip"]["public_ip"].as_str().unwrap().to_owned();
+    emu.boto(&format!(
+        "r53.change_resource_record_sets(HostedZoneId='{zone}', ChangeBatch={{'Changes': [\n\
+         {{'Action': 'CREATE', 'ResourceRecordSet': {{'Name': 'api.example.com', 'Type': 'A', 'TTL': 300, 'ResourceRecords': [{{'Value': '{ip}'}}]}}}},\n\
+         {{'Action': 'CREATE', 'ResourceRecordSet': {{'Name': 'mail.example.com', 'Type': 'A', 'TTL': 300, 'ResourceRecords': [{{'Value': '192.0.2.25'}}]}}}}]}})"
+    ));
+    let out = emu.reconcile(&["plan", "-f", path(&s)]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("warning dns record api.example.com A: api.example.com")
+            && stdout.contains("leads where www.example.com leads now"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("mail.example.com"), "{stdout}");
+    let out = emu.reconcile(&["plan", "-f", path(&s), "--json"]);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let warnings = &doc["stacks"][0]["warnings"];
+    assert_eq!(warnings.as_array().map(Vec::len), Some(1), "{warnings}");
+    assert_eq!(warnings[0]["subject"], "dns record api.example.com A");
+
+    // A warning does not stop the apply; the neighbour is not the stack's to change.
+    let proxy = checked_proxy(&emu, &s.manifest);
+    let out = emu.reconcile_at(&proxy.url, &["apply", "-f", path(&s), "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_clean(&proxy);
+    emu.boto(&format!(
+        "rs = r53.list_resource_record_sets(HostedZoneId='{zone}')['ResourceRecordSets']\n\
+         api = [(r['Type'], r['ResourceRecords'][0]['Value']) for r in rs if r['Name'].rstrip('.') == 'api.example.com']\n\
+         assert api == [('A', '{ip}')], api"
+    ));
+    // Once migrated, nothing leads where the neighbour does: no warning any more.
+    let out = emu.reconcile(&["plan", "-f", path(&s), "--detailed-exitcode"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("warning"));
+}

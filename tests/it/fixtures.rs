@@ -70,6 +70,7 @@ pub fn empty_account() -> Observed {
             id: "Z0123456789ABCDEFGHIJ".into(),
             name: "example.com".into(),
             records: vec![],
+            neighbours: vec![],
         }),
         ..Observed::default()
     }

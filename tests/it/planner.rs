@@ -463,3 +463,37 @@ fn another_stacks_marker_is_never_touched() {
     let p = plan_of(&d, &o);
     assert!(!p.has_changes(), "{:?}", ids(&p));
 }
+
+/// A record beside the managed one on the backends' address: warned about while the plan
+/// closes the backend's public rules, never changed, and not warned about once they are
+/// closed.
+#[test]
+fn a_neighbour_on_the_old_address_is_warned_about_only_while_the_direct_path_closes() {
+    let with_neighbour = |mut o: Observed| {
+        let zone = o.zone.as_mut().unwrap();
+        let www = zone.records.first().cloned();
+        let values = www.map_or_else(|| vec!["192.0.2.10".to_owned()], |r| r.values);
+        zone.neighbours.push(reconcile::model::ObservedRecord {
+            name: "api.example.com".into(),
+            kind: "A".into(),
+            ttl: Some(300),
+            values,
+            alias: None,
+        });
+        o
+    };
+    let d = desired();
+    let p = plan_of(&d, &with_neighbour(starting_point()));
+    let [w] = &p.warnings[..] else {
+        panic!("one warning: {:?}", p.warnings)
+    };
+    assert_eq!(w.subject, "dns record api.example.com A");
+    assert!(
+        p.changes()
+            .all(|c| !c.resource.name.contains("api.example.com")),
+        "the neighbour is not changed"
+    );
+    assert!(plan_of(&d, &with_neighbour(converged()))
+        .warnings
+        .is_empty());
+}

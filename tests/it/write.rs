@@ -539,7 +539,7 @@ async fn dns_writes_replace_round_trip_and_delete() {
     let r53 = w.route53();
     let zone = id(&w.ids, "zone_id");
     let records = |r53: Route53, zone: String| async move {
-        r53.records(&zone, |_| true, Round::START)
+        r53.records(&zone, |_| true, |_| true, Round::START)
             .await
             .expect("ListResourceRecordSets")
             .value
