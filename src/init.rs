@@ -126,11 +126,22 @@ pub async fn init(
             tried: candidates.join(", "),
         });
     };
-    let records = route53
-        .records(&zone.id, |n| n == name, |_| false, Round::START)
+    let listed = route53
+        .records(
+            &zone.id,
+            |n| n == name,
+            |r| r.alias.is_none() && matches!(r.kind.as_str(), "A" | "AAAA" | "CNAME"),
+            Round::START,
+        )
         .await?
         .value;
+    let (records, others): (Vec<_>, Vec<_>) = listed.into_iter().partition(|r| r.name == name);
     let record = pick_record(&name, &zone, &records)?;
+    let neighbours: Vec<String> = others
+        .iter()
+        .filter(|r| r.values.iter().any(|v| record.values.contains(v)))
+        .map(|r| format!("{} {}", r.name, r.kind))
+        .collect();
     let old_ttl = record.ttl.unwrap_or(300);
 
     // What it points at.
@@ -351,6 +362,12 @@ pub async fn init(
     assumptions.push(format!(
         "health check: HTTP {HEALTH_PATH} on port {APP_PORT}, expecting 200: it must answer without basic auth (`reconcile backend` prints the nginx and Django parts)"
     ));
+    if !neighbours.is_empty() {
+        assumptions.push(format!(
+            "left as they are: {} (same address as {name}, not in the manifest): once the backend's public rules go they no longer reach the backends; add them under dns.records to move them too",
+            neighbours.join(", ")
+        ));
+    }
     assumptions.push(if apex {
         format!("record: {name} becomes an alias A record (a CNAME cannot stand at the zone apex); its TTL is lowered to {transition}s before the switch")
     } else {

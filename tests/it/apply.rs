@@ -406,6 +406,15 @@ fn a_neighbour_record_on_the_backends_address_is_warned_about_and_left_alone() {
     let warnings = &doc["stacks"][0]["warnings"];
     assert_eq!(warnings.as_array().map(Vec::len), Some(1), "{warnings}");
     assert_eq!(warnings[0]["subject"], "dns record api.example.com A");
+    // init says so among its assumptions.
+    let out = emu.reconcile(&["init", "--name", "www.example.com"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("left as they are: api.example.com A (same address as www.example.com"),
+        "{said}"
+    );
+    assert!(!said.contains("mail.example.com"), "{said}");
 
     // A warning does not stop the apply; the neighbour is not the stack's to change.
     let proxy = checked_proxy(&emu, &s.manifest);
