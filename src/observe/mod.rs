@@ -79,11 +79,29 @@ pub async fn observe_many(
                     .iter()
                     .flat_map(|lb| lb.security_groups.iter().cloned())
                     .collect();
-                let security_groups = groups
+                let mut security_groups: Vec<ObservedSg> = groups
                     .iter()
                     .filter(|g| scope.wants_group(g, &lb_groups))
                     .cloned()
                     .collect();
+                // The groups its groups' rules admit, for their owner tags: an exclusive
+                // group keeps the rules that let another stack's load balancer in.
+                let sources: BTreeSet<&String> = security_groups
+                    .iter()
+                    .flat_map(|g| &g.rules)
+                    .filter_map(|r| match &r.key.source {
+                        crate::model::Source::Group(id) => Some(id),
+                        _ => None,
+                    })
+                    .collect();
+                let extra: Vec<ObservedSg> = groups
+                    .iter()
+                    .filter(|g| sources.contains(&g.id))
+                    .filter(|g| !security_groups.iter().any(|k| k.id == g.id))
+                    .cloned()
+                    .collect();
+                security_groups.extend(extra);
+                security_groups.sort_by(|a, b| a.id.cmp(&b.id));
                 Observed {
                     load_balancers,
                     target_groups,

@@ -9,6 +9,7 @@ use serde_json::json;
 use super::diff::{attr, resource, Differ};
 use super::{Action, Change, Op, SgRef, Tagged};
 use crate::model::{owned_by, GroupRef, RuleKey, Source};
+use crate::names;
 
 impl<'a> Differ<'a> {
     pub(super) fn security_groups(&mut self) {
@@ -92,6 +93,7 @@ impl<'a> Differ<'a> {
                 g.rules
                     .iter()
                     .filter(|r| !desired.contains_key(&r.key))
+                    .filter(|r| owned || !self.admits_another_stack(&r.key))
                     .map(|r| r.key.clone())
                     .collect()
             } else {
@@ -171,6 +173,21 @@ impl<'a> Differ<'a> {
                 );
             }
         }
+    }
+
+    /// Does a rule admit a group another reconcile stack owns (its load balancer's, say)?
+    /// An `existing` group shared by several stacks keeps such rules even when
+    /// `exclusive`: removing one would cut that stack's site off, and it is not this
+    /// stack's to remove.
+    fn admits_another_stack(&self, rule: &RuleKey) -> bool {
+        let Source::Group(id) = &rule.source else {
+            return false;
+        };
+        self.o.sg_by_id(id).is_some_and(|g| {
+            g.tags
+                .get(names::STACK_TAG)
+                .is_some_and(|s| *s != self.d.stack)
+        })
     }
 
     /// Is an AWS name taken by something the stack does not own? (Already reported.)

@@ -222,3 +222,43 @@ fn one_stack_failing_does_not_stop_the_others() {
         assert_eq!(out.status.code(), Some(code), "{manifest}:\n{}", text(&out));
     }
 }
+
+#[test]
+fn stacks_sharing_an_exclusive_backend_group_keep_each_others_rules() {
+    let emu = Emulator::start();
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("stacks");
+    let s = emu.seed(&["--stacks", "2", "--stacks-dir", folder.to_str().unwrap()]);
+    let shared = s.ids["stack_backends"][0].as_str().unwrap().to_owned();
+    let site2 = folder.join("site-2.json");
+    crate::support::edited(&site2, "site-2.json", |m| {
+        m["security_groups"]["backend"]["existing"] = shared.clone().into();
+        m["security_groups"]["backend"]["exclusive"] = true.into();
+    });
+    let site1 = folder.join("site-1.json");
+    crate::support::edited(&site1, "site-1.json", |m| {
+        m["security_groups"]["backend"]["exclusive"] = true.into();
+    });
+    let folder = folder.to_str().unwrap();
+    let out = emu.reconcile(&["apply", "-f", folder, "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // Each stack, planned alone or together, leaves the other's load balancer let in.
+    for files in [
+        vec![folder],
+        vec![site1.to_str().unwrap()],
+        vec![site2.to_str().unwrap()],
+    ] {
+        let mut args = vec!["plan", "--detailed-exitcode"];
+        for f in &files {
+            args.extend(["-f", f]);
+        }
+        let out = emu.reconcile(&args);
+        assert_eq!(out.status.code(), Some(0), "{files:?}:\n{}", text(&out));
+    }
+    emu.boto(&format!(
+        "g = ec2.describe_security_groups(GroupIds=['{shared}'])['SecurityGroups'][0]\n\
+         names = {{x['GroupId']: x['GroupName'] for x in ec2.describe_security_groups()['SecurityGroups']}}\n\
+         admitted = sorted({{names[p['GroupId']] for r in g['IpPermissions'] for p in r.get('UserIdGroupPairs', [])}})\n\
+         assert admitted == ['site-1-lb', 'site-2-lb'], admitted"
+    ));
+}

@@ -497,3 +497,44 @@ fn a_neighbour_on_the_old_address_is_warned_about_only_while_the_direct_path_clo
         .warnings
         .is_empty());
 }
+
+/// An exclusive `existing` group shared with another stack keeps the rules that let that
+/// stack's load balancer in (removing them would cut its site off), and still removes
+/// other rules it does not list.
+#[test]
+fn an_exclusive_shared_group_keeps_another_stacks_rules() {
+    let mut o = converged();
+    let other_lb = "sg-0aaaaaaaaaaaaaaa9";
+    let stranger = "sg-0bbbbbbbbbbbbbbb9";
+    for (id, name, tags) in [
+        (
+            other_lb,
+            "shop-lb",
+            [(reconcile::names::STACK_TAG.to_owned(), "shop".to_owned())].into(),
+        ),
+        (stranger, "admin", reconcile::model::Tags::new()),
+    ] {
+        o.security_groups.push(reconcile::model::ObservedSg {
+            id: id.into(),
+            name: name.into(),
+            vpc: VPC.into(),
+            description: String::new(),
+            tags,
+            rules: vec![],
+        });
+    }
+    let b = backend(&mut o);
+    b.rules
+        .push(rule(8088, Source::Group(other_lb.into()), None));
+    b.rules
+        .push(rule(9000, Source::Group(stranger.into()), None));
+    let p = plan_of(&desired(), &o);
+    let removed: Vec<String> = p
+        .changes()
+        .filter(|c| matches!(c.op, Op::RevokeIngress { .. }))
+        .flat_map(|c| c.attrs.iter().filter_map(|a| a.before.clone()))
+        .map(|v| v.as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert!(removed.iter().any(|r| r.contains(stranger)), "{removed:?}");
+    assert!(!removed.iter().any(|r| r.contains(other_lb)), "{removed:?}");
+}
