@@ -166,6 +166,12 @@ fn cases(ids: &serde_json::Value) -> Vec<Case> {
              elb.delete_target_group(TargetGroupArn=tgs['www-example-http'])".into(),
             "CreateTargetGroup",
         ),
+        case(
+            "the load balancer deleted",
+            Site::Broken,
+            "elb.delete_load_balancer(LoadBalancerArn=lbarn)".into(),
+            "CreateLoadBalancer",
+        ),
     ]
 }
 
