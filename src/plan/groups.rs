@@ -18,6 +18,16 @@ impl<'a> Differ<'a> {
         for (key, dsg) in &self.d.security_groups {
             match &dsg.existing {
                 Some(id) => match self.o.sg_by_id(id) {
+                    // The backends' group lives where the load balancer and its target
+                    // groups are created: a group elsewhere means `vpc` is wrong.
+                    Some(g) if g.vpc != self.d.vpc => self.block(
+                        format!("security_groups.{key}.existing"),
+                        format!(
+                            "security group {id} is in {}, not in the manifest's vpc {}",
+                            g.vpc, self.d.vpc
+                        ),
+                        "set `vpc` to the VPC of the backends (the load balancer, its groups and target groups are created there), or correct `existing`",
+                    ),
                     Some(g) => {
                         self.sg_ids.insert(key.clone(), id.clone());
                         live.insert(key.clone(), g);

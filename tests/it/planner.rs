@@ -538,3 +538,18 @@ fn an_exclusive_shared_group_keeps_another_stacks_rules() {
     assert!(removed.iter().any(|r| r.contains(stranger)), "{removed:?}");
     assert!(!removed.iter().any(|r| r.contains(other_lb)), "{removed:?}");
 }
+
+/// An `existing` group outside the manifest's VPC (a wrong `vpc`) blocks the plan before
+/// anything is created in the wrong place.
+#[test]
+fn an_existing_group_in_another_vpc_blocks_the_plan() {
+    let d = desired_edited(|m| m["vpc"] = "vpc-0fedcba9876543210".into());
+    let p = plan_of(&d, &starting_point());
+    let b = p
+        .blockers
+        .iter()
+        .find(|b| b.subject == "security_groups.backend.existing")
+        .unwrap_or_else(|| panic!("{:?}", p.blockers));
+    assert!(b.message.contains(VPC), "{}", b.message);
+    assert!(plan_of(&desired(), &starting_point()).blockers.is_empty());
+}
