@@ -174,18 +174,22 @@ fn change_lines(out: &mut String, c: &Change, style: &Style) {
     }
 }
 
+/// A blocker or warning: `  <kind> <subject>: <message>` and its hint beneath.
+fn notice(out: &mut String, kind: &str, subject: &str, message: &str, hint: &str) {
+    let _ = writeln!(out, "  {kind} {subject}: {message}\n        hint: {hint}");
+}
+
 /// Renders one stack's plan. `label` names the stack and its manifest.
 pub fn plan(p: &Plan, label: &str, style: &Style) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{}", style.paint("1", label));
     for b in &p.blockers {
-        let _ = writeln!(
-            out,
-            "  {} {}: {}\n        hint: {}",
-            style.paint("31;1", "blocked"),
-            b.subject,
-            b.message,
-            b.hint
+        notice(
+            &mut out,
+            &style.paint("31;1", "blocked"),
+            &b.subject,
+            &b.message,
+            &b.hint,
         );
     }
     if !p.has_changes() {
@@ -206,13 +210,13 @@ pub fn plan(p: &Plan, label: &str, style: &Style) -> String {
         }
     }
     for w in &p.warnings {
-        let _ = writeln!(
-            out,
-            "\n  {} {}: {}\n        hint: {}",
-            style.paint("33;1", "warning"),
-            w.subject,
-            w.message,
-            w.hint
+        out.push('\n');
+        notice(
+            &mut out,
+            &style.paint("33;1", "warning"),
+            &w.subject,
+            &w.message,
+            &w.hint,
         );
     }
     let _ = writeln!(out, "\nPlan: {}.", totals(p));

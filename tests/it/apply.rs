@@ -26,18 +26,6 @@ fn assert_converged(emu: &Emulator, manifest: &str) {
     assert_eq!(out.status.code(), Some(0), "not converged:\n{}", text(&out));
 }
 
-fn assert_clean(proxy: &Proxy) {
-    let log = proxy.log.lock().unwrap();
-    assert!(
-        log.violations.is_empty(),
-        "invariant broken: {:#?}",
-        log.violations
-    );
-    drop(log);
-    let failed = proxy.failed_mutations();
-    assert!(failed.is_empty(), "failed calls: {failed:?}");
-}
-
 /// Writes the seeded manifest with `edit` applied, next to it.
 fn edited(s: &Seeded, name: &str, edit: impl FnOnce(&mut serde_json::Value)) -> PathBuf {
     support::edited(&s.manifest, name, edit)
@@ -55,7 +43,7 @@ fn starting_point_migrates_keeping_the_site_up_after_every_call() {
         "{}",
         text(&out)
     );
-    assert_clean(&proxy);
+    proxy.assert_clean("apply");
     let log = proxy.log.lock().unwrap();
     assert!(
         log.checks >= 15,
@@ -184,7 +172,7 @@ fn a_target_group_port_change_replaces_it_without_a_failed_call() {
     let changed = changed.to_str().unwrap();
     let out = emu.reconcile_at(&proxy.url, &["apply", "-f", changed, "--yes"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert_clean(&proxy);
+    proxy.assert_clean("apply");
     let ops: Vec<String> = proxy
         .mutating_calls()
         .into_iter()
@@ -219,7 +207,7 @@ fn a_target_group_left_out_is_deleted_after_its_listener() {
     let changed = changed.to_str().unwrap();
     let out = emu.reconcile_at(&proxy.url, &["apply", "-f", changed, "--yes"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert_clean(&proxy);
+    proxy.assert_clean("apply");
     let ops: Vec<String> = proxy
         .mutating_calls()
         .into_iter()
@@ -323,7 +311,7 @@ fn a_scheme_change_replaces_the_load_balancer_with_dns_moved_first() {
     let changed = changed.to_str().unwrap();
     let out = emu.reconcile_at(&proxy.url, &["apply", "-f", changed, "--yes"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert_clean(&proxy);
+    proxy.assert_clean("apply");
     let ops: Vec<String> = proxy
         .mutating_calls()
         .into_iter()
@@ -363,7 +351,7 @@ fn a_starting_point_with_a_cname_to_the_instance_migrates_keeping_the_site_up() 
     let proxy = checked_proxy(&emu, &s.manifest);
     let out = emu.reconcile_at(&proxy.url, &["apply", "-f", path(&s), "--yes"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert_clean(&proxy);
+    proxy.assert_clean("apply");
     let ops: Vec<String> = proxy
         .mutating_calls()
         .into_iter()
@@ -420,7 +408,7 @@ fn a_neighbour_record_on_the_backends_address_is_warned_about_and_left_alone() {
     let proxy = checked_proxy(&emu, &s.manifest);
     let out = emu.reconcile_at(&proxy.url, &["apply", "-f", path(&s), "--yes"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert_clean(&proxy);
+    proxy.assert_clean("apply");
     emu.boto(&format!(
         "rs = r53.list_resource_record_sets(HostedZoneId='{zone}')['ResourceRecordSets']\n\
          api = [(r['Type'], r['ResourceRecords'][0]['Value']) for r in rs if r['Name'].rstrip('.') == 'api.example.com']\n\

@@ -335,15 +335,7 @@ fn manifest_changes_are_applied_keeping_the_site_up() {
         let (proxy, _) = Proxy::checked(&emu.url, desired(&next));
         let out = emu.reconcile_at(&proxy.url, &["apply", "-f", manifest, "--yes"]);
         assert_eq!(out.status.code(), Some(0), "{what}: {}", text(&out));
-        let log = proxy.log.lock().unwrap();
-        assert!(
-            log.violations.is_empty(),
-            "{what}: the site stopped serving: {:#?}",
-            log.violations
-        );
-        drop(log);
-        let failed = proxy.failed_mutations();
-        assert!(failed.is_empty(), "{what}: failed calls: {failed:?}");
+        proxy.assert_clean(what);
         let out = emu.reconcile(&["plan", "-f", manifest, "--detailed-exitcode"]);
         assert_eq!(
             out.status.code(),

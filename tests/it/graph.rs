@@ -318,15 +318,9 @@ fn plan_graph_through_the_binary_keeps_plans_exit_codes() {
 
     // A name taken by an untagged group blocks the plan: still drawn, still exit 1.
     let vpc = seeded.ids["vpc"].as_str().unwrap();
-    let script = format!(
-        "import boto3; boto3.client('ec2', endpoint_url='{}', region_name='us-east-1', aws_access_key_id='t', aws_secret_access_key='t').create_security_group(GroupName='www-example-lb', Description='someone else', VpcId='{vpc}')",
-        emu.url
-    );
-    let made = Command::new(repo_file(".venv/bin/python"))
-        .args(["-c", &script])
-        .output()
-        .unwrap();
-    assert!(made.status.success(), "{}", stderr(&made));
+    emu.boto(&format!(
+        "ec2.create_security_group(GroupName='www-example-lb', Description='someone else', VpcId='{vpc}')"
+    ));
     let out = emu.reconcile(&[
         "plan",
         "-f",

@@ -2,14 +2,9 @@
 //! manifest it writes validates, applies with the site up after every call, and converges;
 //! names it cannot follow are clear errors that write nothing.
 
-use std::sync::{Arc, Mutex};
-
-use reconcile::manifest;
-use reconcile::model::Desired;
-
 use crate::emulator::Emulator;
-use crate::proxy::{Invariant, Proxy};
-use crate::support::text;
+use crate::proxy::Proxy;
+use crate::support::{desired, text};
 
 #[test]
 fn init_plan_apply_is_the_whole_migration() {
@@ -62,9 +57,7 @@ fn init_plan_apply_is_the_whole_migration() {
     let out = emu.reconcile(&["validate", "-f", out_path]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     // apply, with the invariant checked after every mutating call.
-    let desired = Desired::from_manifest(&manifest::load(&out_file).unwrap());
-    let inv = Arc::new(Mutex::new(Invariant::new(desired, &emu.url)));
-    let proxy = Proxy::start(&emu.url, Box::new(move |_| inv.lock().unwrap().check()));
+    let (proxy, _) = Proxy::checked(&emu.url, desired(&out_file));
     let out = emu.reconcile_at(&proxy.url, &["apply", "-f", out_path, "--yes"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let log = proxy.log.lock().unwrap();

@@ -6,10 +6,7 @@ use reconcile::plan::{Gate, Op};
 use reconcile::render::json::PlanDocument;
 
 use crate::emulator::Emulator;
-
-fn stderr(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+use crate::support::stderr;
 
 #[test]
 fn plan_of_the_starting_point_as_json() {
@@ -109,15 +106,9 @@ fn a_name_taken_by_something_else_blocks_the_plan() {
     let seeded = emu.seed(&[]);
     // An untagged security group with the name the stack derives for its "lb" group.
     let vpc = seeded.ids["vpc"].as_str().unwrap();
-    let script = format!(
-        "import boto3; boto3.client('ec2', endpoint_url='{}', region_name='us-east-1', aws_access_key_id='t', aws_secret_access_key='t').create_security_group(GroupName='www-example-lb', Description='someone else', VpcId='{vpc}')",
-        emu.url
-    );
-    let made = std::process::Command::new(crate::support::repo_file(".venv/bin/python"))
-        .args(["-c", &script])
-        .output()
-        .unwrap();
-    assert!(made.status.success(), "{}", stderr(&made));
+    emu.boto(&format!(
+        "ec2.create_security_group(GroupName='www-example-lb', Description='someone else', VpcId='{vpc}')"
+    ));
     let out = emu.reconcile(&["plan", "-f", seeded.manifest.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let text = String::from_utf8_lossy(&out.stdout);

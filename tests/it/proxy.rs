@@ -249,6 +249,17 @@ impl Proxy {
         (proxy, inv)
     }
 
+    /// Fails the test, naming `what`, if the invariant broke or AWS refused a mutating call.
+    pub fn assert_clean(&self, what: &str) {
+        let violations = self.log.lock().unwrap().violations.clone();
+        assert!(
+            violations.is_empty(),
+            "{what}: the site stopped serving: {violations:#?}"
+        );
+        let failed = self.failed_mutations();
+        assert!(failed.is_empty(), "{what}: failed calls: {failed:?}");
+    }
+
     /// Mutating calls that AWS refused.
     pub fn failed_mutations(&self) -> Vec<Call> {
         self.log

@@ -5,20 +5,16 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use reconcile::manifest;
-use reconcile::model::Desired;
-
 use crate::emulator::{Emulator, Seeded};
 use crate::proxy::{Fault, Faults, Invariant, Options, Proxy};
-use crate::support::text;
+use crate::support::{desired, text};
 
 fn seed(emu: &Emulator) -> Seeded {
     emu.seed(&["--ttl", "2", "--transition-ttl", "1"])
 }
 
 fn invariant(emu: &Emulator, s: &Seeded) -> Arc<Mutex<Invariant>> {
-    let d = Desired::from_manifest(&manifest::load(&s.manifest).unwrap());
-    Arc::new(Mutex::new(Invariant::new(d, &emu.url)))
+    Arc::new(Mutex::new(Invariant::new(desired(&s.manifest), &emu.url)))
 }
 
 fn checked(inv: &Arc<Mutex<Invariant>>) -> Option<crate::proxy::Check> {

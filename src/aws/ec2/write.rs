@@ -5,11 +5,11 @@
 use std::future::Future;
 
 use aws_sdk_ec2::types::{
-    Filter, IpPermission, IpRange, Ipv6Range, PrefixListId, ResourceType, Tag, TagSpecification,
+    IpPermission, IpRange, Ipv6Range, PrefixListId, ResourceType, Tag, TagSpecification,
     UserIdGroupPair,
 };
 
-use super::{security_group, Ec2, SERVICE};
+use super::{Ec2, SERVICE};
 use crate::aws::{need, sdk_error, Error, Result, Round};
 use crate::model::{owned_by, RuleKey, Source, Tags};
 use crate::names;
@@ -69,27 +69,15 @@ impl Ec2 {
 
     /// The id of the group `name` in `vpc` if it carries the `reconcile:stack` tag of `tags`.
     async fn group_named(&self, name: &str, vpc: &str, tags: &Tags) -> Result<Option<String>> {
-        const OP: &str = "DescribeSecurityGroups";
         let Some(stack) = tags.get(names::STACK_TAG) else {
             return Ok(None);
         };
-        self.meter.record(OP, Round::START);
-        let filter = |name: &str, value: &str| Filter::builder().name(name).values(value).build();
-        let out = self
-            .client
-            .describe_security_groups()
-            .filters(filter("vpc-id", vpc))
-            .filters(filter("group-name", name))
-            .send()
-            .await
-            .map_err(|e| sdk_error(SERVICE, OP, e))?;
-        for g in out.security_groups() {
-            let g = security_group(g)?;
-            if g.name == name && owned_by(&g.tags, stack) {
-                return Ok(Some(g.id));
-            }
-        }
-        Ok(None)
+        Ok(self
+            .groups_named(name, vpc)
+            .await?
+            .into_iter()
+            .find(|g| owned_by(&g.tags, stack))
+            .map(|g| g.id))
     }
 
     /// Adds ingress rules, each with its description, in one call. Rules already present

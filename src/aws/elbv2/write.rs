@@ -234,33 +234,29 @@ impl Elbv2 {
         // moto creates a second load balancer with the same name, so the SDK's own retry
         // of a create whose answer was lost would make a duplicate: each attempt looks
         // first, and the create itself is sent once per attempt.
-        let mut attempt = 0;
-        let out = loop {
-            if let Some(existing) = self.load_balancer_named(name, tags).await? {
-                return Ok(existing);
-            }
-            self.meter.record(OP, Round::START);
-            let sent = self
-                .client
-                .create_load_balancer()
-                .name(name)
-                .r#type(LoadBalancerTypeEnum::Application)
-                .scheme(LoadBalancerSchemeEnum::from(scheme))
-                .set_subnets(Some(subnets.to_vec()))
-                .set_security_groups(Some(security_groups.to_vec()))
-                .set_tags(Some(elb_tags(tags)))
-                .customize()
-                .config_override(no_sdk_retries())
-                .send()
-                .await
-                .map_err(|e| sdk_error(SERVICE, OP, e));
-            match sent {
-                Err(e) if e.is_transient() && attempt < LOOK_FIRST_ATTEMPTS => {
-                    attempt += 1;
-                    tokio::time::sleep(backoff(attempt)).await;
-                }
-                other => break other?,
-            }
+        let looked = look_first(
+            || self.load_balancer_named(name, tags),
+            || async {
+                self.meter.record(OP, Round::START);
+                self.client
+                    .create_load_balancer()
+                    .name(name)
+                    .r#type(LoadBalancerTypeEnum::Application)
+                    .scheme(LoadBalancerSchemeEnum::from(scheme))
+                    .set_subnets(Some(subnets.to_vec()))
+                    .set_security_groups(Some(security_groups.to_vec()))
+                    .set_tags(Some(elb_tags(tags)))
+                    .customize()
+                    .config_override(no_sdk_retries())
+                    .send()
+                    .await
+                    .map_err(|e| sdk_error(SERVICE, OP, e))
+            },
+        )
+        .await?;
+        let out = match looked {
+            Looked::Found(existing) => return Ok(existing),
+            Looked::Created(out) => out,
         };
         let created = need(out.load_balancers().first(), SERVICE, OP, "LoadBalancers")?;
         let mut lb = load_balancer(created)?;
@@ -401,35 +397,39 @@ impl Elbv2 {
         const OP: &str = "CreateListener";
         let action = forward_action(forward)?;
         // moto has no DuplicateListener: as for load balancers, look before each attempt.
-        let mut attempt = 0;
-        let out = loop {
-            let existing = self.listeners(lb_arn, Round::START).await?.value;
-            if let Some(l) = existing.iter().flatten().find(|l| l.port == port) {
-                self.modify_listener(&l.arn, protocol, certificate, forward)
+        let looked = look_first(
+            || async {
+                let existing = self.listeners(lb_arn, Round::START).await?.value;
+                Ok(existing
+                    .into_iter()
+                    .flatten()
+                    .find(|l| l.port == port)
+                    .map(|l| l.arn))
+            },
+            || async {
+                self.meter.record(OP, Round::START);
+                self.client
+                    .create_listener()
+                    .load_balancer_arn(lb_arn)
+                    .port(i32::from(port))
+                    .protocol(ProtocolEnum::from(protocol))
+                    .set_certificates(certificates(certificate))
+                    .default_actions(action.clone())
+                    .customize()
+                    .config_override(no_sdk_retries())
+                    .send()
+                    .await
+                    .map_err(|e| sdk_error(SERVICE, OP, e))
+            },
+        )
+        .await?;
+        let out = match looked {
+            Looked::Found(arn) => {
+                self.modify_listener(&arn, protocol, certificate, forward)
                     .await?;
-                return Ok(l.arn.clone());
+                return Ok(arn);
             }
-            self.meter.record(OP, Round::START);
-            let sent = self
-                .client
-                .create_listener()
-                .load_balancer_arn(lb_arn)
-                .port(i32::from(port))
-                .protocol(ProtocolEnum::from(protocol))
-                .set_certificates(certificates(certificate))
-                .default_actions(action.clone())
-                .customize()
-                .config_override(no_sdk_retries())
-                .send()
-                .await
-                .map_err(|e| sdk_error(SERVICE, OP, e));
-            match sent {
-                Err(e) if e.is_transient() && attempt < LOOK_FIRST_ATTEMPTS => {
-                    attempt += 1;
-                    tokio::time::sleep(backoff(attempt)).await;
-                }
-                other => break other?,
-            }
+            Looked::Created(out) => out,
         };
         let listener = out.listeners().first();
         Ok(need(
@@ -553,8 +553,42 @@ fn elb_tags(tags: &Tags) -> Vec<Tag> {
         .collect()
 }
 
-/// Attempts of a create that looks before each try (see `create_load_balancer`).
+/// Attempts of a create that looks before each try (see [`look_first`]).
 const LOOK_FIRST_ATTEMPTS: u32 = 8;
+
+/// What [`look_first`] ended with.
+enum Looked<F, C> {
+    Found(F),
+    Created(C),
+}
+
+/// A create that moto would duplicate rather than refuse: before each attempt, `look`
+/// for the resource (an earlier attempt whose answer was lost may have made it), and
+/// `create` only when it is not there; transient failures are tried again, up to
+/// [`LOOK_FIRST_ATTEMPTS`], with [`backoff`] (the create itself runs without the SDK's
+/// own retries, which would not look first).
+async fn look_first<F, C, LookFut, CreateFut>(
+    mut look: impl FnMut() -> LookFut,
+    mut create: impl FnMut() -> CreateFut,
+) -> Result<Looked<F, C>>
+where
+    LookFut: std::future::Future<Output = Result<Option<F>>>,
+    CreateFut: std::future::Future<Output = Result<C>>,
+{
+    let mut attempt = 0;
+    loop {
+        if let Some(found) = look().await? {
+            return Ok(Looked::Found(found));
+        }
+        match create().await {
+            Err(e) if e.is_transient() && attempt < LOOK_FIRST_ATTEMPTS => {
+                attempt += 1;
+                tokio::time::sleep(backoff(attempt)).await;
+            }
+            other => return other.map(Looked::Created),
+        }
+    }
+}
 
 fn no_sdk_retries() -> aws_sdk_elasticloadbalancingv2::config::Builder {
     aws_sdk_elasticloadbalancingv2::config::Builder::default()
