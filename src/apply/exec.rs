@@ -12,6 +12,10 @@ use crate::model::{Observed, ObservedRecord, RuleKey, Source};
 use crate::plan::dns::marker_values;
 use crate::plan::{DnsStep, LbRef, Op, SgRef, Tagged, TgRef};
 
+use std::time::{Duration, Instant};
+
+use crate::aws::settle;
+
 use super::{now_ceil, Error};
 
 /// A load balancer's address, for DNS.
@@ -161,28 +165,115 @@ fn record_set(o: &ObservedRecord) -> RecordSet {
     }
 }
 
-/// How long a resource created a moment ago may take to be visible to the next call
-/// (AWS is eventually consistent: a new group can be "not found" for a few seconds).
-const VISIBLE_WITHIN: std::time::Duration = std::time::Duration::from_secs(60);
+/// How long a delete waits for what still depends on the resource to let go: a load
+/// balancer's network interfaces keep its security groups for minutes after it is
+/// deleted (`DependencyViolation`), and a listener being removed keeps its target group
+/// in use for a moment (`ResourceInUse`).
+pub const LET_GO_WITHIN: Duration = Duration::from_secs(15 * 60);
 
-/// Carries out one operation. A call naming a resource this run created is repeated, with
-/// a growing pause, while AWS does not yet know that resource.
-pub async fn run(ctx: &Context, op: &Op) -> Result<(), Error> {
-    let fresh = !crate::plan::graph::references(op).is_empty();
-    let t0 = std::time::Instant::now();
-    let mut pause = std::time::Duration::from_millis(250);
+/// Carries out one operation. A call that meets AWS's eventual consistency is repeated,
+/// with a growing pause: one naming a resource AWS does not know yet (created a moment
+/// ago by this run or the one before), and a delete of a resource something still
+/// depends on, until it lets go or [`LET_GO_WITHIN`] has passed (the error then names
+/// what still depends on it). `waiting` reports those pauses.
+pub async fn run(
+    ctx: &Context,
+    op: &Op,
+    waiting: &(dyn Fn(&str, Duration) + Send + Sync),
+) -> Result<(), Error> {
+    let names_new = !crate::plan::graph::references(op).is_empty();
+    let t0 = Instant::now();
+    let mut attempt = 0;
     loop {
-        match run_once(ctx, op).await {
-            Err(Error::Aws { source, .. })
-                if fresh
-                    && source.code().is_some_and(|c| c.ends_with("NotFound"))
-                    && t0.elapsed() < VISIBLE_WITHIN =>
-            {
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(std::time::Duration::from_secs(5));
-            }
+        let err = match run_once(ctx, op).await {
+            Err(Error::Aws { source, node }) => (source, node),
             other => return other,
+        };
+        let (source, node) = err;
+        let code = source.code().unwrap_or("");
+        let unknown = NOT_YET_KNOWN.contains(&code)
+            && t0.elapsed()
+                < if names_new {
+                    settle::SETTLE
+                } else {
+                    settle::LISTED_SETTLE
+                };
+        let in_use = LETTING_GO.contains(&code) && is_delete(op);
+        if in_use && t0.elapsed() >= LET_GO_WITHIN {
+            let still = dependents(ctx, op).await;
+            return Err(Error::Failed {
+                node,
+                message: format!(
+                    "{source}; still in use after {:?}{still}",
+                    Duration::from_secs(t0.elapsed().as_secs())
+                ),
+            });
         }
+        if !unknown && !in_use {
+            return Err(Error::Aws { source, node });
+        }
+        let what = if in_use {
+            format!("AWS lets go of what {} depends on ({code})", subject(op))
+        } else {
+            format!("AWS knows {} ({code})", subject(op))
+        };
+        waiting(&what, t0.elapsed());
+        tokio::time::sleep(settle::pause(attempt)).await;
+        attempt += 1;
+    }
+}
+
+/// Error codes of a resource AWS does not know (yet).
+const NOT_YET_KNOWN: &[&str] = &[
+    "InvalidGroup.NotFound",
+    "InvalidGroupId.NotFound",
+    "LoadBalancerNotFound",
+    "TargetGroupNotFound",
+    "ListenerNotFound",
+    "CertificateNotFound",
+];
+
+/// Error codes of a delete refused while something still uses the resource.
+const LETTING_GO: &[&str] = &["DependencyViolation", "ResourceInUse"];
+
+fn is_delete(op: &Op) -> bool {
+    matches!(
+        op,
+        Op::DeleteSecurityGroup { .. }
+            | Op::DeleteTargetGroup { .. }
+            | Op::DeleteLoadBalancer { .. }
+    )
+}
+
+/// The resource an operation acts on, for progress lines.
+fn subject(op: &Op) -> String {
+    match op {
+        Op::DeleteSecurityGroup { id, .. } => format!("security group {id}"),
+        Op::DeleteTargetGroup { arn, .. } => format!("target group {}", short_arn(arn)),
+        Op::DeleteLoadBalancer { arn, .. } => format!("load balancer {}", short_arn(arn)),
+        _ => "the resources of this change".to_owned(),
+    }
+}
+
+/// The name part of an ELB ARN (`targetgroup/www-example-app/73e2d6bc24d8a067` →
+/// `www-example-app`), for messages.
+fn short_arn(arn: &str) -> &str {
+    arn.rsplit(':')
+        .next()
+        .and_then(|r| r.split('/').nth(1))
+        .unwrap_or(arn)
+}
+
+/// What still depends on the resource a delete was refused for, as a clause for the
+/// error (empty when it cannot be told).
+async fn dependents(ctx: &Context, op: &Op) -> String {
+    match op {
+        Op::DeleteSecurityGroup { id, .. } => match ctx.ec2().dependents_of(id).await {
+            Ok(d) if !d.is_empty() => format!(": {}", d.join(", ")),
+            _ => String::new(),
+        },
+        Op::DeleteTargetGroup { .. } => ": a listener or rule still forwards to it".to_owned(),
+        _ => String::new(),
     }
 }
 

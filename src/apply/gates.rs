@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use crate::aws::route53::{ChangeAction, RecordSet};
-use crate::aws::Round;
+use crate::aws::{settle, Round};
 use crate::plan::dns::{marker_values, MARKER_TTL};
 use crate::plan::{DnsStep, Gate, Node, TgRef};
 
@@ -15,6 +15,34 @@ use super::{now, now_ceil, Context, Error, Hooks, NodeEnd, Options};
 /// How long targets may take to turn healthy after registration (AWS needs the health
 /// check's interval times its healthy threshold, a few minutes at most).
 pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+
+/// Whether a "not found" for `id` may still be AWS not knowing it yet: this process
+/// created it a moment ago, or the gate started a moment ago (the plan has just seen it).
+fn unknown_yet(id: &str, t0: Instant) -> bool {
+    settle::is_fresh(id) || t0.elapsed() < settle::LISTED_SETTLE
+}
+
+/// The pauses between two looks of a gate: soon at first (a change is often in sync in a
+/// second or two), then less often, up to the run's poll interval.
+struct Poll {
+    next: Duration,
+    max: Duration,
+}
+
+impl Poll {
+    fn new(max: Duration) -> Poll {
+        Poll {
+            next: Duration::from_millis(500).min(max),
+            max,
+        }
+    }
+
+    fn next(&mut self) -> Duration {
+        let now = self.next;
+        self.next = (self.next * 3 / 2).min(self.max);
+        now
+    }
+}
 
 pub async fn wait(
     ctx: &Context,
@@ -34,6 +62,7 @@ pub async fn wait(
         what: what.to_owned(),
         waited,
     };
+    let mut poll = Poll::new(opts.poll);
     match gate {
         Gate::LbActive { lb } => {
             let arn = ctx.load_balancer(lb)?.arn;
@@ -44,14 +73,18 @@ pub async fn wait(
                     Some("failed") => {
                         return Err(fail("the load balancer failed to provision".into()))
                     }
-                    None => return Err(fail("the load balancer is gone".into())),
-                    Some(_) => {}
+                    // Created a moment ago (by this run, or just listed by the plan):
+                    // AWS does not know it everywhere yet.
+                    None if !unknown_yet(&arn, t0) => {
+                        return Err(fail("the load balancer is gone".into()))
+                    }
+                    _ => {}
                 }
                 if t0.elapsed() > opts.settle_timeout {
                     return Err(timeout(what, t0.elapsed()));
                 }
                 hooks.waiting(node, what, t0.elapsed(), None);
-                tokio::time::sleep(opts.poll).await;
+                tokio::time::sleep(poll.next()).await;
             }
         }
         Gate::TargetsHealthy { key, tg } => {
@@ -62,12 +95,15 @@ pub async fn wait(
             };
             let what = format!("every target of target group \"{key}\" is healthy");
             loop {
-                let health = ctx
-                    .elbv2()
-                    .target_health(&arn, Round::START)
-                    .await?
-                    .value
-                    .ok_or_else(|| fail(format!("target group {name} is gone")))?;
+                let Some(health) = ctx.elbv2().target_health(&arn, Round::START).await?.value
+                else {
+                    if !unknown_yet(&arn, t0) {
+                        return Err(fail(format!("target group {name} is gone")));
+                    }
+                    hooks.waiting(node, &what, t0.elapsed(), None);
+                    tokio::time::sleep(poll.next()).await;
+                    continue;
+                };
                 let serving: Vec<_> = health.iter().filter(|t| t.state != "draining").collect();
                 if serving.is_empty() {
                     return Err(fail(format!(
@@ -92,7 +128,7 @@ pub async fn wait(
                     });
                 }
                 hooks.waiting(node, &what, t0.elapsed(), None);
-                tokio::time::sleep(opts.poll).await;
+                tokio::time::sleep(poll.next()).await;
             }
         }
         Gate::DnsInSync {
@@ -115,7 +151,7 @@ pub async fn wait(
                     return Err(timeout(&what, t0.elapsed()));
                 }
                 hooks.waiting(node, &what, t0.elapsed(), None);
-                tokio::time::sleep(opts.poll).await;
+                tokio::time::sleep(poll.next()).await;
             }
             let synced = now_ceil();
             ctx.refs().in_sync.insert((record.clone(), *after), synced);

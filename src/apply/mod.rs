@@ -273,7 +273,8 @@ async fn run_node(
 ) -> Result<NodeEnd, Error> {
     match &node.kind {
         NodeKind::Change(c) => {
-            exec::run(ctx, &c.op).await?;
+            let waiting = |what: &str, waited: Duration| hooks.waiting(node, what, waited, None);
+            exec::run(ctx, &c.op, &waiting).await?;
             Ok(NodeEnd::Done)
         }
         NodeKind::Gate(g) => gates::wait(ctx, node, g, opts, deadline, hooks).await,

@@ -11,6 +11,7 @@ use aws_sdk_elasticloadbalancingv2::types::{
 };
 use aws_sdk_elasticloadbalancingv2::Client;
 
+use super::settle::{self, LISTED_SETTLE};
 use super::{need, paginate, sdk_error, try_join_all, Answer, Meter, Result, Round, Service};
 use crate::manifest::net;
 use crate::model::{HealthCheck, ObservedLb, ObservedListener, ObservedTg, Tags, TargetHealth};
@@ -180,6 +181,21 @@ impl Elbv2 {
         for batch in batches {
             tags.extend(batch.value);
             round = round.max(batch.round);
+        }
+        // Each ARN was just listed or created: one AWS does not know yet is asked again
+        // alone until it answers, and left out only once it has been gone for a while.
+        let missing: Vec<&String> = arns.iter().filter(|a| !tags.contains_key(*a)).collect();
+        let settled = try_join_all(missing.into_iter().map(|arn| {
+            settle::until_found(
+                LISTED_SETTLE,
+                |a: &Answer<BTreeMap<String, Tags>>| !a.value.is_empty(),
+                move || self.tag_batch(std::slice::from_ref(arn), round),
+            )
+        }))
+        .await?;
+        for a in settled {
+            tags.extend(a.value);
+            round = round.max(a.round);
         }
         Ok(Answer { value: tags, round })
     }

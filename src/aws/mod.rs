@@ -6,7 +6,9 @@
 pub mod acm;
 pub mod ec2;
 pub mod elbv2;
+pub mod limit;
 pub mod route53;
+pub mod settle;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -46,6 +48,9 @@ pub struct AwsOptions {
     /// standard. The adaptive mode adds the SDK's client-side rate limiter, which slows
     /// requests down once AWS answers with throttling errors.
     pub adaptive: Option<bool>,
+    /// `--api-rate`: the percentage of AWS's documented request rates the client-side
+    /// limiter allows ([`limit`]); `None` is 100, `Some(0)` turns the limiter off.
+    pub api_rate_percent: Option<u32>,
 }
 
 impl AwsOptions {
@@ -90,12 +95,62 @@ pub struct Clients {
 }
 
 impl Clients {
+    /// Clients that send every request at once (tests, and readers that must not wait).
     pub fn new(config: &SdkConfig) -> Clients {
         Clients {
             elbv2: aws_sdk_elasticloadbalancingv2::Client::new(config),
             ec2: aws_sdk_ec2::Client::new(config),
             route53: aws_sdk_route53::Client::new(config),
             acm: aws_sdk_acm::Client::new(config),
+        }
+    }
+
+    /// Clients whose requests wait for `limiter`'s tokens, so that they stay under AWS's
+    /// request rates ([`limit`]).
+    pub fn limited(config: &SdkConfig, limiter: &Arc<limit::Limiter>) -> Clients {
+        use aws_sdk_acm::config::Builder as Acm;
+        use aws_sdk_ec2::config::Builder as Ec2;
+        use aws_sdk_elasticloadbalancingv2::config::Builder as Elb;
+        use aws_sdk_route53::config::Builder as R53;
+        Clients {
+            elbv2: aws_sdk_elasticloadbalancingv2::Client::from_conf(
+                Elb::from(config)
+                    .http_client(limit::client(Service::Elbv2, limiter))
+                    .interceptor(limit::label())
+                    .build(),
+            ),
+            ec2: aws_sdk_ec2::Client::from_conf(
+                Ec2::from(config)
+                    .http_client(limit::client(Service::Ec2, limiter))
+                    .interceptor(limit::label())
+                    .build(),
+            ),
+            route53: aws_sdk_route53::Client::from_conf(
+                R53::from(config)
+                    .http_client(limit::client(Service::Route53, limiter))
+                    .interceptor(limit::label())
+                    .build(),
+            ),
+            acm: aws_sdk_acm::Client::from_conf(
+                Acm::from(config)
+                    .http_client(limit::client(Service::Acm, limiter))
+                    .interceptor(limit::label())
+                    .build(),
+            ),
+        }
+    }
+
+    /// [`Clients::limited`] by the run's limiter at `opts`' rate, or [`Clients::new`] when
+    /// `--api-rate 0` turns it off. Every region of the run shares one limiter (Route53's
+    /// rate is the account's, whatever the region; for the others it is conservative).
+    pub fn for_run(config: &SdkConfig, opts: &AwsOptions) -> Clients {
+        static RUN: std::sync::OnceLock<Arc<limit::Limiter>> = std::sync::OnceLock::new();
+        match opts.api_rate_percent.unwrap_or(100) {
+            0 => Clients::new(config),
+            percent => Clients::limited(
+                config,
+                RUN.get_or_init(|| limit::Limiter::new(f64::from(percent) / 100.0)),
+            ),
         }
     }
 }
@@ -119,14 +174,14 @@ pub fn loader(opts: &AwsOptions) -> ConfigLoader {
 
 /// Clients configured from the standard AWS chain with `opts` applied.
 pub async fn connect(opts: &AwsOptions) -> Clients {
-    Clients::new(&loader(opts).load().await)
+    Clients::for_run(&loader(opts).load().await, opts)
 }
 
 // ---------------------------------------------------------------------------------------
 // Errors
 
 /// The AWS service a request went to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Service {
     Elbv2,

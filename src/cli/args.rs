@@ -229,6 +229,11 @@ pub struct AwsFlags {
     /// (else AWS_RETRY_MODE, else standard).
     #[arg(long, value_name = "MODE", value_parser = ["standard", "adaptive"])]
     retry_mode: Option<String>,
+    /// Share of AWS's documented API request rates to use, in percent (default 100):
+    /// every request waits for its turn so that none is throttled. Lower it when other
+    /// tools share the account's rates, raise it when AWS raised yours; 0 turns it off.
+    #[arg(long, value_name = "PERCENT", env = "RECONCILE_API_RATE", value_parser = clap::value_parser!(u32).range(0..=10_000))]
+    api_rate: Option<u32>,
 }
 
 impl AwsFlags {
@@ -240,6 +245,7 @@ impl AwsFlags {
             max_attempts: self.max_attempts,
             max_backoff: self.max_backoff,
             adaptive: self.retry_mode.as_deref().map(|m| m == "adaptive"),
+            api_rate_percent: self.api_rate,
         }
     }
 }

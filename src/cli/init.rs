@@ -29,7 +29,7 @@ pub async fn init_cmd(
         eprintln!("error: no AWS region: pass --region or set AWS_REGION");
         return Ok(Outcome::Failed);
     };
-    let clients = reconcile::aws::Clients::new(&config);
+    let clients = reconcile::aws::Clients::for_run(&config, &opts);
     let meter = reconcile::aws::Meter::new();
     let found = match reconcile::init::init(&clients, &meter, name, zone, &region).await {
         Ok(f) => f,

@@ -30,6 +30,7 @@ use crate::aws::acm::{Acm, ListedCert};
 use crate::aws::ec2::Ec2;
 use crate::aws::elbv2::{Elbv2, TAGS_PER_CALL};
 use crate::aws::route53::Route53;
+use crate::aws::settle::{self, LISTED_SETTLE};
 use crate::aws::{self, try_join_all, Clients, Meter, Round};
 use crate::model::{
     Desired, Observed, ObservedCert, ObservedLb, ObservedSg, ObservedTg, ObservedZone, Tags,
@@ -170,12 +171,27 @@ async fn read_elb(
     let after_lbs = lbs.round;
     let listener_calls = lbs.value.iter().map(|lb| {
         let elb = elb_for(scopes.stacks_where(|s| s.wants_load_balancer(&lb.name)));
-        async move { elb.listeners(&lb.arn, after_lbs).await }
+        // Just listed: a "not found" now is AWS not knowing it everywhere yet, as a rule.
+        async move {
+            settle::until_found(
+                LISTED_SETTLE,
+                |a: &aws::Answer<Option<_>>| a.value.is_some(),
+                || elb.listeners(&lb.arn, after_lbs),
+            )
+            .await
+        }
     });
     let after_tgs = tgs.round;
     let health_calls = tgs.value.iter().map(|tg| {
         let elb = elb_for(scopes.stacks_where(|s| s.wants_target_group(&tg.name)));
-        async move { elb.target_health(&tg.arn, after_tgs).await }
+        async move {
+            settle::until_found(
+                LISTED_SETTLE,
+                |a: &aws::Answer<Option<_>>| a.value.is_some(),
+                || elb.target_health(&tg.arn, after_tgs),
+            )
+            .await
+        }
     });
     let (listeners, tag_answers, health) = tokio::try_join!(
         try_join_all(listener_calls),
@@ -200,7 +216,10 @@ async fn read_elb(
         .into_iter()
         .zip(health)
         .filter_map(|(mut tg, targets)| {
+            // A draining target is on its way out: AWS lists it for the deregistration
+            // delay, but it is no longer registered and serves no new request.
             tg.targets = targets.value?;
+            tg.targets.retain(|t| t.state != "draining");
             tg.tags = tags.get(&tg.arn).cloned().unwrap_or_default();
             Some(tg)
         })

@@ -190,6 +190,17 @@ pub fn build(desired: &Desired, mut decided: Decided) -> Result<Plan, CycleError
         }
     }
 
+    // A load balancer that serves moves to other groups only once every rule being added
+    // is in place: its new groups' own rules (or it would stop answering on 80/443), and
+    // the backend's rules admitting them (or its targets would stop answering it).
+    let swaps = b.ids_where(|k| matches!(op_of(k), Some(Op::SetSecurityGroups { .. })));
+    let rules_added = b.ids_where(|k| matches!(op_of(k), Some(Op::AuthorizeIngress { .. })));
+    for swap in &swaps {
+        for rule in &rules_added {
+            b.edge(rule, swap);
+        }
+    }
+
     // 2. Verification gates, only when something is built or switched.
     let builds = b.ids_where(|k| change_class(k) == Some(Class::Build));
     let switches = b.ids_where(|k| change_class(k) == Some(Class::Dns(DnsStep::Switch)));

@@ -10,7 +10,7 @@ use aws_sdk_ec2::types::{
 };
 
 use super::{Ec2, SERVICE};
-use crate::aws::{need, sdk_error, Error, Result, Round};
+use crate::aws::{need, sdk_error, settle, Error, Result, Round};
 use crate::model::{owned_by, RuleKey, Source, Tags};
 use crate::names;
 
@@ -64,7 +64,9 @@ impl Ec2 {
             .send()
             .await
             .map_err(|e| sdk_error(SERVICE, OP, e))?;
-        Ok(need(out.group_id(), SERVICE, OP, "GroupId")?.to_owned())
+        let id = need(out.group_id(), SERVICE, OP, "GroupId")?;
+        settle::created(id);
+        Ok(id.to_owned())
     }
 
     /// The id of the group `name` in `vpc` if it carries the `reconcile:stack` tag of `tags`.
@@ -155,22 +157,79 @@ impl Ec2 {
         Ok(())
     }
 
-    /// Deletes a security group; one already gone is success.
+    /// Deletes a security group; one already gone is success. A group this process
+    /// created a moment ago that EC2 says it does not know is not gone: EC2 does not know
+    /// it yet, and the delete is tried again until it does.
     pub async fn delete_security_group(&self, id: &str) -> Result<()> {
         const OP: &str = "DeleteSecurityGroup";
-        self.meter.record(OP, Round::START);
-        let sent = self
-            .client
-            .delete_security_group()
-            .group_id(id)
-            .send()
-            .await
-            .map_err(|e| sdk_error(SERVICE, OP, e));
-        match sent {
-            Ok(_) => Ok(()),
-            Err(e) if e.code() == Some("InvalidGroup.NotFound") => Ok(()),
-            Err(e) => Err(e),
+        let mut attempt = 0;
+        loop {
+            self.meter.record(OP, Round::START);
+            let sent = self
+                .client
+                .delete_security_group()
+                .group_id(id)
+                .send()
+                .await
+                .map_err(|e| sdk_error(SERVICE, OP, e));
+            match sent {
+                Ok(_) => return Ok(()),
+                Err(e) if e.code() == Some("InvalidGroup.NotFound") && settle::is_fresh(id) => {
+                    tokio::time::sleep(settle::pause(attempt)).await;
+                    attempt += 1;
+                }
+                Err(e) if e.code() == Some("InvalidGroup.NotFound") => return Ok(()),
+                Err(e) => return Err(e),
+            }
         }
+    }
+}
+
+impl Ec2 {
+    /// What keeps a security group from being deleted, as far as EC2 tells: the network
+    /// interfaces that have it (a load balancer's linger for minutes after it is
+    /// deleted) and the groups whose rules name it.
+    pub async fn dependents_of(&self, group_id: &str) -> Result<Vec<String>> {
+        const ENIS: &str = "DescribeNetworkInterfaces";
+        const GROUPS: &str = "DescribeSecurityGroups";
+        let filter = |n: &str| {
+            aws_sdk_ec2::types::Filter::builder()
+                .name(n)
+                .values(group_id)
+                .build()
+        };
+        self.meter.record(ENIS, Round::START);
+        self.meter.record(GROUPS, Round::START);
+        let (enis, groups) = tokio::join!(
+            self.client
+                .describe_network_interfaces()
+                .filters(filter("group-id"))
+                .send(),
+            self.client
+                .describe_security_groups()
+                .filters(filter("ip-permission.group-id"))
+                .send(),
+        );
+        let mut found = Vec::new();
+        for eni in enis
+            .map_err(|e| sdk_error(SERVICE, ENIS, e))?
+            .network_interfaces()
+        {
+            let id = eni.network_interface_id().unwrap_or("?");
+            match eni.description().filter(|d| !d.is_empty()) {
+                Some(d) => found.push(format!("network interface {id} ({d})")),
+                None => found.push(format!("network interface {id}")),
+            }
+        }
+        for g in groups
+            .map_err(|e| sdk_error(SERVICE, GROUPS, e))?
+            .security_groups()
+        {
+            if let Some(id) = g.group_id().filter(|id| *id != group_id) {
+                found.push(format!("a rule of security group {id}"));
+            }
+        }
+        Ok(found)
     }
 }
 

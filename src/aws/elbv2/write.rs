@@ -10,7 +10,7 @@ use aws_sdk_elasticloadbalancingv2::types::{
 };
 
 use super::{load_balancer, Elbv2, SERVICE};
-use crate::aws::{need, sdk_error, Error, Result, Round};
+use crate::aws::{need, sdk_error, settle, Error, Result, Round};
 use crate::model::{owned_by, HealthCheck, HealthPort, ObservedLb, Tags};
 use crate::names;
 
@@ -55,13 +55,14 @@ impl Elbv2 {
         match sent {
             Ok(out) => {
                 let tg = out.target_groups().first();
-                Ok(need(
+                let arn = need(
                     tg.and_then(|t| t.target_group_arn()),
                     SERVICE,
                     OP,
                     "TargetGroupArn",
-                )?
-                .to_owned())
+                )?;
+                settle::created(arn);
+                Ok(arn.to_owned())
             }
             Err(e) if e.code() == Some("DuplicateTargetGroupName") => {
                 match self.target_group_named(name, tags).await? {
@@ -260,6 +261,7 @@ impl Elbv2 {
         };
         let created = need(out.load_balancers().first(), SERVICE, OP, "LoadBalancers")?;
         let mut lb = load_balancer(created)?;
+        settle::created(&lb.arn);
         lb.tags = tags.clone();
         Ok(lb)
     }
