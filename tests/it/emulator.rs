@@ -8,8 +8,33 @@ use crate::support::repo_file;
 
 pub struct Emulator {
     dir: tempfile::TempDir,
+    /// Where the tool is pointed: moto, or the AWS-like layer in front of it.
     pub url: String,
+    /// With the AWS-like layer: its oracle port, which shows what AWS would show (load
+    /// balancers provisioning, targets initial) without latency, throttling or stale
+    /// answers. Seeding, test-side changes and the availability checker go through it.
+    pub oracle: Option<String>,
 }
+
+/// The AWS-like layer's timings in tests: AWS's waits scaled down to seconds (a load
+/// balancer provisioning 2 s; a target initial for interval × threshold × 0.05, 3 s for
+/// the example's 30 s × 2; draining 300 s × 0.01; Route53 PENDING 1 s; a new resource
+/// unknown for 1 s; a deleted load balancer's interfaces holding its groups for 2 s).
+/// Rate limits and latency (5-60 ms a call) are the layer's defaults.
+pub const AWS_LIKE_TIMINGS: &[&str] = &[
+    "--provisioning",
+    "2",
+    "--health-scale",
+    "0.05",
+    "--draining-scale",
+    "0.01",
+    "--route53-pending",
+    "1",
+    "--consistency",
+    "1",
+    "--eni-linger",
+    "2",
+];
 
 /// The article's starting point, seeded: the manifest with real ids, and every id created.
 pub struct Seeded {
@@ -30,7 +55,79 @@ impl Emulator {
             String::from_utf8_lossy(&out.stderr)
         );
         let url = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-        Emulator { dir, url }
+        Emulator {
+            dir,
+            url,
+            oracle: None,
+        }
+    }
+
+    /// moto behind the AWS-like layer (scripts/aws-like.py), its latencies drawn from
+    /// `seed`, with the test timings ([`AWS_LIKE_TIMINGS`]) and `extra` layer arguments.
+    pub fn aws_like(seed: u64, extra: &[&str]) -> Emulator {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let seed = seed.to_string();
+        let out = Command::new(repo_file("scripts/emulator-start"))
+            .arg("--aws-like")
+            .arg(dir.path())
+            .arg("--")
+            .args(["--seed", &seed])
+            .args(AWS_LIKE_TIMINGS)
+            .args(extra)
+            .output()
+            .expect("scripts/emulator-start runs");
+        assert!(
+            out.status.success(),
+            "the AWS-like emulator did not start:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let url = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        let oracle = std::fs::read_to_string(dir.path().join("aws-like.oracle"))
+            .expect("the layer records its oracle URL")
+            .trim()
+            .to_owned();
+        Emulator {
+            dir,
+            url,
+            oracle: Some(oracle),
+        }
+    }
+
+    /// Where the test itself reads and writes: the oracle with the AWS-like layer, else
+    /// moto.
+    pub fn direct(&self) -> &str {
+        self.oracle.as_deref().unwrap_or(&self.url)
+    }
+
+    /// The AWS-like layer's counts (requests, throttled, refused, by operation).
+    pub fn layer_stats(&self) -> serde_json::Value {
+        let out = Command::new(repo_file(".venv/bin/python"))
+            .args([
+                "-c",
+                "import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1] + '/_aws_like/stats').read().decode())",
+                &self.url,
+            ])
+            .output()
+            .expect("python runs");
+        serde_json::from_slice(&out.stdout).expect("the layer's stats are JSON")
+    }
+
+    /// Changes the AWS-like layer's settings (`{"check_url": ...}`, timings).
+    pub fn layer_config(&self, config: &serde_json::Value) {
+        let out = Command::new(repo_file(".venv/bin/python"))
+            .args([
+                "-c",
+                "import sys, urllib.request; urllib.request.urlopen(urllib.request.Request(sys.argv[1] + '/_aws_like/config', data=sys.argv[2].encode(), method='POST', headers={'Content-Type': 'application/json'})).read()",
+                &self.url,
+                &config.to_string(),
+            ])
+            .output()
+            .expect("python runs");
+        assert!(
+            out.status.success(),
+            "the layer refused {config}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// Seeds the article's starting point; `extra` goes to scripts/seed.py.
@@ -38,7 +135,7 @@ impl Emulator {
         let manifest = self.dir.path().join("site.json");
         let ids = self.dir.path().join("ids.json");
         let out = Command::new(repo_file("scripts/seed.py"))
-            .args(["--endpoint", &self.url, "--out"])
+            .args(["--endpoint", self.direct(), "--out"])
             .arg(&manifest)
             .arg("--ids-out")
             .arg(&ids)
@@ -89,7 +186,7 @@ impl Emulator {
     pub fn boto(&self, code: &str) {
         let script = format!(
             "import boto3\nkw = dict(endpoint_url='{}', region_name='us-east-1', aws_access_key_id='testing', aws_secret_access_key='testing')\nec2 = boto3.client('ec2', **kw)\nelb = boto3.client('elbv2', **kw)\nr53 = boto3.client('route53', **kw)\n{code}\n",
-            self.url
+            self.direct()
         );
         let out = Command::new(repo_file(".venv/bin/python"))
             .args(["-c", &script])

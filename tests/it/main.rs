@@ -2,6 +2,7 @@
 //! `reconcile` binary (and, where it needs AWS, a private emulator) or tests pure logic.
 
 mod apply;
+mod aws_like;
 mod backend;
 mod bench;
 mod drift;

@@ -444,3 +444,97 @@ impl Invariant {
         None
     }
 }
+
+/// The availability checker as the AWS-like layer's check hook: the layer calls it after
+/// every mutating call that succeeded, while it holds further mutations back, so the check
+/// sees the state each call left, whatever order the calls finished in. The checker reads
+/// through the layer's oracle port: what AWS would show (a provisioning load balancer, an
+/// initial target), none of which serves.
+pub struct Hook {
+    pub url: String,
+    pub log: Arc<Mutex<Log>>,
+    /// Kill this process (SIGKILL) right after the k-th checked call: (k, pid once known).
+    pub kill_after: Arc<Mutex<Option<(usize, Option<u32>)>>>,
+}
+
+impl Hook {
+    /// Starts the hook for `desired` on `emu` and points the layer at it.
+    pub fn watch(emu: &crate::emulator::Emulator, desired: Desired) -> Hook {
+        let oracle = emu.oracle.clone().expect("the AWS-like layer");
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let log = Arc::new(Mutex::new(Log::default()));
+        let kill_after: Arc<Mutex<Option<(usize, Option<u32>)>>> = Arc::new(Mutex::new(None));
+        let (shared, kill) = (log.clone(), kill_after.clone());
+        std::thread::spawn(move || {
+            let mut inv = Invariant::new(desired, &oracle);
+            let mut seen = 0usize;
+            for conn in listener.incoming() {
+                let Ok(mut client) = conn else { continue };
+                let Some((request, _, _)) = read_request(&mut client) else {
+                    continue;
+                };
+                let text = String::from_utf8_lossy(&request);
+                let body = text.split("\r\n\r\n").nth(1).unwrap_or("");
+                let called: serde_json::Value =
+                    serde_json::from_str(body).unwrap_or(serde_json::Value::Null);
+                let operation = called["operation"].as_str().unwrap_or("?").to_owned();
+                let violation = inv.check();
+                seen += 1;
+                if let Some((k, Some(pid))) = *kill.lock().unwrap() {
+                    if seen == k {
+                        let _ = std::process::Command::new("kill")
+                            .args(["-9", &pid.to_string()])
+                            .status();
+                    }
+                }
+                {
+                    let mut log = shared.lock().unwrap();
+                    log.checks += 1;
+                    if let Some(v) = violation {
+                        log.violations.push(format!("after {operation}: {v}"));
+                    }
+                    log.calls.push(Call {
+                        operation,
+                        mutating: true,
+                        status: 200,
+                        lock: false,
+                        fault: None,
+                        at: Instant::now(),
+                    });
+                }
+                let _ = client.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                );
+            }
+        });
+        emu.layer_config(&serde_json::json!({ "check_url": url }));
+        Hook {
+            url,
+            log,
+            kill_after,
+        }
+    }
+
+    /// Fails the test, naming `what`, if the site stopped serving after any call, or if
+    /// nothing was checked at all.
+    pub fn assert_served(&self, what: &str) {
+        let log = self.log.lock().unwrap();
+        assert!(
+            log.violations.is_empty(),
+            "{what}: the site stopped serving: {:#?}",
+            log.violations
+        );
+    }
+
+    /// The operations checked, in the order they took effect.
+    pub fn operations(&self) -> Vec<String> {
+        self.log
+            .lock()
+            .unwrap()
+            .calls
+            .iter()
+            .map(|c| c.operation.clone())
+            .collect()
+    }
+}
