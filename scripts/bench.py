@@ -3,6 +3,9 @@
 
     .venv/bin/python scripts/bench.py --bin PATH [--delay 40ms] [--repeat 3]
                                       [--stacks 1,10,50] [--out FILE]
+    .venv/bin/python scripts/bench.py --bin PATH --aws-like [--repeat 3] [--stacks 50]
+                                      [--ttl 10] [--transition-ttl 3] [--latency 5,60]
+                                      [--out FILE]
 
 Against a private emulator behind a proxy that holds every request for a fixed delay
 (a stand-in for a real network's round trip), it measures:
@@ -23,10 +26,62 @@ a time), and
 the binary's peak memory (the kernel's maximum resident set, with, in brackets, the
 sampled peak of its anonymous part: heap and stacks, without the binary's mapped code).
 Prints a table and writes the figures as JSON.
+
+With --aws-like it measures instead, through the real binary against moto behind the
+AWS-like layer (scripts/aws-like.py: a random latency per call, load balancers
+provisioning, targets initial, Route53 changes PENDING, eventual consistency and AWS's
+documented token buckets; every timing passed to it explicitly, see LAYER_TIMINGS), the
+account always seeded through the layer's oracle URL (no latency, no throttling):
+
+  migration-aws-like   the article's migration (seed.py --ttl T --transition-ttl t) in one
+                       `apply --yes --json`, the layer and moto reset and reseeded before
+                       each run (each run with its own latency seed)
+  plan-N-aws-like      a no-op plan of N converged stacks (seed.py --stacks N), converged
+                       directly on moto (without the layer's waits and buckets, and with
+                       --api-rate 0: a setup, not a measurement)
+
+Figures: wall time (median of --repeat runs), requests and throttled requests (the layer's
+count: every attempt, including those answered "not found" while a new resource settles),
+rounds (the binary's own: for apply the `ran` event's `rounds_without_gates` and `rounds`,
+for plan `stats.rounds`), and the wall time's floor, derived in code from the layer's
+configuration (read back from it), the manifest and the seed's TTLs:
+
+  migration floor = max(P + T, max(V, C + W)) + P + t + 6 x Lmin
+    P     Route53 PENDING time of a change (route53_pending): the TTL waits start when the
+          change is in sync, not when it is sent;
+    T, t  the old TTL and the transition TTL (--ttl, --transition-ttl);
+    V     load balancer provisioning time (provisioning);
+    C     eventual-consistency window (consistency): a listener can name the new load
+          balancer and target groups only C after they are created;
+    W     the health window: targets stay `initial` for interval x healthy threshold x
+          health_scale (the largest over the manifest's target groups) after the listener
+          starts using their group;
+    Lmin  the layer's smallest latency per call, for the requests that must follow each
+          other on the DNS chain: one round of reads (the plan), the lowering, the GetChange
+          that sees it in sync, the switch, its GetChange, and closing the backend's public
+          rules after the transition wait.
+  That is: the DNS chain (lower the TTL -> PENDING -> the old TTL) and the load-balancer
+  chain (provisioning, and in parallel the listener after the consistency window, then the
+  health window) both end before the switch, which is followed by PENDING again, the
+  transition TTL and the last change. Target: wall <= 1.2 x floor.
+
+  plan-N floor = max over buckets b of max(0, n_b - size_b) / refill_b
+    n_b   requests of the run that drew a token from AWS bucket b (RATE_LIMITS in
+          scripts/aws-like.py, scaled by the layer's rate_scale; the layer's stats carry no
+          parameters, so EC2's "unfiltered" Describe calls are counted in that smaller
+          bucket); a request takes a token from each of its buckets (ELB: the account's and
+          its category's). Each run starts with full buckets (the driver waits for the
+          previous run's tokens to refill first). Target: wall <= 1.3 x floor (when the
+          floor is under half a second everything fits in the buckets: no target, the
+          absolute figures are reported).
+  Also reported, the issue's simpler figure: requests per service / that service's rate
+  (the account bucket's refill for ELB and Route53; per API for EC2 and ACM, which have no
+  account bucket), which ignores the buckets' initial burst.
 """
 
 import argparse
 import asyncio
+import importlib.util
 import json
 import os
 import re
@@ -37,6 +92,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -245,6 +301,30 @@ class Ran:
         self.cpu = cpu
 
 
+# Every build of the binary a bench run used (inode, size, mtime): a build that replaced
+# the file mid-run mixes two binaries' figures, which the report then says.
+BUILDS = set()
+
+
+def start_binary(binary, args, endpoint, out, err):
+    """Starts the binary, waiting for it while it is missing: a build elsewhere may replace
+    the file at any moment (cargo removes and relinks it), and a run started in that
+    window would fail for nothing. Returns the process and its start time."""
+    deadline = time.monotonic() + 900
+    while True:
+        try:
+            st = os.stat(binary)
+            BUILDS.add((st.st_ino, st.st_size, st.st_mtime_ns))
+            t0 = time.monotonic()
+            return subprocess.Popen([str(binary), *args], env=environment(endpoint),
+                                    stdout=out, stderr=err), t0
+        except OSError as e:  # missing (ENOENT) or being written (ETXTBSY)
+            if time.monotonic() > deadline:
+                sys.exit(f"bench: {binary} did not come back in 15 minutes: {e}")
+            log(f"bench: {binary} is not there ({e.strerror}); a rebuild? waiting")
+            time.sleep(2)
+
+
 def run(binary, endpoint, args, ok=(0,)):
     """Runs the binary. Peak memory and CPU time are the kernel's own figures for the
     process (wait4's rusage: maximum resident set, user + system time); the anonymous
@@ -252,9 +332,7 @@ def run(binary, endpoint, args, ok=(0,)):
     sampled every 2 ms while it runs."""
     args = [str(a) for a in args]
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        t0 = time.monotonic()
-        p = subprocess.Popen([str(binary), *args], env=environment(endpoint),
-                             stdout=out, stderr=err)
+        p, t0 = start_binary(binary, args, endpoint, out, err)
         anon = 0
         while True:
             pid, status, usage = os.wait4(p.pid, os.WNOHANG)
@@ -395,6 +473,382 @@ def scenarios(binary, emu, proxy, repeat, stack_counts):
 
 
 # ---------------------------------------------------------------------------------------
+# Under the AWS-like layer (--aws-like)
+
+# Every timing of the layer, passed to it explicitly (not its defaults), in seconds: how
+# long a new load balancer stays `provisioning`, the factor on a target group's interval
+# x healthy threshold for targets to stay `initial`, how long a Route53 change stays
+# PENDING, how long a new resource is "not found", the factor on the deregistration
+# delay, how long a deleted load balancer's interfaces keep its groups in use.
+LAYER_TIMINGS = {
+    "provisioning": 3.0,
+    "health-scale": 0.05,
+    "route53-pending": 2.0,
+    "consistency": 1.0,
+    "draining-scale": 0.01,
+    "eni-linger": 3.0,
+}
+MIGRATION_TARGET = 1.2   # wall <= 1.2 x floor
+PLAN_TARGET = 1.3        # wall <= 1.3 x floor
+NEGLIGIBLE_FLOOR = 0.5   # s: below it everything fits in the buckets; no ratio target
+
+
+def layer_module():
+    """scripts/aws-like.py as a module: its RATE_LIMITS and bucket_keys are the floor's."""
+    spec = importlib.util.spec_from_file_location("aws_like", SCRIPTS / "aws-like.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class AwsLikeEmulator:
+    """moto behind the AWS-like layer (scripts/emulator-start --aws-like), in a private
+    state directory: the layer's URL (what the binary talks to), the oracle's (the same
+    state without latency, throttling or consistency noise: for seeding and checks), and
+    moto's own (for setups that should not pay the layer's waits)."""
+
+    def __init__(self, latency, seed=1):
+        self.state = tempfile.mkdtemp(prefix="reconcile-bench-aws-like-")
+        layer_args = ["--seed", str(seed), "--latency", latency]
+        for key, value in LAYER_TIMINGS.items():
+            layer_args += [f"--{key}", str(value)]
+        out = subprocess.run([SCRIPTS / "emulator-start", "--aws-like", self.state, "--",
+                              *layer_args], capture_output=True, text=True)
+        if out.returncode != 0:
+            sys.exit(f"bench: the AWS-like emulator did not start:\n{out.stderr}")
+        state = Path(self.state)
+        self.url = out.stdout.strip()
+        self.oracle = (state / "aws-like.oracle").read_text().strip()
+        self.moto = (state / "moto.url").read_text().strip()
+        self.pids = [int((state / "pid").read_text()), int((state / "aws-like.pid").read_text())]
+
+    def admin(self, path, body=None):
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(f"{self.url}/_aws_like/{path}", data=data,
+                                     method="GET" if data is None else "POST",
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=120) as answer:
+            return json.loads(answer.read())
+
+    def config(self):
+        return self.admin("config")
+
+    def stats(self):
+        return self.admin("stats")
+
+    def reset(self, seed):
+        """Empties moto and the layer (its buckets full again, its counts at zero), and
+        gives the layer's latencies a new seed."""
+        self.admin("config", {"seed": seed})
+        self.admin("reset", {})
+
+    def seed(self, *extra):
+        """Seeds the account through the oracle (no latency, nothing throttled)."""
+        manifest = Path(self.state) / "site.json"
+        ids = Path(self.state) / "ids.json"
+        out = subprocess.run([sys.executable, SCRIPTS / "seed.py", "--endpoint", self.oracle,
+                              "--out", manifest, "--ids-out", ids, *map(str, extra)],
+                             capture_output=True, text=True)
+        if out.returncode != 0:
+            sys.exit(f"bench: seeding failed:\n{out.stderr}")
+        return manifest
+
+    def cpu(self):
+        """CPU seconds moto and the layer have used so far."""
+        return sum(cpu_seconds(pid) for pid in self.pids)
+
+    def stop(self):
+        subprocess.run([SCRIPTS / "emulator-stop", self.state], check=False)
+        shutil.rmtree(self.state, ignore_errors=True)
+
+
+def health_window(manifest, health_scale):
+    """How long the layer keeps a target `initial` once its group is in use: the largest
+    interval x healthy threshold of the manifest's target groups (AWS's defaults, 30 s and
+    5, where it names none), times the layer's health_scale."""
+    doc = json.loads(Path(manifest).read_text())
+    longest = max((tg.get("health_check", {}).get("interval_seconds", 30)
+                   * tg.get("health_check", {}).get("healthy_threshold", 5)
+                   for tg in doc.get("target_groups", {}).values()), default=0)
+    return longest * health_scale
+
+
+# The requests that must follow one another on the migration's critical path, each paying
+# at least the layer's smallest latency: a round of reads (the plan), the lowering, the
+# GetChange that sees it in sync, the switch, its GetChange, closing the backend's rules.
+CHAIN_REQUESTS = 6
+
+
+def migration_floor(config, manifest, ttl, transition_ttl):
+    """The longest chain of waits the layer (and DNS) impose on the migration; see the
+    module's docstring for the formula."""
+    pending = float(config["route53_pending"])
+    window = health_window(manifest, float(config["health_scale"]))
+    dns = pending + ttl
+    lb = max(float(config["provisioning"]), float(config["consistency"]) + window)
+    requests = CHAIN_REQUESTS * float(config["latency"][0]) / 1000
+    floor = max(dns, lb) + pending + transition_ttl + requests
+    return dict(
+        floor_s=round(floor, 3), dns_chain_to_switch_s=dns, lb_chain_to_switch_s=lb,
+        route53_pending_s=pending, ttl_s=ttl, transition_ttl_s=transition_ttl,
+        provisioning_s=float(config["provisioning"]), consistency_s=float(config["consistency"]),
+        health_window_s=round(window, 3), chain_requests=CHAIN_REQUESTS,
+        chain_requests_s=round(requests, 3),
+        formula=(f"max(P + T, max(V, C + W)) + P + t + {CHAIN_REQUESTS} x Lmin = "
+                 f"max({pending:g} + {ttl:g}, max({float(config['provisioning']):g}, "
+                 f"{float(config['consistency']):g} + {window:g})) + {pending:g} + "
+                 f"{transition_ttl:g} + {requests:g} = {floor:.3f} s"),
+    )
+
+
+def bucket_use(calls, layer, scale):
+    """Requests per AWS bucket (RATE_LIMITS) among `calls` that the layer let through (a
+    throttled call takes no token): {key: (requests, size, refill)}, at the layer's
+    rate_scale."""
+    used = {}
+    for c in calls:
+        if c["throttled"]:
+            continue
+        for key, (size, refill) in layer.bucket_keys(c["service"], c["operation"], {}):
+            name = "/".join(key)
+            n, _, _ = used.get(name, (0, 0, 0))
+            used[name] = (n + 1, size * scale, refill * scale)
+    return used
+
+
+def rate_floor(calls, layer, scale):
+    """The wall-time floor AWS's buckets put under a run's requests (see the docstring),
+    each bucket's share of it, and the issue's simpler requests / rate per service."""
+    used = bucket_use(calls, layer, scale)
+    buckets = {name: dict(requests=n, size=size, refill=refill,
+                          floor_s=round(max(0.0, n - size) / refill, 3))
+               for name, (n, size, refill) in sorted(used.items())}
+    floor = max((b["floor_s"] for b in buckets.values()), default=0.0)
+    dominant = (max(buckets, key=lambda k: buckets[k]["floor_s"]) if floor > 0
+                else "none: every bucket holds its requests")
+    simple = {}
+    for c in calls:
+        spec = layer.RATE_LIMITS.get(c["service"])
+        if not spec or c["throttled"]:
+            continue
+        if spec.get("account"):
+            name, rate = c["service"], spec["account"][1] * scale
+        else:  # EC2 and ACM: no account bucket, one per API
+            keys = layer.bucket_keys(c["service"], c["operation"], {})
+            name, rate = "/".join(keys[-1][0]), keys[-1][1][1] * scale
+        n, _ = simple.get(name, (0, rate))
+        simple[name] = (n + 1, rate)
+    simple = {name: dict(requests=n, rate=rate, seconds=round(n / rate, 3))
+              for name, (n, rate) in sorted(simple.items())}
+    return dict(floor_s=round(floor, 3), dominant_bucket=dominant, buckets=buckets,
+                simple_s=round(max((v["seconds"] for v in simple.values()), default=0.0), 3),
+                simple=simple)
+
+
+def refill_pause(calls, layer, scale):
+    """How long the buckets the calls drew from need to be full again (at most each
+    bucket's size over its refill rate), so that the next run starts as the first did."""
+    used = bucket_use(calls, layer, scale)
+    return max((min(n, size) / refill for n, size, refill in used.values()), default=0.0)
+
+
+def json_events(stdout):
+    return [json.loads(l) for l in stdout.splitlines() if l.startswith("{")]
+
+
+def migration_segments(events, floor):
+    """The DNS chain as the run went: each of its waits, measured (the gate's own
+    `seconds`) against what the layer and the TTLs impose."""
+    seconds = {e["node"]: e["seconds"] for e in events if e.get("event") == "finished"}
+    imposed = [("lowered", "lowered TTL in sync (Route53 PENDING)", floor["route53_pending_s"]),
+               ("old-ttl", "old TTL waited out", floor["ttl_s"]),
+               ("switched", "switch in sync (Route53 PENDING)", floor["route53_pending_s"]),
+               ("old-answers", "transition TTL waited out", floor["transition_ttl_s"])]
+    out = []
+    for suffix, what, wait in imposed:
+        got = [v for k, v in seconds.items() if k.startswith("gate.dns.") and k.endswith("." + suffix)]
+        out.append(dict(what=what, node_suffix=suffix, imposed_s=wait,
+                        measured_s=round(max(got), 3) if got else None))
+    # When the load balancer's gates ended, against the old TTL wait (the events carry whole
+    # seconds only): the load-balancer chain is hidden if it ended first.
+    times = [e["time"] for e in events if "time" in e]
+    t0 = min(times, default=0)
+    ends = {e["node"]: e["time"] - t0 for e in events
+            if e.get("event") == "finished" and "time" in e}
+    lb = [v for k, v in ends.items() if k.startswith(("gate.lb.", "gate.tg."))]
+    old = [v for k, v in ends.items() if k.startswith("gate.dns.") and k.endswith(".old-ttl")]
+    return out, dict(lb_gates_done_at_s=max(lb, default=None),
+                     old_ttl_done_at_s=max(old, default=None))
+
+
+def measure_migration(binary, emu, layer, repeat, ttl, transition_ttl):
+    log(f"migration-aws-like: the article's migration (TTL {ttl} s, transition {transition_ttl} s) "
+        f"in one apply, {repeat} runs, the account reset and reseeded before each")
+    runs = []
+    floor = None
+    for i in range(repeat):
+        emu.reset(seed=i + 1)
+        manifest = emu.seed("--ttl", ttl, "--transition-ttl", transition_ttl)
+        if floor is None:
+            floor = migration_floor(emu.config(), manifest, ttl, transition_ttl)
+        cpu = emu.cpu()
+        ran = run(binary, emu.url, ["apply", "-f", manifest, "--yes", "--json"])
+        emulator_cpu = emu.cpu() - cpu
+        stats = emu.stats()
+        events = json_events(ran.stdout)
+        done = [e for e in events if e.get("event") == "ran"]
+        failed = [e for e in events if e.get("event") == "failed"]
+        if len(done) != 1 or done[0]["finished"] != "done" or failed:
+            sys.exit(f"bench: the migration did not finish (run {i + 1}): {done} {failed}")
+        # Converged: a plan right after, through the oracle, has nothing to do.
+        run(binary, emu.oracle, ["plan", "-f", manifest, "--detailed-exitcode", "--api-rate", "0"])
+        segments, lb = migration_segments(events, floor)
+        runs.append(dict(
+            latency_seed=i + 1, wall_s=round(ran.wall, 3), requests=stats["requests"],
+            throttled=stats["throttled"], refused=stats["refused"],
+            by_service=stats["by_service"], executor_requests=done[0]["requests"],
+            rounds=done[0]["rounds_without_gates"], rounds_with_gates=done[0]["rounds"],
+            segments=segments, **lb, binary_cpu_s=round(ran.cpu, 3),
+            emulator_cpu_s=round(emulator_cpu, 3), peak_mib=round(ran.peak_mib, 1)))
+        log(f"  run {i + 1}: wall {ran.wall:.2f} s, {stats['requests']} requests, "
+            f"{stats['throttled']} throttled; DNS chain "
+            + ", ".join(f"{s['node_suffix']} {s['measured_s']} s" for s in segments))
+    result = summarise("migration-aws-like", runs, floor["floor_s"], MIGRATION_TARGET)
+    result["floor"] = floor
+    result["segments_median"] = [
+        dict(what=s["what"], imposed_s=s["imposed_s"],
+             measured_s=statistics.median(r["segments"][j]["measured_s"] or 0 for r in runs))
+        for j, s in enumerate(runs[0]["segments"])]
+    chain = sum(s["measured_s"] for s in result["segments_median"])
+    result["rest_s"] = round(result["wall_s"] - chain, 3)
+    return result
+
+
+def measure_plan_many(binary, emu, layer, repeat, count):
+    name = f"plan-{count}-aws-like"
+    log(f"{name}: seeding {count} stacks through the oracle and converging them directly on moto")
+    emu.reset(seed=1)
+    folder = Path(emu.state) / "stacks"
+    emu.seed("--stacks", count, "--stacks-dir", folder)
+    t = time.monotonic()
+    run(binary, emu.moto, ["apply", "-f", folder, "--yes", "--api-rate", "0",
+                           "--parallel-stacks", "8"])
+    log(f"  converged on moto in {time.monotonic() - t:.1f} s; checking through the oracle")
+    # Converged as the layer shows it (this also has the layer learn which target groups
+    # are in use, once, before the measured runs).
+    run(binary, emu.oracle, ["plan", "-f", folder, "--detailed-exitcode", "--api-rate", "0"])
+    scale = float(emu.config()["rate_scale"])
+    runs = []
+    pause = 0.0
+    for i in range(repeat):
+        if pause:
+            time.sleep(pause + 0.25)
+        before = emu.stats()["requests"]
+        cpu = emu.cpu()
+        ran = run(binary, emu.url, ["plan", "-f", folder, "--json", "--detailed-exitcode"])
+        emulator_cpu = emu.cpu() - cpu
+        calls = [c for c in emu.stats()["calls"] if c["seq"] > before]
+        doc = json.loads(ran.stdout)
+        floor = rate_floor(calls, layer, scale)
+        pause = refill_pause(calls, layer, scale)
+        by_service = {}
+        for c in calls:
+            s = by_service.setdefault(c["service"], dict(requests=0, throttled=0))
+            s["requests"] += 1
+            s["throttled"] += int(c["throttled"])
+        runs.append(dict(
+            wall_s=round(ran.wall, 3), requests=len(calls),
+            throttled=sum(1 for c in calls if c["throttled"]), by_service=by_service,
+            binary_requests=doc["stats"]["requests"], rounds=doc["stats"]["rounds"],
+            stacks=doc["stats"]["stacks"], floor=floor, binary_cpu_s=round(ran.cpu, 3),
+            emulator_cpu_s=round(emulator_cpu, 3), peak_mib=round(ran.peak_mib, 1)))
+        log(f"  run {i + 1}: wall {ran.wall:.2f} s, {len(calls)} requests, "
+            f"{runs[-1]['throttled']} throttled, floor {floor['floor_s']} s "
+            f"({floor['dominant_bucket']})")
+    floor = statistics.median(r["floor"]["floor_s"] for r in runs)
+    result = summarise(name, runs, floor, PLAN_TARGET if floor >= NEGLIGIBLE_FLOOR else None)
+    result["floor"] = runs[len(runs) // 2]["floor"]
+    result["stacks"] = count
+    return result
+
+
+def summarise(name, runs, floor, target):
+    """Medians over the runs, and the targets: nothing throttled, and wall within
+    `target` x floor (None: no ratio target, the floor being negligible)."""
+    wall = statistics.median(r["wall_s"] for r in runs)
+    throttled = sum(r["throttled"] for r in runs)
+    result = dict(
+        name=name, runs=runs, wall_s=round(wall, 3), walls_s=[r["wall_s"] for r in runs],
+        floor_s=round(floor, 3), ratio=round(wall / floor, 3) if floor else None,
+        requests=statistics.median(r["requests"] for r in runs),
+        throttled=throttled, rounds=statistics.median(r["rounds"] for r in runs),
+    )
+    if "rounds_with_gates" in runs[0]:
+        result["rounds_with_gates"] = statistics.median(r["rounds_with_gates"] for r in runs)
+        result["executor_requests"] = statistics.median(r["executor_requests"] for r in runs)
+    targets = [dict(what="throttled requests", limit="0 (in every run)", met=throttled == 0)]
+    if target is not None:
+        targets.append(dict(what="wall", limit=f"<= {target:g} x floor = {target * floor:.2f} s",
+                            met=wall <= target * floor))
+    result["targets"] = targets
+    return result
+
+
+def aws_like_scenarios(binary, repeat, count, ttl, transition_ttl, latency):
+    layer = layer_module()
+    emu = AwsLikeEmulator(latency)
+    try:
+        config = emu.config()
+        log(f"AWS-like layer {emu.url} (oracle {emu.oracle}, moto {emu.moto}): {json.dumps(config)}")
+        results = [measure_migration(binary, emu, layer, repeat, ttl, transition_ttl),
+                   measure_plan_many(binary, emu, layer, repeat, count)]
+    finally:
+        emu.stop()
+    return results, config
+
+
+def aws_like_table(results, config):
+    head = ("scenario", "requests", "throttled", "rounds", "wall s", "floor s", "wall / floor",
+            "targets")
+    rows = []
+    for r in results:
+        marks = "; ".join(f"{t['what']} {t['limit']}: {'met' if t['met'] else 'MISSED'}"
+                          for t in r["targets"])
+        rounds = f"{r['rounds']:g}"
+        if "rounds_with_gates" in r:
+            rounds += f" ({r['rounds_with_gates']:g} with gates)"
+        ratio = f"{r['ratio']:.2f}" if r["ratio"] else "-"
+        rows.append((r["name"], f"{r['requests']:g}", str(r["throttled"]), rounds,
+                     f"{r['wall_s']:.2f}", f"{r['floor_s']:.2f}", ratio, marks))
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    text = (f"AWS-like layer: latency {config['latency'][0]:g}-{config['latency'][1]:g} ms, "
+            f"provisioning {config['provisioning']:g} s, health scale {config['health_scale']:g}, "
+            f"Route53 pending {config['route53_pending']:g} s, consistency "
+            f"{config['consistency']:g} s, rate scale {config['rate_scale']:g}; "
+            f"{os.cpu_count()} CPUs, load average {load}\n\n" + "\n".join(lines) + "\n")
+    for r in results:
+        if r["name"] == "migration-aws-like":
+            f = r["floor"]
+            text += (f"\nmigration floor: {f['formula']}\n  DNS chain, median of the runs: "
+                     + "; ".join(f"{s['what']} {s['measured_s']:.2f} s (imposed {s['imposed_s']:g})"
+                                 for s in r["segments_median"])
+                     + f"; the rest (start-up, lock, plan, changes, release) {r['rest_s']:.2f} s\n"
+                     f"  requests {r['requests']:g} (the walk's own: {r['executor_requests']:g})\n")
+        else:
+            f = r["floor"]
+            text += (f"\n{r['name']} floor: max over buckets of (requests - size) / refill = "
+                     f"{f['floor_s']:.2f} s, set by {f['dominant_bucket']}\n  "
+                     + "; ".join(f"{k} {b['requests']} of {b['size']:g} at {b['refill']:g}/s"
+                                 for k, b in f["buckets"].items())
+                     + f"\n  requests per service / its rate: {f['simple_s']:.2f} s ("
+                     + "; ".join(f"{k} {v['requests']} / {v['rate']:g}/s"
+                                 for k, v in f["simple"].items()) + ")\n")
+    return text
+
+
+# ---------------------------------------------------------------------------------------
 # Targets and the report
 
 
@@ -449,12 +903,26 @@ def main():
     p.add_argument("--repeat", type=int, default=3, help="runs per scenario (median wall)")
     p.add_argument("--stacks", default="1,10,50",
                    help="stack counts for the plan-N scenarios (default 1,10,50)")
-    p.add_argument("--out", type=Path, default=REPO / "target" / "bench.json",
-                   help="where the JSON goes (default target/bench.json)")
+    p.add_argument("--out", type=Path,
+                   help="where the JSON goes (default target/bench.json; with --aws-like "
+                        "target/bench-aws-like.json)")
+    p.add_argument("--aws-like", action="store_true",
+                   help="measure the migration and a no-op plan of many stacks under the "
+                        "AWS-like layer (scripts/aws-like.py) instead; --stacks' largest "
+                        "count is the plan's")
+    p.add_argument("--ttl", type=int, default=10,
+                   help="--aws-like: the migration's old TTL in seconds (default 10)")
+    p.add_argument("--transition-ttl", type=int, default=3,
+                   help="--aws-like: the migration's transition TTL in seconds (default 3)")
+    p.add_argument("--latency", default="5,60",
+                   help="--aws-like: the layer's latency per call, MIN,MAX ms (default 5,60)")
     args = p.parse_args()
     counts = sorted({int(n) for n in args.stacks.split(",") if n.strip()})
     if not counts or min(counts) < 1:
         p.error("--stacks takes positive counts, e.g. 1,10,50")
+    if args.aws_like:
+        return main_aws_like(args, max(counts))
+    args.out = args.out or REPO / "target" / "bench.json"
 
     delay_ms = args.delay * 1000
     emu = Emulator()
@@ -470,13 +938,41 @@ def main():
     doc = dict(
         delay_ms=delay_ms, repeat=args.repeat, profile=args.profile,
         cpus=os.cpu_count(), load_average=[round(x, 2) for x in os.getloadavg()],
-        binary=version.strip(), emulator="moto " + moto_version(),
+        binary=version.strip(), binary_builds=len(BUILDS), emulator="moto " + moto_version(),
         when=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), scenarios=results,
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(doc, indent=2) + "\n")
     print(table(results, delay_ms))
+    warn_builds()
     print(f"\nfigures written to {args.out}")
+
+
+def main_aws_like(args, count):
+    out = args.out or REPO / "target" / "bench-aws-like.json"
+    t0 = time.monotonic()
+    results, config = aws_like_scenarios(args.bin.resolve(), max(1, args.repeat), count,
+                                         args.ttl, args.transition_ttl, args.latency)
+    version = subprocess.run([args.bin, "--version"], capture_output=True, text=True).stdout
+    doc = dict(
+        mode="aws-like", repeat=args.repeat, profile=args.profile, cpus=os.cpu_count(),
+        load_average=[round(x, 2) for x in os.getloadavg()], binary=version.strip(),
+        binary_builds=len(BUILDS), emulator="moto " + moto_version() + " behind scripts/aws-like.py",
+        layer=config, ttl=args.ttl, transition_ttl=args.transition_ttl,
+        when=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        bench_seconds=round(time.monotonic() - t0, 1), scenarios=results,
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(doc, indent=2) + "\n")
+    print(aws_like_table(results, config))
+    warn_builds()
+    print(f"figures written to {out} (the whole run: {doc['bench_seconds']:.0f} s)")
+
+
+def warn_builds():
+    if len(BUILDS) > 1:
+        print(f"\nWARNING: the binary was replaced during the run ({len(BUILDS)} builds "
+              "measured): the figures mix them")
 
 
 def moto_version():

@@ -153,3 +153,38 @@ fn a_load_balancer_group_swap_and_back_keep_the_site_up_under_every_seed() {
         apply_checked(&emu, &s.manifest, &format!("group swap back, seed {seed}"));
     }
 }
+
+/// Killed right after its k-th mutating call (as the layer applies it, before the answer
+/// leaves), then run again: the rerun finishes in one apply, with AWS still settling what
+/// the first run created a moment before (stale "not found" answers, groups still in
+/// use), the site up throughout, nothing duplicated or left behind.
+#[test]
+fn a_crash_at_any_point_resumes_in_one_more_apply() {
+    for (seed, k) in [(1, 3), (2, 8), (3, 13), (1, 18)] {
+        let (emu, s) = start(seed);
+        let what = format!("crash after call {k}, seed {seed}");
+        let hook = Hook::watch(&emu, desired(&s.manifest));
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        let child =
+            crate::reliability::spawn(&emu.url, &["apply", "-f", path(&s.manifest), "--yes"]);
+        *hook.kill_after.lock().unwrap() = Some((k, Some(child.id())));
+        let first = child.wait_with_output().unwrap();
+        assert_eq!(
+            first.status.code(),
+            None,
+            "{what}: the first run was not killed:\n{}",
+            text(&first)
+        );
+        *hook.kill_after.lock().unwrap() = None;
+        let out = run(&emu, &["apply", "-f", path(&s.manifest), "--yes"], &what);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{what}: the rerun: {}",
+            text(&out)
+        );
+        hook.assert_served(&what);
+        assert_converged(&emu, &s.manifest, &what);
+        crate::reliability::no_duplicates_or_orphans(&emu);
+    }
+}

@@ -451,11 +451,14 @@ impl Invariant {
 /// through the layer's oracle port: what AWS would show (a provisioning load balancer, an
 /// initial target), none of which serves.
 pub struct Hook {
-    pub url: String,
     pub log: Arc<Mutex<Log>>,
-    /// Kill this process (SIGKILL) right after the k-th checked call: (k, pid once known).
-    pub kill_after: Arc<Mutex<Option<(usize, Option<u32>)>>>,
+    /// Kill this process (SIGKILL) right after the k-th checked call, before its answer
+    /// leaves the layer: (k, pid once known).
+    pub kill_after: KillSwitch,
 }
+
+/// When to kill the binary under test: (the k-th checked call, its pid once spawned).
+pub type KillSwitch = Arc<Mutex<Option<(usize, Option<u32>)>>>;
 
 impl Hook {
     /// Starts the hook for `desired` on `emu` and points the layer at it.
@@ -464,7 +467,7 @@ impl Hook {
         let listener = TcpListener::bind("127.0.0.1:0").expect("a loopback port");
         let url = format!("http://{}", listener.local_addr().unwrap());
         let log = Arc::new(Mutex::new(Log::default()));
-        let kill_after: Arc<Mutex<Option<(usize, Option<u32>)>>> = Arc::new(Mutex::new(None));
+        let kill_after: KillSwitch = Arc::new(Mutex::new(None));
         let (shared, kill) = (log.clone(), kill_after.clone());
         std::thread::spawn(move || {
             let mut inv = Invariant::new(desired, &oracle);
@@ -509,11 +512,7 @@ impl Hook {
             }
         });
         emu.layer_config(&serde_json::json!({ "check_url": url }));
-        Hook {
-            url,
-            log,
-            kill_after,
-        }
+        Hook { log, kill_after }
     }
 
     /// Fails the test, naming `what`, if the site stopped serving after any call, or if

@@ -34,7 +34,7 @@ fn converged(emu: &Emulator, s: &Seeded) {
 
 /// Exactly the stack's resources, once each: no duplicate, nothing orphaned, no lock or
 /// wait marker left behind.
-fn no_duplicates_or_orphans(emu: &Emulator) {
+pub fn no_duplicates_or_orphans(emu: &Emulator) {
     emu.boto(
         "tagged = lambda tags: any(t['Key'] == 'reconcile:stack' and t['Value'] == 'www-example' for t in tags)\n\
          lbs = elb.describe_load_balancers()['LoadBalancers']\n\
@@ -53,7 +53,7 @@ fn no_duplicates_or_orphans(emu: &Emulator) {
     );
 }
 
-fn spawn(endpoint: &str, args: &[&str]) -> std::process::Child {
+pub fn spawn(endpoint: &str, args: &[&str]) -> std::process::Child {
     crate::emulator::command(endpoint, args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
