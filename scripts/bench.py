@@ -36,9 +36,12 @@ account always seeded through the layer's oracle URL (no latency, no throttling)
   migration-aws-like   the article's migration (seed.py --ttl T --transition-ttl t) in one
                        `apply --yes --json`, the layer and moto reset and reseeded before
                        each run (each run with its own latency seed)
-  plan-N-aws-like      a no-op plan of N converged stacks (seed.py --stacks N), converged
-                       directly on moto (without the layer's waits and buckets, and with
-                       --api-rate 0: a setup, not a measurement)
+  plan-N-aws-like      a no-op plan of N converged stacks (seed.py --stacks N), for N in
+                       --stacks (default 20,50): converged directly on moto (without the
+                       layer's waits and buckets, and with --api-rate 0: a setup, not a
+                       measurement), then planned through the layer with the binary's
+                       defaults, the buckets full before each run (the driver waits for
+                       the previous run's tokens to refill)
 
 Figures: wall time (median of --repeat runs), requests and throttled requests (the layer's
 count: every attempt, including those answered "not found" while a new resource settles),
@@ -66,14 +69,20 @@ configuration (read back from it), the manifest and the seed's TTLs:
   transition TTL and the last change. Target: wall <= 1.2 x floor.
 
   plan-N floor = max over buckets b of max(0, n_b - size_b) / refill_b
-    n_b   requests of the run that drew a token from AWS bucket b (RATE_LIMITS in
-          scripts/aws-like.py, scaled by the layer's rate_scale; the layer's stats carry no
-          parameters, so EC2's "unfiltered" Describe calls are counted in that smaller
-          bucket); a request takes a token from each of its buckets (ELB: the account's and
-          its category's). Each run starts with full buckets (the driver waits for the
-          previous run's tokens to refill first). Target: wall <= 1.3 x floor (when the
-          floor is under half a second everything fits in the buckets: no target, the
-          absolute figures are reported).
+    n_b   the plan's requests that take a token from AWS bucket b (RATE_LIMITS in
+          scripts/aws-like.py, scaled by the layer's rate_scale); a request takes a token
+          from each of its buckets (ELB: the account's and its category's). They are counted
+          by the layer in a reference run of the same plan with throttling off and the
+          binary's limiter off (--api-rate 0), so the floor is known even when the measured
+          runs fail; that run's wall time is reported too ("without rate limits"). The
+          layer's stats carry no parameters, so EC2's "unfiltered" Describe calls are
+          counted in that smaller bucket (one request: no effect). Each measured run starts
+          with full buckets. Target: wall <= 1.3 x floor (when the floor is under half a
+          second everything fits in the buckets: no ratio target, the absolute figures are
+          reported).
+  Every scenario also has the targets "every run succeeds" and "nothing throttled"; a
+  failed run is reported with the binary's error (its wall time is then the time to the
+  failure), not dropped.
   Also reported, the issue's simpler figure: requests per service / that service's rate
   (the account bucket's refill for ELB and Route53; per API for EC2 and ACM, which have no
   account bucket), which ignores the buckets' initial burst.
@@ -293,8 +302,10 @@ def cpu_seconds(pid):
 class Ran:
     """One run of the binary: its output and what it cost."""
 
-    def __init__(self, stdout, wall, peak_kib, anon_kib, cpu):
+    def __init__(self, stdout, wall, peak_kib, anon_kib, cpu, stderr="", code=0):
         self.stdout = stdout
+        self.stderr = stderr
+        self.code = code
         self.wall = wall
         self.peak_mib = peak_kib / 1024
         self.anon_mib = anon_kib / 1024
@@ -348,7 +359,8 @@ def run(binary, endpoint, args, ok=(0,)):
     if p.returncode not in ok:
         sys.exit(f"bench: {' '.join(args)} exited {p.returncode}, expected "
                  f"{' or '.join(map(str, ok))}:\n{stdout[-2000:]}\n{stderr[-2000:]}")
-    return Ran(stdout, wall, usage.ru_maxrss, anon, usage.ru_utime + usage.ru_stime)
+    return Ran(stdout, wall, usage.ru_maxrss, anon, usage.ru_utime + usage.ru_stime, stderr,
+               p.returncode)
 
 
 # ---------------------------------------------------------------------------------------
@@ -437,10 +449,13 @@ ec2.revoke_security_group_ingress(GroupId=g['GroupId'], IpPermissions=g['IpPermi
 def scenarios(binary, emu, proxy, repeat, stack_counts):
     results = []
 
+    # The setups' applies run with --api-rate 0: they are not measured, and the client-side
+    # limiter (AWS's rates, against an emulator that does not throttle) would make
+    # converging 50 stacks take minutes (CreateLoadBalancer: 10, then one per 5 s).
     log("plan-example: seeding the starting point and applying it (no delay)")
     emu.reset()
     manifest, _ = emu.seed("--ttl", "1", "--transition-ttl", "1")
-    run(binary, emu.url, ["apply", "-f", manifest, "--yes"])
+    run(binary, emu.url, ["apply", "-f", manifest, "--yes", "--api-rate", "0"])
     results.append(measure("plan-example", binary, proxy, emu,
                            ["plan", "-f", manifest, "--json", "--detailed-exitcode"],
                            repeat, rounds_of=plan_rounds))
@@ -460,7 +475,7 @@ def scenarios(binary, emu, proxy, repeat, stack_counts):
     emu.reset()
     folder = Path(emu.state) / "stacks"
     emu.seed("--stacks", str(most), "--stacks-dir", folder)
-    run(binary, emu.url, ["apply", "-f", folder, "--yes"])
+    run(binary, emu.url, ["apply", "-f", folder, "--yes", "--api-rate", "0"])
     for n in stack_counts:
         subset = Path(emu.state) / f"stacks-{n}"
         subset.mkdir(exist_ok=True)
@@ -491,6 +506,9 @@ LAYER_TIMINGS = {
 MIGRATION_TARGET = 1.2   # wall <= 1.2 x floor
 PLAN_TARGET = 1.3        # wall <= 1.3 x floor
 NEGLIGIBLE_FLOOR = 0.5   # s: below it everything fits in the buckets; no ratio target
+# The no-op plans measured by default: 50 stacks (the issue's), and 20, where the client's
+# limiter holds no request back for long (see docs/performance.md).
+AWS_LIKE_STACKS = [20, 50]
 
 
 def layer_module():
@@ -681,6 +699,16 @@ def migration_segments(events, floor):
                      old_ttl_done_at_s=max(old, default=None))
 
 
+def first_error(ran):
+    """The binary's error, shortened for the report: its last `error:` line, without the
+    list of stacks it names."""
+    lines = [l for l in ran.stderr.splitlines() if l.strip()]
+    errors = [l for l in lines if l.startswith("error")] or lines[-1:]
+    text = errors[-1] if errors else f"exit {ran.code}"
+    text = re.sub(r"^error: stacks [\w\-, ]+: ", "error: every stack: ", text)
+    return text[:400]
+
+
 def measure_migration(binary, emu, layer, repeat, ttl, transition_ttl):
     log(f"migration-aws-like: the article's migration (TTL {ttl} s, transition {transition_ttl} s) "
         f"in one apply, {repeat} runs, the account reset and reseeded before each")
@@ -692,44 +720,82 @@ def measure_migration(binary, emu, layer, repeat, ttl, transition_ttl):
         if floor is None:
             floor = migration_floor(emu.config(), manifest, ttl, transition_ttl)
         cpu = emu.cpu()
-        ran = run(binary, emu.url, ["apply", "-f", manifest, "--yes", "--json"])
+        ran = run(binary, emu.url, ["apply", "-f", manifest, "--yes", "--json"], ok=(0, 1))
         emulator_cpu = emu.cpu() - cpu
         stats = emu.stats()
         events = json_events(ran.stdout)
         done = [e for e in events if e.get("event") == "ran"]
         failed = [e for e in events if e.get("event") == "failed"]
-        if len(done) != 1 or done[0]["finished"] != "done" or failed:
-            sys.exit(f"bench: the migration did not finish (run {i + 1}): {done} {failed}")
+        record = dict(latency_seed=i + 1, ok=False, exit=ran.code, wall_s=round(ran.wall, 3),
+                      requests=stats["requests"], throttled=stats["throttled"],
+                      refused=stats["refused"], by_service=stats["by_service"],
+                      binary_cpu_s=round(ran.cpu, 3), emulator_cpu_s=round(emulator_cpu, 3),
+                      peak_mib=round(ran.peak_mib, 1), rounds=None)
+        if ran.code != 0 or len(done) != 1 or done[0]["finished"] != "done" or failed:
+            record["error"] = "; ".join(e.get("error", "") for e in failed) or first_error(ran)
+            log(f"  run {i + 1}: FAILED after {ran.wall:.2f} s: {record['error']}")
+            runs.append(record)
+            continue
         # Converged: a plan right after, through the oracle, has nothing to do.
-        run(binary, emu.oracle, ["plan", "-f", manifest, "--detailed-exitcode", "--api-rate", "0"])
+        check = run(binary, emu.oracle, ["plan", "-f", manifest, "--detailed-exitcode",
+                                         "--api-rate", "0"], ok=(0, 1, 2))
         segments, lb = migration_segments(events, floor)
-        runs.append(dict(
-            latency_seed=i + 1, wall_s=round(ran.wall, 3), requests=stats["requests"],
-            throttled=stats["throttled"], refused=stats["refused"],
-            by_service=stats["by_service"], executor_requests=done[0]["requests"],
-            rounds=done[0]["rounds_without_gates"], rounds_with_gates=done[0]["rounds"],
-            segments=segments, **lb, binary_cpu_s=round(ran.cpu, 3),
-            emulator_cpu_s=round(emulator_cpu, 3), peak_mib=round(ran.peak_mib, 1)))
+        record.update(ok=check.code == 0, converged=check.code == 0,
+                      executor_requests=done[0]["requests"],
+                      rounds=done[0]["rounds_without_gates"], rounds_with_gates=done[0]["rounds"],
+                      segments=segments, **lb)
+        if check.code != 0:
+            record["error"] = f"not converged: plan afterwards exited {check.code}"
+        runs.append(record)
         log(f"  run {i + 1}: wall {ran.wall:.2f} s, {stats['requests']} requests, "
             f"{stats['throttled']} throttled; DNS chain "
             + ", ".join(f"{s['node_suffix']} {s['measured_s']} s" for s in segments))
     result = summarise("migration-aws-like", runs, floor["floor_s"], MIGRATION_TARGET)
     result["floor"] = floor
-    result["segments_median"] = [
-        dict(what=s["what"], imposed_s=s["imposed_s"],
-             measured_s=statistics.median(r["segments"][j]["measured_s"] or 0 for r in runs))
-        for j, s in enumerate(runs[0]["segments"])]
-    chain = sum(s["measured_s"] for s in result["segments_median"])
-    result["rest_s"] = round(result["wall_s"] - chain, 3)
+    good = [r for r in runs if r["ok"]]
+    if good:
+        result["segments_median"] = [
+            dict(what=s["what"], imposed_s=s["imposed_s"],
+                 measured_s=statistics.median(r["segments"][j]["measured_s"] or 0 for r in good))
+            for j, s in enumerate(good[0]["segments"])]
+        chain = sum(s["measured_s"] for s in result["segments_median"])
+        result["rest_s"] = round(result["wall_s"] - chain, 3)
     return result
 
 
-def measure_plan_many(binary, emu, layer, repeat, count):
-    name = f"plan-{count}-aws-like"
-    log(f"{name}: seeding {count} stacks through the oracle and converging them directly on moto")
+def plan_run(binary, emu, folder, args):
+    """One plan through the layer: the binary's figures and the layer's for its calls."""
+    before = emu.stats()["requests"]
+    cpu = emu.cpu()
+    ran = run(binary, emu.url, ["plan", "-f", folder, "--json", "--detailed-exitcode", *args],
+              ok=(0, 1, 2))
+    emulator_cpu = emu.cpu() - cpu
+    calls = [c for c in emu.stats()["calls"] if c["seq"] > before]
+    by_service = {}
+    for c in calls:
+        s = by_service.setdefault(c["service"], dict(requests=0, throttled=0))
+        s["requests"] += 1
+        s["throttled"] += int(c["throttled"])
+    record = dict(ok=ran.code == 0, exit=ran.code, wall_s=round(ran.wall, 3),
+                  requests=len(calls), throttled=sum(1 for c in calls if c["throttled"]),
+                  by_service=by_service, rounds=None, binary_cpu_s=round(ran.cpu, 3),
+                  emulator_cpu_s=round(emulator_cpu, 3), peak_mib=round(ran.peak_mib, 1))
+    if ran.code == 0:
+        stats = json.loads(ran.stdout)["stats"]
+        record.update(binary_requests=stats["requests"], rounds=stats["rounds"],
+                      stacks=stats["stacks"])
+    else:
+        record["error"] = first_error(ran)
+    return record, calls
+
+
+def measure_plans(binary, emu, layer, repeat, counts):
+    most = max(counts)
+    log(f"plan-N-aws-like: seeding {most} stacks through the oracle and converging them "
+        "directly on moto")
     emu.reset(seed=1)
     folder = Path(emu.state) / "stacks"
-    emu.seed("--stacks", count, "--stacks-dir", folder)
+    emu.seed("--stacks", most, "--stacks-dir", folder)
     t = time.monotonic()
     run(binary, emu.moto, ["apply", "-f", folder, "--yes", "--api-rate", "0",
                            "--parallel-stacks", "8"])
@@ -738,88 +804,101 @@ def measure_plan_many(binary, emu, layer, repeat, count):
     # are in use, once, before the measured runs).
     run(binary, emu.oracle, ["plan", "-f", folder, "--detailed-exitcode", "--api-rate", "0"])
     scale = float(emu.config()["rate_scale"])
-    runs = []
-    pause = 0.0
-    for i in range(repeat):
-        if pause:
-            time.sleep(pause + 0.25)
-        before = emu.stats()["requests"]
-        cpu = emu.cpu()
-        ran = run(binary, emu.url, ["plan", "-f", folder, "--json", "--detailed-exitcode"])
-        emulator_cpu = emu.cpu() - cpu
-        calls = [c for c in emu.stats()["calls"] if c["seq"] > before]
-        doc = json.loads(ran.stdout)
+    results = []
+    for n in counts:
+        name = f"plan-{n}-aws-like"
+        subset = Path(emu.state) / f"stacks-{n}"
+        subset.mkdir(exist_ok=True)
+        for i in range(1, n + 1):
+            shutil.copy(folder / f"site-{i}.json", subset / f"site-{i}.json")
+        # The plan's requests, with the layer's latency but no throttling and the binary's
+        # limiter off: what the floor is computed from, whether or not the runs succeed.
+        emu.admin("config", {"throttle": False})
+        reference, calls = plan_run(binary, emu, subset, ["--api-rate", "0"])
+        emu.admin("config", {"throttle": True})   # and every bucket full again
+        if not reference["ok"]:
+            sys.exit(f"bench: {name}: the reference plan failed: {reference['error']}")
         floor = rate_floor(calls, layer, scale)
-        pause = refill_pause(calls, layer, scale)
-        by_service = {}
-        for c in calls:
-            s = by_service.setdefault(c["service"], dict(requests=0, throttled=0))
-            s["requests"] += 1
-            s["throttled"] += int(c["throttled"])
-        runs.append(dict(
-            wall_s=round(ran.wall, 3), requests=len(calls),
-            throttled=sum(1 for c in calls if c["throttled"]), by_service=by_service,
-            binary_requests=doc["stats"]["requests"], rounds=doc["stats"]["rounds"],
-            stacks=doc["stats"]["stacks"], floor=floor, binary_cpu_s=round(ran.cpu, 3),
-            emulator_cpu_s=round(emulator_cpu, 3), peak_mib=round(ran.peak_mib, 1)))
-        log(f"  run {i + 1}: wall {ran.wall:.2f} s, {len(calls)} requests, "
-            f"{runs[-1]['throttled']} throttled, floor {floor['floor_s']} s "
-            f"({floor['dominant_bucket']})")
-    floor = statistics.median(r["floor"]["floor_s"] for r in runs)
-    result = summarise(name, runs, floor, PLAN_TARGET if floor >= NEGLIGIBLE_FLOOR else None)
-    result["floor"] = runs[len(runs) // 2]["floor"]
-    result["stacks"] = count
-    return result
+        log(f"  {name}: {len(calls)} requests, floor {floor['floor_s']} s "
+            f"({floor['dominant_bucket']}); without rate limits {reference['wall_s']:.2f} s")
+        runs = []
+        pause = 0.0
+        for i in range(repeat):
+            if pause:
+                time.sleep(pause + 0.25)
+            record, calls = plan_run(binary, emu, subset, [])
+            pause = refill_pause(calls, layer, scale)
+            runs.append(record)
+            log(f"  run {i + 1}: " + (f"wall {record['wall_s']:.2f} s" if record["ok"] else
+                                       f"FAILED after {record['wall_s']:.2f} s: {record['error']}")
+                + f", {record['requests']} requests, {record['throttled']} throttled")
+        time.sleep(pause + 0.25)
+        result = summarise(name, runs, floor["floor_s"],
+                           PLAN_TARGET if floor["floor_s"] >= NEGLIGIBLE_FLOOR else None)
+        result.update(stacks=n, floor=floor, reference=reference)
+        results.append(result)
+    return results
 
 
 def summarise(name, runs, floor, target):
-    """Medians over the runs, and the targets: nothing throttled, and wall within
-    `target` x floor (None: no ratio target, the floor being negligible)."""
-    wall = statistics.median(r["wall_s"] for r in runs)
+    """Medians over the runs, and the targets: every run succeeds, nothing is throttled,
+    and the wall time is within `target` x floor (None: no ratio target, the floor being
+    negligible). A failed run's wall time is its time to the failure."""
+    good = [r for r in runs if r["ok"]]
+    timed = good or runs
+    wall = statistics.median(r["wall_s"] for r in timed)
     throttled = sum(r["throttled"] for r in runs)
+
+    def median(key):
+        values = [r[key] for r in good if r.get(key) is not None]
+        return statistics.median(values) if values else None
+
     result = dict(
-        name=name, runs=runs, wall_s=round(wall, 3), walls_s=[r["wall_s"] for r in runs],
-        floor_s=round(floor, 3), ratio=round(wall / floor, 3) if floor else None,
-        requests=statistics.median(r["requests"] for r in runs),
-        throttled=throttled, rounds=statistics.median(r["rounds"] for r in runs),
+        name=name, runs=runs, ok_runs=len(good), wall_s=round(wall, 3),
+        walls_s=[r["wall_s"] for r in runs], wall_of="successful runs" if good else "failed runs",
+        floor_s=round(floor, 3), ratio=round(wall / floor, 3) if floor and good else None,
+        requests=statistics.median(r["requests"] for r in timed), throttled=throttled,
+        rounds=median("rounds"), rounds_with_gates=median("rounds_with_gates"),
+        executor_requests=median("executor_requests"),
+        errors=sorted({r["error"] for r in runs if r.get("error")}),
     )
-    if "rounds_with_gates" in runs[0]:
-        result["rounds_with_gates"] = statistics.median(r["rounds_with_gates"] for r in runs)
-        result["executor_requests"] = statistics.median(r["executor_requests"] for r in runs)
-    targets = [dict(what="throttled requests", limit="0 (in every run)", met=throttled == 0)]
+    targets = [dict(what="runs succeed", limit=f"{len(runs)} of {len(runs)}",
+                    met=len(good) == len(runs)),
+               dict(what="throttled requests", limit="0 (in every run)", met=throttled == 0)]
     if target is not None:
         targets.append(dict(what="wall", limit=f"<= {target:g} x floor = {target * floor:.2f} s",
-                            met=wall <= target * floor))
+                            met=bool(good) and wall <= target * floor))
     result["targets"] = targets
     return result
 
 
-def aws_like_scenarios(binary, repeat, count, ttl, transition_ttl, latency):
+def aws_like_scenarios(binary, repeat, counts, ttl, transition_ttl, latency):
     layer = layer_module()
     emu = AwsLikeEmulator(latency)
     try:
         config = emu.config()
         log(f"AWS-like layer {emu.url} (oracle {emu.oracle}, moto {emu.moto}): {json.dumps(config)}")
         results = [measure_migration(binary, emu, layer, repeat, ttl, transition_ttl),
-                   measure_plan_many(binary, emu, layer, repeat, count)]
+                   *measure_plans(binary, emu, layer, repeat, counts)]
     finally:
         emu.stop()
     return results, config
 
 
 def aws_like_table(results, config):
-    head = ("scenario", "requests", "throttled", "rounds", "wall s", "floor s", "wall / floor",
-            "targets")
+    head = ("scenario", "runs ok", "requests", "throttled", "rounds", "wall s", "floor s",
+            "wall / floor", "targets")
     rows = []
     for r in results:
         marks = "; ".join(f"{t['what']} {t['limit']}: {'met' if t['met'] else 'MISSED'}"
                           for t in r["targets"])
-        rounds = f"{r['rounds']:g}"
-        if "rounds_with_gates" in r:
+        rounds = "-" if r["rounds"] is None else f"{r['rounds']:g}"
+        if r.get("rounds_with_gates") is not None:
             rounds += f" ({r['rounds_with_gates']:g} with gates)"
         ratio = f"{r['ratio']:.2f}" if r["ratio"] else "-"
-        rows.append((r["name"], f"{r['requests']:g}", str(r["throttled"]), rounds,
-                     f"{r['wall_s']:.2f}", f"{r['floor_s']:.2f}", ratio, marks))
+        wall = f"{r['wall_s']:.2f}" + ("" if r["ok_runs"] else " (to the failure)")
+        rows.append((r["name"], f"{r['ok_runs']} of {len(r['runs'])}", f"{r['requests']:g}",
+                     str(r["throttled"]), rounds, wall, f"{r['floor_s']:.2f}", ratio, marks))
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
@@ -829,22 +908,29 @@ def aws_like_table(results, config):
             f"{config['consistency']:g} s, rate scale {config['rate_scale']:g}; "
             f"{os.cpu_count()} CPUs, load average {load}\n\n" + "\n".join(lines) + "\n")
     for r in results:
+        f = r["floor"]
         if r["name"] == "migration-aws-like":
-            f = r["floor"]
-            text += (f"\nmigration floor: {f['formula']}\n  DNS chain, median of the runs: "
-                     + "; ".join(f"{s['what']} {s['measured_s']:.2f} s (imposed {s['imposed_s']:g})"
-                                 for s in r["segments_median"])
-                     + f"; the rest (start-up, lock, plan, changes, release) {r['rest_s']:.2f} s\n"
-                     f"  requests {r['requests']:g} (the walk's own: {r['executor_requests']:g})\n")
+            text += f"\nmigration floor: {f['formula']}\n"
+            if "segments_median" in r:
+                text += ("  DNS chain, median of the runs: "
+                         + "; ".join(f"{s['what']} {s['measured_s']:.2f} s (imposed "
+                                     f"{s['imposed_s']:g})" for s in r["segments_median"])
+                         + f"; the rest (start-up, lock, plan, changes, release) "
+                         f"{r['rest_s']:.2f} s\n"
+                         f"  requests {r['requests']:g} at the layer (the walk's own: "
+                         f"{r['executor_requests']:g})\n")
         else:
-            f = r["floor"]
             text += (f"\n{r['name']} floor: max over buckets of (requests - size) / refill = "
-                     f"{f['floor_s']:.2f} s, set by {f['dominant_bucket']}\n  "
+                     f"{f['floor_s']:.2f} s, set by {f['dominant_bucket']}\n  from the "
+                     f"{r['reference']['requests']} requests of the plan (a run without rate "
+                     f"limits: {r['reference']['wall_s']:.2f} s): "
                      + "; ".join(f"{k} {b['requests']} of {b['size']:g} at {b['refill']:g}/s"
                                  for k, b in f["buckets"].items())
                      + f"\n  requests per service / its rate: {f['simple_s']:.2f} s ("
                      + "; ".join(f"{k} {v['requests']} / {v['rate']:g}/s"
                                  for k, v in f["simple"].items()) + ")\n")
+        for e in r["errors"]:
+            text += f"  failed: {e}\n"
     return text
 
 
@@ -901,15 +987,15 @@ def main():
     p.add_argument("--delay", type=parse_delay, default=0.040,
                    help="held before each request is forwarded (default 40ms)")
     p.add_argument("--repeat", type=int, default=3, help="runs per scenario (median wall)")
-    p.add_argument("--stacks", default="1,10,50",
-                   help="stack counts for the plan-N scenarios (default 1,10,50)")
+    p.add_argument("--stacks", dest="stacks_given",
+                   help="stack counts for the plan-N scenarios (default 1,10,50; with "
+                        "--aws-like 20,50)")
     p.add_argument("--out", type=Path,
                    help="where the JSON goes (default target/bench.json; with --aws-like "
                         "target/bench-aws-like.json)")
     p.add_argument("--aws-like", action="store_true",
-                   help="measure the migration and a no-op plan of many stacks under the "
-                        "AWS-like layer (scripts/aws-like.py) instead; --stacks' largest "
-                        "count is the plan's")
+                   help="measure the migration and no-op plans of many stacks under the "
+                        "AWS-like layer (scripts/aws-like.py) instead")
     p.add_argument("--ttl", type=int, default=10,
                    help="--aws-like: the migration's old TTL in seconds (default 10)")
     p.add_argument("--transition-ttl", type=int, default=3,
@@ -917,11 +1003,13 @@ def main():
     p.add_argument("--latency", default="5,60",
                    help="--aws-like: the layer's latency per call, MIN,MAX ms (default 5,60)")
     args = p.parse_args()
-    counts = sorted({int(n) for n in args.stacks.split(",") if n.strip()})
+    counts = sorted({int(n) for n in (args.stacks_given or "1,10,50").split(",") if n.strip()})
     if not counts or min(counts) < 1:
         p.error("--stacks takes positive counts, e.g. 1,10,50")
     if args.aws_like:
-        return main_aws_like(args, max(counts))
+        if args.stacks_given is None:
+            counts = AWS_LIKE_STACKS
+        return main_aws_like(args, counts)
     args.out = args.out or REPO / "target" / "bench.json"
 
     delay_ms = args.delay * 1000
@@ -948,10 +1036,10 @@ def main():
     print(f"\nfigures written to {args.out}")
 
 
-def main_aws_like(args, count):
+def main_aws_like(args, counts):
     out = args.out or REPO / "target" / "bench-aws-like.json"
     t0 = time.monotonic()
-    results, config = aws_like_scenarios(args.bin.resolve(), max(1, args.repeat), count,
+    results, config = aws_like_scenarios(args.bin.resolve(), max(1, args.repeat), counts,
                                          args.ttl, args.transition_ttl, args.latency)
     version = subprocess.run([args.bin, "--version"], capture_output=True, text=True).stdout
     doc = dict(

@@ -188,3 +188,74 @@ fn a_crash_at_any_point_resumes_in_one_more_apply() {
         crate::reliability::no_duplicates_or_orphans(&emu);
     }
 }
+
+/// Twenty stacks of one account applied in one run, all at once: AWS's rates are shared
+/// by every stack (load balancers are created ten at once, then one every five seconds),
+/// yet none of the run's requests is throttled, every stack converges in that one apply,
+/// and every stack's site serves after every call.
+#[test]
+fn twenty_stacks_converge_in_one_apply_within_the_rates() {
+    const STACKS: usize = 20;
+    let emu = Emulator::aws_like(4, &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("stacks");
+    emu.seed(&[
+        "--stacks",
+        &STACKS.to_string(),
+        "--stacks-dir",
+        path(&folder),
+    ]);
+    let mut manifests: Vec<std::path::PathBuf> = std::fs::read_dir(&folder)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    manifests.sort();
+    assert_eq!(manifests.len(), STACKS);
+    let hook = Hook::watch_all(&emu, manifests.iter().map(|m| desired(m)).collect());
+    let what = "20 stacks";
+    let out = run(
+        &emu,
+        &[
+            "apply",
+            "-f",
+            path(&folder),
+            "--yes",
+            "--parallel-stacks",
+            "20",
+        ],
+        what,
+    );
+    assert_eq!(out.status.code(), Some(0), "{what}: {}", text(&out));
+    hook.assert_served(what);
+    assert_converged(&emu, &folder, what);
+    let stats = emu.layer_stats();
+    eprintln!(
+        "{what}: {} requests, {} throttled, by service {}",
+        stats["requests"], stats["throttled"], stats["by_service"]
+    );
+}
+
+/// A scheme change replaces the load balancer: the new one is provisioned and its targets
+/// turn healthy (AWS's own pace) before DNS moves to it; the old one goes only once the
+/// answers given before the switch have run out, and its groups' interfaces linger after.
+#[test]
+fn a_load_balancer_replacement_keeps_the_site_up_under_every_seed() {
+    for &seed in SEEDS {
+        let (emu, s) = start(seed);
+        apply_checked(&emu, &s.manifest, &format!("migration, seed {seed}"));
+        let changed = edited(&s.manifest, "internal.json", |v| {
+            v["load_balancer"]["scheme"] = "internal".into()
+        });
+        let hook = apply_checked(&emu, &changed, &format!("replacement, seed {seed}"));
+        let ops = hook.operations();
+        let at = |op: &str| {
+            ops.iter()
+                .position(|o| o == op)
+                .unwrap_or_else(|| panic!("seed {seed}: no {op} in {ops:?}"))
+        };
+        assert!(
+            at("CreateLoadBalancer") < at("DeleteLoadBalancer"),
+            "{ops:?}"
+        );
+    }
+}

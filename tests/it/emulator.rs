@@ -42,8 +42,43 @@ pub struct Seeded {
     pub ids: serde_json::Value,
 }
 
+/// Each AWS-like layer's oracle, by the layer's URL: a checker handed the URL the tool
+/// talks to reads what AWS would show through the oracle instead.
+fn oracles() -> &'static std::sync::Mutex<std::collections::HashMap<String, String>> {
+    static ORACLES: std::sync::OnceLock<
+        std::sync::Mutex<std::collections::HashMap<String, String>>,
+    > = std::sync::OnceLock::new();
+    ORACLES.get_or_init(Default::default)
+}
+
+/// Where a checker should read the state behind `url`: the oracle of an AWS-like layer,
+/// else `url` itself.
+pub fn reading_url(url: &str) -> String {
+    oracles()
+        .lock()
+        .unwrap()
+        .get(url)
+        .cloned()
+        .unwrap_or_else(|| url.to_owned())
+}
+
 impl Emulator {
+    /// A private emulator: moto, or, with `RECONCILE_EMULATOR=aws-like` in the environment
+    /// (`scripts/test --aws-like`), moto behind the AWS-like layer, latency seeded by
+    /// `RECONCILE_EMULATOR_SEED` (default 1): the whole suite against AWS as it behaves.
     pub fn start() -> Emulator {
+        if std::env::var("RECONCILE_EMULATOR").is_ok_and(|v| v == "aws-like") {
+            let seed = std::env::var("RECONCILE_EMULATOR_SEED")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(1);
+            return Emulator::aws_like(seed, &[]);
+        }
+        Emulator::moto()
+    }
+
+    /// A private moto server, whatever the environment says.
+    pub fn moto() -> Emulator {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let out = Command::new(repo_file("scripts/emulator-start"))
             .arg(dir.path())
@@ -86,6 +121,10 @@ impl Emulator {
             .expect("the layer records its oracle URL")
             .trim()
             .to_owned();
+        oracles()
+            .lock()
+            .unwrap()
+            .insert(url.clone(), oracle.clone());
         Emulator {
             dir,
             url,

@@ -373,7 +373,7 @@ impl Invariant {
             .unwrap();
         let mut inv = Invariant {
             desired,
-            emulator: emulator.to_owned(),
+            emulator: crate::emulator::reading_url(emulator),
             rt,
             history: Vec::new(),
         };
@@ -384,7 +384,16 @@ impl Invariant {
 
     /// Reads the emulator, updates the DNS history, and checks every live answer.
     pub fn check(&mut self) -> Option<String> {
-        let observed = self.rt.block_on(async {
+        let observed = self.read(std::slice::from_ref(&self.desired));
+        match observed {
+            Ok(mut o) => self.check_observed(&o.remove(0)),
+            Err(e) => Some(format!("the checker could not read the emulator: {e}")),
+        }
+    }
+
+    /// One read of the live state of several stacks (on this checker's emulator).
+    pub fn read(&self, desired: &[Desired]) -> Result<Vec<reconcile::model::Observed>, String> {
+        self.rt.block_on(async {
             let config = reconcile::aws::loader(&AwsOptions {
                 region: Some("us-east-1".into()),
                 endpoint_url: Some(self.emulator.clone()),
@@ -394,12 +403,16 @@ impl Invariant {
             .load()
             .await;
             let clients = reconcile::aws::Clients::new(&config);
-            reconcile::observe::observe(&clients, &Meter::new(), &self.desired).await
-        });
-        let observed = match observed {
-            Ok(o) => o,
-            Err(e) => return Some(format!("the checker could not read the emulator: {e}")),
-        };
+            reconcile::observe::observe_many(&clients, &Meter::new(), desired)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+
+    /// Updates the DNS history from `observed` (this checker's stack, read just now) and
+    /// checks every live answer.
+    pub fn check_observed(&mut self, observed: &reconcile::model::Observed) -> Option<String> {
+        let observed = observed.clone();
         let now = Instant::now();
         let records = observed
             .zone
@@ -463,6 +476,12 @@ pub type KillSwitch = Arc<Mutex<Option<(usize, Option<u32>)>>>;
 impl Hook {
     /// Starts the hook for `desired` on `emu` and points the layer at it.
     pub fn watch(emu: &crate::emulator::Emulator, desired: Desired) -> Hook {
+        Hook::watch_all(emu, vec![desired])
+    }
+
+    /// The hook for several stacks: one read of all of them after each call, each stack's
+    /// invariant checked on its share.
+    pub fn watch_all(emu: &crate::emulator::Emulator, desired: Vec<Desired>) -> Hook {
         let oracle = emu.oracle.clone().expect("the AWS-like layer");
         let listener = TcpListener::bind("127.0.0.1:0").expect("a loopback port");
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -470,7 +489,10 @@ impl Hook {
         let kill_after: KillSwitch = Arc::new(Mutex::new(None));
         let (shared, kill) = (log.clone(), kill_after.clone());
         std::thread::spawn(move || {
-            let mut inv = Invariant::new(desired, &oracle);
+            let mut invs: Vec<Invariant> = desired
+                .iter()
+                .map(|d| Invariant::new(d.clone(), &oracle))
+                .collect();
             let mut seen = 0usize;
             for conn in listener.incoming() {
                 let Ok(mut client) = conn else { continue };
@@ -482,7 +504,13 @@ impl Hook {
                 let called: serde_json::Value =
                     serde_json::from_str(body).unwrap_or(serde_json::Value::Null);
                 let operation = called["operation"].as_str().unwrap_or("?").to_owned();
-                let violation = inv.check();
+                let violation = match invs[0].read(&desired) {
+                    Ok(observed) => invs.iter_mut().zip(&observed).find_map(|(inv, o)| {
+                        let v = inv.check_observed(o)?;
+                        Some(format!("{}: {v}", inv.desired.stack))
+                    }),
+                    Err(e) => Some(format!("the checker could not read the emulator: {e}")),
+                };
                 seen += 1;
                 if let Some((k, Some(pid))) = *kill.lock().unwrap() {
                     if seen == k {
