@@ -699,7 +699,11 @@ class Layer:
             del self.new_ids[k]
         if not self.new_ids:
             return None
-        for v in param_values(params):
+        # A filter never fails on an id it does not know (a listing may just leave the
+        # new resource out): only the ids a call names directly are refused.
+        named = {k: v for k, v in params.items() if not k.startswith("Filter.")} \
+            if isinstance(params, dict) else params
+        for v in param_values(named):
             hit = self.new_ids.get(v)
             if not hit:
                 continue
@@ -891,31 +895,38 @@ class Layer:
             out.append((tid, str(port) if port is not None else None))
         return out
 
-    async def after_mutation(self, service, region, op, params, ctx, resp):
+    async def after_mutation(self, service, region, op, params, ctx, resp, fresh=True):
+        """Records what a successful mutation changed. `fresh` is False for mutations made
+        through the oracle port (a test setting up the world before the tool runs): what
+        they create is known everywhere at once, active, and registered long ago."""
         t = now()
+        if not fresh:
+            t = -1e9
         body = resp.body
         if service == "ec2" and op == "CreateSecurityGroup":
             try:
                 gid = first(parse_xml(body), "groupId")
-                if gid:
+                if gid and fresh:
                     self.new_ids[gid] = ("sg", t)
             except ET.ParseError:
                 pass
         elif service == "acm" and op in ("ImportCertificate", "RequestCertificate"):
             try:
                 arn = json.loads(body).get("CertificateArn")
-                if arn:
+                if arn and fresh:
                     self.new_ids[arn] = ("cert", t)
             except ValueError:
                 pass
         elif service == "elasticloadbalancing":
             if op == "CreateLoadBalancer":
                 for arn in texts(parse_xml(body), "LoadBalancerArn"):
-                    self.lb_created[arn] = t
-                    self.new_ids[arn] = ("lb", t)
+                    if fresh:
+                        self.lb_created[arn] = t
+                        self.new_ids[arn] = ("lb", t)
             elif op == "CreateTargetGroup":
                 for arn in texts(parse_xml(body), "TargetGroupArn"):
-                    self.new_ids[arn] = ("tg", t)
+                    if fresh:
+                        self.new_ids[arn] = ("tg", t)
             elif op == "RegisterTargets":
                 tg = params.get("TargetGroupArn", "")
                 for tid, port in self.targets_of(params, ctx.get("tg_port")):
@@ -923,7 +934,7 @@ class Layer:
                     self.draining.pop((tg, tid, port), None)
             elif op == "DeregisterTargets":
                 tg = params.get("TargetGroupArn", "")
-                until = t + ctx.get("delay", 300.0) * float(self.config["draining_scale"])
+                until = now() + ctx.get("delay", 300.0) * float(self.config["draining_scale"])
                 for tid, port in self.targets_of(params, ctx.get("tg_port")):
                     self.reg_time.pop((tg, tid, port), None)
                     if until > t:
@@ -934,7 +945,7 @@ class Layer:
                     lb = params.get("LoadBalancerArn")
                     self.tg_usage.pop(lb, None)
                     self.lb_created.pop(lb, None)
-                    until = t + float(self.config["eni_linger"])
+                    until = now() + float(self.config["eni_linger"])
                     for sg in ctx.get("sgs", []):
                         self.linger[sg] = until
                 else:
@@ -946,7 +957,7 @@ class Layer:
                             self.tg_usage.pop(lb, None)
                         else:
                             self.tg_usage[lb] = tgs
-                self.apply_usage(now())
+                self.apply_usage(now() if fresh else -1e9)
 
     # ---- overlays on answers (main and oracle ports) ----
     async def overlay(self, service, region, op, params, req, resp):
@@ -1228,7 +1239,8 @@ class Layer:
                 resp = await self.forward(req)
                 if resp.status < 300:
                     try:
-                        await self.after_mutation(service, region, op, params, ctx, resp)
+                        await self.after_mutation(service, region, op, params, ctx, resp,
+                                                  fresh=seq is not None)
                     except Exception as e:
                         log("after %s failed: %r" % (op, e))
             finally:

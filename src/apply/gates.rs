@@ -16,6 +16,15 @@ use super::{now, now_ceil, Context, Error, Hooks, NodeEnd, Options};
 /// check's interval times its healthy threshold, a few minutes at most).
 pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 
+/// How long from now until `end` (epoch seconds), to the millisecond; zero once passed.
+fn until(end: i64) -> Duration {
+    let end = Duration::from_secs(u64::try_from(end).unwrap_or(0));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    end.saturating_sub(now)
+}
+
 /// Whether a "not found" for `id` may still be AWS not knowing it yet: this process
 /// created it a moment ago, or the gate started a moment ago (the plan has just seen it).
 fn unknown_yet(id: &str, t0: Instant) -> bool {
@@ -32,7 +41,7 @@ struct Poll {
 impl Poll {
     fn new(max: Duration) -> Poll {
         Poll {
-            next: Duration::from_millis(500).min(max),
+            next: Duration::from_millis(250).min(max),
             max,
         }
     }
@@ -198,11 +207,12 @@ pub async fn wait(
             }
             let what = format!("{why} ({record})");
             loop {
-                let remaining = end - now();
-                if remaining <= 0 {
+                // To the millisecond: a wait counted in whole seconds from a whole-second
+                // start ends on time, not up to a second late.
+                let remaining = until(end);
+                if remaining.is_zero() {
                     return Ok(NodeEnd::Done);
                 }
-                let remaining = Duration::from_secs(u64::try_from(remaining).unwrap_or(0));
                 hooks.waiting(node, &what, t0.elapsed(), Some(remaining));
                 tokio::time::sleep(remaining.min(Duration::from_secs(1))).await;
             }

@@ -19,9 +19,11 @@
 //!   buckets; non-mutating actions 100 tokens refilled at 20/s, unfiltered and
 //!   unpaginated non-mutating actions 50 at 10/s, mutating actions 50 at 5/s.
 //! - Elastic Load Balancing: "Request throttling for the ELB API" (ELB User Guide):
-//!   per-API buckets; non-mutating (`Describe*`) 40 at 10/s, registration of targets 40
-//!   at 10/s... (see [`bucket`]).
-//! - ACM: "Quotas" (ACM User Guide), API rate quotas per operation.
+//!   an account bucket of 40 refilled at 10/s shared by every request, and one bucket per
+//!   kind: `Describe*` 40 at 10/s, target registration 20 at 4/s, `CreateLoadBalancer`
+//!   and `SetSubnets` 10 at 0.2/s, other changes 20 at 3/s (see [`buckets`]).
+//! - ACM: "Quotas" (ACM User Guide), API rate quotas per operation (a bucket of one
+//!   second's worth).
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -266,6 +268,17 @@ pub(crate) fn client(service: Service, limiter: &Arc<Limiter>) -> SharedHttpClie
         service,
         limiter: limiter.clone(),
     })
+}
+
+/// The SDK's stalled-stream protection for limited clients: on for answers (a server that
+/// stops sending), off for uploads. The upload check counts the time a request waits for
+/// its token as a stalled upload and fails it after its grace period (5 s), which a run
+/// over many stacks waits routinely; the requests themselves are a few hundred bytes.
+pub(crate) fn stall_protection(
+) -> aws_smithy_runtime_api::client::stalled_stream_protection::StalledStreamProtectionConfig {
+    aws_smithy_runtime_api::client::stalled_stream_protection::StalledStreamProtectionConfig::enabled()
+        .upload_enabled(false)
+        .build()
 }
 
 /// The interceptor that labels requests for [`client`].

@@ -117,24 +117,28 @@ impl Clients {
                 Elb::from(config)
                     .http_client(limit::client(Service::Elbv2, limiter))
                     .interceptor(limit::label())
+                    .stalled_stream_protection(limit::stall_protection())
                     .build(),
             ),
             ec2: aws_sdk_ec2::Client::from_conf(
                 Ec2::from(config)
                     .http_client(limit::client(Service::Ec2, limiter))
                     .interceptor(limit::label())
+                    .stalled_stream_protection(limit::stall_protection())
                     .build(),
             ),
             route53: aws_sdk_route53::Client::from_conf(
                 R53::from(config)
                     .http_client(limit::client(Service::Route53, limiter))
                     .interceptor(limit::label())
+                    .stalled_stream_protection(limit::stall_protection())
                     .build(),
             ),
             acm: aws_sdk_acm::Client::from_conf(
                 Acm::from(config)
                     .http_client(limit::client(Service::Acm, limiter))
                     .interceptor(limit::label())
+                    .stalled_stream_protection(limit::stall_protection())
                     .build(),
             ),
         }

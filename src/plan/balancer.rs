@@ -235,16 +235,18 @@ impl<'a> Differ<'a> {
                             Some(json!(tg_label)),
                         ));
                     }
-                    // A group that does not serve this load balancer yet is attached with
-                    // weight zero first, so that it is verified healthy before traffic moves.
+                    // A group no listener of this load balancer uses is attached with
+                    // weight zero first: AWS health-checks only groups in use (their targets
+                    // are `unused` until then, `initial` for a while after), so it is
+                    // verified healthy before traffic moves. Whether it is in use comes from
+                    // the listeners read, not from the group's own list of load balancers
+                    // (moto keeps a load balancer there after its listener moved away).
                     let attached = match &tg {
-                        TgRef::Arn(arn) => {
-                            l.forward.contains(arn)
-                                || l.standby.contains(arn)
-                                || self.o.tg_by_arn(arn).is_some_and(|t| {
-                                    live.is_some_and(|lb| t.load_balancers.contains(&lb.arn))
-                                })
-                        }
+                        TgRef::Arn(arn) => live.is_some_and(|lb| {
+                            lb.listeners
+                                .iter()
+                                .any(|x| x.forward.contains(arn) || x.standby.contains(arn))
+                        }),
                         TgRef::New { .. } => false,
                     };
                     if !forwards_right && !attached {

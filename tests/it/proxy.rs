@@ -27,6 +27,8 @@ pub struct Call {
     /// The fault injected instead of (or after) forwarding, if any.
     pub fault: Option<Fault>,
     pub at: Instant,
+    /// AWS's error code, when the call was refused.
+    pub code: Option<String>,
 }
 
 /// A fault the proxy can inject.
@@ -165,6 +167,7 @@ impl Proxy {
                     lock,
                     fault,
                     at: Instant::now(),
+                    code: None,
                 };
                 match fault {
                     Some(Fault::DropBefore) => {
@@ -216,7 +219,10 @@ impl Proxy {
                         lock_ids.push(id.to_owned());
                     }
                 }
-                let call = record(fault, status);
+                let mut call = record(fault, status);
+                if status >= 300 {
+                    call.code = error_code(&response);
+                }
                 let violation = match (&mut opts.check, mutating && status < 300) {
                     (Some(check), true) => check(&call),
                     _ => None,
@@ -260,14 +266,30 @@ impl Proxy {
         assert!(failed.is_empty(), "{what}: failed calls: {failed:?}");
     }
 
-    /// Mutating calls that AWS refused.
+    /// Mutating calls that AWS refused, but for AWS's passing refusals: a resource it does
+    /// not know yet (created a moment ago), or one still held by what is letting go of it.
+    /// The tool waits those out by design (moto never gives them).
     pub fn failed_mutations(&self) -> Vec<Call> {
+        const PASSING: &[&str] = &[
+            "InvalidGroup.NotFound",
+            "LoadBalancerNotFound",
+            "TargetGroupNotFound",
+            "ListenerNotFound",
+            "CertificateNotFound",
+            "DependencyViolation",
+            "ResourceInUse",
+        ];
         self.log
             .lock()
             .unwrap()
             .calls
             .iter()
             .filter(|c| c.mutating && c.status >= 300)
+            .filter(|c| {
+                !c.code
+                    .as_deref()
+                    .is_some_and(|code| PASSING.contains(&code))
+            })
             .cloned()
             .collect()
     }
@@ -283,6 +305,17 @@ impl Proxy {
             .cloned()
             .collect()
     }
+}
+
+/// The error code in an AWS error answer (XML `<Code>`, or JSON `__type`).
+fn error_code(response: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(response);
+    if let Some(rest) = text.split("<Code>").nth(1) {
+        return rest.split('<').next().map(str::to_owned);
+    }
+    let rest = text.split("\"__type\"").nth(1)?;
+    let value = rest.split('"').nth(1)?;
+    Some(value.rsplit('#').next().unwrap_or(value).to_owned())
 }
 
 /// Reads one HTTP/1.1 request (head and Content-Length body), rewritten to close the
@@ -532,6 +565,7 @@ impl Hook {
                         lock: false,
                         fault: None,
                         at: Instant::now(),
+                        code: None,
                     });
                 }
                 let _ = client.write_all(

@@ -319,12 +319,21 @@ async fn target_group_writes_repeat_safely() {
             .value
             .expect("the group exists")
             .into_iter()
+            // A deregistered target drains for a while on AWS: on its way out, not there.
+            .filter(|t| t.state != "draining")
             .map(|t| (t.id, t.state))
             .collect::<Vec<_>>()
     };
+    // No listener uses the group: AWS does not health-check it (`unused`); moto says
+    // healthy at once.
+    let idle = if w._emu.oracle.is_some() {
+        "unused"
+    } else {
+        "healthy"
+    };
     let mut want: Vec<(String, String)> = instances
         .iter()
-        .map(|i| (i.clone(), "healthy".to_owned()))
+        .map(|i| (i.clone(), idle.to_owned()))
         .collect();
     want.sort();
     assert_eq!(health_of(elb.clone(), arn.clone()).await, want);
@@ -338,7 +347,7 @@ async fn target_group_writes_repeat_safely() {
         .expect("a target no longer registered is skipped");
     assert_eq!(
         health_of(elb.clone(), arn.clone()).await,
-        vec![(instances[0].clone(), "healthy".to_owned())]
+        vec![(instances[0].clone(), idle.to_owned())]
     );
 
     elb.delete_target_group(&arn)
@@ -571,10 +580,20 @@ async fn dns_writes_replace_round_trip_and_delete() {
         .await
         .expect("ChangeResourceRecordSets");
     assert!(!change.starts_with("/change/"), "{change}");
-    assert_eq!(
-        r53.change_status(&change).await.expect("GetChange"),
-        "INSYNC"
-    );
+    // In sync at once on moto, within seconds on AWS.
+    let t0 = std::time::Instant::now();
+    loop {
+        let status = r53.change_status(&change).await.expect("GetChange");
+        if status == "INSYNC" {
+            break;
+        }
+        assert_eq!(status, "PENDING");
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(20),
+            "never in sync"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
     let want_cname = ObservedRecord {
         name: cname.name.clone(),
         kind: cname.kind.clone(),

@@ -184,9 +184,14 @@ impl Elbv2 {
                 let Some(registered) = self.target_health(arn, Round::START).await?.value else {
                     return Err(e);
                 };
+                // A draining target is already on its way out: deregistered.
                 let left: Vec<String> = ids
                     .iter()
-                    .filter(|id| registered.iter().any(|t| &t.id == *id))
+                    .filter(|id| {
+                        registered
+                            .iter()
+                            .any(|t| &t.id == *id && t.state != "draining")
+                    })
                     .cloned()
                     .collect();
                 if left.is_empty() {
