@@ -108,7 +108,7 @@ RATE_LIMITS = {
             "AddTagsToCertificate": (5, 5), "DeleteCertificate": (10, 10),
             "DescribeCertificate": (10, 10), "ExportCertificate": (5, 5),
             "GetAccountConfiguration": (1, 1), "GetCertificate": (10, 10),
-            "ImportCertificate": (1, 1), "ListCertificates": (1, 1),
+            "ImportCertificate": (1, 1), "ListCertificates": (8, 8),
             "ListTagsForCertificate": (10, 10), "PutAccountConfiguration": (1, 1),
             "RemoveTagsFromCertificate": (5, 5), "RenewCertificate": (5, 5),
             "RequestCertificate": (5, 5), "ResendValidationEmail": (1, 1),

@@ -27,8 +27,9 @@ fn path(p: &Path) -> &str {
 
 /// Runs the binary through the layer and checks that none of its requests was
 /// throttled. Each run starts a second after the one before: a run keeps to AWS's rates
-/// on its own, but two processes cannot share a bucket, and ACM lets an account list its
-/// certificates only once a second (the second run's retry would be the SDK's).
+/// on its own, but two processes cannot share their buckets (Route53 allows the account
+/// five requests a second, and each run may start with a burst of four); a second run's
+/// throttled request would be retried by the SDK, but it is not the run's own doing.
 fn run(emu: &Emulator, args: &[&str], what: &str) -> std::process::Output {
     std::thread::sleep(std::time::Duration::from_millis(1100));
     let before = emu.layer_stats()["throttled"].as_u64().unwrap_or(0);
