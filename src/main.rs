@@ -1,5 +1,7 @@
 //! The `reconcile` command line: parses arguments, runs one command, and picks the exit
-//! code in one place (0 success, 1 error, 2 changes present with `--detailed-exitcode`).
+//! code in one place (0 success, 1 error (usage errors included), 2 changes present with
+//! `plan --detailed-exitcode`, 3 paused by `--max-wait` with `apply --detailed-exitcode`,
+//! 130 interrupted).
 
 mod cli;
 
@@ -16,7 +18,19 @@ use cli::{runtime, Outcome};
 use reconcile::manifest;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // A usage error exits 1, like every error: 2 means "changes present" and nothing else
+    // (a mistyped flag in a drift job must not read as drift).
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
     let outcome = match cli.command {
         Command::Validate { files, json } => validate(&files, json),
         Command::Schema => print_json(&manifest::schema()),
@@ -47,6 +61,7 @@ fn main() -> ExitCode {
             parallelism,
             parallel_stacks,
             json,
+            detailed_exitcode,
             lock_timeout,
             aws,
         } => {
@@ -58,6 +73,7 @@ fn main() -> ExitCode {
             let how = ApplyArgs {
                 yes,
                 json,
+                detailed_exitcode,
                 parallel_stacks: usize::from(parallel_stacks),
                 opts,
                 lock_timeout,
@@ -87,6 +103,8 @@ fn main() -> ExitCode {
         Ok(Outcome::Success) => ExitCode::SUCCESS,
         Ok(Outcome::Changes) => ExitCode::from(2),
         Ok(Outcome::Failed) => ExitCode::from(1),
+        Ok(Outcome::Paused) => ExitCode::from(3),
+        Ok(Outcome::Interrupted) => ExitCode::from(130),
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

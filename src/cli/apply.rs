@@ -15,6 +15,8 @@ use super::Outcome;
 pub struct ApplyArgs {
     pub yes: bool,
     pub json: bool,
+    /// Exit 3 when paused.
+    pub detailed_exitcode: bool,
     pub parallel_stacks: usize,
     pub opts: reconcile::apply::Options,
     pub lock_timeout: std::time::Duration,
@@ -144,7 +146,7 @@ pub async fn apply_cmd(
             r = apply_locked(planfile, saved, loaded, &mut conns, how) => r,
             _ = tokio::signal::ctrl_c() => {
                 eprintln!("\ninterrupted: stopped between two calls; the lock is released. Run `reconcile apply` again to finish: it continues from where this run stopped.");
-                Ok(Outcome::Failed)
+                Ok(Outcome::Interrupted)
             }
         },
     };
@@ -297,6 +299,9 @@ pub async fn apply_locked(
             failed.join(", ")
         );
         return Ok(Outcome::Failed);
+    }
+    if !paused.is_empty() && how.detailed_exitcode {
+        return Ok(Outcome::Paused);
     }
     Ok(Outcome::Success)
 }

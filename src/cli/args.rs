@@ -77,6 +77,10 @@ pub enum Command {
         /// Stream progress as JSON events, one per line.
         #[arg(long)]
         json: bool,
+        /// Exit 3 when `--max-wait` paused the run (0 only once it is finished), so that
+        /// a pipeline can tell a paused apply from a finished one.
+        #[arg(long)]
+        detailed_exitcode: bool,
         /// How long to wait for another apply of the same stack to finish.
         #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "2m")]
         lock_timeout: std::time::Duration,

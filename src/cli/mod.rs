@@ -14,6 +14,11 @@ pub enum Outcome {
     Changes,
     /// The user's input or the world was wrong; the message has already been printed.
     Failed,
+    /// `apply` stopped at a wait longer than `--max-wait` (exit 3 with
+    /// `--detailed-exitcode`, else 0).
+    Paused,
+    /// Stopped by Ctrl-C (exit 130).
+    Interrupted,
 }
 
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

@@ -19,6 +19,7 @@ pub fn validate(m: &Manifest) -> Vec<Diagnostic> {
     v.target_groups();
     v.load_balancer();
     v.reachability();
+    v.serves_the_record();
     v.dns();
     v.out
 }
@@ -646,6 +647,124 @@ impl Validator<'_> {
             }
         }
         out
+    }
+
+    /// The end state must serve the site: a managed record leads visitors to the load
+    /// balancer, so it must be internet-facing, listen on 80 (HTTP) and 443 (HTTPS), let
+    /// the whole internet in on both, and be let in by the backends. A manifest that
+    /// misses one would be planned and applied as a normal change, and end with the site
+    /// down; it is refused here, before any call.
+    fn serves_the_record(&mut self) {
+        let m = self.m;
+        let Some(name) = m
+            .dns
+            .as_ref()
+            .and_then(|d| d.records.first())
+            .map(|r| r.name.clone())
+        else {
+            return;
+        };
+        let p = root().key("load_balancer");
+        let lb = &m.load_balancer;
+        if lb.scheme == super::types::Scheme::Internal {
+            self.err(
+                &p.key("scheme"),
+                format!("an internal load balancer has no public address: {name} would lead nowhere from the internet"),
+                format!("use \"internet-facing\", or take {name} out of dns.records while the load balancer is internal"),
+            );
+        }
+        for (port, protocol) in [(80, Protocol::Http), (443, Protocol::Https)] {
+            let word = if protocol == Protocol::Http {
+                "HTTP"
+            } else {
+                "HTTPS"
+            };
+            match lb.listeners.iter().position(|l| l.port == port) {
+                None if !lb.listeners.is_empty() => self.err(
+                    &p.key("listeners"),
+                    format!("no listener on port {port}: browsers come to {name} on {port}"),
+                    format!("add {{\"port\": {port}, \"protocol\": \"{word}\", ...}}"),
+                ),
+                Some(i) if lb.listeners[i].protocol != protocol => self.err(
+                    &p.key("listeners").index(i).key("protocol"),
+                    format!("port {port} must be {word}: browsers come to {name} on {port} speaking {word}"),
+                    if protocol == Protocol::Https {
+                        "make it HTTPS with a `certificate`".to_owned()
+                    } else {
+                        "make it HTTP (TLS ends on the 443 listener)".to_owned()
+                    },
+                ),
+                _ => {}
+            }
+        }
+        // The load balancer's groups, when the manifest knows their whole rules.
+        let known = |key: &str| {
+            m.security_groups
+                .get(key)
+                .filter(|g| g.existing.is_none() || g.exclusive)
+        };
+        let lb_groups: Option<Vec<(&String, &super::types::SecurityGroup)>> = lb
+            .security_groups
+            .iter()
+            .map(|k| known(k).map(|g| (k, g)))
+            .collect();
+        if let Some(groups) = lb_groups.filter(|g| !g.is_empty()) {
+            for port in [80, 443] {
+                let some_rule = groups
+                    .iter()
+                    .any(|(_, g)| g.ingress.iter().any(|r| r.ports.contains(&port)));
+                let world = groups.iter().any(|(_, g)| {
+                    g.ingress.iter().any(|r| {
+                        r.ports.contains(&port)
+                            && r.cidrs
+                                .iter()
+                                .any(|c| net::parse_cidr(c).is_ok_and(|c| c.is_whole_internet()))
+                    })
+                });
+                // No rule at all is reported by the reachability check.
+                if some_rule && !world {
+                    let (key, _) = groups[0];
+                    self.err(
+                        &root().key("security_groups").key(key).key("ingress"),
+                        format!("the load balancer's groups do not let the whole internet in on port {port}: visitors of {name} could not reach it"),
+                        format!("add \"0.0.0.0/0\" and \"::/0\" to the cidrs of a rule with port {port}"),
+                    );
+                }
+            }
+        }
+        // The backends: with no group admitting the load balancer, the instances' own
+        // groups (`existing`, whole rules known) must let it in on every target port.
+        let admits_lb = m.security_groups.iter().any(|(k, g)| {
+            !self.is_lb_group(k)
+                && g.ingress
+                    .iter()
+                    .any(|r| r.from.as_deref().is_some_and(|f| self.is_lb_group(f)))
+        });
+        let instance_groups: Vec<&String> = m
+            .security_groups
+            .iter()
+            .filter(|(k, g)| !self.is_lb_group(k) && g.existing.is_some() && g.exclusive)
+            .map(|(k, _)| k)
+            .collect();
+        let lb_key = lb.security_groups.first().cloned().unwrap_or_default();
+        if !admits_lb && !instance_groups.is_empty() {
+            for (key, tg) in &m.target_groups {
+                let opened = instance_groups.iter().any(|g| {
+                    m.security_groups[*g]
+                        .ingress
+                        .iter()
+                        .any(|r| r.ports.contains(&tg.port) && !r.cidrs.is_empty())
+                });
+                if !opened {
+                    let group = instance_groups[0];
+                    self.err(
+                        &root().key("target_groups").key(key).key("port"),
+                        format!("no group of the backends lets the load balancer in on port {}: its targets would not answer it, and {name} would stop serving", tg.port),
+                        format!("add {{\"ports\": [{}], \"from\": \"{lb_key}\"}} to security_groups.{group}.ingress", tg.port),
+                    );
+                }
+            }
+        }
     }
 
     fn dns(&mut self) {

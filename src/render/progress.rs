@@ -249,7 +249,7 @@ impl Hooks for JsonProgress {
         // Once every 10 seconds of waiting is enough for a machine.
         if waited.as_secs().is_multiple_of(10) {
             self.event(
-                serde_json::json!({"event": "waiting", "node": node.id, "what": what, "elapsed": waited.as_secs(), "remaining": remaining.map(|r| r.as_secs())}),
+                serde_json::json!({"event": "waiting", "node": node.id, "time": crate::apply::now(), "what": what, "elapsed": waited.as_secs(), "remaining": remaining.map(|r| r.as_secs())}),
             );
         }
     }

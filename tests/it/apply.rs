@@ -194,18 +194,22 @@ fn a_target_group_port_change_replaces_it_without_a_failed_call() {
 fn a_target_group_left_out_is_deleted_after_its_listener() {
     let emu = Emulator::start();
     let s = seed_short(&emu);
-    let out = emu.reconcile(&["apply", "-f", path(&s), "--yes"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let changed = edited(&s, "fewer.json", |v| {
-        v["target_groups"].as_object_mut().unwrap().remove("http");
+    // A third listener, on 8080, with a group of its own, then left out again.
+    let more = edited(&s, "more.json", |v| {
+        v["target_groups"]["alt"] = v["target_groups"]["app"].clone();
         v["load_balancer"]["listeners"]
             .as_array_mut()
             .unwrap()
-            .remove(0);
+            .push(serde_json::json!({"port": 8080, "protocol": "HTTP", "forward": "alt"}));
+        v["security_groups"]["lb"]["ingress"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({"ports": [8080], "cidrs": ["0.0.0.0/0"]}));
     });
-    let proxy = checked_proxy(&emu, &changed);
-    let changed = changed.to_str().unwrap();
-    let out = emu.reconcile_at(&proxy.url, &["apply", "-f", changed, "--yes"]);
+    let out = emu.reconcile(&["apply", "-f", more.to_str().unwrap(), "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let proxy = checked_proxy(&emu, &s.manifest);
+    let out = emu.reconcile_at(&proxy.url, &["apply", "-f", path(&s), "--yes"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     proxy.assert_clean("apply");
     let ops: Vec<String> = proxy
@@ -213,8 +217,14 @@ fn a_target_group_left_out_is_deleted_after_its_listener() {
         .into_iter()
         .map(|c| c.operation)
         .collect();
-    assert_eq!(ops, vec!["DeleteListener", "DeleteTargetGroup"]);
-    assert_converged(&emu, changed);
+    let at = |op: &str| {
+        ops.iter()
+            .position(|o| o == op)
+            .unwrap_or_else(|| panic!("no {op}: {ops:?}"))
+    };
+    assert!(at("DeleteListener") < at("DeleteTargetGroup"), "{ops:?}");
+    assert!(!ops.iter().any(|o| o.starts_with("Create")), "{ops:?}");
+    assert_converged(&emu, path(&s));
 }
 
 #[test]
@@ -256,8 +266,21 @@ fn a_long_wait_pauses_cleanly_and_a_rerun_waits_only_the_rest() {
     let emu = Emulator::start();
     let s = emu.seed(&["--ttl", "6", "--transition-ttl", "1"]);
     let t0 = std::time::Instant::now();
-    let out = emu.reconcile(&["apply", "-f", path(&s), "--yes", "--max-wait", "2s"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = emu.reconcile(&[
+        "apply",
+        "-f",
+        path(&s),
+        "--yes",
+        "--max-wait",
+        "2s",
+        "--detailed-exitcode",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "paused, told apart from finished: {}",
+        text(&out)
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains("paused at gate.dns.www.example.com.old-ttl"),
@@ -298,18 +321,47 @@ fn the_invariant_checker_catches_a_closed_direct_path() {
     assert!(found.contains("no longer admits 443"), "{found}");
 }
 
+/// A public record on an internal load balancer cannot serve: refused before any call.
 #[test]
-fn a_scheme_change_replaces_the_load_balancer_with_dns_moved_first() {
+fn an_internal_load_balancer_for_the_public_record_is_refused_before_any_call() {
     let emu = Emulator::start();
     let s = seed_short(&emu);
-    let out = emu.reconcile(&["apply", "-f", path(&s), "--yes"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let changed = edited(&s, "internal.json", |v| {
         v["load_balancer"]["scheme"] = "internal".into()
     });
-    let proxy = checked_proxy(&emu, &changed);
-    let changed = changed.to_str().unwrap();
-    let out = emu.reconcile_at(&proxy.url, &["apply", "-f", changed, "--yes"]);
+    let proxy = Proxy::start(&emu.url, Box::new(|_| None));
+    let out = emu.reconcile_at(
+        &proxy.url,
+        &["apply", "-f", changed.to_str().unwrap(), "--yes"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("load_balancer.scheme"), "{err}");
+    assert!(
+        proxy.log.lock().unwrap().calls.is_empty(),
+        "a call was made"
+    );
+}
+
+/// The manifest of a first stage: an internal load balancer, no DNS yet, the backends'
+/// other rules left as they are.
+pub fn internal_first(s: &Seeded) -> PathBuf {
+    edited(s, "internal-first.json", |v| {
+        v["load_balancer"]["scheme"] = "internal".into();
+        v.as_object_mut().unwrap().remove("dns");
+        v["security_groups"]["backend"]["exclusive"] = false.into();
+    })
+}
+
+#[test]
+fn an_internal_load_balancer_made_public_is_replaced_with_dns_moved_first() {
+    let emu = Emulator::start();
+    let s = seed_short(&emu);
+    let first = internal_first(&s);
+    let out = emu.reconcile(&["apply", "-f", first.to_str().unwrap(), "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let proxy = checked_proxy(&emu, &s.manifest);
+    let out = emu.reconcile_at(&proxy.url, &["apply", "-f", path(&s), "--yes"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     proxy.assert_clean("apply");
     let ops: Vec<String> = proxy
@@ -323,13 +375,17 @@ fn a_scheme_change_replaces_the_load_balancer_with_dns_moved_first() {
             .unwrap_or_else(|| panic!("no {op}: {ops:?}"))
     };
     assert!(
+        at("CreateLoadBalancer") < at("DeleteLoadBalancer"),
+        "{ops:?}"
+    );
+    assert!(
         at("ChangeResourceRecordSets") < at("DeleteLoadBalancer"),
         "DNS moves before the old one goes: {ops:?}"
     );
-    assert_converged(&emu, changed);
+    assert_converged(&emu, path(&s));
     emu.boto(
         "lbs = [(l['LoadBalancerName'], l['Scheme']) for l in elb.describe_load_balancers()['LoadBalancers']]\n\
-         assert lbs == [('www-example-r', 'internal')], lbs",
+         assert lbs == [('www-example-r', 'internet-facing')], lbs",
     );
 }
 

@@ -236,18 +236,18 @@ fn twenty_stacks_converge_in_one_apply_within_the_rates() {
     );
 }
 
-/// A scheme change replaces the load balancer: the new one is provisioned and its targets
-/// turn healthy (AWS's own pace) before DNS moves to it; the old one goes only once the
-/// answers given before the switch have run out, and its groups' interfaces linger after.
+/// An internal load balancer made public is replaced: the new one is provisioned and its
+/// targets turn healthy (AWS's own pace) before DNS moves to it; the old one goes only once
+/// the answers given before the switch have run out, and its groups' interfaces linger.
 #[test]
 fn a_load_balancer_replacement_keeps_the_site_up_under_every_seed() {
     for &seed in SEEDS {
         let (emu, s) = start(seed);
-        apply_checked(&emu, &s.manifest, &format!("migration, seed {seed}"));
-        let changed = edited(&s.manifest, "internal.json", |v| {
-            v["load_balancer"]["scheme"] = "internal".into()
-        });
-        let hook = apply_checked(&emu, &changed, &format!("replacement, seed {seed}"));
+        let first = crate::apply::internal_first(&s);
+        let what = format!("internal first, seed {seed}");
+        let out = run(&emu, &["apply", "-f", path(&first), "--yes"], &what);
+        assert_eq!(out.status.code(), Some(0), "{what}: {}", text(&out));
+        let hook = apply_checked(&emu, &s.manifest, &format!("replacement, seed {seed}"));
         let ops = hook.operations();
         let at = |op: &str| {
             ops.iter()

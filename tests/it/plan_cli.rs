@@ -118,3 +118,34 @@ fn a_name_taken_by_something_else_blocks_the_plan() {
     );
     assert!(text.contains("never takes over"), "{text}");
 }
+
+/// A mistyped flag or a missing argument is an error (exit 1), never "changes present"
+/// (exit 2): a drift job must not raise a drift alarm for a typo. Help is a success.
+#[test]
+fn usage_errors_exit_1_and_help_exits_0() {
+    for args in [
+        &[
+            "plan",
+            "-f",
+            "manifests/site.example.json",
+            "--detailed-exitcode",
+            "--bogus",
+        ][..],
+        &["plan", "--detailed-exitcode"][..],
+        &[
+            "apply",
+            "--max-wait",
+            "soon",
+            "-f",
+            "manifests/site.example.json",
+        ][..],
+        &["frobnicate"][..],
+    ] {
+        let out = crate::support::reconcile(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains("error"), "{args:?}: {}", stderr(&out));
+    }
+    let out = crate::support::reconcile(&["plan", "--help"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(crate::support::stdout(&out).contains("--detailed-exitcode"));
+}

@@ -44,8 +44,12 @@ fn manifests() -> Vec<(&'static str, Desired)> {
             }),
         ),
         (
-            "internal-scheme",
-            desired_edited(|v| v["load_balancer"]["scheme"] = "internal".into()),
+            // An internal load balancer serves no public record: valid only without one.
+            "internal-without-dns",
+            desired_edited(|v| {
+                v["load_balancer"]["scheme"] = "internal".into();
+                v.as_object_mut().unwrap().remove("dns");
+            }),
         ),
         (
             "short-ttl",

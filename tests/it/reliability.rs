@@ -393,7 +393,7 @@ fn an_interrupted_apply_releases_its_lock_and_a_rerun_finishes() {
         .args(["-INT", &child.id().to_string()])
         .status();
     let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("interrupted"),
         "{}",
