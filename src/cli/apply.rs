@@ -26,12 +26,21 @@ pub struct ApplyArgs {
 pub fn read_saved(path: &std::path::Path) -> anyhow::Result<SavedPlan> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| anyhow::anyhow!("cannot read the plan {}: {e}", path.display()))?;
-    serde_json::from_str(&text).map_err(|e| {
+    let saved: SavedPlan = serde_json::from_str(&text).map_err(|e| {
         anyhow::anyhow!(
             "{} is not a plan saved by `reconcile plan --out`: {e}",
             path.display()
         )
-    })
+    })?;
+    if saved.format_version != reconcile::render::json::FORMAT_VERSION {
+        anyhow::bail!(
+            "{} has format_version \"{}\", which this reconcile does not read (it reads \"{}\"); make the plan again with this version's `reconcile plan --out`",
+            path.display(),
+            saved.format_version,
+            reconcile::render::json::FORMAT_VERSION
+        );
+    }
+    Ok(saved)
 }
 
 /// Reads the stacks of a saved plan again, and refuses when the manifest or the live state
@@ -66,12 +75,41 @@ pub async fn replan_saved(
     if !problems.is_empty() {
         return Ok(Err(problems.join("\n")));
     }
-    // Carry out the saved plan itself, against the state it was made from.
-    Ok(Ok(fresh
-        .into_iter()
-        .zip(saved.stacks)
-        .map(|(f, s)| app::Planned { plan: s.plan, ..f })
-        .collect()))
+    // The planner is deterministic: from the same manifest and state it makes the same
+    // plan. A saved plan that differs was edited after it was made, and an edited plan
+    // may drop the edges that keep the site up or touch what the stack does not own.
+    for (f, s) in fresh.iter().zip(&saved.stacks) {
+        if f.plan != s.plan {
+            let mut what = vec![];
+            if f.plan.nodes != s.plan.nodes {
+                what.push(app::what_changed(&s.plan, &f.plan));
+            }
+            let edges =
+                |p: &reconcile::plan::Plan| -> std::collections::BTreeSet<(String, String)> {
+                    p.edges.iter().cloned().collect()
+                };
+            let (saved_edges, fresh_edges) = (edges(&s.plan), edges(&f.plan));
+            let missing = fresh_edges.difference(&saved_edges).count();
+            let added = saved_edges.difference(&fresh_edges).count();
+            if missing + added > 0 {
+                what.push(format!(
+                    "its ordering differs: {missing} edge(s) missing, {added} added"
+                ));
+            }
+            if f.plan.blockers != s.plan.blockers {
+                what.push("its blockers differ".to_owned());
+            }
+            problems.push(format!(
+                "stack {}: the saved plan is not the plan reconcile makes from this manifest and this state; it was edited after `plan --out` ({}). Make a new one with `reconcile plan --out`",
+                f.plan.stack,
+                what.join("; ")
+            ));
+        }
+    }
+    if !problems.is_empty() {
+        return Ok(Err(problems.join("\n")));
+    }
+    Ok(Ok(fresh))
 }
 
 pub fn confirm() -> anyhow::Result<bool> {

@@ -475,3 +475,66 @@ fn a_neighbour_record_on_the_backends_address_is_warned_about_and_left_alone() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(!String::from_utf8_lossy(&out.stdout).contains("warning"));
 }
+
+/// A saved plan is carried out only as `plan --out` made it: one whose edges into the
+/// closing of the backend's public rules were deleted (so that they would go first), one
+/// whose change was edited, and one of an unknown format are refused before any call.
+#[test]
+fn a_tampered_saved_plan_is_refused_before_any_call() {
+    let emu = Emulator::start();
+    let s = seed_short(&emu);
+    let saved = s.manifest.with_file_name("saved.plan");
+    let out = emu.reconcile(&["plan", "-f", path(&s), "--out", saved.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let original: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&saved).unwrap()).unwrap();
+    let tamper = |name: &str, edit: &dyn Fn(&mut serde_json::Value)| {
+        let mut v = original.clone();
+        edit(&mut v);
+        let p = saved.with_file_name(name);
+        std::fs::write(&p, serde_json::to_string(&v).unwrap()).unwrap();
+        p
+    };
+    let unordered = tamper("unordered.plan", &|v| {
+        let edges = v["stacks"][0]["plan"]["edges"].as_array_mut().unwrap();
+        let before = edges.len();
+        edges.retain(|e| e[1] != "sg.backend.rules.remove");
+        assert!(edges.len() < before, "the plan closes the public rules");
+    });
+    let edited_node = tamper("edited.plan", &|v| {
+        let nodes = v["stacks"][0]["plan"]["nodes"].as_array_mut().unwrap();
+        let record = nodes
+            .iter_mut()
+            .find(|n| n["id"].as_str().is_some_and(|id| id.contains("lower")))
+            .expect("a TTL lowering");
+        record["step"] = 99.into();
+    });
+    let future = tamper("future.plan", &|v| v["format_version"] = "2".into());
+    for (file, expect) in [
+        (&unordered, "edge(s) missing"),
+        (&edited_node, "it was edited"),
+        (&future, "format_version \"2\""),
+    ] {
+        let proxy = Proxy::start(&emu.url, Box::new(|_| None));
+        let out = emu.reconcile_at(&proxy.url, &["apply", file.to_str().unwrap()]);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{}: {}",
+            file.display(),
+            text(&out)
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(expect), "{}: {err}", file.display());
+        assert!(
+            proxy.mutating_calls().is_empty(),
+            "{}: {:?}",
+            file.display(),
+            proxy.mutating_calls()
+        );
+    }
+    // The plan as saved is carried out.
+    let out = emu.reconcile(&["apply", saved.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_converged(&emu, path(&s));
+}
