@@ -268,17 +268,56 @@ pub async fn plan_all(loaded: Vec<Loaded>, conns: &mut Connections) -> Result<Pl
             );
         }
     }
-    let stacks = order
+    let mut stacks = order
         .iter()
         .map(|stack| {
             done.remove(stack)
                 .ok_or_else(|| Error::Bug(format!("stack {stack} was not read")))
         })
         .collect::<Result<Vec<_>, Error>>()?;
+    block_shared_records(&mut stacks);
     Ok(Planning {
         stacks,
         stats: meter.stats(),
     })
+}
+
+/// A record managed by two stacks of the run would be moved back and forth between their
+/// load balancers, each apply undoing the other: every stack that names it is blocked,
+/// naming the others.
+fn block_shared_records(stacks: &mut [Planned]) {
+    let mut managers: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+    for p in stacks.iter() {
+        if let Some(dns) = &p.loaded.desired.dns {
+            for r in &dns.records {
+                managers
+                    .entry((dns.zone.clone(), r.name.clone()))
+                    .or_default()
+                    .push(p.loaded.manifest.stack.clone());
+            }
+        }
+    }
+    for p in stacks.iter_mut() {
+        let me = p.loaded.manifest.stack.clone();
+        for ((_, name), owners) in &managers {
+            if owners.len() < 2 || !owners.contains(&me) {
+                continue;
+            }
+            let others: Vec<&String> = owners.iter().filter(|o| **o != me).collect();
+            p.plan.blockers.push(plan::Blocker {
+                subject: format!("dns record {name}"),
+                message: format!(
+                    "{name} is also managed by stack {}: two stacks would point it at their own load balancers in turn",
+                    others
+                        .iter()
+                        .map(|o| o.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                hint: "manage each record in one manifest only".to_owned(),
+            });
+        }
+    }
 }
 
 /// A plan saved by `plan --out`, to be carried out by `apply PLANFILE` only while the

@@ -262,3 +262,39 @@ fn stacks_sharing_an_exclusive_backend_group_keep_each_others_rules() {
          assert admitted == ['site-1-lb', 'site-2-lb'], admitted"
     ));
 }
+
+/// Two stacks that manage the same record would flip it between their load balancers on
+/// every apply: both are blocked, each naming the other, before any change.
+#[test]
+fn a_record_managed_by_two_stacks_blocks_both() {
+    let emu = Emulator::start();
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("stacks");
+    emu.seed(&["--stacks", "2", "--stacks-dir", folder.to_str().unwrap()]);
+    let first = folder.join("site-1.json");
+    let second = folder.join("site-2.json");
+    let one: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&first).unwrap()).unwrap();
+    let name = one["dns"]["records"][0]["name"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    crate::support::edited(&second, "site-2.json", |v| {
+        v["dns"]["records"][0]["name"] = name.clone().into();
+        for (_, cert) in v["certificates"].as_object_mut().unwrap() {
+            cert["domain"] = "*.example.com".into();
+        }
+    });
+    let out = emu.reconcile(&["plan", "-f", folder.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains(&format!("{name} is also managed by stack site-2"))
+            && said.contains(&format!("{name} is also managed by stack site-1")),
+        "{}",
+        text(&out)
+    );
+    let out = emu.reconcile(&["apply", "-f", folder.to_str().unwrap(), "--yes"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    emu.boto("assert not elb.describe_load_balancers()['LoadBalancers'], 'nothing was created'");
+}
