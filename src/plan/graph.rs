@@ -457,5 +457,6 @@ fn order(desired: &Desired, b: Builder) -> Result<Plan, CycleError> {
         edges: b.edges.into_iter().collect(),
         blockers: vec![],
         warnings: vec![],
+        checked: None,
     })
 }

@@ -6,6 +6,7 @@
 //! - [`graph`] adds the gates and the ordering edges, checks for cycles and orders nodes.
 
 mod balancer;
+pub mod check;
 pub mod diff;
 pub mod dns;
 pub mod graph;
@@ -395,6 +396,10 @@ pub struct Plan {
     /// What applying it affects beyond the stack (see [`neighbour_warnings`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<Warning>,
+    /// The checker's verdict ([`check`]): every state the run can pass through keeps the
+    /// guarantees. Absent when it found one that does not (the plan then has a blocker).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checked: Option<check::Checked>,
 }
 
 impl Plan {
@@ -424,6 +429,16 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Result<Plan, graph::Cycle
     let decided = diff::diff(desired, observed);
     let mut plan = graph::build(desired, decided)?;
     plan.warnings = neighbour_warnings(observed, &plan);
+    // A plan that breaks a guarantee in some order is a bug in the planner: it is never
+    // carried out, and says which state broke what.
+    match check::check(desired, observed, &plan) {
+        Ok(checked) => plan.checked = Some(checked),
+        Err(c) => plan.blockers.push(Blocker {
+            subject: "plan".to_owned(),
+            message: format!("the checker found a state of the run that breaks a guarantee: {c}"),
+            hint: "this is a bug in reconcile, not in the manifest; nothing will be changed. Please report it with the manifest and `plan --json`".to_owned(),
+        }),
+    }
     Ok(plan)
 }
 

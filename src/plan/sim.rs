@@ -37,6 +37,7 @@ struct Served {
 }
 
 /// The world as a plan runs through it.
+#[derive(Clone)]
 pub struct World<'a> {
     desired: &'a Desired,
     pub observed: crate::model::Observed,

@@ -220,6 +220,19 @@ pub fn plan(p: &Plan, label: &str, style: &Style) -> String {
         );
     }
     let _ = writeln!(out, "\nPlan: {}.", totals(p));
+    if let Some(c) = &p.checked {
+        let _ = writeln!(
+            out,
+            "Checked: {} the run can pass through, in any order, {} the site served and {} only what the stack owns.",
+            if c.complete {
+                format!("all {} states", c.states)
+            } else {
+                format!("the first {} states", c.states)
+            },
+            if c.states == 1 { "keeps" } else { "keep" },
+            if c.states == 1 { "touches" } else { "touch" },
+        );
+    }
     out
 }
 

@@ -41,6 +41,12 @@ pub struct StackPlan {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<Warning>,
     pub summary: Summary,
+    /// The checker's verdict: `states`, the sets of finished nodes the run can pass
+    /// through (all of them when `complete`), every one keeping the site served and
+    /// touching only what the stack owns. Absent when it found one that does not (then a
+    /// blocker names it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checked: Option<crate::plan::check::Checked>,
     /// AWS requests made to read this stack's live state: `requests`, `rounds`,
     /// `by_operation`, and `shared`, how many of those requests also served other stacks
     /// of the run (counted in full here, once in the run's figures).
@@ -108,6 +114,7 @@ impl StackPlan {
                 replace: n(Action::Replace),
                 delete: n(Action::Delete),
             },
+            checked: p.checked.clone(),
             stats,
         }
     }

@@ -22,6 +22,9 @@ fn plan_of_the_starting_point_as_json() {
     };
     assert_eq!(stack.stack, "www-example");
     assert!(stack.blockers.is_empty(), "{:?}", stack.blockers);
+    // The checker's verdict: every state of the run explored, none breaking a guarantee.
+    let checked = stack.checked.as_ref().expect("a checked plan");
+    assert!(checked.complete && checked.states > 100, "{checked:?}");
     let requests = stack.stats["requests"].as_u64().unwrap();
     let rounds = stack.stats["rounds"].as_u64().unwrap();
     assert!(requests <= 12, "{requests} requests");
