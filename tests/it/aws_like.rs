@@ -60,6 +60,13 @@ fn apply_checked(emu: &Emulator, manifest: &Path, what: &str) -> Hook {
     hook
 }
 
+/// Where `op` first took effect among `ops`.
+fn position(ops: &[String], op: &str, seed: u64) -> usize {
+    ops.iter()
+        .position(|o| o == op)
+        .unwrap_or_else(|| panic!("seed {seed}: no {op} in {ops:?}"))
+}
+
 fn assert_converged(emu: &Emulator, manifest: &Path, what: &str) {
     let out = run(
         emu,
@@ -142,11 +149,7 @@ fn a_load_balancer_group_swap_and_back_keep_the_site_up_under_every_seed() {
         });
         let hook = apply_checked(&emu, &swapped, &format!("group swap, seed {seed}"));
         let ops = hook.operations();
-        let at = |op: &str| {
-            ops.iter()
-                .position(|o| o == op)
-                .unwrap_or_else(|| panic!("seed {seed}: no {op} in {ops:?}"))
-        };
+        let at = |op: &str| position(&ops, op, seed);
         assert!(
             at("SetSecurityGroups") < at("DeleteSecurityGroup"),
             "{ops:?}"
@@ -249,11 +252,7 @@ fn a_load_balancer_replacement_keeps_the_site_up_under_every_seed() {
         assert_eq!(out.status.code(), Some(0), "{what}: {}", text(&out));
         let hook = apply_checked(&emu, &s.manifest, &format!("replacement, seed {seed}"));
         let ops = hook.operations();
-        let at = |op: &str| {
-            ops.iter()
-                .position(|o| o == op)
-                .unwrap_or_else(|| panic!("seed {seed}: no {op} in {ops:?}"))
-        };
+        let at = |op: &str| position(&ops, op, seed);
         assert!(
             at("CreateLoadBalancer") < at("DeleteLoadBalancer"),
             "{ops:?}"

@@ -179,8 +179,16 @@ fn random_order(p: &Plan, choices: &[usize]) -> Vec<usize> {
     order
 }
 
+/// Cases per property: 400, or `PROPTEST_CASES` (`scripts/test --long` runs 5000).
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(400)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(400))]
+    #![proptest_config(ProptestConfig::with_cases(cases()))]
 
     #[test]
     fn every_order_keeps_the_site_up_touches_only_owned_and_converges(
@@ -191,6 +199,9 @@ proptest! {
         let (mname, d) = manifests().swap_remove(m);
         let (sname, o) = states().swap_remove(s);
         let p = plan_of(&d, &o);
+        // The checker's verdict is part of every plan: a blocker from it is a failure here,
+        // never a case to skip.
+        prop_assert!(p.checked.is_some(), "{mname} from {sname}: {:?}", p.blockers);
         prop_assume!(p.blockers.is_empty());
         let order = random_order(&p, &choices);
         let after = sim::check_order(&d, &o, &p.nodes, &order)
