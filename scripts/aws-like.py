@@ -150,6 +150,15 @@ def now():
 # --------------------------------------------------------------------------------------
 # HTTP plumbing
 # --------------------------------------------------------------------------------------
+
+def find_header(headers, name, default=None):
+    """The value of header `name` (any case) in a list of (name, value) pairs."""
+    name = name.lower()
+    for k, v in headers:
+        if k.lower() == name:
+            return v
+    return default
+
 class Request:
     def __init__(self, method, target, version, headers, body):
         self.method = method
@@ -162,11 +171,7 @@ class Request:
         self.query = u.query
 
     def header(self, name, default=None):
-        name = name.lower()
-        for k, v in self.headers:
-            if k.lower() == name:
-                return v
-        return default
+        return find_header(self.headers, name, default)
 
 
 async def read_chunked(reader):
@@ -231,11 +236,7 @@ class Response:
         self.reason = reason
 
     def header(self, name, default=None):
-        name = name.lower()
-        for k, v in self.headers:
-            if k.lower() == name:
-                return v
-        return default
+        return find_header(self.headers, name, default)
 
 
 REASONS = {200: "OK", 201: "Created", 204: "No Content", 400: "Bad Request", 404: "Not Found",

@@ -182,8 +182,9 @@ impl Elbv2 {
             tags.extend(batch.value);
             round = round.max(batch.round);
         }
-        // Each ARN was just listed or created: one AWS does not know yet is asked again
-        // alone until it answers, and left out only once it has been gone for a while.
+        // A batch AWS refused for one unknown ARN left them all out. Each ARN was just
+        // listed or created: one missing is asked again alone until it answers, and left
+        // out only once it has been gone for a while.
         let missing: Vec<&String> = arns.iter().filter(|a| !tags.contains_key(*a)).collect();
         let settled = try_join_all(missing.into_iter().map(|arn| {
             settle::until_found(
@@ -215,28 +216,9 @@ impl Elbv2 {
             .await;
         let out = match sent {
             Ok(out) => out,
-            // AWS refuses the whole call when one resource is gone (deleted since it was
-            // listed): ask for each one alone and leave out the missing ones. One level
-            // deep only: a single ARN never takes this arm.
-            Err(e) if arns.len() > 1 && is_not_found(&e) => {
-                let single = try_join_all(
-                    arns.iter()
-                        .map(|arn| self.tag_batch(std::slice::from_ref(arn), round)),
-                )
-                .await;
-                return single.map(|answers| {
-                    let mut tags = BTreeMap::new();
-                    let mut last = round;
-                    for a in answers {
-                        tags.extend(a.value);
-                        last = last.max(a.round);
-                    }
-                    Answer {
-                        value: tags,
-                        round: last,
-                    }
-                });
-            }
+            // AWS refuses the whole call when one resource is unknown (deleted since it
+            // was listed, or not known everywhere yet): `tags` asks for each ARN this
+            // leaves out alone.
             Err(e) if is_not_found(&e) => {
                 return Ok(Answer {
                     value: BTreeMap::new(),

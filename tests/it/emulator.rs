@@ -36,6 +36,30 @@ pub const AWS_LIKE_TIMINGS: &[&str] = &[
     "2",
 ];
 
+/// Starts an emulator in a new private folder with scripts/emulator-start (`--aws-like`
+/// with `layer` arguments when there are any): the folder and the URL it printed.
+fn started(layer: &[&str]) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let mut start = Command::new(repo_file("scripts/emulator-start"));
+    if layer.is_empty() {
+        start.arg(dir.path());
+    } else {
+        start
+            .arg("--aws-like")
+            .arg(dir.path())
+            .arg("--")
+            .args(layer);
+    }
+    let out = start.output().expect("scripts/emulator-start runs");
+    assert!(
+        out.status.success(),
+        "the emulator did not start:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let url = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    (dir, url)
+}
+
 /// The article's starting point, seeded: the manifest with real ids, and every id created.
 pub struct Seeded {
     pub manifest: PathBuf,
@@ -79,17 +103,7 @@ impl Emulator {
 
     /// A private moto server, whatever the environment says.
     pub fn moto() -> Emulator {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let out = Command::new(repo_file("scripts/emulator-start"))
-            .arg(dir.path())
-            .output()
-            .expect("scripts/emulator-start runs");
-        assert!(
-            out.status.success(),
-            "the emulator did not start:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let url = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        let (dir, url) = started(&[]);
         Emulator {
             dir,
             url,
@@ -100,23 +114,11 @@ impl Emulator {
     /// moto behind the AWS-like layer (scripts/aws-like.py), its latencies drawn from
     /// `seed`, with the test timings ([`AWS_LIKE_TIMINGS`]) and `extra` layer arguments.
     pub fn aws_like(seed: u64, extra: &[&str]) -> Emulator {
-        let dir = tempfile::tempdir().expect("a temporary directory");
         let seed = seed.to_string();
-        let out = Command::new(repo_file("scripts/emulator-start"))
-            .arg("--aws-like")
-            .arg(dir.path())
-            .arg("--")
-            .args(["--seed", &seed])
-            .args(AWS_LIKE_TIMINGS)
-            .args(extra)
-            .output()
-            .expect("scripts/emulator-start runs");
-        assert!(
-            out.status.success(),
-            "the AWS-like emulator did not start:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let url = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        let mut layer = vec!["--seed", seed.as_str()];
+        layer.extend_from_slice(AWS_LIKE_TIMINGS);
+        layer.extend_from_slice(extra);
+        let (dir, url) = started(&layer);
         let oracle = std::fs::read_to_string(dir.path().join("aws-like.oracle"))
             .expect("the layer records its oracle URL")
             .trim()
@@ -140,33 +142,36 @@ impl Emulator {
 
     /// The AWS-like layer's counts (requests, throttled, refused, by operation).
     pub fn layer_stats(&self) -> serde_json::Value {
-        let out = Command::new(repo_file(".venv/bin/python"))
-            .args([
-                "-c",
-                "import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1] + '/_aws_like/stats').read().decode())",
-                &self.url,
-            ])
-            .output()
-            .expect("python runs");
-        serde_json::from_slice(&out.stdout).expect("the layer's stats are JSON")
+        serde_json::from_slice(&self.layer("stats", None)).expect("the layer's stats are JSON")
     }
 
     /// Changes the AWS-like layer's settings (`{"check_url": ...}`, timings).
     pub fn layer_config(&self, config: &serde_json::Value) {
+        self.layer("config", Some(&config.to_string()));
+    }
+
+    /// One request to the AWS-like layer's admin endpoint `/_aws_like/<path>` (a POST of
+    /// `body` when given); its answer.
+    fn layer(&self, path: &str, body: Option<&str>) -> Vec<u8> {
         let out = Command::new(repo_file(".venv/bin/python"))
             .args([
                 "-c",
-                "import sys, urllib.request; urllib.request.urlopen(urllib.request.Request(sys.argv[1] + '/_aws_like/config', data=sys.argv[2].encode(), method='POST', headers={'Content-Type': 'application/json'})).read()",
+                "import sys, urllib.request\n\
+                 data = sys.argv[3].encode() if len(sys.argv) > 3 else None\n\
+                 r = urllib.request.Request(sys.argv[1] + '/_aws_like/' + sys.argv[2], data=data, headers={'Content-Type': 'application/json'})\n\
+                 sys.stdout.write(urllib.request.urlopen(r).read().decode())",
                 &self.url,
-                &config.to_string(),
+                path,
             ])
+            .args(body)
             .output()
             .expect("python runs");
         assert!(
             out.status.success(),
-            "the layer refused {config}: {}",
+            "the layer refused {path} {body:?}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        out.stdout
     }
 
     /// Seeds the article's starting point; `extra` goes to scripts/seed.py.
