@@ -364,7 +364,7 @@ pub fn what_changed(saved: &Plan, fresh: &Plan) -> String {
         p.nodes
             .iter()
             .filter(|n| matches!(n.kind, crate::plan::NodeKind::Change(_)))
-            .map(|n| n.id.clone())
+            .map(|n| n.id.to_string())
             .collect()
     };
     let (a, b) = (ids(saved), ids(fresh));
@@ -395,7 +395,7 @@ pub fn what_changed(saved: &Plan, fresh: &Plan) -> String {
             let find = |p: &Plan| {
                 p.nodes
                     .iter()
-                    .find(|n| &&n.id == id)
+                    .find(|n| n.id.to_string() == **id)
                     .map(|n| n.kind.clone())
             };
             find(saved) != find(fresh)

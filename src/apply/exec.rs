@@ -181,7 +181,7 @@ pub async fn run(
     op: &Op,
     waiting: &(dyn Fn(&str, Duration) + Send + Sync),
 ) -> Result<(), Error> {
-    let names_new = !crate::plan::graph::references(op).is_empty();
+    let names_new = !op.references().is_empty();
     let t0 = Instant::now();
     let mut attempt = 0;
     loop {

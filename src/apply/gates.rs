@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use crate::aws::route53::{ChangeAction, RecordSet};
 use crate::aws::{settle, Round};
 use crate::plan::dns::{marker_values, MARKER_TTL};
-use crate::plan::{DnsStep, Gate, Node, TgRef};
+use crate::plan::{Gate, Node, TgRef};
 
 use super::{now, now_ceil, Context, Error, Hooks, NodeEnd, Options};
 
@@ -63,11 +63,11 @@ pub async fn wait(
 ) -> Result<NodeEnd, Error> {
     let t0 = Instant::now();
     let fail = |message: String| Error::Failed {
-        node: node.id.clone(),
+        node: node.id.to_string(),
         message,
     };
     let timeout = |what: &str, waited: Duration| Error::Timeout {
-        node: node.id.clone(),
+        node: node.id.to_string(),
         what: what.to_owned(),
         waited,
     };
@@ -128,7 +128,7 @@ pub async fn wait(
                     .any(|t| t.reason.as_deref() == Some("Target.InvalidState"));
                 if hopeless || t0.elapsed() > HEALTH_TIMEOUT {
                     return Err(Error::Unhealthy {
-                        node: node.id.clone(),
+                        node: node.id.to_string(),
                         target_group: name,
                         targets: health
                             .into_iter()
@@ -189,15 +189,12 @@ pub async fn wait(
         }
         Gate::WaitTtl {
             record,
+            after,
             seconds,
             since,
             why,
         } => {
-            let step = if node.id.ends_with(".old-ttl") {
-                DnsStep::LowerTtl
-            } else {
-                DnsStep::Switch
-            };
+            let step = *after;
             let start = since
                 .or_else(|| ctx.refs().in_sync.get(&(record.clone(), step)).copied())
                 .unwrap_or_else(now_ceil);

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use crate::aws::{self, Clients, Meter, Round};
 use crate::model::{Observed, TargetHealth};
-use crate::plan::{Node, NodeKind, Plan};
+use crate::plan::{Node, NodeId, NodeKind, Plan};
 
 pub use exec::Context;
 
@@ -139,7 +139,7 @@ pub enum Finished {
     /// Stopped at waits too long for `--max-wait`; everything else that could run did.
     Paused {
         resume_at: i64,
-        waiting: Vec<String>,
+        waiting: Vec<NodeId>,
     },
 }
 
@@ -166,20 +166,20 @@ pub async fn run(
     let deadline = opts
         .max_wait
         .map(|d| now() + i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-    let mut waits_for: BTreeMap<&str, BTreeSet<&str>> = plan
+    let mut waits_for: BTreeMap<&NodeId, BTreeSet<&NodeId>> = plan
         .nodes
         .iter()
-        .map(|n| (n.id.as_str(), BTreeSet::new()))
+        .map(|n| (&n.id, BTreeSet::new()))
         .collect();
     for (from, to) in &plan.edges {
-        if let Some(set) = waits_for.get_mut(to.as_str()) {
-            set.insert(from.as_str());
+        if let Some(set) = waits_for.get_mut(to) {
+            set.insert(from);
         }
     }
     // Per node done: the round of its last request, with and without the gates' requests.
-    let mut done: BTreeMap<String, (Round, Round)> = BTreeMap::new();
-    let mut started: BTreeSet<String> = BTreeSet::new();
-    let mut paused: Vec<(String, i64)> = Vec::new();
+    let mut done: BTreeMap<NodeId, (Round, Round)> = BTreeMap::new();
+    let mut started: BTreeSet<NodeId> = BTreeSet::new();
+    let mut paused: Vec<(NodeId, i64)> = Vec::new();
     let mut failure: Option<Error> = None;
     let mut longest = (Round::START, Round::START);
     let mut running = tokio::task::JoinSet::new();
@@ -189,7 +189,7 @@ pub async fn run(
                 if running.len() >= opts.parallelism.max(1) {
                     break;
                 }
-                let deps = waits_for.get(n.id.as_str());
+                let deps = waits_for.get(&n.id);
                 let ready = !started.contains(&n.id)
                     && deps.is_none_or(|deps| deps.iter().all(|d| done.contains_key(*d)));
                 if !ready {
@@ -239,7 +239,7 @@ pub async fn run(
                 }
             }
             Err(e) => {
-                let e = e.at(&node.id);
+                let e = e.at(&node.id.to_string());
                 hooks.failed(&node, &e);
                 // Let what is running finish; start nothing new.
                 failure.get_or_insert(e);

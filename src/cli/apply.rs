@@ -26,21 +26,31 @@ pub struct ApplyArgs {
 pub fn read_saved(path: &std::path::Path) -> anyhow::Result<SavedPlan> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| anyhow::anyhow!("cannot read the plan {}: {e}", path.display()))?;
-    let saved: SavedPlan = serde_json::from_str(&text).map_err(|e| {
+    // The version first: a plan from another version is named as such, not as broken.
+    #[derive(serde::Deserialize)]
+    struct Version {
+        format_version: String,
+    }
+    let version: Version = serde_json::from_str(&text).map_err(|e| {
         anyhow::anyhow!(
             "{} is not a plan saved by `reconcile plan --out`: {e}",
             path.display()
         )
     })?;
-    if saved.format_version != reconcile::render::json::FORMAT_VERSION {
+    if version.format_version != reconcile::render::json::FORMAT_VERSION {
         anyhow::bail!(
             "{} has format_version \"{}\", which this reconcile does not read (it reads \"{}\"); make the plan again with this version's `reconcile plan --out`",
             path.display(),
-            saved.format_version,
+            version.format_version,
             reconcile::render::json::FORMAT_VERSION
         );
     }
-    Ok(saved)
+    serde_json::from_str(&text).map_err(|e| {
+        anyhow::anyhow!(
+            "{} cannot be read as a saved plan ({e}): it was edited, or made by another build of reconcile; make the plan again with `reconcile plan --out`",
+            path.display()
+        )
+    })
 }
 
 /// Reads the stacks of a saved plan again, and refuses when the manifest or the live state
@@ -84,10 +94,10 @@ pub async fn replan_saved(
             if f.plan.nodes != s.plan.nodes {
                 what.push(app::what_changed(&s.plan, &f.plan));
             }
-            let edges =
-                |p: &reconcile::plan::Plan| -> std::collections::BTreeSet<(String, String)> {
-                    p.edges.iter().cloned().collect()
-                };
+            let edges = |p: &reconcile::plan::Plan| -> std::collections::BTreeSet<(
+                reconcile::plan::NodeId,
+                reconcile::plan::NodeId,
+            )> { p.edges.iter().cloned().collect() };
             let (saved_edges, fresh_edges) = (edges(&s.plan), edges(&f.plan));
             let missing = fresh_edges.difference(&saved_edges).count();
             let added = saved_edges.difference(&fresh_edges).count();
@@ -325,7 +335,11 @@ pub async fn apply_locked(
         let left = (resume_at - reconcile::apply::now()).max(0);
         println!(
             "stack {stack}: paused at {} (a wait longer than --max-wait). Run `reconcile apply` again after {} (in {}); the wait's start is recorded in Route53, so any machine can continue.",
-            waiting.join(", "),
+            waiting
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
             human::utc(*resume_at),
             human::duration(u64::try_from(left).unwrap_or(0))
         );

@@ -6,7 +6,8 @@ use std::collections::BTreeSet;
 use serde_json::json;
 
 use super::diff::{attr, resource, Differ};
-use super::{Action, Change, LbRef, Op, SgRef, Tagged, TgRef};
+use super::id::{LbPart, ListenerPart};
+use super::{Action, Change, LbRef, NodeId, Op, SgRef, Tagged, TgRef};
 use crate::model::{owned_by, Desired, ObservedLb};
 use crate::names;
 
@@ -39,7 +40,7 @@ impl<'a> Differ<'a> {
                 let subnets: BTreeSet<String> = dlb.subnets.clone();
                 if l.subnets != subnets {
                     self.change(
-                        "lb.subnets".into(),
+                        NodeId::Balancer(LbPart::Subnets),
                         Change {
                             resource: resource("load_balancer", &l.name, true),
                             action: Action::Update,
@@ -65,7 +66,7 @@ impl<'a> Differ<'a> {
                     .collect();
                 if l.security_groups != want {
                     self.change(
-                        "lb.security_groups".into(),
+                        NodeId::Balancer(LbPart::SecurityGroups),
                         Change {
                             resource: resource("load_balancer", &l.name, true),
                             action: Action::Update,
@@ -84,7 +85,7 @@ impl<'a> Differ<'a> {
                     );
                 }
                 self.retag(
-                    "lb.tags".into(),
+                    NodeId::Balancer(LbPart::Tags),
                     "load_balancer",
                     &l.name,
                     &l.tags,
@@ -117,7 +118,7 @@ impl<'a> Differ<'a> {
                 );
                 attrs.push(attr("subnets", None, Some(json!(dlb.subnets))));
                 self.change(
-                    "lb.create".into(),
+                    NodeId::Balancer(LbPart::Create),
                     Change {
                         resource: resource("load_balancer", &name, true),
                         action,
@@ -144,7 +145,9 @@ impl<'a> Differ<'a> {
 
     pub(super) fn delete_lb(&mut self, l: &ObservedLb, reason: &str) {
         self.change(
-            format!("lb.{}.delete", l.arn.rsplit('/').next().unwrap_or(&l.name)),
+            NodeId::BalancerDelete {
+                id: l.arn.rsplit('/').next().unwrap_or(&l.name).to_owned(),
+            },
             Change {
                 resource: resource("load_balancer", &l.name, true),
                 action: Action::Delete,
@@ -182,7 +185,10 @@ impl<'a> Differ<'a> {
             let name = format!("{port}/{}", dl.protocol);
             match live_listeners.iter().find(|l| l.port == *port) {
                 None => self.change(
-                    format!("listener.{port}.create"),
+                    NodeId::Listener {
+                        port: *port,
+                        part: ListenerPart::Create,
+                    },
                     Change {
                         resource: resource("listener", &name, true),
                         action: Action::Create,
@@ -251,7 +257,10 @@ impl<'a> Differ<'a> {
                     };
                     if !forwards_right && !attached {
                         self.change(
-                            format!("listener.{port}.attach"),
+                            NodeId::Listener {
+                                port: *port,
+                                part: ListenerPart::Attach,
+                            },
                             Change {
                                 resource: resource("listener", &name, true),
                                 action: Action::Update,
@@ -270,7 +279,10 @@ impl<'a> Differ<'a> {
                     }
                     if !attrs.is_empty() {
                         self.change(
-                            format!("listener.{port}.update"),
+                            NodeId::Listener {
+                                port: *port,
+                                part: ListenerPart::Update,
+                            },
                             Change {
                                 resource: resource("listener", &name, true),
                                 action: Action::Update,
@@ -292,7 +304,10 @@ impl<'a> Differ<'a> {
         for l in live_listeners {
             if !self.d.load_balancer.listeners.contains_key(&l.port) {
                 self.change(
-                    format!("listener.{}.delete", l.port),
+                    NodeId::Listener {
+                        port: l.port,
+                        part: ListenerPart::Delete,
+                    },
                     Change {
                         resource: resource("listener", &format!("{}/{}", l.port, l.protocol), true),
                         action: Action::Delete,

@@ -14,7 +14,7 @@
 use std::collections::HashSet;
 
 use super::sim::World;
-use super::Plan;
+use super::{NodeId, Plan};
 use crate::model::{Desired, Observed};
 
 /// The most states a check visits before it stops and says so (the example's migration
@@ -76,7 +76,7 @@ pub fn check(
     plan: &Plan,
 ) -> Result<Checked, Counterexample> {
     let n = plan.nodes.len();
-    let index = |id: &str| plan.nodes.iter().position(|x| x.id == id);
+    let index = |id: &NodeId| plan.nodes.iter().position(|x| &x.id == id);
     let mut deps = vec![Set::new(n); n];
     for (from, to) in &plan.edges {
         match (index(from), index(to)) {
@@ -112,8 +112,8 @@ pub fn check(
                 });
             }
             let broken = |message: String| Counterexample {
-                finished: path.iter().map(|&j| plan.nodes[j].id.clone()).collect(),
-                node: node.id.clone(),
+                finished: path.iter().map(|&j| plan.nodes[j].id.to_string()).collect(),
+                node: node.id.to_string(),
                 message,
             };
             let mut w = world.clone();

@@ -6,11 +6,11 @@
 //! of an `existing` group, and the records under `dns.records`). A resource that has a
 //! derived name but not the tag is a blocker, never taken over.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
-use super::{Action, AttrDiff, Blocker, Change, LbRef, Op, Resource, Tagged, TgRef};
+use super::{Action, AttrDiff, Blocker, Change, LbRef, NodeId, Op, Resource, Tagged, TgRef};
 use crate::manifest::net;
 use crate::model::{CertSpec, Desired, Tags};
 use crate::names;
@@ -18,7 +18,7 @@ use crate::names;
 /// What the diff decided: changes by id, blockers, and the facts the graph needs.
 #[derive(Debug, Default)]
 pub struct Decided {
-    pub changes: Vec<(String, Change)>,
+    pub changes: Vec<(NodeId, Change)>,
     pub blockers: Vec<Blocker>,
     /// The load balancer that serves once the plan has run.
     pub lb: Option<LbRef>,
@@ -51,6 +51,8 @@ pub(super) struct Differ<'a> {
     pub(super) tg_refs: BTreeMap<String, TgRef>,
     /// Certificate key → resolved ARN.
     pub(super) cert_arns: BTreeMap<String, String>,
+    /// AWS names held by something the stack does not own (each already a blocker).
+    pub(super) taken: BTreeSet<String>,
 }
 
 pub fn diff(d: &Desired, o: &crate::model::Observed) -> Decided {
@@ -61,6 +63,7 @@ pub fn diff(d: &Desired, o: &crate::model::Observed) -> Decided {
         sg_ids: BTreeMap::new(),
         tg_refs: BTreeMap::new(),
         cert_arns: BTreeMap::new(),
+        taken: BTreeSet::new(),
     };
     x.certificates();
     x.security_groups();
@@ -89,7 +92,7 @@ pub(super) fn resource(kind: &str, name: &str, owned: bool) -> Resource {
 }
 
 impl<'a> Differ<'a> {
-    pub(super) fn change(&mut self, id: String, change: Change) {
+    pub(super) fn change(&mut self, id: NodeId, change: Change) {
         self.out.changes.push((id, change));
     }
 
@@ -109,7 +112,7 @@ impl<'a> Differ<'a> {
     /// A change setting the manifest's tags on a resource the stack keeps, when any of them
     /// is missing or has another value. Tags the manifest does not name are left alone:
     /// AWS and other tools add their own.
-    pub(super) fn retag(&mut self, id: String, kind: &str, name: &str, live: &Tags, on: Tagged) {
+    pub(super) fn retag(&mut self, id: NodeId, kind: &str, name: &str, live: &Tags, on: Tagged) {
         let differ: Tags = self
             .d
             .tags
@@ -148,6 +151,7 @@ impl<'a> Differ<'a> {
 
     pub(super) fn conflict(&mut self, kind: &str, name: &str, id: &str) {
         let tag = format!("{}={}", names::STACK_TAG, self.d.stack);
+        self.taken.insert(name.to_owned());
         self.block(
             format!("{kind} {name}"),
             format!("{name} ({id}) has the name this stack derives but not the tag {tag}; reconcile never takes over what it does not own"),

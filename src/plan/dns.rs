@@ -5,7 +5,8 @@
 use serde_json::json;
 
 use super::diff::{attr, resource, Differ, SwitchedRecord};
-use super::{Action, AttrDiff, Change, DnsStep, LbRef, Mark, Op, RecordValue};
+use super::id::RecordPart;
+use super::{Action, AttrDiff, Change, DnsStep, LbRef, Mark, NodeId, Op, RecordValue};
 use crate::manifest::net;
 use crate::model::{DesiredRecord, ObservedLb, ObservedRecord};
 use crate::names;
@@ -223,7 +224,9 @@ impl<'a> Differ<'a> {
 
     fn clear_marker(&mut self, zone_id: &str, m: &ObservedRecord) {
         self.change(
-            format!("dns.{}.marker.clear", m.name),
+            NodeId::Marker {
+                record: m.name.clone(),
+            },
             Change {
                 resource: resource("dns_record", &format!("{} TXT", m.name), true),
                 action: Action::Delete,
@@ -245,13 +248,17 @@ impl<'a> Differ<'a> {
         else {
             return;
         };
-        let step_id = match step {
-            DnsStep::LowerTtl => "lower-ttl",
-            DnsStep::Switch => "switch",
-            DnsStep::RestoreTtl => "restore-ttl",
-            DnsStep::SetTtl => "set-ttl",
+        let part = match step {
+            DnsStep::LowerTtl => RecordPart::LowerTtl,
+            DnsStep::Switch => RecordPart::Switch,
+            DnsStep::RestoreTtl => RecordPart::RestoreTtl,
+            DnsStep::SetTtl => RecordPart::SetTtl,
         };
-        let id = format!("dns.{name}.{kind}.{step_id}");
+        let id = NodeId::Record {
+            name: name.clone(),
+            kind: kind.clone(),
+            part,
+        };
         let res = resource("dns_record", &format!("{name} {kind}"), false);
         self.change(
             id,
@@ -302,7 +309,11 @@ impl<'a> Differ<'a> {
                 None,
             );
             self.change(
-                format!("dns.{}.{}.create", r.name, r.kind),
+                NodeId::Record {
+                    name: r.name.clone(),
+                    kind: r.kind.clone(),
+                    part: RecordPart::Create,
+                },
                 Change {
                     resource: resource("dns_record", &format!("{} {}", r.name, r.kind), false),
                     action: Action::Create,

@@ -20,18 +20,30 @@ use petgraph::algo::{tarjan_scc, toposort};
 use petgraph::graph::{DiGraph, NodeIndex};
 
 use super::diff::Decided;
-use super::{Change, DnsStep, Gate, LbRef, Node, NodeKind, Op, Plan, SgRef, TgRef};
+use super::id::{DnsWait, GateId, GroupPart, LbPart, ListenerPart, TgPart};
+use super::{Change, DnsStep, Gate, LbRef, Node, NodeId, NodeKind, Op, Plan, SgRef, TgRef};
 use crate::model::{Desired, Source};
 
-/// The ordering rules produced a cycle: a bug in reconcile, never the user's fault.
+/// The graph could not be built: a bug in reconcile, never the user's fault.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("bug: the plan's ordering rules form a cycle through {}; please report this with the manifest", .nodes.join(" → "))]
-pub struct CycleError {
-    pub nodes: Vec<String>,
+pub enum GraphError {
+    #[error("bug: the plan's ordering rules form a cycle through {}; please report this with the manifest", join(.nodes))]
+    Cycle { nodes: Vec<NodeId> },
+    #[error("bug: {node} refers to {missing}, which the plan does not hold; please report this with the manifest")]
+    Dangling { node: NodeId, missing: NodeId },
 }
 
+fn join(ids: &[NodeId]) -> String {
+    ids.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(" → ")
+}
+
+/// What a change does to the paths to the site, which decides where the ordering rules
+/// put it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Class {
+pub enum Class {
     Build,
     Dns(DnsStep),
     Removal,
@@ -39,123 +51,149 @@ enum Class {
     Label,
 }
 
-fn class(op: &Op) -> Class {
-    match op {
-        Op::RevokeIngress { .. }
-        | Op::DeregisterTargets { .. }
-        | Op::DeleteListener { .. }
-        | Op::DeleteTargetGroup { .. }
-        | Op::DeleteLoadBalancer { .. }
-        | Op::DeleteSecurityGroup { .. }
-        | Op::ClearMarker { .. } => Class::Removal,
-        Op::SetRecord { step, .. } => Class::Dns(*step),
-        Op::SetTags { .. } => Class::Label,
-        _ => Class::Build,
+impl Op {
+    /// Where the ordering rules put this change.
+    pub fn class(&self) -> Class {
+        match self {
+            Op::RevokeIngress { .. }
+            | Op::DeregisterTargets { .. }
+            | Op::DeleteListener { .. }
+            | Op::DeleteTargetGroup { .. }
+            | Op::DeleteLoadBalancer { .. }
+            | Op::DeleteSecurityGroup { .. }
+            | Op::ClearMarker { .. } => Class::Removal,
+            Op::SetRecord { step, .. } => Class::Dns(*step),
+            Op::SetTags { .. } => Class::Label,
+            Op::CreateSecurityGroup { .. }
+            | Op::AuthorizeIngress { .. }
+            | Op::UpdateRuleDescriptions { .. }
+            | Op::CreateTargetGroup { .. }
+            | Op::ModifyHealthCheck { .. }
+            | Op::RegisterTargets { .. }
+            | Op::CreateLoadBalancer { .. }
+            | Op::SetSubnets { .. }
+            | Op::SetSecurityGroups { .. }
+            | Op::CreateListener { .. }
+            | Op::AttachStandby { .. }
+            | Op::ModifyListener { .. } => Class::Build,
+        }
     }
-}
 
-/// Ids of the nodes an operation refers to by reference (things created in this plan).
-pub fn references(op: &Op) -> Vec<String> {
-    let sg = |g: &SgRef| match g {
-        SgRef::New(k) => Some(format!("sg.{k}.create")),
-        SgRef::Id(_) => None,
-    };
-    let tg = |t: &TgRef| match t {
-        TgRef::New { key, .. } => Some(format!("tg.{key}.create")),
-        TgRef::Arn(_) => None,
-    };
-    let lb = |l: &LbRef| match l {
-        LbRef::New(_) => Some("lb.create".to_owned()),
-        LbRef::Arn(_) => None,
-    };
-    let rule_sources = |rules: &[(crate::model::RuleKey, Option<String>)]| {
-        rules
-            .iter()
-            .filter_map(|(k, _)| match &k.source {
-                Source::Key(key) => Some(format!("sg.{key}.create")),
-                _ => None,
-            })
-            .collect::<Vec<_>>()
-    };
-    match op {
-        Op::AuthorizeIngress { group, rules } | Op::UpdateRuleDescriptions { group, rules } => {
-            let mut v = rule_sources(rules);
-            v.extend(sg(group));
-            v
+    /// The nodes this change refers to by reference (what this plan creates): they must be
+    /// done before it runs.
+    pub fn references(&self) -> Vec<NodeId> {
+        let sg = |g: &SgRef| match g {
+            SgRef::New(k) => Some(NodeId::group(k, GroupPart::Create)),
+            SgRef::Id(_) => None,
+        };
+        let tg = |t: &TgRef| match t {
+            TgRef::New { key, .. } => Some(NodeId::tg(key, TgPart::Create)),
+            TgRef::Arn(_) => None,
+        };
+        let lb = |l: &LbRef| match l {
+            LbRef::New(_) => Some(NodeId::Balancer(LbPart::Create)),
+            LbRef::Arn(_) => None,
+        };
+        let rule_sources = |rules: &[(crate::model::RuleKey, Option<String>)]| {
+            rules
+                .iter()
+                .filter_map(|(k, _)| match &k.source {
+                    Source::Key(key) => Some(NodeId::group(key, GroupPart::Create)),
+                    Source::Cidr(_) | Source::Group(_) => None,
+                })
+                .collect::<Vec<_>>()
+        };
+        match self {
+            Op::AuthorizeIngress { group, rules } | Op::UpdateRuleDescriptions { group, rules } => {
+                let mut v = rule_sources(rules);
+                v.extend(sg(group));
+                v
+            }
+            Op::RevokeIngress { group, .. } => sg(group).into_iter().collect(),
+            Op::CreateLoadBalancer {
+                security_groups, ..
+            } => security_groups.iter().filter_map(sg).collect(),
+            Op::SetSecurityGroups { lb: l, groups } => {
+                let mut v: Vec<NodeId> = groups.iter().filter_map(sg).collect();
+                v.extend(lb(l));
+                v
+            }
+            Op::SetSubnets { lb: l, .. } => lb(l).into_iter().collect(),
+            Op::ModifyHealthCheck { tg: t, .. }
+            | Op::RegisterTargets { tg: t, .. }
+            | Op::DeregisterTargets { tg: t, .. } => tg(t).into_iter().collect(),
+            Op::CreateListener { lb: l, tg: t, .. } => lb(l).into_iter().chain(tg(t)).collect(),
+            Op::ModifyListener { tg: t, .. } | Op::AttachStandby { tg: t, .. } => {
+                tg(t).into_iter().collect()
+            }
+            Op::SetRecord { value, .. } => match value {
+                super::RecordValue::LoadBalancer(l) => lb(l).into_iter().collect(),
+                super::RecordValue::Values(_) | super::RecordValue::Alias { .. } => vec![],
+            },
+            Op::CreateSecurityGroup { .. }
+            | Op::DeleteSecurityGroup { .. }
+            | Op::CreateTargetGroup { .. }
+            | Op::SetTags { .. }
+            | Op::DeleteTargetGroup { .. }
+            | Op::DeleteLoadBalancer { .. }
+            | Op::DeleteListener { .. }
+            | Op::ClearMarker { .. } => vec![],
         }
-        Op::CreateLoadBalancer {
-            security_groups, ..
-        } => security_groups.iter().filter_map(sg).collect(),
-        Op::SetSecurityGroups { lb: l, groups } => {
-            let mut v: Vec<String> = groups.iter().filter_map(sg).collect();
-            v.extend(lb(l));
-            v
-        }
-        Op::SetSubnets { lb: l, .. } => lb(l).into_iter().collect(),
-        Op::ModifyHealthCheck { tg: t, .. }
-        | Op::RegisterTargets { tg: t, .. }
-        | Op::DeregisterTargets { tg: t, .. } => tg(t).into_iter().collect(),
-        Op::CreateListener { lb: l, tg: t, .. } => lb(l).into_iter().chain(tg(t)).collect(),
-        Op::ModifyListener { tg: t, .. } | Op::AttachStandby { tg: t, .. } => {
-            tg(t).into_iter().collect()
-        }
-        Op::SetRecord {
-            value: super::RecordValue::LoadBalancer(l),
-            ..
-        } => lb(l).into_iter().collect(),
-        _ => vec![],
     }
-}
 
-/// The target-group key a listener change forwards to.
-fn forwards_to(op: &Op) -> Option<(&TgRef, Option<&str>)> {
-    match op {
-        Op::CreateListener { tg, .. }
-        | Op::ModifyListener { tg, .. }
-        | Op::AttachStandby { tg, .. } => {
-            let key = match tg {
-                TgRef::New { key, .. } => Some(key.as_str()),
-                TgRef::Arn(_) => None,
-            };
-            Some((tg, key))
+    /// The target group a listener change forwards to.
+    fn forwards_to(&self) -> Option<&TgRef> {
+        match self {
+            Op::CreateListener { tg, .. }
+            | Op::ModifyListener { tg, .. }
+            | Op::AttachStandby { tg, .. } => Some(tg),
+            _ => None,
         }
-        _ => None,
     }
 }
 
 struct Builder {
-    nodes: Vec<(String, NodeKind)>,
-    edges: BTreeSet<(String, String)>,
+    nodes: Vec<(NodeId, NodeKind)>,
+    edges: BTreeSet<(NodeId, NodeId)>,
 }
 
 impl Builder {
-    fn gate(&mut self, id: String, gate: Gate) {
+    fn gate(&mut self, id: NodeId, gate: Gate) {
         self.nodes.push((id, NodeKind::Gate(gate)));
     }
 
-    fn edge(&mut self, from: &str, to: &str) {
+    fn edge(&mut self, from: &NodeId, to: &NodeId) {
         if from != to {
-            self.edges.insert((from.to_owned(), to.to_owned()));
+            self.edges.insert((from.clone(), to.clone()));
         }
     }
 
-    fn has(&self, id: &str) -> bool {
+    /// An edge from `from` when the plan holds it (an optional part: a target group whose
+    /// health check needs no change has no `health` node).
+    fn edge_if(&mut self, from: &NodeId, to: &NodeId) {
+        if self.has(from) {
+            self.edge(from, to);
+        }
+    }
+
+    fn has(&self, id: &NodeId) -> bool {
         self.nodes.iter().any(|(n, _)| n == id)
     }
 
-    fn ids_where(&self, f: impl Fn(&NodeKind) -> bool) -> Vec<String> {
+    fn ids_where(&self, f: impl Fn(&NodeKind) -> bool) -> Vec<NodeId> {
         self.nodes
             .iter()
             .filter(|(_, k)| f(k))
             .map(|(id, _)| id.clone())
             .collect()
     }
-}
 
-fn change_class(k: &NodeKind) -> Option<Class> {
-    match k {
-        NodeKind::Change(c) => Some(class(&c.op)),
-        NodeKind::Gate(_) => None,
+    fn ops_where(&self, f: impl Fn(&Op) -> bool) -> Vec<NodeId> {
+        self.ids_where(|k| op_of(k).is_some_and(&f))
+    }
+
+    fn class_is(&self, class: Class) -> Vec<NodeId> {
+        self.ops_where(|op| op.class() == class)
     }
 }
 
@@ -166,8 +204,9 @@ fn op_of(k: &NodeKind) -> Option<&Op> {
     }
 }
 
-/// Builds the plan graph from the diff's decisions.
-pub fn build(desired: &Desired, mut decided: Decided) -> Result<Plan, CycleError> {
+/// Builds the plan graph from the diff's decisions: the changes, then each ordering rule
+/// in turn (each one small function over typed nodes), then the order.
+pub fn build(desired: &Desired, mut decided: Decided) -> Result<Plan, GraphError> {
     let mut b = Builder {
         nodes: std::mem::take(&mut decided.changes)
             .into_iter()
@@ -175,97 +214,130 @@ pub fn build(desired: &Desired, mut decided: Decided) -> Result<Plan, CycleError
             .collect(),
         edges: BTreeSet::new(),
     };
+    references(&mut b, !decided.blockers.is_empty())?;
+    rules_before_group_swap(&mut b);
+    let verify = verification(&mut b, &decided);
+    let old_answers = dns_choreography(&mut b, &decided, &verify);
+    add_before_remove(&mut b, &verify, &old_answers);
+    let mut plan = order(desired, b)?;
+    plan.blockers = decided.blockers;
+    Ok(plan)
+}
 
-    // 1. References.
-    let refs: Vec<(String, Vec<String>)> = b
+/// Rule 1: a node needs what it names. A reference to a node the plan does not hold is a
+/// bug, unless the plan is blocked: a blocker (a name taken by a resource the stack does
+/// not own) keeps the diff from creating what later changes name, and such a plan is shown,
+/// never carried out.
+fn references(b: &mut Builder, blocked: bool) -> Result<(), GraphError> {
+    let refs: Vec<(NodeId, Vec<NodeId>)> = b
         .nodes
         .iter()
-        .filter_map(|(id, k)| Some((id.clone(), references(op_of(k)?))))
+        .filter_map(|(id, k)| Some((id.clone(), op_of(k)?.references())))
         .collect();
     for (id, deps) in refs {
         for dep in deps {
-            if b.has(&dep) {
-                b.edge(&dep, &id);
+            if !b.has(&dep) {
+                if blocked {
+                    continue;
+                }
+                return Err(GraphError::Dangling {
+                    node: id,
+                    missing: dep,
+                });
             }
+            b.edge(&dep, &id);
         }
     }
+    Ok(())
+}
 
-    // A load balancer that serves moves to other groups only once every rule being added
-    // is in place: its new groups' own rules (or it would stop answering on 80/443), and
-    // the backend's rules admitting them (or its targets would stop answering it).
-    let swaps = b.ids_where(|k| matches!(op_of(k), Some(Op::SetSecurityGroups { .. })));
-    let rules_added = b.ids_where(|k| matches!(op_of(k), Some(Op::AuthorizeIngress { .. })));
+/// A load balancer that serves moves to other groups only once every rule being added is
+/// in place: its new groups' own rules (or it would stop answering on 80/443), and the
+/// backend's rules admitting them (or its targets would stop answering it).
+fn rules_before_group_swap(b: &mut Builder) {
+    let swaps = b.ops_where(|op| matches!(op, Op::SetSecurityGroups { .. }));
+    let rules_added = b.ops_where(|op| matches!(op, Op::AuthorizeIngress { .. }));
     for swap in &swaps {
         for rule in &rules_added {
             b.edge(rule, swap);
         }
     }
+}
 
-    // 2. Verification gates, only when something is built or switched.
-    let builds = b.ids_where(|k| change_class(k) == Some(Class::Build));
-    let switches = b.ids_where(|k| change_class(k) == Some(Class::Dns(DnsStep::Switch)));
-    let mut verify: Vec<String> = Vec::new();
-    if !builds.is_empty() || !switches.is_empty() {
-        if let Some(lb) = &decided.lb {
-            if matches!(lb, LbRef::New(_)) || decided.lb_not_active {
-                b.gate("gate.lb.active".into(), Gate::LbActive { lb: lb.clone() });
-                for dep in ["lb.create", "lb.subnets", "lb.security_groups"] {
-                    if b.has(dep) {
-                        b.edge(dep, "gate.lb.active");
-                    }
-                }
-                verify.push("gate.lb.active".into());
+/// Rule 2: verification gates, only when something is built or switched: the load balancer
+/// active, then each serving target group healthy once its targets, health check,
+/// listeners and rules are in place. Returns the gates.
+fn verification(b: &mut Builder, decided: &Decided) -> Vec<NodeId> {
+    let mut verify: Vec<NodeId> = Vec::new();
+    if b.class_is(Class::Build).is_empty() && b.class_is(Class::Dns(DnsStep::Switch)).is_empty() {
+        return verify;
+    }
+    let lb_gate = NodeId::Gate(GateId::LbActive);
+    if let Some(lb) = &decided.lb {
+        if matches!(lb, LbRef::New(_)) || decided.lb_not_active {
+            b.gate(lb_gate.clone(), Gate::LbActive { lb: lb.clone() });
+            for part in [LbPart::Create, LbPart::Subnets, LbPart::SecurityGroups] {
+                b.edge_if(&NodeId::Balancer(part), &lb_gate);
             }
-        }
-        let rules = b.ids_where(|k| {
-            matches!(
-                op_of(k),
-                Some(Op::AuthorizeIngress { .. } | Op::UpdateRuleDescriptions { .. })
-            )
-        });
-        for (key, tg) in &decided.traffic {
-            let gate = format!("gate.tg.{key}.healthy");
-            b.gate(
-                gate.clone(),
-                Gate::TargetsHealthy {
-                    key: key.clone(),
-                    tg: tg.clone(),
-                },
-            );
-            let listeners =
-                b.ids_where(|k| op_of(k).and_then(forwards_to).is_some_and(|(t, _)| t == tg));
-            // A listener that attaches the group on standby first moves its traffic only
-            // once the group is verified: the gate waits for the attachment, the move for
-            // the gate.
-            let (moves, listeners): (Vec<String>, Vec<String>) =
-                listeners.into_iter().partition(|id| {
-                    id.strip_suffix(".update")
-                        .is_some_and(|base| b.has(&format!("{base}.attach")))
-                });
-            for m in &moves {
-                b.edge(&gate, m);
-            }
-            let own = [
-                format!("tg.{key}.create"),
-                format!("tg.{key}.targets.add"),
-                format!("tg.{key}.health"),
-            ];
-            let lb_gate = verify.iter().find(|v| *v == "gate.lb.active").cloned();
-            for dep in own.iter().chain(&listeners).chain(&rules).chain(&lb_gate) {
-                if b.has(dep) {
-                    b.edge(dep, &gate);
-                }
-            }
-            verify.push(gate);
+            verify.push(lb_gate.clone());
         }
     }
+    let rules = b.ops_where(|op| {
+        matches!(
+            op,
+            Op::AuthorizeIngress { .. } | Op::UpdateRuleDescriptions { .. }
+        )
+    });
+    for (key, tg) in &decided.traffic {
+        let gate = NodeId::healthy(key);
+        b.gate(
+            gate.clone(),
+            Gate::TargetsHealthy {
+                key: key.clone(),
+                tg: tg.clone(),
+            },
+        );
+        let listeners = b.ops_where(|op| op.forwards_to() == Some(tg));
+        // A listener that attaches the group on standby first moves its traffic only once
+        // the group is verified: the gate waits for the attachment, the move for the gate.
+        let (moves, listeners): (Vec<NodeId>, Vec<NodeId>) =
+            listeners.into_iter().partition(|id| match id {
+                NodeId::Listener {
+                    port,
+                    part: ListenerPart::Update,
+                } => b.has(&NodeId::Listener {
+                    port: *port,
+                    part: ListenerPart::Attach,
+                }),
+                _ => false,
+            });
+        for m in &moves {
+            b.edge(&gate, m);
+        }
+        for part in [TgPart::Create, TgPart::TargetsAdd, TgPart::Health] {
+            b.edge_if(&NodeId::tg(key, part), &gate);
+        }
+        for dep in listeners.iter().chain(&rules) {
+            b.edge(dep, &gate);
+        }
+        if verify.contains(&lb_gate) {
+            b.edge(&lb_gate, &gate);
+        }
+        verify.push(gate);
+    }
+    verify
+}
 
-    // 3. The DNS choreography, per record.
-    let mut old_answers: Vec<String> = Vec::new();
+/// Rule 3: the DNS choreography, per record: lower the TTL, wait for Route53, wait out the old
+/// TTL, switch once everything is built and verified, wait for Route53, wait out the
+/// answers given before the switch. Returns the last wait of each record.
+fn dns_choreography(b: &mut Builder, decided: &Decided, verify: &[NodeId]) -> Vec<NodeId> {
+    let builds = b.class_is(Class::Build);
+    let mut old_answers: Vec<NodeId> = Vec::new();
     for rec in &decided.switched {
         let name = &rec.name;
-        let of_record = |step: DnsStep| move |k: &NodeKind| matches!(op_of(k), Some(Op::SetRecord { name: n, step: s, .. }) if n == name && *s == step);
-        let mark_of = |b: &Builder, id: &str| {
+        let of_record = |step: DnsStep| move |op: &Op| matches!(op, Op::SetRecord { name: n, step: s, .. } if n == name && *s == step);
+        let mark_of = |b: &Builder, id: &NodeId| {
             b.nodes
                 .iter()
                 .find(|(n, _)| n == id)
@@ -274,24 +346,25 @@ pub fn build(desired: &Desired, mut decided: Decided) -> Result<Plan, CycleError
                     _ => None,
                 })
         };
-        let lowers = b.ids_where(of_record(DnsStep::LowerTtl));
-        let switch = b.ids_where(of_record(DnsStep::Switch));
-        let mut before_switch: Vec<String> = builds.clone();
+        let lowers = b.ops_where(of_record(DnsStep::LowerTtl));
+        let switch = b.ops_where(of_record(DnsStep::Switch));
+        let mut before_switch: Vec<NodeId> = builds.clone();
         before_switch.extend(verify.iter().cloned());
         if let Some((seconds, since)) = rec.old_ttl_wait {
-            let wait = format!("gate.dns.{name}.old-ttl");
+            let wait = NodeId::dns_gate(name, DnsWait::OldTtl);
             b.gate(
                 wait.clone(),
                 Gate::WaitTtl {
                     record: name.clone(),
+                    after: DnsStep::LowerTtl,
                     seconds,
                     why: "answers given before the TTL was lowered".into(),
                     since,
                 },
             );
             if !lowers.is_empty() {
-                let lowered = format!("gate.dns.{name}.lowered");
-                let mark = lowers.first().and_then(|l| mark_of(&b, l));
+                let lowered = NodeId::dns_gate(name, DnsWait::Lowered);
+                let mark = lowers.first().and_then(|l| mark_of(b, l));
                 b.gate(
                     lowered.clone(),
                     Gate::DnsInSync {
@@ -307,13 +380,13 @@ pub fn build(desired: &Desired, mut decided: Decided) -> Result<Plan, CycleError
             }
             before_switch.push(wait);
         }
-        let mut after_switch: Option<String> = None;
+        let mut after_switch: Option<NodeId> = None;
         for s in &switch {
             for dep in &before_switch {
                 b.edge(dep, s);
             }
-            let synced = format!("gate.dns.{name}.switched");
-            let mark = mark_of(&b, s);
+            let synced = NodeId::dns_gate(name, DnsWait::Switched);
+            let mark = mark_of(b, s);
             b.gate(
                 synced.clone(),
                 Gate::DnsInSync {
@@ -327,11 +400,12 @@ pub fn build(desired: &Desired, mut decided: Decided) -> Result<Plan, CycleError
         }
         match rec.switch_wait {
             Some((seconds, since)) if seconds > 0 => {
-                let wait = format!("gate.dns.{name}.old-answers");
+                let wait = NodeId::dns_gate(name, DnsWait::OldAnswers);
                 b.gate(
                     wait.clone(),
                     Gate::WaitTtl {
                         record: name.clone(),
+                        after: DnsStep::Switch,
                         seconds,
                         why: "answers given before the switch still point at the old path".into(),
                         since,
@@ -345,37 +419,41 @@ pub fn build(desired: &Desired, mut decided: Decided) -> Result<Plan, CycleError
             _ => old_answers.extend(after_switch),
         }
     }
+    old_answers
+}
 
-    // 4. Add before remove, removals in reverse dependency order.
-    let removals = b.ids_where(|k| change_class(k) == Some(Class::Removal));
-    let direct_path = b.ids_where(|k| {
+/// Rule 4: add before remove: every removal waits for every addition, gate and switch; the
+/// backend's direct path (and a load balancer that goes) for the old answers to expire;
+/// removals in reverse dependency order (listeners and load balancers before the target
+/// groups and security groups they use); the TTL restored and the wait marker cleared last.
+fn add_before_remove(b: &mut Builder, verify: &[NodeId], old_answers: &[NodeId]) {
+    let builds = b.class_is(Class::Build);
+    let removals = b.class_is(Class::Removal);
+    let direct_path = b.ops_where(|op| {
         matches!(
-            op_of(k),
-            Some(
-                Op::RevokeIngress {
-                    direct_path: true,
-                    ..
-                } | Op::DeleteLoadBalancer { .. }
-            )
+            op,
+            Op::RevokeIngress {
+                direct_path: true,
+                ..
+            } | Op::DeleteLoadBalancer { .. }
         )
     });
-    let listener_deletes = b.ids_where(|k| matches!(op_of(k), Some(Op::DeleteListener { .. })));
-    let lb_deletes = b.ids_where(|k| matches!(op_of(k), Some(Op::DeleteLoadBalancer { .. })));
-    let revokes = b.ids_where(|k| matches!(op_of(k), Some(Op::RevokeIngress { .. })));
-    let switch_nodes: Vec<String> =
-        b.ids_where(|k| change_class(k) == Some(Class::Dns(DnsStep::Switch)));
+    let listener_deletes = b.ops_where(|op| matches!(op, Op::DeleteListener { .. }));
+    let lb_deletes = b.ops_where(|op| matches!(op, Op::DeleteLoadBalancer { .. }));
+    let revokes = b.ops_where(|op| matches!(op, Op::RevokeIngress { .. }));
+    let switch_nodes = b.class_is(Class::Dns(DnsStep::Switch));
     for r in &removals {
-        for dep in builds.iter().chain(&verify).chain(&switch_nodes) {
+        for dep in builds.iter().chain(verify).chain(&switch_nodes) {
             b.edge(dep, r);
         }
     }
     for r in &direct_path {
-        for dep in &old_answers {
+        for dep in old_answers {
             b.edge(dep, r);
         }
     }
-    let tg_deletes = b.ids_where(|k| matches!(op_of(k), Some(Op::DeleteTargetGroup { .. })));
-    let sg_deletes = b.ids_where(|k| matches!(op_of(k), Some(Op::DeleteSecurityGroup { .. })));
+    let tg_deletes = b.ops_where(|op| matches!(op, Op::DeleteTargetGroup { .. }));
+    let sg_deletes = b.ops_where(|op| matches!(op, Op::DeleteSecurityGroup { .. }));
     for t in &tg_deletes {
         for dep in listener_deletes.iter().chain(&lb_deletes) {
             b.edge(dep, t);
@@ -386,30 +464,26 @@ pub fn build(desired: &Desired, mut decided: Decided) -> Result<Plan, CycleError
             b.edge(dep, g);
         }
     }
-    let restores = b.ids_where(|k| change_class(k) == Some(Class::Dns(DnsStep::RestoreTtl)));
+    let restores = b.class_is(Class::Dns(DnsStep::RestoreTtl));
     for r in &restores {
         for dep in old_answers.iter().chain(&direct_path) {
             b.edge(dep, r);
         }
     }
     // A wait marker goes last, once everything its record's choreography gates is done.
-    let markers = b.ids_where(|k| matches!(op_of(k), Some(Op::ClearMarker { .. })));
-    let dns_nodes = b.ids_where(|k| matches!(change_class(k), Some(Class::Dns(_))));
+    let markers = b.ops_where(|op| matches!(op, Op::ClearMarker { .. }));
+    let dns_nodes = b.ids_where(|k| op_of(k).is_some_and(|op| matches!(op.class(), Class::Dns(_))));
     for m in &markers {
         for dep in old_answers.iter().chain(&direct_path).chain(&dns_nodes) {
             b.edge(dep, m);
         }
     }
-
-    let mut plan = order(desired, b)?;
-    plan.blockers = decided.blockers;
-    Ok(plan)
 }
 
 /// Checks for cycles, computes each node's step and returns the plan in run order.
-fn order(desired: &Desired, b: Builder) -> Result<Plan, CycleError> {
-    let mut g: DiGraph<String, ()> = DiGraph::new();
-    let index: BTreeMap<String, NodeIndex> = b
+fn order(desired: &Desired, b: Builder) -> Result<Plan, GraphError> {
+    let mut g: DiGraph<NodeId, ()> = DiGraph::new();
+    let index: BTreeMap<NodeId, NodeIndex> = b
         .nodes
         .iter()
         .map(|(id, _)| (id.clone(), g.add_node(id.clone())))
@@ -419,7 +493,7 @@ fn order(desired: &Desired, b: Builder) -> Result<Plan, CycleError> {
             g.add_edge(*f, *t, ());
         }
     }
-    let topo = toposort(&g, None).map_err(|_| CycleError {
+    let topo = toposort(&g, None).map_err(|_| GraphError::Cycle {
         nodes: tarjan_scc(&g)
             .into_iter()
             .find(|scc| scc.len() > 1)
@@ -450,11 +524,14 @@ fn order(desired: &Desired, b: Builder) -> Result<Plan, CycleError> {
             kind,
         })
         .collect();
-    nodes.sort_by(|a, b| (a.step, &a.id).cmp(&(b.step, &b.id)));
+    // Ordered by the ids' text, so that what people and golden files read is stable.
+    nodes.sort_by_cached_key(|n| (n.step, n.id.to_string()));
+    let mut edges: Vec<(NodeId, NodeId)> = b.edges.into_iter().collect();
+    edges.sort_by_cached_key(|(f, t)| (f.to_string(), t.to_string()));
     Ok(Plan {
         stack: desired.stack.clone(),
         nodes,
-        edges: b.edges.into_iter().collect(),
+        edges,
         blockers: vec![],
         warnings: vec![],
         checked: None,

@@ -7,7 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::json;
 
 use super::diff::{attr, resource, Differ};
-use super::{Action, Change, Op, SgRef, Tagged};
+use super::id::GroupPart;
+use super::{Action, Change, NodeId, Op, SgRef, Tagged};
 use crate::model::{owned_by, GroupRef, RuleKey, Source};
 use crate::names;
 
@@ -75,7 +76,7 @@ impl<'a> Differ<'a> {
             let group = SgRef::Id(g.id.clone());
             if owned {
                 self.retag(
-                    format!("sg.{key}.tags"),
+                    NodeId::group(key, GroupPart::Tags),
                     "security_group",
                     &dsg.name,
                     &g.tags,
@@ -115,7 +116,7 @@ impl<'a> Differ<'a> {
                     .map(|(k, _)| attr("ingress", None, Some(json!(k.to_string()))))
                     .collect();
                 self.change(
-                    format!("sg.{key}.rules.add"),
+                    NodeId::group(key, GroupPart::RulesAdd),
                     Change {
                         resource: resource("security_group_rules", &label, owned),
                         action: Action::Create,
@@ -141,7 +142,7 @@ impl<'a> Differ<'a> {
                     })
                     .collect();
                 self.change(
-                    format!("sg.{key}.rules.describe"),
+                    NodeId::group(key, GroupPart::RulesDescribe),
                     Change {
                         resource: resource("security_group_rules", &label, owned),
                         action: Action::Update,
@@ -168,7 +169,7 @@ impl<'a> Differ<'a> {
                     .map(|k| attr("ingress", Some(json!(k.to_string())), None))
                     .collect();
                 self.change(
-                    format!("sg.{key}.rules.remove"),
+                    NodeId::group(key, GroupPart::RulesRemove),
                     Change {
                         resource: resource("security_group_rules", &label, owned),
                         action: Action::Delete,
@@ -202,10 +203,7 @@ impl<'a> Differ<'a> {
 
     /// Is an AWS name taken by something the stack does not own? (Already reported.)
     pub(super) fn blocked_name(&self, name: &str) -> bool {
-        self.out
-            .blockers
-            .iter()
-            .any(|b| b.subject.ends_with(&format!(" {name}")))
+        self.taken.contains(name)
     }
 
     pub(super) fn create_group(
@@ -215,7 +213,7 @@ impl<'a> Differ<'a> {
         rules: BTreeMap<RuleKey, Option<String>>,
     ) {
         self.change(
-            format!("sg.{key}.create"),
+            NodeId::group(key, GroupPart::Create),
             Change {
                 resource: resource("security_group", &dsg.name, true),
                 action: Action::Create,
@@ -242,7 +240,7 @@ impl<'a> Differ<'a> {
             .map(|k| attr("ingress", None, Some(json!(k.to_string()))))
             .collect();
         self.change(
-            format!("sg.{key}.rules.add"),
+            NodeId::group(key, GroupPart::RulesAdd),
             Change {
                 resource: resource("security_group_rules", &dsg.name, true),
                 action: Action::Create,
@@ -298,7 +296,9 @@ impl<'a> Differ<'a> {
             .collect();
         for g in stale {
             self.change(
-                format!("sg.{}.delete", g.name),
+                NodeId::GroupDelete {
+                    name: g.name.clone(),
+                },
                 Change {
                     resource: resource("security_group", &g.name, true),
                     action: Action::Delete,

@@ -11,12 +11,15 @@ pub mod diff;
 pub mod dns;
 pub mod graph;
 mod groups;
+pub mod id;
 pub mod sim;
 mod targets;
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+
+pub use id::NodeId;
 
 use crate::model::{Desired, HealthCheck, Observed, ObservedRecord, RuleKey, Tags};
 
@@ -326,6 +329,8 @@ pub enum Gate {
     /// Clients may cache the record's previous answer this long.
     WaitTtl {
         record: String,
+        /// The change whose previous answers are waited out (lowering or switch).
+        after: DnsStep,
         seconds: u32,
         why: String,
         /// When the wait started (seconds since the epoch), if an earlier run recorded it;
@@ -357,8 +362,8 @@ pub enum NodeKind {
 /// A node of the plan graph.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Node {
-    /// Stable id, e.g. `tg.app.create`, `gate.lb.active`.
-    pub id: String,
+    /// Stable id; its text is e.g. `tg.app.create`, `gate.lb.active`.
+    pub id: NodeId,
     /// Which step of the run it belongs to: one more than the latest of its dependencies.
     pub step: usize,
     #[serde(flatten)]
@@ -390,7 +395,7 @@ pub struct Plan {
     /// Nodes in the order they may run (a topological order, by step then id).
     pub nodes: Vec<Node>,
     /// `(from, to)`: `to` waits for `from`. Ids of `nodes`.
-    pub edges: Vec<(String, String)>,
+    pub edges: Vec<(NodeId, NodeId)>,
     /// Conflicts and missing prerequisites; a plan with blockers is not applied.
     pub blockers: Vec<Blocker>,
     /// What applying it affects beyond the stack (see [`neighbour_warnings`]).
@@ -425,7 +430,7 @@ impl Plan {
 }
 
 /// Plans `desired` against `observed`. Pure and deterministic.
-pub fn plan(desired: &Desired, observed: &Observed) -> Result<Plan, graph::CycleError> {
+pub fn plan(desired: &Desired, observed: &Observed) -> Result<Plan, graph::GraphError> {
     let decided = diff::diff(desired, observed);
     let mut plan = graph::build(desired, decided)?;
     plan.warnings = neighbour_warnings(observed, &plan);

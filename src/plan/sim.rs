@@ -148,7 +148,7 @@ impl<'a> World<'a> {
     /// Carries out one node of a plan, checking that it touches only what the stack owns.
     pub fn run(&mut self, node: &Node) -> Result<(), Violation> {
         let fail = |message: String| Violation {
-            node: node.id.clone(),
+            node: node.id.to_string(),
             message,
         };
         match &node.kind {
@@ -846,7 +846,7 @@ pub fn check_order(
             Ok(()) => serving = true,
             Err(message) if serving => {
                 return Err(Violation {
-                    node: n.id.clone(),
+                    node: n.id.to_string(),
                     message,
                 })
             }

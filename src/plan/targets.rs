@@ -6,7 +6,8 @@ use std::collections::BTreeSet;
 use serde_json::{json, Value};
 
 use super::diff::{attr, resource, Differ};
-use super::{Action, AttrDiff, Change, Op, Tagged, TgRef};
+use super::id::TgPart;
+use super::{Action, AttrDiff, Change, NodeId, Op, Tagged, TgRef};
 use crate::model::{owned_by, ObservedTg};
 use crate::names;
 
@@ -57,7 +58,7 @@ impl<'a> Differ<'a> {
                         let after = serde_json::to_value(&dtg.health).unwrap_or_default();
                         let attrs = health_attrs(&before, &after);
                         self.change(
-                            format!("tg.{key}.health"),
+                            NodeId::tg(key, TgPart::Health),
                             Change {
                                 resource: resource("target_group", &t.name, true),
                                 action: Action::Update,
@@ -72,7 +73,7 @@ impl<'a> Differ<'a> {
                         );
                     }
                     self.retag(
-                        format!("tg.{key}.tags"),
+                        NodeId::tg(key, TgPart::Tags),
                         "target_group",
                         &t.name,
                         &t.tags,
@@ -122,7 +123,7 @@ impl<'a> Differ<'a> {
                     };
                     let attrs = attrs.into_iter().filter(|a| a.before != a.after).collect();
                     self.change(
-                        format!("tg.{key}.create"),
+                        NodeId::tg(key, TgPart::Create),
                         Change {
                             resource: resource("target_group", &name, true),
                             action,
@@ -172,7 +173,9 @@ impl<'a> Differ<'a> {
 
     pub(super) fn delete_tg(&mut self, t: &ObservedTg, reason: &str) {
         self.change(
-            format!("tg.{}.delete", t.name),
+            NodeId::TargetGroupDelete {
+                name: t.name.clone(),
+            },
             Change {
                 resource: resource("target_group", &t.name, true),
                 action: Action::Delete,
@@ -206,7 +209,7 @@ impl<'a> Differ<'a> {
             .collect();
         if !add.is_empty() {
             self.change(
-                format!("tg.{key}.targets.add"),
+                NodeId::tg(key, TgPart::TargetsAdd),
                 Change {
                     resource: resource("targets", name, true),
                     action: Action::Create,
@@ -225,7 +228,7 @@ impl<'a> Differ<'a> {
         }
         if !remove.is_empty() {
             self.change(
-                format!("tg.{key}.targets.remove"),
+                NodeId::tg(key, TgPart::TargetsRemove),
                 Change {
                     resource: resource("targets", name, true),
                     action: Action::Delete,

@@ -104,6 +104,7 @@ pub fn gate_line(g: &Gate) -> String {
             seconds,
             why,
             since,
+            after: _,
         } => {
             let from = since.map_or_else(String::new, |t| format!(" (counting from {})", utc(t)));
             format!(

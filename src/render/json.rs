@@ -86,12 +86,12 @@ impl StackPlan {
         for n in &p.nodes {
             match &n.kind {
                 NodeKind::Change(c) => changes.push(ChangeDoc {
-                    id: n.id.clone(),
+                    id: n.id.to_string(),
                     step: n.step,
                     change: c.clone(),
                 }),
                 NodeKind::Gate(g) => gates.push(GateDoc {
-                    id: n.id.clone(),
+                    id: n.id.to_string(),
                     step: n.step,
                     gate: g.clone(),
                     expected_seconds: g.expected_seconds(),
@@ -105,7 +105,11 @@ impl StackPlan {
             manifest: manifest.to_owned(),
             changes,
             gates,
-            edges: p.edges.clone(),
+            edges: p
+                .edges
+                .iter()
+                .map(|(f, t)| (f.to_string(), t.to_string()))
+                .collect(),
             blockers: p.blockers.clone(),
             warnings: p.warnings.clone(),
             summary: Summary {

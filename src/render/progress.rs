@@ -19,7 +19,7 @@ fn label(node: &Node) -> String {
             c.resource.kind,
             c.resource.name
         ),
-        NodeKind::Gate(_) => node.id.clone(),
+        NodeKind::Gate(_) => node.id.to_string(),
     }
 }
 

@@ -510,7 +510,14 @@ fn a_tampered_saved_plan_is_refused_before_any_call() {
         record["step"] = 99.into();
     });
     let future = tamper("future.plan", &|v| v["format_version"] = "2".into());
+    let unknown_id = tamper("unknown-id.plan", &|v| {
+        v["stacks"][0]["plan"]["nodes"][0]["id"] = "sg.backend.wreck".into();
+    });
     for (file, expect) in [
+        (
+            &unknown_id,
+            "\"sg.backend.wreck\" is not a node id reconcile writes",
+        ),
         (&unordered, "edge(s) missing"),
         (&edited_node, "it was edited"),
         (&future, "format_version \"2\""),

@@ -152,7 +152,7 @@ fn states() -> Vec<(&'static str, Observed)> {
 /// A random order consistent with the plan's edges (Kahn's algorithm, random choices).
 fn random_order(p: &Plan, choices: &[usize]) -> Vec<usize> {
     let n = p.nodes.len();
-    let index = |id: &str| p.nodes.iter().position(|x| x.id == id);
+    let index = |id: &reconcile::plan::NodeId| p.nodes.iter().position(|x| &x.id == id);
     let mut indegree = vec![0usize; n];
     let mut next: Vec<Vec<usize>> = vec![vec![]; n];
     for (from, to) in &p.edges {
@@ -281,7 +281,8 @@ fn the_checker_finds_each_guarantee_broken_by_a_removed_edge() {
     for (node, goes, broken) in cases {
         let mut q = p.clone();
         let before = q.edges.len();
-        q.edges.retain(|(from, to)| to != node || !goes(from));
+        q.edges
+            .retain(|(from, to)| to.to_string() != node || !goes(&from.to_string()));
         assert!(q.edges.len() < before, "{node} has incoming edges");
         let c = reconcile::plan::check::check(&d, &o, &q)
             .expect_err(&format!("without the edges into {node}"));

@@ -22,14 +22,14 @@ fn golden(name: &str, p: &Plan) {
     );
 }
 
-fn ids(p: &Plan) -> Vec<&str> {
-    p.nodes.iter().map(|n| n.id.as_str()).collect()
+fn ids(p: &Plan) -> Vec<String> {
+    p.nodes.iter().map(|n| n.id.to_string()).collect()
 }
 
 fn position(p: &Plan, id: &str) -> usize {
     p.nodes
         .iter()
-        .position(|n| n.id == id)
+        .position(|n| n.id.to_string() == id)
         .unwrap_or_else(|| panic!("no node {id} in {:?}", ids(p)))
 }
 
@@ -156,7 +156,7 @@ fn drift(name: &str, edit: impl FnOnce(&mut Observed), expect_id: &str, expect_a
     let c = p
         .nodes
         .iter()
-        .find(|n| n.id == expect_id)
+        .find(|n| n.id.to_string() == expect_id)
         .and_then(|n| match &n.kind {
             NodeKind::Change(c) => Some(c),
             NodeKind::Gate(_) => None,
@@ -217,7 +217,7 @@ fn drift_tags_edited_by_hand() {
         .tags
         .insert("cost-center".into(), "42".into());
     let p = plan_of(&desired(), &o);
-    let changed: Vec<&str> = p.nodes.iter().map(|n| n.id.as_str()).collect();
+    let changed = ids(&p);
     assert_eq!(changed, ["lb.tags"], "only the missing manifest tag is set");
 }
 
@@ -552,4 +552,41 @@ fn an_existing_group_in_another_vpc_blocks_the_plan() {
         .unwrap_or_else(|| panic!("{:?}", p.blockers));
     assert!(b.message.contains(VPC), "{}", b.message);
     assert!(plan_of(&desired(), &starting_point()).blockers.is_empty());
+}
+
+/// A change naming a node the plan does not hold is a bug reported as one, not an edge
+/// quietly dropped; in a plan a blocker stops, the diff may leave such a hole on purpose.
+#[test]
+fn a_reference_to_a_missing_node_is_a_bug_unless_the_plan_is_blocked() {
+    use reconcile::plan::diff::{diff, Decided};
+    use reconcile::plan::graph::{build, GraphError};
+    use reconcile::plan::id::{GroupPart, TgPart};
+    use reconcile::plan::NodeId;
+    let d = desired();
+    let holed = || -> Decided {
+        let mut decided = diff(&d, &empty_account());
+        assert!(decided.blockers.is_empty(), "{:?}", decided.blockers);
+        let create = NodeId::tg("app", TgPart::Create);
+        assert!(decided.changes.iter().any(|(id, _)| *id == create));
+        decided.changes.retain(|(id, _)| *id != create);
+        decided
+    };
+    match build(&d, holed()) {
+        Err(GraphError::Dangling { missing, .. }) => {
+            assert_eq!(missing, NodeId::tg("app", TgPart::Create));
+        }
+        other => panic!("expected a dangling reference, got {other:?}"),
+    }
+    let mut blocked = holed();
+    blocked.blockers.push(reconcile::plan::Blocker {
+        subject: "target group www-example-app".into(),
+        message: "taken".into(),
+        hint: "rename it".into(),
+    });
+    let p = build(&d, blocked).expect("a blocked plan is still drawn");
+    assert!(!p.blockers.is_empty());
+    assert!(p
+        .nodes
+        .iter()
+        .any(|n| n.id == NodeId::group("lb", GroupPart::Create)));
 }

@@ -62,8 +62,8 @@ pub(super) fn render(plans: &[&Plan]) -> String {
                 let _ = writeln!(
                     out,
                     "  {} -> {};",
-                    dot_id(s + 1, &from.id),
-                    dot_id(s + 1, &to.id)
+                    dot_id(s + 1, &from.id.to_string()),
+                    dot_id(s + 1, &to.id.to_string())
                 );
             }
         }
@@ -114,7 +114,7 @@ fn dot_stack(out: &mut String, s: usize, p: &Plan, pad: &str) {
             let _ = writeln!(
                 out,
                 "{pad}  {} [label={}, tooltip={}, {shape}fillcolor=\"{fill}\", color=\"{stroke}\"];",
-                dot_id(s, &n.id),
+                dot_id(s, &n.id.to_string()),
                 dot_quote(&shown.label),
                 dot_quote(&shown.tooltip)
             );

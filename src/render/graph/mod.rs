@@ -15,7 +15,7 @@
 use std::collections::BTreeSet;
 
 use super::human;
-use crate::plan::{Action, Blocker, Node, NodeKind, Plan};
+use crate::plan::{Action, Blocker, Node, NodeId, NodeKind, Plan};
 
 /// The picture's language.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,7 +119,7 @@ fn shown(n: &Node) -> Shown {
         NodeKind::Gate(g) => Shown {
             label: wrap(&human::gate_line(g), WRAP),
             look: Look::Gate,
-            tooltip: n.id.clone(),
+            tooltip: n.id.to_string(),
         },
     }
 }
@@ -149,7 +149,7 @@ fn wrap(text: &str, width: usize) -> String {
 /// The edges to draw, as indices into `p.nodes`: the plan's edges between its nodes, less
 /// every edge `a → c` for which another path from `a` reaches `c`. Sorted.
 fn drawn_edges(p: &Plan) -> Vec<(usize, usize)> {
-    let index = |id: &str| p.nodes.iter().position(|n| n.id == id);
+    let index = |id: &NodeId| p.nodes.iter().position(|n| &n.id == id);
     let edges: BTreeSet<(usize, usize)> = p
         .edges
         .iter()

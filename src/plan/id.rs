@@ -1,0 +1,403 @@
+//! Typed node ids. Every node of a plan is named by a [`NodeId`]: which resource, by its
+//! manifest key (or AWS name for what the manifest no longer declares), and which part of
+//! it the node changes or waits for. Ordering rules and the executor match on these; the
+//! text form (`tg.app.create`, `gate.dns.www.example.com.old-ttl`) exists only for people
+//! and for the JSON documents, and reads back to the same id.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// A part of a security group the stack creates or keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum GroupPart {
+    Create,
+    Tags,
+    RulesAdd,
+    RulesDescribe,
+    RulesRemove,
+}
+
+/// A part of a target group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum TgPart {
+    Create,
+    Tags,
+    Health,
+    TargetsAdd,
+    TargetsRemove,
+}
+
+/// A part of the serving load balancer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum LbPart {
+    Create,
+    Tags,
+    Subnets,
+    SecurityGroups,
+}
+
+/// A change to a listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ListenerPart {
+    Create,
+    /// A new target group attached with weight zero, before traffic moves to it.
+    Attach,
+    Update,
+    Delete,
+}
+
+/// A change to a managed DNS record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RecordPart {
+    Create,
+    LowerTtl,
+    Switch,
+    RestoreTtl,
+    SetTtl,
+}
+
+/// A wait in a record's choreography.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum DnsWait {
+    /// Route53 in sync after the TTL was lowered.
+    Lowered,
+    /// The old TTL waited out.
+    OldTtl,
+    /// Route53 in sync after the switch.
+    Switched,
+    /// Answers given before the switch waited out.
+    OldAnswers,
+}
+
+/// A gate's id.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum GateId {
+    LbActive,
+    Healthy { key: String },
+    Dns { record: String, wait: DnsWait },
+}
+
+/// A node of the plan graph.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum NodeId {
+    /// A security group the manifest declares, by key.
+    Group {
+        key: String,
+        part: GroupPart,
+    },
+    /// An owned security group the manifest no longer declares, by AWS name.
+    GroupDelete {
+        name: String,
+    },
+    /// A target group the manifest declares, by key.
+    TargetGroup {
+        key: String,
+        part: TgPart,
+    },
+    /// An owned target group that goes, by AWS name.
+    TargetGroupDelete {
+        name: String,
+    },
+    /// The load balancer that serves once the plan has run.
+    Balancer(LbPart),
+    /// A load balancer that goes, by the last part of its ARN.
+    BalancerDelete {
+        id: String,
+    },
+    Listener {
+        port: u16,
+        part: ListenerPart,
+    },
+    Record {
+        name: String,
+        kind: String,
+        part: RecordPart,
+    },
+    /// The wait marker beside a record, cleared at the end.
+    Marker {
+        record: String,
+    },
+    Gate(GateId),
+}
+
+impl NodeId {
+    pub fn group(key: &str, part: GroupPart) -> Self {
+        NodeId::Group {
+            key: key.to_owned(),
+            part,
+        }
+    }
+
+    pub fn tg(key: &str, part: TgPart) -> Self {
+        NodeId::TargetGroup {
+            key: key.to_owned(),
+            part,
+        }
+    }
+
+    pub fn healthy(key: &str) -> Self {
+        NodeId::Gate(GateId::Healthy {
+            key: key.to_owned(),
+        })
+    }
+
+    pub fn dns_gate(record: &str, wait: DnsWait) -> Self {
+        NodeId::Gate(GateId::Dns {
+            record: record.to_owned(),
+            wait,
+        })
+    }
+}
+
+const GROUP_PARTS: [(GroupPart, &str); 5] = [
+    (GroupPart::Create, "create"),
+    (GroupPart::Tags, "tags"),
+    (GroupPart::RulesAdd, "rules.add"),
+    (GroupPart::RulesDescribe, "rules.describe"),
+    (GroupPart::RulesRemove, "rules.remove"),
+];
+const TG_PARTS: [(TgPart, &str); 5] = [
+    (TgPart::Create, "create"),
+    (TgPart::Tags, "tags"),
+    (TgPart::Health, "health"),
+    (TgPart::TargetsAdd, "targets.add"),
+    (TgPart::TargetsRemove, "targets.remove"),
+];
+const LB_PARTS: [(LbPart, &str); 4] = [
+    (LbPart::Create, "create"),
+    (LbPart::Tags, "tags"),
+    (LbPart::Subnets, "subnets"),
+    (LbPart::SecurityGroups, "security_groups"),
+];
+const LISTENER_PARTS: [(ListenerPart, &str); 4] = [
+    (ListenerPart::Create, "create"),
+    (ListenerPart::Attach, "attach"),
+    (ListenerPart::Update, "update"),
+    (ListenerPart::Delete, "delete"),
+];
+const RECORD_PARTS: [(RecordPart, &str); 5] = [
+    (RecordPart::Create, "create"),
+    (RecordPart::LowerTtl, "lower-ttl"),
+    (RecordPart::Switch, "switch"),
+    (RecordPart::RestoreTtl, "restore-ttl"),
+    (RecordPart::SetTtl, "set-ttl"),
+];
+const DNS_WAITS: [(DnsWait, &str); 4] = [
+    (DnsWait::Lowered, "lowered"),
+    (DnsWait::OldTtl, "old-ttl"),
+    (DnsWait::Switched, "switched"),
+    (DnsWait::OldAnswers, "old-answers"),
+];
+
+fn text<P: PartialEq + Copy>(table: &[(P, &'static str)], part: P) -> &'static str {
+    table
+        .iter()
+        .find(|(p, _)| *p == part)
+        .map_or("?", |(_, t)| t)
+}
+
+/// `head.<part>` → (head, part), for the part whose text ends `s`.
+fn split<'s, P: Copy>(table: &[(P, &str)], s: &'s str) -> Option<(&'s str, P)> {
+    table.iter().find_map(|(p, t)| {
+        let head = s.strip_suffix(t)?.strip_suffix('.')?;
+        (!head.is_empty()).then_some((head, *p))
+    })
+}
+
+impl fmt::Display for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NodeId::Group { key, part } => write!(f, "sg.{key}.{}", text(&GROUP_PARTS, *part)),
+            NodeId::GroupDelete { name } => write!(f, "sg.{name}.delete"),
+            NodeId::TargetGroup { key, part } => {
+                write!(f, "tg.{key}.{}", text(&TG_PARTS, *part))
+            }
+            NodeId::TargetGroupDelete { name } => write!(f, "tg.{name}.delete"),
+            NodeId::Balancer(part) => write!(f, "lb.{}", text(&LB_PARTS, *part)),
+            NodeId::BalancerDelete { id } => write!(f, "lb.{id}.delete"),
+            NodeId::Listener { port, part } => {
+                write!(f, "listener.{port}.{}", text(&LISTENER_PARTS, *part))
+            }
+            NodeId::Record { name, kind, part } => {
+                write!(f, "dns.{name}.{kind}.{}", text(&RECORD_PARTS, *part))
+            }
+            NodeId::Marker { record } => write!(f, "dns.{record}.marker.clear"),
+            NodeId::Gate(GateId::LbActive) => f.write_str("gate.lb.active"),
+            NodeId::Gate(GateId::Healthy { key }) => write!(f, "gate.tg.{key}.healthy"),
+            NodeId::Gate(GateId::Dns { record, wait }) => {
+                write!(f, "gate.dns.{record}.{}", text(&DNS_WAITS, *wait))
+            }
+        }
+    }
+}
+
+/// Text that names no node a plan can hold.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("\"{0}\" is not a node id reconcile writes")]
+pub struct BadNodeId(pub String);
+
+impl FromStr for NodeId {
+    type Err = BadNodeId;
+
+    fn from_str(s: &str) -> Result<Self, BadNodeId> {
+        let bad = || BadNodeId(s.to_owned());
+        let owned = |h: &str| h.to_owned();
+        if let Some(rest) = s.strip_prefix("gate.") {
+            if rest == "lb.active" {
+                return Ok(NodeId::Gate(GateId::LbActive));
+            }
+            if let Some(key) = rest
+                .strip_prefix("tg.")
+                .and_then(|r| r.strip_suffix(".healthy"))
+                .filter(|k| !k.is_empty())
+            {
+                return Ok(NodeId::healthy(key));
+            }
+            if let Some((record, wait)) =
+                rest.strip_prefix("dns.").and_then(|r| split(&DNS_WAITS, r))
+            {
+                return Ok(NodeId::dns_gate(record, wait));
+            }
+            return Err(bad());
+        }
+        if let Some(rest) = s.strip_prefix("sg.") {
+            if let Some(name) = rest.strip_suffix(".delete").filter(|n| !n.is_empty()) {
+                return Ok(NodeId::GroupDelete { name: owned(name) });
+            }
+            let (key, part) = split(&GROUP_PARTS, rest).ok_or_else(bad)?;
+            return Ok(NodeId::group(key, part));
+        }
+        if let Some(rest) = s.strip_prefix("tg.") {
+            if let Some(name) = rest.strip_suffix(".delete").filter(|n| !n.is_empty()) {
+                return Ok(NodeId::TargetGroupDelete { name: owned(name) });
+            }
+            let (key, part) = split(&TG_PARTS, rest).ok_or_else(bad)?;
+            return Ok(NodeId::tg(key, part));
+        }
+        if let Some(rest) = s.strip_prefix("lb.") {
+            if let Some(id) = rest.strip_suffix(".delete").filter(|n| !n.is_empty()) {
+                return Ok(NodeId::BalancerDelete { id: owned(id) });
+            }
+            let part = LB_PARTS
+                .iter()
+                .find(|(_, t)| *t == rest)
+                .map(|(p, _)| *p)
+                .ok_or_else(bad)?;
+            return Ok(NodeId::Balancer(part));
+        }
+        if let Some(rest) = s.strip_prefix("listener.") {
+            let (port, part) = split(&LISTENER_PARTS, rest).ok_or_else(bad)?;
+            let port = port.parse().map_err(|_| bad())?;
+            return Ok(NodeId::Listener { port, part });
+        }
+        if let Some(rest) = s.strip_prefix("dns.") {
+            if let Some(record) = rest.strip_suffix(".marker.clear").filter(|n| !n.is_empty()) {
+                return Ok(NodeId::Marker {
+                    record: owned(record),
+                });
+            }
+            let (head, part) = split(&RECORD_PARTS, rest).ok_or_else(bad)?;
+            let (name, kind) = head.rsplit_once('.').ok_or_else(bad)?;
+            if name.is_empty() || kind.is_empty() {
+                return Err(bad());
+            }
+            return Ok(NodeId::Record {
+                name: owned(name),
+                kind: owned(kind),
+                part,
+            });
+        }
+        Err(bad())
+    }
+}
+
+impl Serialize for NodeId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for NodeId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn name() -> impl Strategy<Value = String> {
+        // Keys and names with dots and dashes, as DNS names and manifest keys may have.
+        "[a-z0-9_-]{1,6}(\\.[a-z0-9_-]{1,6}){0,3}"
+    }
+
+    fn id() -> impl Strategy<Value = NodeId> {
+        let pick = |n: usize| 0..n;
+        prop_oneof![
+            (name(), pick(5)).prop_map(|(key, i)| NodeId::group(&key, GROUP_PARTS[i].0)),
+            name().prop_map(|name| NodeId::GroupDelete { name }),
+            (name(), pick(5)).prop_map(|(key, i)| NodeId::tg(&key, TG_PARTS[i].0)),
+            name().prop_map(|name| NodeId::TargetGroupDelete { name }),
+            pick(4).prop_map(|i| NodeId::Balancer(LB_PARTS[i].0)),
+            name().prop_map(|id| NodeId::BalancerDelete { id }),
+            (any::<u16>(), pick(4)).prop_map(|(port, i)| NodeId::Listener {
+                port,
+                part: LISTENER_PARTS[i].0
+            }),
+            (name(), "(A|AAAA|CNAME)", pick(5)).prop_map(|(name, kind, i)| NodeId::Record {
+                name,
+                kind,
+                part: RECORD_PARTS[i].0
+            }),
+            name().prop_map(|record| NodeId::Marker { record }),
+            Just(NodeId::Gate(GateId::LbActive)),
+            name().prop_map(|k| NodeId::healthy(&k)),
+            (name(), pick(4)).prop_map(|(r, i)| NodeId::dns_gate(&r, DNS_WAITS[i].0)),
+        ]
+    }
+
+    proptest! {
+        /// The text of an id reads back to the same id, and two ids never share a text.
+        #[test]
+        fn text_round_trips(a in id(), b in id()) {
+            prop_assert_eq!(a.to_string().parse::<NodeId>(), Ok(a.clone()));
+            prop_assert_eq!(a == b, a.to_string() == b.to_string());
+        }
+    }
+
+    #[test]
+    fn known_texts() {
+        for s in [
+            "sg.lb.create",
+            "sg.web.rules.remove",
+            "sg.www-example-old.delete",
+            "tg.app.targets.add",
+            "lb.security_groups",
+            "lb.abc123.delete",
+            "listener.443.attach",
+            "dns.www.example.com.CNAME.lower-ttl",
+            "dns.www.example.com.marker.clear",
+            "gate.dns.www.example.com.old-answers",
+            "gate.tg.app.healthy",
+        ] {
+            let id: NodeId = s.parse().expect(s);
+            assert_eq!(id.to_string(), s);
+        }
+        for s in [
+            "",
+            "sg.",
+            "sg..create",
+            "lb.nope",
+            "listener.x.create",
+            "gate.tg..healthy",
+            "dns.x.switch",
+        ] {
+            assert!(s.parse::<NodeId>().is_err(), "{s}");
+        }
+    }
+}
