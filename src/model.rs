@@ -429,6 +429,17 @@ pub struct Observed {
     pub certificates: Vec<ObservedCert>,
     /// The hosted zone named under `dns`, with the records the manifest speaks about.
     pub zone: Option<ObservedZone>,
+    /// The instances the manifest's target groups list (those that exist): their own
+    /// security groups decide what reaches them, whatever rules the manifest declares.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub instances: Vec<ObservedInstance>,
+    /// The load balancer's subnets named in the manifest (those that exist).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subnets: Vec<ObservedSubnet>,
+    /// Load balancers not named after the stack that a managed record leads to now, with
+    /// their tags (no listeners): a record another stack serves is not this one's to move.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub foreign_load_balancers: Vec<ObservedLb>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -563,7 +574,7 @@ pub fn owned_by(tags: &Tags, stack: &str) -> bool {
     tags.get(names::STACK_TAG).map(String::as_str) == Some(stack)
 }
 
-/// An EC2 instance, as far as `init` needs it.
+/// An EC2 instance: its state and the security groups that guard it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObservedInstance {
     pub id: String,
@@ -577,9 +588,11 @@ pub struct ObservedInstance {
     pub public_dns: Option<String>,
 }
 
-/// A subnet and its availability zone.
+/// A subnet, its availability zone and its VPC.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObservedSubnet {
     pub id: String,
     pub zone: String,
+    #[serde(default)]
+    pub vpc: String,
 }

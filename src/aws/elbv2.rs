@@ -39,9 +39,10 @@ impl Elbv2 {
         }
     }
 
-    /// Every load balancer named one of `names`, without listeners or tags. Lists all of
-    /// them (every page): asking by name fails as soon as one name is missing on AWS, and
-    /// moto's answer then depends on the order of the names.
+    /// Every load balancer of the account and region, without listeners or tags (every
+    /// page): asking by name fails as soon as one name is missing on AWS, and moto's answer
+    /// then depends on the order of the names. One named in `names` that cannot be read is
+    /// an error; any other (a network or gateway load balancer, say) is left out then.
     pub async fn load_balancers(
         &self,
         names: &[String],
@@ -61,16 +62,18 @@ impl Elbv2 {
                     .send()
                     .await
                     .map_err(|e| sdk_error(SERVICE, OP, e))?;
-                let mut kept = Vec::new();
+                let mut all = Vec::new();
                 for lb in out.load_balancers() {
-                    if lb
+                    let named = lb
                         .load_balancer_name()
-                        .is_some_and(|n| names.iter().any(|want| want == n))
-                    {
-                        kept.push(load_balancer(lb)?);
+                        .is_some_and(|n| names.iter().any(|want| want == n));
+                    match load_balancer(lb) {
+                        Ok(l) => all.push(l),
+                        Err(e) if named => return Err(e),
+                        Err(_) => {}
                     }
                 }
-                Ok((kept, out.next_marker().map(str::to_owned)))
+                Ok((all, out.next_marker().map(str::to_owned)))
             },
         )
         .await

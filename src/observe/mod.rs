@@ -11,12 +11,14 @@
 //! - round 1: `DescribeLoadBalancers`, `DescribeTargetGroups`, `DescribeSecurityGroups`
 //!   (the VPCs', one filter of several values), `ListHostedZonesByName` per distinct zone,
 //!   `ListCertificates` (when a certificate is asked for by domain), `DescribeCertificate`
-//!   per distinct certificate pinned by ARN;
+//!   per distinct certificate pinned by ARN, `DescribeInstances` (the targets, by filter);
 //! - round 2: `DescribeListeners` per load balancer and `DescribeTargetHealth` per target
 //!   group (AWS has no batch for either), `DescribeTags` (20 ARNs a call, across stacks),
 //!   `ListResourceRecordSets` per zone; and only when needed, `DescribeSecurityGroups` for
-//!   groups named by id outside every VPC read and `DescribeCertificate` for listed
-//!   certificates whose names the listing left out.
+//!   groups named by id outside every VPC read, `DescribeCertificate` for listed
+//!   certificates whose names the listing left out, `DescribeSubnets` where a load balancer
+//!   is to be placed, and `DescribeTags` for another owner's load balancer a managed record
+//!   leads to.
 //!
 //! A later page of a listing is one round later, and so is everything that needs it. Each
 //! request is counted for the run and for every stack whose answer it served (see
@@ -33,7 +35,8 @@ use crate::aws::route53::Route53;
 use crate::aws::settle::{self, LISTED_SETTLE};
 use crate::aws::{self, try_join_all, Clients, Meter, Round};
 use crate::model::{
-    Desired, Observed, ObservedCert, ObservedLb, ObservedSg, ObservedTg, ObservedZone, Tags,
+    Desired, Observed, ObservedCert, ObservedInstance, ObservedLb, ObservedSg, ObservedSubnet,
+    ObservedTg, ObservedZone, Tags,
 };
 
 use scope::{Scope, Scopes};
@@ -61,13 +64,15 @@ pub async fn observe_many(
         return Ok(Vec::new());
     }
     let scopes = Scopes(desired.iter().map(Scope::of).collect());
-    let ((load_balancers, target_groups), groups, zones, certificates) = tokio::try_join!(
-        read_elb(clients, meter, &scopes),
-        read_security_groups(clients, meter, &scopes),
-        read_zones(clients, meter, &scopes),
-        read_certificates(clients, meter, &scopes),
-    )?;
-    Ok(scopes
+    let ((load_balancers, target_groups, others, subnets), groups, zones, certificates, instances) =
+        tokio::try_join!(
+            read_elb(clients, meter, &scopes),
+            read_security_groups(clients, meter, &scopes),
+            read_zones(clients, meter, &scopes),
+            read_certificates(clients, meter, &scopes),
+            read_instances(clients, meter, &scopes),
+        )?;
+    let mut observed: Vec<Observed> = scopes
         .0
         .iter()
         .zip(load_balancers)
@@ -80,9 +85,21 @@ pub async fn observe_many(
                     .iter()
                     .flat_map(|lb| lb.security_groups.iter().cloned())
                     .collect();
+                let instances: Vec<ObservedInstance> = instances
+                    .iter()
+                    .filter(|i| scope.targets.contains(&i.id))
+                    .cloned()
+                    .collect();
+                let subnets: Vec<ObservedSubnet> = subnets
+                    .iter()
+                    .filter(|s| scope.subnets.contains(&s.id))
+                    .cloned()
+                    .collect();
+                // The groups that guard its instances, whatever the manifest says of them.
+                let guards: BTreeSet<&String> = instances.iter().flat_map(|i| &i.groups).collect();
                 let mut security_groups: Vec<ObservedSg> = groups
                     .iter()
-                    .filter(|g| scope.wants_group(g, &lb_groups))
+                    .filter(|g| scope.wants_group(g, &lb_groups) || guards.contains(&g.id))
                     .cloned()
                     .collect();
                 // The groups its groups' rules admit, for their owner tags: an exclusive
@@ -109,10 +126,72 @@ pub async fn observe_many(
                     security_groups,
                     certificates,
                     zone,
+                    instances,
+                    subnets,
+                    foreign_load_balancers: vec![],
                 }
             },
         )
-        .collect())
+        .collect();
+    read_foreign(clients, meter, &scopes, &mut observed, others).await?;
+    Ok(observed)
+}
+
+/// The load balancers outside a stack's names that its managed records lead to now, with
+/// their tags (one `DescribeTags` for them all, only when there are any): a record served
+/// by another stack's load balancer is another stack's, or this one's under its old name.
+async fn read_foreign(
+    clients: &Clients,
+    meter: &Meter,
+    scopes: &Scopes,
+    observed: &mut [Observed],
+    others: Vec<ObservedLb>,
+) -> Result<()> {
+    let normal = crate::manifest::net::normalize_dns;
+    let mut wanted: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (scope, o) in scopes.0.iter().zip(observed.iter()) {
+        let leads_to: BTreeSet<String> = o
+            .zone
+            .iter()
+            .flat_map(|z| &z.records)
+            .filter(|r| scope.record_names.contains(&r.name))
+            .flat_map(|r| {
+                r.alias
+                    .iter()
+                    .map(|a| a.dns_name.clone())
+                    .chain(r.values.iter().filter(|_| r.kind == "CNAME").cloned())
+            })
+            .collect();
+        for lb in others
+            .iter()
+            .filter(|l| leads_to.contains(&normal(&l.dns_name)))
+        {
+            wanted
+                .entry(lb.arn.clone())
+                .or_default()
+                .push(scope.stack.clone());
+        }
+    }
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let arns: Vec<String> = wanted.keys().cloned().collect();
+    let stacks: BTreeSet<String> = wanted.values().flatten().cloned().collect();
+    let tags = Elbv2::new(&clients.elbv2, &meter.serving(stacks))
+        .tags(&arns, Round::START)
+        .await?
+        .value;
+    for (scope, o) in scopes.0.iter().zip(observed.iter_mut()) {
+        o.foreign_load_balancers = others
+            .iter()
+            .filter(|l| wanted.get(&l.arn).is_some_and(|s| s.contains(&scope.stack)))
+            .map(|l| ObservedLb {
+                tags: tags.get(&l.arn).cloned().unwrap_or_default(),
+                ..l.clone()
+            })
+            .collect();
+    }
+    Ok(())
 }
 
 /// Per stack: load balancers with listeners and tags; target groups with tags and target
@@ -121,15 +200,25 @@ async fn read_elb(
     clients: &Clients,
     meter: &Meter,
     scopes: &Scopes,
-) -> Result<(Vec<Vec<ObservedLb>>, Vec<Vec<ObservedTg>>)> {
+) -> Result<(
+    Vec<Vec<ObservedLb>>,
+    Vec<Vec<ObservedTg>>,
+    Vec<ObservedLb>,
+    Vec<ObservedSubnet>,
+)> {
     let elb_for = |stacks: Vec<String>| Elbv2::new(&clients.elbv2, &meter.serving(stacks));
     let everyone = elb_for(scopes.stacks_where(|_| true));
     let names = scopes.union(|s| &s.load_balancer_names);
     let prefixes = scopes.union(|s| std::iter::once(&s.name_prefix));
-    let (lbs, tgs) = tokio::try_join!(
+    let (mut lbs, tgs) = tokio::try_join!(
         everyone.load_balancers(&names, Round::START),
         everyone.target_groups(&prefixes, Round::START),
     )?;
+    // The account's other load balancers are kept bare: a managed record may lead to one.
+    let others: Vec<ObservedLb>;
+    (lbs.value, others) = std::mem::take(&mut lbs.value)
+        .into_iter()
+        .partition(|lb| names.contains(&lb.name));
 
     // Tags: every ARN once, and a stack's ARNs in one call when they fit, so that a call
     // serves few stacks and a stack's count does not depend on its neighbours.
@@ -181,6 +270,19 @@ async fn read_elb(
             .await
         }
     });
+    // Subnets matter only where a load balancer is to be placed: a stack whose load balancer
+    // already sits in the manifest's subnets asks nothing.
+    let placing: Vec<String> = scopes.stacks_where(|s| {
+        !lbs.value
+            .iter()
+            .any(|lb| s.wants_load_balancer(&lb.name) && lb.subnets == s.subnets)
+    });
+    let subnet_ids = scopes.union(|s| s.subnets.iter().filter(|_| placing.contains(&s.stack)));
+    let subnets_call = {
+        let ec2 = Ec2::new(&clients.ec2, &meter.serving(placing.clone()));
+        let after = lbs.round;
+        async move { ec2.subnets_by_id(&subnet_ids, after).await }
+    };
     let after_tgs = tgs.round;
     let health_calls = tgs.value.iter().map(|tg| {
         let elb = elb_for(scopes.stacks_where(|s| s.wants_target_group(&tg.name)));
@@ -193,10 +295,11 @@ async fn read_elb(
             .await
         }
     });
-    let (listeners, tag_answers, health) = tokio::try_join!(
+    let (listeners, tag_answers, health, subnets) = tokio::try_join!(
         try_join_all(listener_calls),
         try_join_all(tag_calls),
         try_join_all(health_calls),
+        subnets_call,
     )?;
     let tags: BTreeMap<String, Tags> = tag_answers.into_iter().flat_map(|a| a.value).collect();
 
@@ -242,7 +345,8 @@ async fn read_elb(
                 .collect();
             (lbs, tgs)
         })
-        .unzip())
+        .unzip::<_, _, Vec<_>, Vec<_>>())
+    .map(|(lbs, tgs)| (lbs, tgs, others, subnets.value))
 }
 
 /// The groups of every stack's VPC, in one request, and, one round later in another, the
@@ -274,6 +378,21 @@ async fn read_security_groups(
     // Apply locks come and go with runs; they are not part of any stack's state.
     groups.retain(|g| !g.tags.contains_key(crate::apply::lock::LOCK_TAG));
     Ok(groups)
+}
+
+/// The instances the stacks' target groups list, asked once for every stack in round 1
+/// (by filter: one that does not exist is left out, for the plan to report).
+async fn read_instances(
+    clients: &Clients,
+    meter: &Meter,
+    scopes: &Scopes,
+) -> Result<Vec<ObservedInstance>> {
+    let targets = scopes.union(|s| &s.targets);
+    let ec2 = Ec2::new(
+        &clients.ec2,
+        &meter.serving(scopes.stacks_where(|s| !s.targets.is_empty())),
+    );
+    Ok(ec2.instances_by_id(&targets, Round::START).await?.value)
 }
 
 /// Per stack: the zone named under `dns` with the records the manifest speaks about. Each

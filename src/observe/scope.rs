@@ -27,6 +27,10 @@ pub(super) struct Scope {
     pub record_names: Vec<String>,
     pub cert_domains: BTreeSet<String>,
     pub cert_arns: BTreeSet<String>,
+    /// Instances the target groups list: read for the security groups that guard them.
+    pub targets: BTreeSet<String>,
+    /// The load balancer's subnets: read for their VPC and availability zone.
+    pub subnets: BTreeSet<String>,
 }
 
 impl Scope {
@@ -68,6 +72,12 @@ impl Scope {
                 .collect(),
             cert_domains,
             cert_arns,
+            targets: desired
+                .target_groups
+                .values()
+                .flat_map(|t| t.targets.iter().cloned())
+                .collect(),
+            subnets: desired.load_balancer.subnets.clone(),
         }
     }
 

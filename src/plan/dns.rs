@@ -89,6 +89,35 @@ pub fn parse_marker(values: &[String], stack: &str) -> Option<Marker> {
 }
 
 impl<'a> Differ<'a> {
+    /// Does the record lead now to a load balancer of another stack (by its tag)? Then it
+    /// is that stack's record, or this one's under an earlier `stack` name: moving it
+    /// would build a second copy of the site and orphan the first, so the plan stops.
+    fn served_by_another_stack(&mut self, r: &DesiredRecord, relevant: &[&ObservedRecord]) -> bool {
+        let leads_to = |lb: &ObservedLb| {
+            let dns = net::normalize_dns(&lb.dns_name);
+            relevant.iter().any(|o| {
+                o.alias.as_ref().is_some_and(|a| a.dns_name == dns)
+                    || (o.kind == "CNAME" && o.values.contains(&dns))
+            })
+        };
+        let Some((lb, other)) = self.o.foreign_load_balancers.iter().find_map(|lb| {
+            let other = lb.tags.get(names::STACK_TAG)?;
+            (other != &self.d.stack && leads_to(lb)).then_some((lb, other))
+        }) else {
+            return false;
+        };
+        let stack = self.d.stack.clone();
+        self.block(
+            format!("dns record {}", r.name),
+            format!(
+                "{} leads to load balancer {} of stack \"{other}\", not to stack \"{stack}\"'s: both stacks would manage the record (or \"{other}\" is this stack under its earlier name, and planning on would build a second copy of the site and orphan the first)",
+                r.name, lb.name
+            ),
+            &format!("keep the record in one stack only; to rename a stack, keep `stack` as \"{other}\" (the name is only an owner id), or take {} out of stack \"{other}\" first", r.name),
+        );
+        true
+    }
+
     pub(super) fn dns(&mut self, lb: Option<&(LbRef, Option<&'a ObservedLb>)>) {
         let Some(dns) = &self.d.dns else { return };
         let Some(zone) = &self.o.zone else {
@@ -113,6 +142,9 @@ impl<'a> Differ<'a> {
                 })
                 .copied()
                 .collect();
+            if self.served_by_another_stack(r, &relevant) {
+                continue;
+            }
             if r.kind == "CNAME" {
                 if let Some(other) = at_name.iter().find(|o| !relevant.contains(o)) {
                     self.block(

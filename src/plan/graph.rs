@@ -215,7 +215,7 @@ pub fn build(desired: &Desired, mut decided: Decided) -> Result<Plan, GraphError
         edges: BTreeSet::new(),
     };
     references(&mut b, !decided.blockers.is_empty())?;
-    rules_before_group_swap(&mut b);
+    rules_first(&mut b);
     let verify = verification(&mut b, &decided);
     let old_answers = dns_choreography(&mut b, &decided, &verify);
     add_before_remove(&mut b, &verify, &old_answers);
@@ -251,11 +251,18 @@ fn references(b: &mut Builder, blocked: bool) -> Result<(), GraphError> {
     Ok(())
 }
 
-/// A load balancer that serves moves to other groups only once every rule being added is
-/// in place: its new groups' own rules (or it would stop answering on 80/443), and the
-/// backend's rules admitting them (or its targets would stop answering it).
-fn rules_before_group_swap(b: &mut Builder) {
-    let swaps = b.ops_where(|op| matches!(op, Op::SetSecurityGroups { .. }));
+/// Rules are added before what needs them changes in place: a load balancer that serves
+/// moves to other groups only once its new groups' own rules are in (or it would stop
+/// answering on 80/443) and the backend's rules admitting them (or its targets would stop
+/// answering it); a health check moves to another port only once the backend admits the
+/// load balancer there (or every target turns unhealthy).
+fn rules_first(b: &mut Builder) {
+    let swaps = b.ops_where(|op| {
+        matches!(
+            op,
+            Op::SetSecurityGroups { .. } | Op::ModifyHealthCheck { .. }
+        )
+    });
     let rules_added = b.ops_where(|op| matches!(op, Op::AuthorizeIngress { .. }));
     for swap in &swaps {
         for rule in &rules_added {

@@ -434,6 +434,9 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Result<Plan, graph::Graph
     let decided = diff::diff(desired, observed);
     let mut plan = graph::build(desired, decided)?;
     plan.warnings = neighbour_warnings(observed, &plan);
+    let (blockers, warnings) = placement(desired, observed, &plan);
+    plan.blockers.extend(blockers);
+    plan.warnings.extend(warnings);
     // A plan that breaks a guarantee in some order is a bug in the planner: it is never
     // carried out, and says which state broke what.
     match check::check(desired, observed, &plan) {
@@ -445,6 +448,105 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Result<Plan, graph::Graph
         }),
     }
     Ok(plan)
+}
+
+/// Where the plan puts the load balancer and what it sends traffic to, checked against what
+/// the read found: a subnet that does not exist or lies in another VPC stops the plan
+/// (`CreateLoadBalancer` would fail half-way); subnets sharing one availability zone, and
+/// targets that do not exist or are not running, are warned about (AWS refuses the first
+/// and never finds the others healthy; the apply would stop at that call or at the health
+/// gate, before DNS moves).
+pub fn placement(
+    desired: &Desired,
+    observed: &Observed,
+    plan: &Plan,
+) -> (Vec<Blocker>, Vec<Warning>) {
+    let (mut blockers, mut warnings) = (Vec::new(), Vec::new());
+    let region = desired.region.as_deref().unwrap_or("the stack's region");
+    let placed: Option<&Vec<String>> = plan.changes().find_map(|c| match &c.op {
+        Op::CreateLoadBalancer { subnets, .. } | Op::SetSubnets { subnets, .. } => Some(subnets),
+        _ => None,
+    });
+    if let Some(subnets) = placed {
+        let mut zones: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for id in subnets {
+            match observed.subnets.iter().find(|s| &s.id == id) {
+                None => blockers.push(Blocker {
+                    subject: "load_balancer.subnets".to_owned(),
+                    message: format!("subnet {id} does not exist in {region}"),
+                    hint: "check the id and the region (`aws ec2 describe-subnets`)".to_owned(),
+                }),
+                Some(s) if !s.vpc.is_empty() && s.vpc != desired.vpc => blockers.push(Blocker {
+                    subject: "load_balancer.subnets".to_owned(),
+                    message: format!(
+                        "subnet {id} is in {}, not in the manifest's vpc {}",
+                        s.vpc, desired.vpc
+                    ),
+                    hint: "name subnets of the manifest's VPC, or correct `vpc`".to_owned(),
+                }),
+                Some(s) => zones.entry(s.zone.as_str()).or_default().push(id),
+            }
+        }
+        if zones.len() == 1 && subnets.len() > 1 {
+            let (zone, ids) = zones
+                .iter()
+                .next()
+                .map(|(z, i)| (*z, i.join(", ")))
+                .unwrap_or_default();
+            warnings.push(Warning {
+                subject: "load_balancer.subnets".to_owned(),
+                message: format!("subnets {ids} are all in {zone}; AWS refuses an Application Load Balancer without subnets in two availability zones"),
+                hint: "name a subnet of another availability zone of the VPC".to_owned(),
+            });
+        }
+    }
+    // The rules admitting the load balancer reach the targets only through a group the
+    // instances carry.
+    let found: Vec<&crate::model::ObservedInstance> = desired
+        .target_groups
+        .values()
+        .flat_map(|t| &t.targets)
+        .filter_map(|t| observed.instances.iter().find(|i| &i.id == t))
+        .collect();
+    if !found.is_empty() {
+        for g in sim::declared_backends(desired, observed) {
+            if !found.iter().any(|i| i.groups.contains(&g.id)) {
+                let ids: std::collections::BTreeSet<&str> =
+                    found.iter().map(|i| i.id.as_str()).collect();
+                let ids: Vec<&str> = ids.into_iter().collect();
+                warnings.push(Warning {
+                    subject: format!("security group {} ({})", g.name, g.id),
+                    message: format!(
+                        "none of the targets ({}) is in {}, so its rules admitting the load balancer do not reach them; on AWS they would stay unhealthy and the apply would stop at the health gate",
+                        ids.join(", "),
+                        g.id
+                    ),
+                    hint: "name the group the instances carry as the backend's (`existing`), or attach this one to them".to_owned(),
+                });
+            }
+        }
+    }
+    let builds = plan
+        .changes()
+        .any(|c| matches!(c.op, Op::RegisterTargets { .. }));
+    if builds {
+        for t in desired.target_groups.values().flat_map(|t| &t.targets) {
+            match observed.instances.iter().find(|i| &i.id == t) {
+                None => warnings.push(Warning {
+                    subject: format!("target {t}"),
+                    message: format!("instance {t} was not found in {region}; AWS refuses to register it"),
+                    hint: "check the instance id and the region".to_owned(),
+                }),
+                Some(i) if i.state != "running" => warnings.push(Warning {
+                    subject: format!("target {t}"),
+                    message: format!("instance {t} is {}: it will not turn healthy, and the apply stops at the health gate, before DNS moves", i.state),
+                    hint: "start it, or take it out of the target group".to_owned(),
+                }),
+                Some(_) => {}
+            }
+        }
+    }
+    (blockers, warnings)
 }
 
 /// When the plan closes an existing group's rules (the backend's direct path), every

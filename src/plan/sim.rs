@@ -10,7 +10,7 @@
 //! Resources the plan creates get made-up ids; new targets are `initial` until their
 //! gate, and a new load balancer is `provisioning` until its gate, as in AWS.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::model::{
     owned_by, Desired, ObservedLb, ObservedListener, ObservedRecord, ObservedRule, ObservedSg,
@@ -727,9 +727,9 @@ pub fn serving(
     }
 }
 
-/// Backend groups: those the manifest has admitting a load balancer's group, found by id
-/// (existing) or by name (created).
-fn backend_groups<'o>(
+/// Backend groups as the manifest declares them: those with a rule admitting a load
+/// balancer's group, found by id (existing) or by name (created).
+pub fn declared_backends<'o>(
     desired: &Desired,
     observed: &'o crate::model::Observed,
 ) -> Vec<&'o ObservedSg> {
@@ -759,16 +759,49 @@ fn backend_groups<'o>(
         .collect()
 }
 
+/// The security groups that guard instance `target`: its own, as read (AWS admits a
+/// connection when any of them does), so that a rule the manifest does not declare still
+/// counts; and the groups the manifest declares as the backend's. On AWS those guard the
+/// instances (a declared backend group attached to none fails the health gate before DNS
+/// moves, and the plan warns of it); counting them also keeps the model whole for an
+/// instance the read did not see.
+fn guards<'o>(
+    desired: &Desired,
+    observed: &'o crate::model::Observed,
+    target: &str,
+) -> Vec<&'o ObservedSg> {
+    let mut groups = declared_backends(desired, observed);
+    if let Some(i) = observed.instances.iter().find(|i| i.id == target) {
+        for g in i.groups.iter().filter_map(|g| observed.sg_by_id(g)) {
+            if !groups.iter().any(|k| k.id == g.id) {
+                groups.push(g);
+            }
+        }
+    }
+    groups
+}
+
+/// Every instance the manifest's target groups list.
+fn targets(desired: &Desired) -> BTreeSet<&str> {
+    desired
+        .target_groups
+        .values()
+        .flat_map(|t| t.targets.iter().map(String::as_str))
+        .collect()
+}
+
 fn direct_path(desired: &Desired, observed: &crate::model::Observed) -> Result<(), String> {
-    let open = backend_groups(desired, observed).iter().any(|g| {
-        g.rules
-            .iter()
-            .any(|r| r.key.is_from_internet() && r.key.admits_tcp(443))
+    let open = targets(desired).into_iter().any(|t| {
+        guards(desired, observed, t).iter().any(|g| {
+            g.rules
+                .iter()
+                .any(|r| r.key.is_from_internet() && r.key.admits_tcp(443))
+        })
     });
     if open {
         Ok(())
     } else {
-        Err("the backend group no longer admits 443 from the internet".into())
+        Err("no backend instance admits 443 from the internet any more".into())
     }
 }
 
@@ -796,7 +829,6 @@ fn lb_path(desired: &Desired, observed: &crate::model::Observed, dns: &str) -> R
             return Err(format!("its group does not admit {port} from the internet"));
         }
     }
-    let backends = backend_groups(desired, observed);
     for port in desired.load_balancer.listeners.keys() {
         let l = lb
             .listeners
@@ -808,21 +840,38 @@ fn lb_path(desired: &Desired, observed: &crate::model::Observed, dns: &str) -> R
             .first()
             .and_then(|a| observed.tg_by_arn(a))
             .ok_or(format!("listener {port} forwards to no target group"))?;
-        if !tg.targets.iter().any(|t| t.state == "healthy") {
+        let healthy: Vec<&str> = tg
+            .targets
+            .iter()
+            .filter(|t| t.state == "healthy")
+            .map(|t| t.id.as_str())
+            .collect();
+        if healthy.is_empty() {
             return Err(format!("listener {port}: no healthy target in {}", tg.name));
         }
-        for p in [tg.port, tg.health.probed_port(tg.port)] {
-            let admitted = backends.iter().any(|g| {
+        // A healthy target serves only if its own groups let the load balancer in, on the
+        // traffic port and the health-check port.
+        let ports = [tg.port, tg.health.probed_port(tg.port)];
+        let admitted = |t: &str, p: u16| {
+            guards(desired, observed, t).iter().any(|g| {
                 g.rules.iter().any(|r| {
                     r.key.admits_tcp(p)
                         && matches!(&r.key.source, Source::Group(id) if lb.security_groups.contains(id))
                 })
-            });
-            if !admitted && !backends.is_empty() {
-                return Err(format!(
-                    "the backend does not admit the load balancer's group on {p}"
-                ));
-            }
+            })
+        };
+        if !healthy
+            .iter()
+            .any(|t| ports.iter().all(|p| admitted(t, *p)))
+        {
+            let p = ports
+                .iter()
+                .find(|p| !healthy.iter().any(|t| admitted(t, **p)))
+                .unwrap_or(&tg.port);
+            return Err(format!(
+                "listener {port}: no healthy target of {} admits the load balancer's group on {p}",
+                tg.name
+            ));
         }
     }
     Ok(())

@@ -80,7 +80,7 @@ fn starting_point_migrates_keeping_the_site_up_after_every_call() {
 }
 
 #[test]
-fn empty_account_converges_and_plans_nothing_after() {
+fn empty_account_converges_and_the_same_site_under_another_stack_name_is_blocked() {
     let emu = Emulator::start();
     let s = seed_short(&emu);
     // No record yet: the name is created pointing at the load balancer.
@@ -92,6 +92,29 @@ fn empty_account_converges_and_plans_nothing_after() {
     let out = emu.reconcile(&["apply", "-f", path(&s), "--yes"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_converged(&emu, path(&s));
+
+    // The same site under another `stack`: its record leads to the first stack's load
+    // balancer, so the plan stops before building a second copy, naming both stacks.
+    let renamed = edited(&s, "renamed.json", |v| v["stack"] = "www-renamed".into());
+    let proxy = Proxy::start(&emu.url, Box::new(|_| None));
+    for cmd in ["plan", "apply"] {
+        let mut args = vec![cmd, "-f", renamed.to_str().unwrap()];
+        if cmd == "apply" {
+            args.push("--yes");
+        }
+        let out = emu.reconcile_at(&proxy.url, &args);
+        assert_eq!(out.status.code(), Some(1), "{cmd}: {}", text(&out));
+        let all = text(&out);
+        assert!(
+            all.contains("of stack \"www-example\", not to stack \"www-renamed\"'s"),
+            "{cmd}: {all}"
+        );
+    }
+    assert!(
+        proxy.mutating_calls().is_empty(),
+        "{:?}",
+        proxy.mutating_calls()
+    );
 }
 
 #[test]

@@ -3,8 +3,8 @@
 
 use reconcile::manifest;
 use reconcile::model::{
-    Desired, Observed, ObservedCert, ObservedRecord, ObservedRule, ObservedSg, ObservedZone,
-    RuleKey, Source, Tags,
+    Desired, Observed, ObservedCert, ObservedInstance, ObservedRecord, ObservedRule, ObservedSg,
+    ObservedSubnet, ObservedZone, RuleKey, Source, Tags,
 };
 use reconcile::plan::{self, sim, Plan};
 
@@ -72,6 +72,31 @@ pub fn empty_account() -> Observed {
             records: vec![],
             neighbours: vec![],
         }),
+        // The backends, guarded by the backend group; the load balancer's subnets in two
+        // availability zones.
+        instances: ["i-0aaaaaaaaaaaaaaa1", "i-0aaaaaaaaaaaaaaa2"]
+            .into_iter()
+            .map(|id| ObservedInstance {
+                id: id.into(),
+                state: "running".into(),
+                vpc: VPC.into(),
+                subnet: "subnet-0aaaaaaaaaaaaaaa1".into(),
+                groups: vec![BACKEND.into()],
+                public_ip: None,
+                public_dns: None,
+            })
+            .collect(),
+        subnets: [
+            ("subnet-0aaaaaaaaaaaaaaa1", "us-east-1a"),
+            ("subnet-0aaaaaaaaaaaaaaa2", "us-east-1b"),
+        ]
+        .into_iter()
+        .map(|(id, zone)| ObservedSubnet {
+            id: id.into(),
+            zone: zone.into(),
+            vpc: VPC.into(),
+        })
+        .collect(),
         ..Observed::default()
     }
 }

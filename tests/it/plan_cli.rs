@@ -79,7 +79,7 @@ fn detailed_exitcode_and_saved_plan() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("Plan: 10 to add"), "{text}");
-    assert!(text.contains("read in 6 requests, 2 rounds"), "{text}");
+    assert!(text.contains("read in 8 requests, 2 rounds"), "{text}");
     let plan: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&saved).unwrap()).unwrap();
     let stack = &plan["stacks"][0];

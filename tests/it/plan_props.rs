@@ -293,3 +293,126 @@ fn the_checker_finds_each_guarantee_broken_by_a_removed_edge() {
 fn reconcile_desired() -> Desired {
     manifests().swap_remove(0).1
 }
+
+/// A manifest drawn at random around the example: the app's port (the backend admitting the
+/// load balancer on it), health paths and ports, which instances each group holds, the
+/// record's type and TTLs, an exclusive or additive backend group, the office rule.
+#[derive(Debug, Clone)]
+struct Drawn {
+    app_port: u16,
+    health_path: &'static str,
+    http_health_on_app: bool,
+    http_targets: u8,
+    app_targets: u8,
+    alias: bool,
+    ttls: (u32, u32),
+    exclusive: bool,
+    office: bool,
+}
+
+fn drawn() -> impl Strategy<Value = Drawn> {
+    (
+        prop::sample::select(vec![8088u16, 8089, 9000]),
+        prop::sample::select(vec!["/health/", "/ping", "/"]),
+        any::<bool>(),
+        1..=3u8,
+        1..=3u8,
+        any::<bool>(),
+        prop::sample::select(vec![(3600u32, 300u32), (120, 60), (60, 60), (86400, 30)]),
+        any::<bool>(),
+        any::<bool>(),
+    )
+        .prop_map(
+            |(
+                app_port,
+                health_path,
+                http_health_on_app,
+                http_targets,
+                app_targets,
+                alias,
+                ttls,
+                exclusive,
+                office,
+            )| Drawn {
+                app_port,
+                health_path,
+                http_health_on_app,
+                http_targets,
+                app_targets,
+                alias,
+                ttls,
+                exclusive,
+                office,
+            },
+        )
+}
+
+impl Drawn {
+    fn desired(&self) -> Desired {
+        let instances = |mask: u8| -> serde_json::Value {
+            ["i-0aaaaaaaaaaaaaaa1", "i-0aaaaaaaaaaaaaaa2"]
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| mask & (1 << i) != 0)
+                .map(|(_, id)| serde_json::Value::from(*id))
+                .collect()
+        };
+        desired_edited(|v| {
+            let tgs = &mut v["target_groups"];
+            tgs["app"]["port"] = self.app_port.into();
+            tgs["app"]["health_check"]["path"] = self.health_path.into();
+            tgs["app"]["targets"] = instances(self.app_targets);
+            tgs["http"]["health_check"]["path"] = self.health_path.into();
+            tgs["http"]["health_check"]["port"] = if self.http_health_on_app {
+                self.app_port
+            } else {
+                80
+            }
+            .into();
+            tgs["http"]["targets"] = instances(self.http_targets);
+            let backend = &mut v["security_groups"]["backend"];
+            backend["exclusive"] = self.exclusive.into();
+            let mut ingress = vec![serde_json::json!({"ports": [80, self.app_port], "from": "lb"})];
+            if self.office {
+                ingress.push(serde_json::json!({"ports": [22], "cidrs": ["198.51.100.0/24"], "description": "office ssh"}));
+            }
+            backend["ingress"] = ingress.into();
+            let record = &mut v["dns"]["records"][0];
+            record["type"] = if self.alias { "A" } else { "CNAME" }.into();
+            if self.alias {
+                record.as_object_mut().unwrap().remove("ttl");
+                record.as_object_mut().unwrap().remove("transition_ttl");
+            } else {
+                record["ttl"] = self.ttls.0.into();
+                record["transition_ttl"] = self.ttls.1.into();
+            }
+        })
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(cases()))]
+
+    /// Every plan the planner emits for a random manifest, from any starting state, passes
+    /// the checker (no blocker of its own), and one random order of it keeps the site up
+    /// and converges.
+    #[test]
+    fn every_plan_for_a_random_manifest_passes_the_checker(
+        m in drawn(),
+        s in 0..5usize,
+        choices in prop::collection::vec(0..1000usize, 1..64),
+    ) {
+        let d = m.desired();
+        let (sname, o) = states().swap_remove(s);
+        let p = plan_of(&d, &o);
+        prop_assert!(p.checked.is_some(), "{m:?} from {sname}: {:?}", p.blockers);
+        prop_assert!(p.checked.as_ref().is_some_and(|c| c.complete), "{m:?} from {sname}: {:?}", p.checked);
+        prop_assert!(p.blockers.is_empty(), "{m:?} from {sname}: {:?}", p.blockers);
+        let order = random_order(&p, &choices);
+        let after = sim::check_order(&d, &o, &p.nodes, &order)
+            .map_err(|v| TestCaseError::fail(format!("{m:?} from {sname}: {v}")))?;
+        let again = plan_of(&d, &after);
+        prop_assert!(!again.has_changes(), "{m:?} from {sname} does not converge: {:?}",
+            again.nodes.iter().map(|n| n.id.to_string()).collect::<Vec<_>>());
+    }
+}

@@ -3,8 +3,8 @@
 
 use aws_sdk_ec2::types::{Filter, Instance};
 
-use super::{Ec2, SERVICE};
-use crate::aws::{paginate, sdk_error, Result, Round};
+use super::{Ec2, FILTER_VALUES, SERVICE};
+use crate::aws::{paginate, sdk_error, try_join_all, Answer, Result, Round};
 use crate::model::{ObservedInstance, ObservedSubnet};
 
 fn instance(i: &Instance) -> ObservedInstance {
@@ -37,63 +37,147 @@ impl Ec2 {
         filter: &str,
         values: &[String],
     ) -> Result<Vec<ObservedInstance>> {
+        Ok(self
+            .instances_answer(filter, values, Round::START)
+            .await?
+            .value)
+    }
+
+    /// The instances with these ids, one request per [`FILTER_VALUES`] ids sent together.
+    /// Asked by filter: an id that does not exist is left out, not an error that would hide
+    /// the others.
+    pub async fn instances_by_id(
+        &self,
+        ids: &[String],
+        after: Round,
+    ) -> Result<Answer<Vec<ObservedInstance>>> {
+        let answers = try_join_all(
+            ids.chunks(FILTER_VALUES)
+                .map(|chunk| self.instances_answer("instance-id", chunk, after)),
+        )
+        .await?;
+        Ok(merge(answers, after, |i: &ObservedInstance| i.id.clone()))
+    }
+
+    async fn instances_answer(
+        &self,
+        filter: &str,
+        values: &[String],
+        after: Round,
+    ) -> Result<Answer<Vec<ObservedInstance>>> {
         const OP: &str = "DescribeInstances";
         if values.is_empty() {
-            return Ok(vec![]);
+            return Ok(Answer {
+                value: vec![],
+                round: after,
+            });
         }
         let filter = Filter::builder()
             .name(filter)
             .set_values(Some(values.to_vec()))
             .build();
         let filter = &filter;
-        let answer = paginate(
-            &self.meter,
-            OP,
-            Round::START,
-            |token: Option<String>| async move {
-                let out = self
-                    .client
-                    .describe_instances()
-                    .filters(filter.clone())
-                    .set_next_token(token)
-                    .send()
-                    .await
-                    .map_err(|e| sdk_error(SERVICE, OP, e))?;
-                let found = out
-                    .reservations()
-                    .iter()
-                    .flat_map(|r| r.instances())
-                    .map(instance)
-                    .collect();
-                Ok((found, out.next_token().map(str::to_owned)))
-            },
-        )
+        let mut answer = paginate(&self.meter, OP, after, |token: Option<String>| async move {
+            let out = self
+                .client
+                .describe_instances()
+                .filters(filter.clone())
+                .set_next_token(token)
+                .send()
+                .await
+                .map_err(|e| sdk_error(SERVICE, OP, e))?;
+            let found = out
+                .reservations()
+                .iter()
+                .flat_map(|r| r.instances())
+                .map(instance)
+                .collect();
+            Ok((found, out.next_token().map(str::to_owned)))
+        })
         .await?;
-        let mut found = answer.value;
-        found.sort_by(|a, b| a.id.cmp(&b.id));
-        Ok(found)
+        answer.value.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(answer)
     }
 
     /// The subnets of a VPC with their availability zones.
     pub async fn subnets(&self, vpc: &str) -> Result<Vec<ObservedSubnet>> {
-        const OP: &str = "DescribeSubnets";
-        self.meter.record(OP, Round::START);
-        let out = self
-            .client
-            .describe_subnets()
-            .filters(Filter::builder().name("vpc-id").values(vpc).build())
-            .send()
-            .await
-            .map_err(|e| sdk_error(SERVICE, OP, e))?;
-        let mut subnets: Vec<ObservedSubnet> = out
-            .subnets()
-            .iter()
-            .map(|s| ObservedSubnet {
-                id: s.subnet_id().unwrap_or_default().to_owned(),
-                zone: s.availability_zone().unwrap_or_default().to_owned(),
-            })
-            .collect();
-        subnets.sort_by(|a, b| a.id.cmp(&b.id));
-        Ok(subnets)
+        Ok(self
+            .subnets_where("vpc-id", &[vpc.to_owned()], Round::START)
+            .await?
+            .value)
     }
+
+    /// The subnets with these ids, wherever they are (left out when they do not exist).
+    pub async fn subnets_by_id(
+        &self,
+        ids: &[String],
+        after: Round,
+    ) -> Result<Answer<Vec<ObservedSubnet>>> {
+        let answers = try_join_all(
+            ids.chunks(FILTER_VALUES)
+                .map(|chunk| self.subnets_where("subnet-id", chunk, after)),
+        )
+        .await?;
+        Ok(merge(answers, after, |s: &ObservedSubnet| s.id.clone()))
+    }
+
+    async fn subnets_where(
+        &self,
+        filter: &str,
+        values: &[String],
+        after: Round,
+    ) -> Result<Answer<Vec<ObservedSubnet>>> {
+        const OP: &str = "DescribeSubnets";
+        if values.is_empty() {
+            return Ok(Answer {
+                value: vec![],
+                round: after,
+            });
+        }
+        let filter = Filter::builder()
+            .name(filter)
+            .set_values(Some(values.to_vec()))
+            .build();
+        let filter = &filter;
+        let mut answer = paginate(&self.meter, OP, after, |token: Option<String>| async move {
+            let out = self
+                .client
+                .describe_subnets()
+                .filters(filter.clone())
+                .set_next_token(token)
+                .send()
+                .await
+                .map_err(|e| sdk_error(SERVICE, OP, e))?;
+            let found = out
+                .subnets()
+                .iter()
+                .map(|s| ObservedSubnet {
+                    id: s.subnet_id().unwrap_or_default().to_owned(),
+                    zone: s.availability_zone().unwrap_or_default().to_owned(),
+                    vpc: s.vpc_id().unwrap_or_default().to_owned(),
+                })
+                .collect();
+            Ok((found, out.next_token().map(str::to_owned)))
+        })
+        .await?;
+        answer.value.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(answer)
+    }
+}
+
+/// Several answers as one: every item once (by `key`), in order, at the latest round.
+fn merge<T>(
+    answers: Vec<Answer<Vec<T>>>,
+    after: Round,
+    key: impl Fn(&T) -> String,
+) -> Answer<Vec<T>> {
+    let mut value: Vec<T> = Vec::new();
+    let mut round = after;
+    for a in answers {
+        value.extend(a.value);
+        round = round.max(a.round);
+    }
+    value.sort_by_key(&key);
+    value.dedup_by(|a, b| key(a) == key(b));
+    Answer { value, round }
 }
