@@ -463,10 +463,21 @@ pub fn placement(
 ) -> (Vec<Blocker>, Vec<Warning>) {
     let (mut blockers, mut warnings) = (Vec::new(), Vec::new());
     let region = desired.region.as_deref().unwrap_or("the stack's region");
-    let placed: Option<&Vec<String>> = plan.changes().find_map(|c| match &c.op {
-        Op::CreateLoadBalancer { subnets, .. } | Op::SetSubnets { subnets, .. } => Some(subnets),
-        _ => None,
-    });
+    // A load balancer of the stack already in these subnets vouches for them (and the read
+    // asks for subnets only otherwise).
+    let placed_already = observed
+        .load_balancers
+        .iter()
+        .any(|l| l.subnets == desired.load_balancer.subnets);
+    let placed: Option<&Vec<String>> = plan
+        .changes()
+        .find_map(|c| match &c.op {
+            Op::CreateLoadBalancer { subnets, .. } | Op::SetSubnets { subnets, .. } => {
+                Some(subnets)
+            }
+            _ => None,
+        })
+        .filter(|_| !placed_already);
     if let Some(subnets) = placed {
         let mut zones: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
         for id in subnets {

@@ -801,7 +801,7 @@ fn direct_path(desired: &Desired, observed: &crate::model::Observed) -> Result<(
     if open {
         Ok(())
     } else {
-        Err("no backend instance admits 443 from the internet any more".into())
+        Err("the backend no longer admits 443 from the internet on any of its instances".into())
     }
 }
 

@@ -391,7 +391,8 @@ impl Drawn {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(cases()))]
+    // A few thousand in every run (about 40 s), more with `scripts/test --long`.
+    #![proptest_config(ProptestConfig::with_cases(cases().max(2000)))]
 
     /// Every plan the planner emits for a random manifest, from any starting state, passes
     /// the checker (no blocker of its own), and one random order of it keeps the site up
