@@ -62,24 +62,13 @@ impl Ec2 {
         values: &[String],
         after: Round,
     ) -> Result<Answer<Vec<ObservedSg>>> {
-        let answers = try_join_all(
-            values
-                .chunks(FILTER_VALUES)
-                .map(|chunk| self.describe(filter, chunk, after)),
+        chunked(
+            values,
+            after,
+            |g: &ObservedSg| g.id.clone(),
+            |chunk| self.describe(filter, chunk, after),
         )
-        .await?;
-        let mut groups = Vec::new();
-        let mut round = after;
-        for a in answers {
-            groups.extend(a.value);
-            round = round.max(a.round);
-        }
-        groups.sort_by(|a, b| a.id.cmp(&b.id));
-        groups.dedup_by(|a, b| a.id == b.id);
-        Ok(Answer {
-            value: groups,
-            round,
-        })
+        .await
     }
 
     async fn describe(
@@ -89,11 +78,7 @@ impl Ec2 {
         after: Round,
     ) -> Result<Answer<Vec<ObservedSg>>> {
         const OP: &str = "DescribeSecurityGroups";
-        let filter = Filter::builder()
-            .name(filter)
-            .set_values(Some(values.to_vec()))
-            .build();
-        let filter = &filter;
+        let filter = &self::filter(filter, values);
         let mut answer = paginate(&self.meter, OP, after, |token: Option<String>| async move {
             let out = self
                 .client
@@ -115,6 +100,39 @@ impl Ec2 {
         answer.value.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(answer)
     }
+}
+
+/// A describe of many values by filter: one request per [`FILTER_VALUES`] values, sent
+/// together (none for none), as one answer with every item once (by `key`), sorted, at the
+/// latest round.
+async fn chunked<'a, T, F, Fut>(
+    values: &'a [String],
+    after: Round,
+    key: impl Fn(&T) -> String,
+    describe: F,
+) -> Result<Answer<Vec<T>>>
+where
+    F: Fn(&'a [String]) -> Fut,
+    Fut: std::future::Future<Output = Result<Answer<Vec<T>>>>,
+{
+    let answers = try_join_all(values.chunks(FILTER_VALUES).map(describe)).await?;
+    let mut value: Vec<T> = Vec::new();
+    let mut round = after;
+    for a in answers {
+        value.extend(a.value);
+        round = round.max(a.round);
+    }
+    value.sort_by_key(&key);
+    value.dedup_by(|a, b| key(a) == key(b));
+    Ok(Answer { value, round })
+}
+
+/// An EC2 filter of one name and several values.
+fn filter(name: &str, values: &[String]) -> Filter {
+    Filter::builder()
+        .name(name)
+        .set_values(Some(values.to_vec()))
+        .build()
 }
 
 fn security_group(g: &SecurityGroup) -> Result<ObservedSg> {

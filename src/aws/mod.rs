@@ -108,39 +108,23 @@ impl Clients {
     /// Clients whose requests wait for `limiter`'s tokens, so that they stay under AWS's
     /// request rates ([`limit`]).
     pub fn limited(config: &SdkConfig, limiter: &Arc<limit::Limiter>) -> Clients {
-        use aws_sdk_acm::config::Builder as Acm;
-        use aws_sdk_ec2::config::Builder as Ec2;
-        use aws_sdk_elasticloadbalancingv2::config::Builder as Elb;
-        use aws_sdk_route53::config::Builder as R53;
+        // One client per service, each on the limiter's HTTP client for its buckets.
+        macro_rules! client {
+            ($sdk:ident, $service:expr) => {
+                $sdk::Client::from_conf(
+                    $sdk::config::Builder::from(config)
+                        .http_client(limit::client($service, limiter))
+                        .interceptor(limit::label())
+                        .stalled_stream_protection(limit::stall_protection())
+                        .build(),
+                )
+            };
+        }
         Clients {
-            elbv2: aws_sdk_elasticloadbalancingv2::Client::from_conf(
-                Elb::from(config)
-                    .http_client(limit::client(Service::Elbv2, limiter))
-                    .interceptor(limit::label())
-                    .stalled_stream_protection(limit::stall_protection())
-                    .build(),
-            ),
-            ec2: aws_sdk_ec2::Client::from_conf(
-                Ec2::from(config)
-                    .http_client(limit::client(Service::Ec2, limiter))
-                    .interceptor(limit::label())
-                    .stalled_stream_protection(limit::stall_protection())
-                    .build(),
-            ),
-            route53: aws_sdk_route53::Client::from_conf(
-                R53::from(config)
-                    .http_client(limit::client(Service::Route53, limiter))
-                    .interceptor(limit::label())
-                    .stalled_stream_protection(limit::stall_protection())
-                    .build(),
-            ),
-            acm: aws_sdk_acm::Client::from_conf(
-                Acm::from(config)
-                    .http_client(limit::client(Service::Acm, limiter))
-                    .interceptor(limit::label())
-                    .stalled_stream_protection(limit::stall_protection())
-                    .build(),
-            ),
+            elbv2: client!(aws_sdk_elasticloadbalancingv2, Service::Elbv2),
+            ec2: client!(aws_sdk_ec2, Service::Ec2),
+            route53: client!(aws_sdk_route53, Service::Route53),
+            acm: client!(aws_sdk_acm, Service::Acm),
         }
     }
 

@@ -310,41 +310,20 @@ struct Drawn {
     office: bool,
 }
 
-fn drawn() -> impl Strategy<Value = Drawn> {
-    (
-        prop::sample::select(vec![8088u16, 8089, 9000]),
-        prop::sample::select(vec!["/health/", "/ping", "/"]),
-        any::<bool>(),
-        1..=3u8,
-        1..=3u8,
-        any::<bool>(),
-        prop::sample::select(vec![(3600u32, 300u32), (120, 60), (60, 60), (86400, 30)]),
-        any::<bool>(),
-        any::<bool>(),
-    )
-        .prop_map(
-            |(
-                app_port,
-                health_path,
-                http_health_on_app,
-                http_targets,
-                app_targets,
-                alias,
-                ttls,
-                exclusive,
-                office,
-            )| Drawn {
-                app_port,
-                health_path,
-                http_health_on_app,
-                http_targets,
-                app_targets,
-                alias,
-                ttls,
-                exclusive,
-                office,
-            },
-        )
+prop_compose! {
+    fn drawn()(
+        app_port in prop::sample::select(vec![8088u16, 8089, 9000]),
+        health_path in prop::sample::select(vec!["/health/", "/ping", "/"]),
+        http_health_on_app in any::<bool>(),
+        http_targets in 1..=3u8,
+        app_targets in 1..=3u8,
+        alias in any::<bool>(),
+        ttls in prop::sample::select(vec![(3600u32, 300u32), (120, 60), (60, 60), (86400, 30)]),
+        exclusive in any::<bool>(),
+        office in any::<bool>(),
+    ) -> Drawn {
+        Drawn { app_port, health_path, http_health_on_app, http_targets, app_targets, alias, ttls, exclusive, office }
+    }
 }
 
 impl Drawn {

@@ -1,10 +1,10 @@
 //! EC2 reads for `reconcile init`: the instances behind an address, their neighbours in a
 //! security group, and the VPC's subnets with their availability zones.
 
-use aws_sdk_ec2::types::{Filter, Instance};
+use aws_sdk_ec2::types::Instance;
 
-use super::{Ec2, FILTER_VALUES, SERVICE};
-use crate::aws::{paginate, sdk_error, try_join_all, Answer, Result, Round};
+use super::{chunked, Ec2, SERVICE};
+use crate::aws::{paginate, sdk_error, Answer, Result, Round};
 use crate::model::{ObservedInstance, ObservedSubnet};
 
 fn instance(i: &Instance) -> ObservedInstance {
@@ -37,26 +37,33 @@ impl Ec2 {
         filter: &str,
         values: &[String],
     ) -> Result<Vec<ObservedInstance>> {
-        Ok(self
-            .instances_answer(filter, values, Round::START)
-            .await?
-            .value)
+        Ok(self.instances(filter, values, Round::START).await?.value)
     }
 
-    /// The instances with these ids, one request per [`FILTER_VALUES`] ids sent together.
-    /// Asked by filter: an id that does not exist is left out, not an error that would hide
-    /// the others.
+    /// The instances with these ids. Asked by filter: an id that does not exist is left
+    /// out, not an error that would hide the others.
     pub async fn instances_by_id(
         &self,
         ids: &[String],
         after: Round,
     ) -> Result<Answer<Vec<ObservedInstance>>> {
-        let answers = try_join_all(
-            ids.chunks(FILTER_VALUES)
-                .map(|chunk| self.instances_answer("instance-id", chunk, after)),
+        self.instances("instance-id", ids, after).await
+    }
+
+    /// One request per [`super::FILTER_VALUES`] values, sent together; none for none.
+    async fn instances(
+        &self,
+        filter: &str,
+        values: &[String],
+        after: Round,
+    ) -> Result<Answer<Vec<ObservedInstance>>> {
+        chunked(
+            values,
+            after,
+            |i: &ObservedInstance| i.id.clone(),
+            |chunk| self.instances_answer(filter, chunk, after),
         )
-        .await?;
-        Ok(merge(answers, after, |i: &ObservedInstance| i.id.clone()))
+        .await
     }
 
     async fn instances_answer(
@@ -66,18 +73,8 @@ impl Ec2 {
         after: Round,
     ) -> Result<Answer<Vec<ObservedInstance>>> {
         const OP: &str = "DescribeInstances";
-        if values.is_empty() {
-            return Ok(Answer {
-                value: vec![],
-                round: after,
-            });
-        }
-        let filter = Filter::builder()
-            .name(filter)
-            .set_values(Some(values.to_vec()))
-            .build();
-        let filter = &filter;
-        let mut answer = paginate(&self.meter, OP, after, |token: Option<String>| async move {
+        let filter = &super::filter(filter, values);
+        paginate(&self.meter, OP, after, |token: Option<String>| async move {
             let out = self
                 .client
                 .describe_instances()
@@ -94,9 +91,7 @@ impl Ec2 {
                 .collect();
             Ok((found, out.next_token().map(str::to_owned)))
         })
-        .await?;
-        answer.value.sort_by(|a, b| a.id.cmp(&b.id));
-        Ok(answer)
+        .await
     }
 
     /// The subnets of a VPC with their availability zones.
@@ -113,33 +108,34 @@ impl Ec2 {
         ids: &[String],
         after: Round,
     ) -> Result<Answer<Vec<ObservedSubnet>>> {
-        let answers = try_join_all(
-            ids.chunks(FILTER_VALUES)
-                .map(|chunk| self.subnets_where("subnet-id", chunk, after)),
-        )
-        .await?;
-        Ok(merge(answers, after, |s: &ObservedSubnet| s.id.clone()))
+        self.subnets_where("subnet-id", ids, after).await
     }
 
+    /// One request per [`super::FILTER_VALUES`] values, sent together; none for none.
     async fn subnets_where(
         &self,
         filter: &str,
         values: &[String],
         after: Round,
     ) -> Result<Answer<Vec<ObservedSubnet>>> {
+        chunked(
+            values,
+            after,
+            |s: &ObservedSubnet| s.id.clone(),
+            |chunk| self.subnets_answer(filter, chunk, after),
+        )
+        .await
+    }
+
+    async fn subnets_answer(
+        &self,
+        filter: &str,
+        values: &[String],
+        after: Round,
+    ) -> Result<Answer<Vec<ObservedSubnet>>> {
         const OP: &str = "DescribeSubnets";
-        if values.is_empty() {
-            return Ok(Answer {
-                value: vec![],
-                round: after,
-            });
-        }
-        let filter = Filter::builder()
-            .name(filter)
-            .set_values(Some(values.to_vec()))
-            .build();
-        let filter = &filter;
-        let mut answer = paginate(&self.meter, OP, after, |token: Option<String>| async move {
+        let filter = &super::filter(filter, values);
+        paginate(&self.meter, OP, after, |token: Option<String>| async move {
             let out = self
                 .client
                 .describe_subnets()
@@ -159,25 +155,6 @@ impl Ec2 {
                 .collect();
             Ok((found, out.next_token().map(str::to_owned)))
         })
-        .await?;
-        answer.value.sort_by(|a, b| a.id.cmp(&b.id));
-        Ok(answer)
+        .await
     }
-}
-
-/// Several answers as one: every item once (by `key`), in order, at the latest round.
-fn merge<T>(
-    answers: Vec<Answer<Vec<T>>>,
-    after: Round,
-    key: impl Fn(&T) -> String,
-) -> Answer<Vec<T>> {
-    let mut value: Vec<T> = Vec::new();
-    let mut round = after;
-    for a in answers {
-        value.extend(a.value);
-        round = round.max(a.round);
-    }
-    value.sort_by_key(&key);
-    value.dedup_by(|a, b| key(a) == key(b));
-    Answer { value, round }
 }
