@@ -14,8 +14,9 @@ use cli::args::{Cli, Command};
 use cli::init::init_cmd;
 use cli::offline::{backend, print_json, validate};
 use cli::plan::{plan, PlanView};
-use cli::{runtime, Outcome};
+use cli::{block_on, Outcome};
 use reconcile::manifest;
+use reconcile::render::console::Console;
 
 fn main() -> ExitCode {
     // A usage error exits 1, like every error: 2 means "changes present" and nothing else
@@ -40,18 +41,14 @@ fn main() -> ExitCode {
             output,
             force,
             aws,
-        } => runtime().and_then(|rt| {
-            rt.block_on(init_cmd(
-                &name,
-                zone.as_deref(),
-                output.as_deref(),
-                force,
-                &aws,
-            ))
-        }),
-        Command::Unlock { files, aws } => {
-            runtime().and_then(|rt| rt.block_on(unlock_cmd(&files, &aws)))
-        }
+        } => block_on(init_cmd(
+            &name,
+            zone.as_deref(),
+            output.as_deref(),
+            force,
+            &aws,
+        )),
+        Command::Unlock { files, aws } => block_on(unlock_cmd(&files, &aws)),
         Command::Backend { file, part } => backend(&file, &part.parts()),
         Command::Apply {
             planfile,
@@ -65,21 +62,23 @@ fn main() -> ExitCode {
             lock_timeout,
             aws,
         } => {
-            let opts = reconcile::apply::Options {
-                parallelism: usize::from(parallelism),
-                max_wait,
-                ..Default::default()
+            let run = reconcile::app::RunOptions {
+                walk: reconcile::apply::Options {
+                    parallelism: usize::from(parallelism),
+                    max_wait,
+                    ..Default::default()
+                },
+                parallel_stacks: usize::from(parallel_stacks),
             };
             let how = ApplyArgs {
                 yes,
                 json,
                 detailed_exitcode,
-                parallel_stacks: usize::from(parallel_stacks),
-                opts,
+                run,
                 lock_timeout,
                 aws,
             };
-            runtime().and_then(|rt| rt.block_on(apply_cmd(planfile.as_deref(), &files, &how)))
+            block_on(apply_cmd(planfile.as_deref(), &files, &how))
         }
         Command::Plan {
             files,
@@ -94,9 +93,7 @@ fn main() -> ExitCode {
                 (false, Some(g)) => PlanView::Graph(g.format()),
                 (false, None) => PlanView::Human,
             };
-            runtime().and_then(|rt| {
-                rt.block_on(plan(&files, view, out.as_deref(), detailed_exitcode, &aws))
-            })
+            block_on(plan(&files, view, out.as_deref(), detailed_exitcode, &aws))
         }
     };
     match outcome {
@@ -107,7 +104,7 @@ fn main() -> ExitCode {
         Ok(Outcome::Interrupted) => ExitCode::from(130),
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            Console::detect().error(&format!("{e:#}"));
             ExitCode::from(1)
         }
     }

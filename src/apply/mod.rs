@@ -150,6 +150,10 @@ pub trait Hooks: Send + Sync {
     fn failed(&self, node: &Node, error: &Error);
     /// A wait in progress: how long so far, and how long still if known.
     fn waiting(&self, node: &Node, what: &str, waited: Duration, remaining: Option<Duration>);
+    /// The stack's run finished or paused; what it cost.
+    fn ran(&self, _stack: &str, _walked: &Walked, _stats: &crate::aws::ReadStats) {}
+    /// The stack's run stopped on `error`.
+    fn stopped(&self, _stack: &str, _error: &Error) {}
 }
 
 /// Carries out `plan`, starting from the state it was made from. Every request is counted

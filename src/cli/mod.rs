@@ -21,8 +21,15 @@ pub enum Outcome {
     Interrupted,
 }
 
-pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread()
+/// Runs a command on a runtime of its own. The runtime is then shut down without waiting
+/// for a thread still blocked (a question on the terminal left unanswered at Ctrl-C).
+pub fn block_on<F: std::future::Future<Output = anyhow::Result<Outcome>>>(
+    command: F,
+) -> anyhow::Result<Outcome> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .build()?)
+        .build()?;
+    let outcome = rt.block_on(command);
+    rt.shutdown_timeout(std::time::Duration::from_millis(100));
+    outcome
 }

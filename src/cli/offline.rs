@@ -1,28 +1,22 @@
 //! The commands that make no AWS call: `validate`, `schema`, `backend`; and loading
 //! manifests with their problems reported before any call.
 
-use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use reconcile::app;
 use reconcile::manifest;
+use reconcile::render::console::Console;
+use reconcile::render::messages;
 
 use super::Outcome;
 
-/// Writes to standard error; a closed stderr (`2>&1 | head`) is not worth a panic.
-pub fn report(text: &str) {
-    use std::io::Write as _;
-    let _ = std::io::stderr().lock().write_all(text.as_bytes());
-}
-
 pub fn print_json(value: &serde_json::Value) -> anyhow::Result<Outcome> {
-    let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, value)?;
-    writeln!(out)?;
+    Console::detect().json(value)?;
     Ok(Outcome::Success)
 }
 
 pub fn validate(files: &[PathBuf], json: bool) -> anyhow::Result<Outcome> {
+    let console = Console::detect();
     let results: Vec<_> = files.iter().map(|f| (f, manifest::load(f))).collect();
     let ok = results.iter().all(|(_, r)| r.is_ok());
     if json {
@@ -36,13 +30,12 @@ pub fn validate(files: &[PathBuf], json: bool) -> anyhow::Result<Outcome> {
                 })
             })
             .collect();
-        print_json(&serde_json::json!({ "format_version": "1", "manifests": docs }))?;
+        console.json(&serde_json::json!({ "format_version": "1", "manifests": docs }))?;
     } else {
-        let mut out = std::io::stdout().lock();
         for (f, r) in &results {
             match r {
-                Ok(m) => writeln!(out, "{}: valid ({})", f.display(), summary(m))?,
-                Err(d) => report(&d.to_string()),
+                Ok(m) => console.line(&messages::valid(f, m))?,
+                Err(d) => console.err(&d.to_string()),
             }
         }
     }
@@ -53,50 +46,37 @@ pub fn validate(files: &[PathBuf], json: bool) -> anyhow::Result<Outcome> {
     })
 }
 
-pub fn backend(
-    file: &std::path::Path,
-    parts: &[reconcile::backend::Part],
-) -> anyhow::Result<Outcome> {
+pub fn backend(file: &Path, parts: &[reconcile::backend::Part]) -> anyhow::Result<Outcome> {
+    let console = Console::detect();
     let m = match manifest::load(file) {
         Ok(m) => m,
         Err(d) => {
-            report(&d.to_string());
+            console.err(&d.to_string());
             return Ok(Outcome::Failed);
         }
     };
     match reconcile::backend::render(&m, &file.display().to_string(), parts) {
         Ok(text) => {
-            std::io::stdout().lock().write_all(text.as_bytes())?;
+            console.out(&text)?;
             Ok(Outcome::Success)
         }
         Err(e) => {
-            eprintln!("error: {}: {e}", file.display());
+            console.error(&format!("{}: {e}", file.display()));
             Ok(Outcome::Failed)
         }
     }
 }
 
-pub fn summary(m: &manifest::Manifest) -> String {
-    let records = m.dns.as_ref().map_or(0, |d| d.records.len());
-    format!(
-        "stack {}: {} security groups, {} target groups, {} listeners, {} DNS records",
-        m.stack,
-        m.security_groups.len(),
-        m.target_groups.len(),
-        m.load_balancer.listeners.len(),
-        records
-    )
-}
-
-/// Loads and validates every manifest; prints their problems and gives `None` when any is
-/// invalid (before any AWS call).
+/// The manifests loaded, or `None` once their problems are reported (before any AWS
+/// call).
 pub fn load_or_report(
-    files: Result<Vec<PathBuf>, app::Error>,
+    console: &Console,
+    loaded: Result<Vec<app::Loaded>, app::Error>,
 ) -> anyhow::Result<Option<Vec<app::Loaded>>> {
-    match files.and_then(|f| app::load_all(&f)) {
+    match loaded {
         Ok(l) => Ok(Some(l)),
         Err(app::Error::Manifests(m)) => {
-            report(&m.to_string());
+            console.err(&m.to_string());
             Ok(None)
         }
         Err(e) => Err(e.into()),

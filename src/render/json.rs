@@ -18,6 +18,24 @@ pub struct PlanDocument {
     pub stacks: Vec<StackPlan>,
 }
 
+impl PlanDocument {
+    /// The document of a run's plans.
+    pub fn new(planning: &crate::app::Planning) -> PlanDocument {
+        PlanDocument {
+            format_version: FORMAT_VERSION.to_owned(),
+            stats: run_stats(&planning.stats, planning.stacks.len()),
+            stacks: planning
+                .stacks
+                .iter()
+                .map(|p| {
+                    let stats = serde_json::to_value(&p.stats).unwrap_or_default();
+                    StackPlan::new(&p.plan, &p.loaded.path.display().to_string(), stats)
+                })
+                .collect(),
+        }
+    }
+}
+
 /// The run's read statistics with the number of stacks read.
 pub fn run_stats(stats: &crate::aws::ReadStats, stacks: usize) -> serde_json::Value {
     let mut v = serde_json::to_value(stats).unwrap_or_default();

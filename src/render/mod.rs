@@ -1,7 +1,9 @@
 //! Rendering, apart from logic: the human view, the JSON view and the picture (Graphviz,
 //! Mermaid) of the same plan model. Nothing else in the crate prints.
 
+pub mod console;
 pub mod graph;
 pub mod human;
 pub mod json;
+pub mod messages;
 pub mod progress;

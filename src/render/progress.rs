@@ -6,10 +6,12 @@ use std::io::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::apply::{Error, Hooks, NodeEnd};
+use crate::apply::{Error, Finished, Hooks, NodeEnd, Walked};
+use crate::aws::ReadStats;
 use crate::plan::{Node, NodeKind};
 
 use super::human::{duration, utc, Style};
+use super::messages;
 
 fn label(node: &Node) -> String {
     match &node.kind {
@@ -158,9 +160,43 @@ impl Hooks for HumanProgress {
             self.line(&text);
         }
     }
+
+    fn ran(&self, stack: &str, walked: &Walked, stats: &ReadStats) {
+        // A paused run is told about once every stack has ended (see `messages::paused`).
+        if walked.finished == Finished::Done {
+            self.plain(&messages::apply_complete(stack, walked, stats), false);
+        }
+    }
+
+    fn stopped(&self, stack: &str, error: &Error) {
+        self.plain(&messages::stack_stopped(stack, error), true);
+    }
 }
 
 impl HumanProgress {
+    /// Clears a live wait line, then writes `text` and a line end, as it is, to standard
+    /// output (or error).
+    fn plain(&self, text: &str, to_stderr: bool) {
+        let mut live = self
+            .live
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if *live {
+            let mut out = std::io::stdout().lock();
+            let _ = write!(out, "\r\x1b[2K");
+            let _ = out.flush();
+            *live = false;
+        }
+        if to_stderr {
+            let mut err = std::io::stderr().lock();
+            let _ = writeln!(err, "{text}");
+        } else {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{text}");
+            let _ = out.flush();
+        }
+    }
+
     fn style_error(&self, text: &str) -> String {
         if self.style.color {
             format!("\x1b[31m{text}\x1b[0m")
@@ -199,27 +235,6 @@ impl JsonProgress {
     }
 }
 
-impl JsonProgress {
-    /// The last event of a stack's run: `{"event": "ran", "stack", "finished": "done" |
-    /// "paused", "requests", "rounds", "rounds_without_gates", "by_operation"}`.
-    pub fn ran(stack: &str, stats: &crate::aws::ReadStats, walked: &crate::apply::Walked) {
-        let finished = match walked.finished {
-            crate::apply::Finished::Done => "done",
-            crate::apply::Finished::Paused { .. } => "paused",
-        };
-        Self::emit(serde_json::json!({
-            "event": "ran",
-            "stack": stack,
-            "time": crate::apply::now(),
-            "finished": finished,
-            "requests": stats.requests,
-            "rounds": walked.rounds,
-            "rounds_without_gates": walked.rounds_without_gates,
-            "by_operation": stats.by_operation,
-        }));
-    }
-}
-
 impl Hooks for JsonProgress {
     fn started(&self, node: &Node) {
         self.event(
@@ -252,5 +267,40 @@ impl Hooks for JsonProgress {
                 serde_json::json!({"event": "waiting", "node": node.id, "time": crate::apply::now(), "what": what, "elapsed": waited.as_secs(), "remaining": remaining.map(|r| r.as_secs())}),
             );
         }
+    }
+
+    /// The last event of a stack's run: `{"event": "ran", "stack", "finished": "done" |
+    /// "paused", "requests", "rounds", "rounds_without_gates", "by_operation"}`, and when
+    /// paused `resume_at` (epoch seconds) and `waiting` (the waits not waited).
+    fn ran(&self, stack: &str, walked: &Walked, stats: &ReadStats) {
+        let mut event = serde_json::json!({
+            "event": "ran",
+            "stack": stack,
+            "time": crate::apply::now(),
+            "finished": "done",
+            "requests": stats.requests,
+            "rounds": walked.rounds,
+            "rounds_without_gates": walked.rounds_without_gates,
+            "by_operation": stats.by_operation,
+        });
+        if let Finished::Paused { resume_at, waiting } = &walked.finished {
+            event["finished"] = "paused".into();
+            event["resume_at"] = (*resume_at).into();
+            event["waiting"] = serde_json::json!(waiting);
+        }
+        Self::emit(event);
+    }
+
+    /// `{"event": "stopped", "stack", "error"}`: the stack's run ended on an error.
+    fn stopped(&self, stack: &str, error: &Error) {
+        Self::emit(serde_json::json!({
+            "event": "stopped",
+            "stack": stack,
+            "time": crate::apply::now(),
+            "error": error.to_string(),
+        }));
+        // For the person reading the job's log too.
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(err, "{}", messages::stack_stopped(stack, error));
     }
 }

@@ -284,6 +284,44 @@ fn a_stale_saved_plan_is_refused() {
     assert_converged(&emu, path(&s));
 }
 
+/// With `--json`, a paused apply writes nothing but events: its `ran` event says it paused,
+/// until when, and at which waits (the sentence for people is left out of the stream).
+#[test]
+fn a_paused_json_apply_writes_only_events_and_says_when_to_resume() {
+    let emu = Emulator::start();
+    let s = emu.seed(&["--ttl", "6", "--transition-ttl", "1"]);
+    let out = emu.reconcile(&[
+        "apply",
+        "-f",
+        path(&s),
+        "--yes",
+        "--json",
+        "--max-wait",
+        "2s",
+        "--detailed-exitcode",
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let events: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not an event ({e}): {l}")))
+        .collect();
+    let ran: Vec<&serde_json::Value> = events.iter().filter(|e| e["event"] == "ran").collect();
+    assert_eq!(ran.len(), 1, "{events:?}");
+    assert_eq!(ran[0]["finished"], "paused", "{}", ran[0]);
+    let resume_at = ran[0]["resume_at"].as_i64().expect("resume_at");
+    assert!(resume_at > reconcile::apply::now(), "{}", ran[0]);
+    assert_eq!(
+        ran[0]["waiting"],
+        serde_json::json!(["gate.dns.www.example.com.old-ttl"]),
+        "{}",
+        ran[0]
+    );
+    assert!(
+        events.iter().all(|e| e["time"].is_i64()),
+        "every event has a time: {events:?}"
+    );
+}
+
 #[test]
 fn a_long_wait_pauses_cleanly_and_a_rerun_waits_only_the_rest() {
     let emu = Emulator::start();

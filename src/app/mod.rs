@@ -1,12 +1,32 @@
-//! The commands' shared flow, apart from the command line and from printing: find the
-//! manifests, load and validate them all before any AWS call, read the live state of every
-//! stack (one batched read per region, on shared clients, the regions concurrently), and
-//! plan.
+//! The library's API: the flow every command follows, apart from the command line and from
+//! printing (the commands in `cli/` call it and render what it returns; nothing here
+//! prints).
+//!
+//! ```text
+//! load ──▶ observe ──▶ plan (diff, graph, check) ──▶ apply (locks, stacks at once)
+//! ```
+//!
+//! - [`load`]: find the manifests (a folder stands for its `.json` files), parse and validate
+//!   them all before any AWS call; every problem of every file at once.
+//! - [`observe`]: read the live state of every stack, one batched read per region on
+//!   shared clients, the regions concurrently.
+//! - [`plan()`]: plan each stack (diff, graph, and the checker's proof), then what only the
+//!   run as a whole can see (a record managed by two stacks).
+//! - [`check`]: the checker's verdict on a stack's plan, again (a saved plan is checked
+//!   before it runs).
+//! - [`apply()`]: lock every stack, carry the plans out (the stacks at once, each on its own
+//!   task, progress through [`crate::apply::Hooks`]), release the locks.
+//! - [`saved`]: the plan file of `plan --out`, and the rule that a saved plan runs only
+//!   when it is the plan made afresh from the same manifest and state.
+
+mod run;
+pub mod saved;
+
+pub use run::{apply, lock, unlock, Locks, RunOptions, StackEnd, StackRun};
+pub use saved::SavedPlan;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-
-use serde::{Deserialize, Serialize};
 
 use crate::aws::{self, AwsOptions, Clients, Meter, ReadStats};
 use crate::manifest::{self, Diagnostics, Manifest};
@@ -30,6 +50,11 @@ pub enum Error {
     },
     #[error("no AWS region for stack {stack}: set `region` in the manifest, pass --region, or set AWS_REGION")]
     NoRegion { stack: String },
+    #[error("{0}")]
+    Lock(Box<crate::apply::lock::LockError>),
+    /// A plan with blockers, or one the checker has not proven, is never carried out.
+    #[error("{}: the plan is blocked; nothing was changed", stacks_label(stacks))]
+    Blocked { stacks: Vec<String> },
     #[error("{0}")]
     Bug(String),
 }
@@ -65,6 +90,12 @@ pub struct Loaded {
     pub desired: Desired,
 }
 
+/// Finds, loads and validates the manifests named by `-f` arguments (a folder stands for
+/// the `.json` files directly in it); fails with every problem of every file at once.
+pub fn load(args: &[PathBuf]) -> Result<Vec<Loaded>, Error> {
+    load_all(&manifest_files(args)?)
+}
+
 /// `-f` arguments to files: a folder stands for the `.json` files directly in it.
 pub fn manifest_files(args: &[PathBuf]) -> Result<Vec<PathBuf>, Error> {
     let mut out = Vec::new();
@@ -98,7 +129,7 @@ pub fn load_all(files: &[PathBuf]) -> Result<Vec<Loaded>, Error> {
     let mut loaded = Vec::new();
     let mut failed = Vec::new();
     for path in files {
-        match load(path) {
+        match load_one(path) {
             Ok(l) => loaded.push(l),
             Err(d) => failed.push(d),
         }
@@ -123,7 +154,7 @@ pub fn load_all(files: &[PathBuf]) -> Result<Vec<Loaded>, Error> {
     }
 }
 
-fn load(path: &Path) -> Result<Loaded, Diagnostics> {
+fn load_one(path: &Path) -> Result<Loaded, Diagnostics> {
     let manifest = manifest::load(path)?;
     let bytes = std::fs::read(path).unwrap_or_default();
     Ok(Loaded {
@@ -213,10 +244,28 @@ impl Connections {
     }
 }
 
-/// Reads and plans every stack: one batched read per region ([`observe::observe_many`]),
-/// the regions concurrently, every request counted on one meter for the run and for the
-/// stacks it served. Plans come in the order of `loaded`.
-pub async fn plan_all(loaded: Vec<Loaded>, conns: &mut Connections) -> Result<Planning, Error> {
+/// One stack's live state, as the run's read found it.
+#[derive(Debug, Clone)]
+pub struct Read {
+    pub loaded: Loaded,
+    pub region: String,
+    pub observed: Observed,
+    /// The requests its read needed, those shared with other stacks counted in full.
+    pub stats: ReadStats,
+}
+
+/// Every stack of a run, read, and what the whole read cost.
+#[derive(Debug, Clone)]
+pub struct Observation {
+    pub stacks: Vec<Read>,
+    /// The run's requests (each once) and its longest chain of rounds.
+    pub stats: ReadStats,
+}
+
+/// Reads every stack: one batched read per region ([`observe::observe_many`]), the
+/// regions concurrently, every request counted on one meter for the run and for the stacks
+/// it served. Stacks come in the order of `loaded`.
+pub async fn observe(loaded: Vec<Loaded>, conns: &mut Connections) -> Result<Observation, Error> {
     let meter = Meter::new();
     let mut regions: BTreeMap<String, (Clients, Vec<Loaded>)> = BTreeMap::new();
     let mut order = Vec::with_capacity(loaded.len());
@@ -238,7 +287,7 @@ pub async fn plan_all(loaded: Vec<Loaded>, conns: &mut Connections) -> Result<Pl
             (region, stacks, observed)
         });
     }
-    let mut done: BTreeMap<String, Planned> = BTreeMap::new();
+    let mut done: BTreeMap<String, Read> = BTreeMap::new();
     while let Some(joined) = tasks.join_next().await {
         let (region, stacks, observed) =
             joined.map_err(|e| Error::Bug(format!("a read task failed: {e}")))?;
@@ -254,32 +303,69 @@ pub async fn plan_all(loaded: Vec<Loaded>, conns: &mut Connections) -> Result<Pl
             )));
         }
         for (l, observed) in stacks.into_iter().zip(observed) {
-            let plan = plan::plan(&l.desired, &observed).map_err(|e| Error::Bug(e.to_string()))?;
             let stack = l.manifest.stack.clone();
             done.insert(
                 stack.clone(),
-                Planned {
+                Read {
                     stats: meter.stats_of(&stack),
                     loaded: l,
                     region: region.clone(),
                     observed,
-                    plan,
                 },
             );
         }
     }
-    let mut stacks = order
+    let stacks = order
         .iter()
         .map(|stack| {
             done.remove(stack)
                 .ok_or_else(|| Error::Bug(format!("stack {stack} was not read")))
         })
         .collect::<Result<Vec<_>, Error>>()?;
-    block_shared_records(&mut stacks);
-    Ok(Planning {
+    Ok(Observation {
         stacks,
         stats: meter.stats(),
     })
+}
+
+/// Plans every stack read: the diff, the graph and the checker's proof
+/// ([`crate::plan::plan`]), then a record managed by two stacks of the run blocks both.
+/// Pure: no AWS call.
+pub fn plan(observation: Observation) -> Result<Planning, Error> {
+    let mut stacks = observation
+        .stacks
+        .into_iter()
+        .map(|r| {
+            let plan = plan::plan(&r.loaded.desired, &r.observed)
+                .map_err(|e| Error::Bug(e.to_string()))?;
+            Ok(Planned {
+                loaded: r.loaded,
+                region: r.region,
+                observed: r.observed,
+                plan,
+                stats: r.stats,
+            })
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
+    block_shared_records(&mut stacks);
+    Ok(Planning {
+        stacks,
+        stats: observation.stats,
+    })
+}
+
+/// [`observe`], then [`plan()`].
+pub async fn observe_and_plan(
+    loaded: Vec<Loaded>,
+    conns: &mut Connections,
+) -> Result<Planning, Error> {
+    plan(observe(loaded, conns).await?)
+}
+
+/// The checker's verdict on a stack's plan from the state it was read in: every state an
+/// execution can pass through keeps the guarantees, or the first that does not.
+pub fn check(p: &Planned) -> Result<plan::check::Checked, plan::check::Counterexample> {
+    plan::check::check(&p.loaded.desired, &p.observed, &p.plan)
 }
 
 /// A record managed by two stacks of the run would be moved back and forth between their
@@ -317,103 +403,5 @@ fn block_shared_records(stacks: &mut [Planned]) {
                 hint: "manage each record in one manifest only".to_owned(),
             });
         }
-    }
-}
-
-/// A plan saved by `plan --out`, to be carried out by `apply PLANFILE` only while the
-/// manifest and the live state are still the ones it was made from.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SavedPlan {
-    pub format_version: String,
-    pub stacks: Vec<SavedStack>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SavedStack {
-    pub manifest: PathBuf,
-    /// SHA-256 of the manifest file when the plan was made.
-    pub manifest_digest: String,
-    pub region: String,
-    /// SHA-256 of the observed state the plan was made from.
-    pub observed_fingerprint: String,
-    pub plan: Plan,
-}
-
-impl SavedPlan {
-    pub fn new(planned: &[Planned]) -> SavedPlan {
-        SavedPlan {
-            format_version: crate::render::json::FORMAT_VERSION.to_owned(),
-            stacks: planned
-                .iter()
-                .map(|p| SavedStack {
-                    manifest: p.loaded.path.clone(),
-                    manifest_digest: p.loaded.digest.clone(),
-                    region: p.region.clone(),
-                    observed_fingerprint: fingerprint(&p.observed),
-                    plan: p.plan.clone(),
-                })
-                .collect(),
-        }
-    }
-}
-
-/// A short account of what differs between the plan saved and the plan made now: the
-/// changes that appeared or went away, by id.
-pub fn what_changed(saved: &Plan, fresh: &Plan) -> String {
-    let ids = |p: &Plan| -> std::collections::BTreeSet<String> {
-        p.nodes
-            .iter()
-            .filter(|n| matches!(n.kind, crate::plan::NodeKind::Change(_)))
-            .map(|n| n.id.to_string())
-            .collect()
-    };
-    let (a, b) = (ids(saved), ids(fresh));
-    let mut parts: Vec<String> = Vec::new();
-    let gone: Vec<&String> = a.difference(&b).collect();
-    let new: Vec<&String> = b.difference(&a).collect();
-    if !gone.is_empty() {
-        parts.push(format!(
-            "no longer needed: {}",
-            gone.iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-    }
-    if !new.is_empty() {
-        parts.push(format!(
-            "now also needed: {}",
-            new.iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-    }
-    let changed: Vec<&String> = a
-        .intersection(&b)
-        .filter(|id| {
-            let find = |p: &Plan| {
-                p.nodes
-                    .iter()
-                    .find(|n| n.id.to_string() == **id)
-                    .map(|n| n.kind.clone())
-            };
-            find(saved) != find(fresh)
-        })
-        .collect();
-    if !changed.is_empty() {
-        parts.push(format!(
-            "changed: {}",
-            changed
-                .iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-    }
-    if parts.is_empty() {
-        "resources the plan reads differ, e.g. target health or tags".to_owned()
-    } else {
-        parts.join("; ")
     }
 }

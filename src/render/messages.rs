@@ -1,0 +1,160 @@
+//! What the commands say besides plans and progress: one function per sentence, so that
+//! the commands compose and [`super::console::Console`] writes, and the words live here.
+
+use crate::apply::lock::{Holder, LEASE as LOCK_LEASE};
+use crate::apply::Walked;
+use crate::aws::ReadStats;
+use crate::manifest::Manifest;
+use crate::plan::{Blocker, NodeId};
+
+use super::human::{duration, unhealthy_target, utc};
+
+pub const CONFIRM: &str = "\nApply these changes? Only 'yes' is accepted: ";
+pub const NOTHING_CHANGED: &str = "Nothing was changed.";
+pub const NO_CHANGES: &str = "No changes: the live state matches every manifest.";
+pub const NOT_INTERACTIVE: &str = "refusing to apply without --yes: not on a terminal, so nobody can confirm; nothing was changed";
+pub const APPLY_BLOCKED: &str = "the plan is blocked (see above); nothing was changed";
+pub const PLAN_BLOCKED: &str =
+    "the plan is blocked (see above); nothing can be applied until that is resolved";
+pub const INTERRUPTED_AT_PROMPT: &str = "\ninterrupted: nothing was changed.";
+pub const INTERRUPTED: &str = "\ninterrupted: stopped between two calls; the lock is released. Run `reconcile apply` again to finish: it continues from where this run stopped.";
+
+/// The heading of a stack's plan: `stack NAME (FILE, REGION)`, and what its read cost.
+pub fn stack_label(stack: &str, file: &str, region: &str, read: Option<&ReadStats>) -> String {
+    match read {
+        Some(s) => format!(
+            "stack {stack} ({file}, {region}; read in {} requests, {} rounds)",
+            s.requests, s.rounds
+        ),
+        None => format!("stack {stack} ({file}, {region})"),
+    }
+}
+
+/// The cost of a read of several stacks.
+pub fn run_read(stacks: usize, stats: &ReadStats) -> String {
+    format!(
+        "\n{stacks} stacks read in {} requests, {} rounds (a listing shared by several stacks is counted once here, and in full for each stack above).",
+        stats.requests, stats.rounds
+    )
+}
+
+/// A blocker, on its own (when the plan itself went elsewhere, e.g. a picture).
+pub fn blocked(stack: &str, b: &Blocker) -> String {
+    format!(
+        "blocked: stack {stack}: {}: {}\n  hint: {}",
+        b.subject, b.message, b.hint
+    )
+}
+
+pub fn plan_saved(path: &std::path::Path) -> String {
+    format!(
+        "\nSaved the plan to {0}. Run `reconcile apply {0}` to carry it out.",
+        path.display()
+    )
+}
+
+pub fn saved_plan_refused(path: &std::path::Path, why: &str) -> String {
+    format!(
+        "refusing to apply {}:\n{why}\nRun `reconcile plan --out` again and review the new plan.",
+        path.display()
+    )
+}
+
+pub fn lock_waiting(stack: &str, holder: &Holder, timeout: std::time::Duration) -> String {
+    format!(
+        "stack {stack} is locked by {holder}; waiting up to {} for it",
+        duration(timeout.as_secs())
+    )
+}
+
+pub fn lock_not_released(error: &dyn std::fmt::Display) -> String {
+    format!(
+        "{error}; it expires by itself within {}",
+        duration(LOCK_LEASE.as_secs())
+    )
+}
+
+pub fn unlocked(stack: &str, holder: Option<&Holder>) -> String {
+    match holder {
+        Some(h) => format!("stack {stack}: released the lock held by {h}"),
+        None => format!("stack {stack}: was not locked"),
+    }
+}
+
+pub fn apply_complete(stack: &str, walked: &Walked, stats: &ReadStats) -> String {
+    format!(
+        "stack {stack}: apply complete ({} AWS requests in {} rounds, {} without the gates' requests).",
+        stats.requests, walked.rounds, walked.rounds_without_gates
+    )
+}
+
+/// A stack's run that stopped: the error, and for unhealthy targets each with its reason
+/// and what to do.
+pub fn stack_stopped(stack: &str, error: &crate::apply::Error) -> String {
+    let mut text = format!("error: stack {stack}: {error}");
+    if let crate::apply::Error::Unhealthy { targets, .. } = error {
+        for t in targets {
+            text.push('\n');
+            text.push_str(&unhealthy_target(t));
+        }
+    }
+    text
+}
+
+pub fn paused(stack: &str, resume_at: i64, waiting: &[NodeId], now: i64) -> String {
+    let left = u64::try_from((resume_at - now).max(0)).unwrap_or(0);
+    format!(
+        "stack {stack}: paused at {} (a wait longer than --max-wait). Run `reconcile apply` again after {} (in {}); the wait's start is recorded in Route53, so any machine can continue.",
+        waiting
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
+        utc(resume_at),
+        duration(left)
+    )
+}
+
+pub fn stacks_stopped(stacks: &[String]) -> String {
+    format!(
+        "Stack{} {} stopped (see above). Run `reconcile apply` again once that is fixed: it continues from where this run stopped.",
+        if stacks.len() > 1 { "s" } else { "" },
+        stacks.join(", ")
+    )
+}
+
+/// `validate`'s line for a valid manifest.
+pub fn valid(file: &std::path::Path, m: &Manifest) -> String {
+    let records = m.dns.as_ref().map_or(0, |d| d.records.len());
+    format!(
+        "{}: valid (stack {}: {} security groups, {} target groups, {} listeners, {} DNS records)",
+        file.display(),
+        m.stack,
+        m.security_groups.len(),
+        m.target_groups.len(),
+        m.load_balancer.listeners.len(),
+        records
+    )
+}
+
+/// What `init` assumed and what to review before applying.
+pub fn init_report(found: &crate::init::Found) -> String {
+    let mut text = String::from("Assumptions made (check them):\n");
+    for a in &found.assumptions {
+        text.push_str(&format!("  - {a}\n"));
+    }
+    if !found.review.is_empty() {
+        text.push_str("To review before `reconcile apply`:\n");
+        for r in &found.review {
+            text.push_str(&format!("  - {r}\n"));
+        }
+    }
+    text
+}
+
+pub fn init_wrote(path: &std::path::Path) -> String {
+    format!(
+        "Wrote {0}. Next: `reconcile plan -f {0}`, then `reconcile apply -f {0}`.",
+        path.display()
+    )
+}
