@@ -319,6 +319,7 @@ async fn run_once(ctx: &Context, op: &Op) -> Result<(), Error> {
             vpc,
             health,
             tags,
+            ..
         } => {
             let arn = elb
                 .create_target_group(name, *port, protocol, vpc, health, tags)

@@ -294,6 +294,7 @@ impl<'a> Differ<'a> {
                                     protocol: dl.protocol.clone(),
                                     certificate: cert,
                                     tg,
+                                    moves_traffic: !forwards_right,
                                 },
                             },
                         );

@@ -20,7 +20,7 @@ use petgraph::algo::{tarjan_scc, toposort};
 use petgraph::graph::{DiGraph, NodeIndex};
 
 use super::diff::Decided;
-use super::id::{DnsWait, GateId, GroupPart, LbPart, ListenerPart, TgPart};
+use super::id::{DnsWait, GateId, GroupPart, LbPart, TgPart};
 use super::{Change, DnsStep, Gate, LbRef, Node, NodeId, NodeKind, Op, Plan, SgRef, TgRef};
 use crate::model::{Desired, Source};
 
@@ -49,12 +49,17 @@ pub enum Class {
     Removal,
     /// Changes no path to the site (tags): nothing to verify, nothing to wait for.
     Label,
+    /// Removes what serves nothing to free its name for a build, which waits for it.
+    Clear,
 }
 
 impl Op {
     /// Where the ordering rules put this change.
     pub fn class(&self) -> Class {
         match self {
+            Op::DeleteTargetGroup {
+                frees_name: true, ..
+            } => Class::Clear,
             Op::RevokeIngress { .. }
             | Op::DeregisterTargets { .. }
             | Op::DeleteListener { .. }
@@ -130,6 +135,10 @@ impl Op {
                 super::RecordValue::LoadBalancer(l) => lb(l).into_iter().collect(),
                 super::RecordValue::Values(_) | super::RecordValue::Alias { .. } => vec![],
             },
+            Op::CreateTargetGroup {
+                after_deleting: Some(name),
+                ..
+            } => vec![NodeId::TargetGroupDelete { name: name.clone() }],
             Op::CreateSecurityGroup { .. }
             | Op::DeleteSecurityGroup { .. }
             | Op::CreateTargetGroup { .. }
@@ -305,19 +314,14 @@ fn verification(b: &mut Builder, decided: &Decided) -> Vec<NodeId> {
             },
         );
         let listeners = b.ops_where(|op| op.forwards_to() == Some(tg));
-        // A listener that attaches the group on standby first moves its traffic only once
-        // the group is verified: the gate waits for the attachment, the move for the gate.
+        // A listener change that moves traffic to a group the load balancer health-checks
+        // (attached on standby first, by this plan or an earlier run) waits for the gate; any
+        // other listener change is what lets the group be checked: the gate waits for it.
+        let moving = b.ops_where(
+            |op| matches!(op, Op::ModifyListener { moves_traffic: true, tg: t, .. } if t == tg),
+        );
         let (moves, listeners): (Vec<NodeId>, Vec<NodeId>) =
-            listeners.into_iter().partition(|id| match id {
-                NodeId::Listener {
-                    port,
-                    part: ListenerPart::Update,
-                } => b.has(&NodeId::Listener {
-                    port: *port,
-                    part: ListenerPart::Attach,
-                }),
-                _ => false,
-            });
+            listeners.into_iter().partition(|id| moving.contains(id));
         for m in &moves {
             b.edge(&gate, m);
         }

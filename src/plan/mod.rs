@@ -206,6 +206,10 @@ pub enum Op {
         vpc: String,
         health: HealthCheck,
         tags: Tags,
+        /// A group of the stack that serves nothing and holds the name, deleted first (see
+        /// `DeleteTargetGroup::frees_name`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after_deleting: Option<String>,
     },
     ModifyHealthCheck {
         tg: TgRef,
@@ -229,6 +233,10 @@ pub enum Op {
     DeleteTargetGroup {
         arn: String,
         name: String,
+        /// The group serves nothing and is deleted to free its name for a group the plan
+        /// creates: first, not after everything is verified like other removals.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        frees_name: bool,
     },
     CreateLoadBalancer {
         name: String,
@@ -274,6 +282,11 @@ pub enum Op {
         protocol: String,
         certificate: Option<String>,
         tg: TgRef,
+        /// Moves the listener's traffic to another group, one the load balancer already
+        /// health-checks (attached by an earlier run, or by the plan first): the move waits
+        /// until that group is verified healthy.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        moves_traffic: bool,
     },
     DeleteListener {
         arn: String,
@@ -402,7 +415,8 @@ pub struct Plan {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<Warning>,
     /// The checker's verdict ([`check`]): every state the run can pass through keeps the
-    /// guarantees. Absent when it found one that does not (the plan then has a blocker).
+    /// guarantees. Absent when the plan is blocked (by the diff, unchecked; or by the
+    /// checker, which found a state that does not keep them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checked: Option<check::Checked>,
 }
@@ -438,7 +452,11 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Result<Plan, graph::Graph
     plan.blockers.extend(blockers);
     plan.warnings.extend(warnings);
     // A plan that breaks a guarantee in some order is a bug in the planner: it is never
-    // carried out, and says which state broke what.
+    // carried out, and says which state broke what. A blocked plan is not carried out
+    // either, and may have holes where the diff stopped: it is shown, not proven.
+    if !plan.blockers.is_empty() {
+        return Ok(plan);
+    }
     match check::check(desired, observed, &plan) {
         Ok(checked) => plan.checked = Some(checked),
         Err(c) => plan.blockers.push(Blocker {

@@ -286,6 +286,17 @@ impl<'a> World<'a> {
                 vpc,
                 tags,
             } => {
+                // EC2 refuses a second group of a name in a VPC.
+                if self
+                    .observed
+                    .security_groups
+                    .iter()
+                    .any(|g| &g.name == name && &g.vpc == vpc)
+                {
+                    return Err(format!(
+                        "InvalidGroup.Duplicate: a group named {name} exists in {vpc}"
+                    ));
+                }
                 let id = self.id("sg");
                 self.sg_keys.insert(key.clone(), id.clone());
                 self.observed.security_groups.push(ObservedSg {
@@ -339,7 +350,11 @@ impl<'a> World<'a> {
                 vpc,
                 health,
                 tags,
+                ..
             } => {
+                if self.observed.target_groups.iter().any(|t| &t.name == name) {
+                    return Err(format!("DuplicateTargetGroupName: {name} exists"));
+                }
                 let arn = format!("arn:sim:targetgroup/{name}/{}", self.id("tg"));
                 self.tg_keys.insert(key.clone(), arn.clone());
                 self.observed.target_groups.push(ObservedTg {
@@ -405,6 +420,9 @@ impl<'a> World<'a> {
                 security_groups,
                 tags,
             } => {
+                if self.observed.load_balancers.iter().any(|l| &l.name == name) {
+                    return Err(format!("DuplicateLoadBalancerName: {name} exists"));
+                }
                 let arn = format!("arn:sim:loadbalancer/app/{name}/{}", self.id("lb"));
                 self.lb_names.insert(name.clone(), arn.clone());
                 let groups = security_groups

@@ -85,7 +85,35 @@ impl<'a> Differ<'a> {
                     }
                 }
                 None => {
-                    let old = named.first().copied();
+                    // With both names taken (an apply stopped during a replacement, then
+                    // the manifest changed again), the new group takes the name of the one
+                    // that serves nothing, deleted first; with both in use, the replacement
+                    // under way must finish first.
+                    // In use: a listener of the stack's load balancers forwards to it or
+                    // holds it on standby (as read from the listeners, not from the
+                    // group's own list of load balancers, which moto keeps stale).
+                    let in_use = |t: &&ObservedTg| {
+                        self.o
+                            .load_balancers
+                            .iter()
+                            .flat_map(|l| &l.listeners)
+                            .any(|x| x.forward.contains(&t.arn) || x.standby.contains(&t.arn))
+                    };
+                    let (old, freed) = match named.as_slice() {
+                        [a, b] => match (in_use(a), in_use(b)) {
+                            (true, true) => {
+                                self.block(
+                                    format!("target group {}", dtg.name),
+                                    format!("both names of the group, {} and {}, are taken by groups the load balancer uses: a replacement of the group was stopped half-way", a.name, b.name),
+                                    "apply the manifest that started the replacement until it completes, then this one",
+                                );
+                                continue;
+                            }
+                            (false, _) => (Some(*b), Some(*a)),
+                            (true, false) => (Some(*a), Some(*b)),
+                        },
+                        _ => (named.first().copied(), None),
+                    };
                     let name = match old {
                         Some(o) => names::alternate(&o.name),
                         None => dtg.name.clone(),
@@ -137,12 +165,16 @@ impl<'a> Differ<'a> {
                                 vpc: self.d.vpc.clone(),
                                 health: dtg.health.clone(),
                                 tags: self.d.tags.clone(),
+                                after_deleting: freed.map(|f| f.name.clone()),
                             },
                         },
                     );
                     self.targets(key, &name, tg, None);
                     for o in &named {
-                        self.delete_tg(o, &format!("replaced by {name}"));
+                        match freed {
+                            Some(f) if f.arn == o.arn => self.free_tg_name(o),
+                            _ => self.delete_tg(o, &format!("replaced by {name}")),
+                        }
                     }
                 }
             }
@@ -171,6 +203,28 @@ impl<'a> Differ<'a> {
         self.out.traffic = traffic;
     }
 
+    /// Deletes a group of the stack that serves nothing, first, so that a new group can
+    /// take its name.
+    fn free_tg_name(&mut self, t: &ObservedTg) {
+        self.change(
+            NodeId::TargetGroupDelete {
+                name: t.name.clone(),
+            },
+            Change {
+                resource: resource("target_group", &t.name, true),
+                action: Action::Delete,
+                reason: "serves nothing; deleted first so that the new group can take its name"
+                    .to_owned(),
+                attrs: vec![attr("arn", Some(json!(t.arn)), None)],
+                op: Op::DeleteTargetGroup {
+                    arn: t.arn.clone(),
+                    name: t.name.clone(),
+                    frees_name: true,
+                },
+            },
+        );
+    }
+
     pub(super) fn delete_tg(&mut self, t: &ObservedTg, reason: &str) {
         self.change(
             NodeId::TargetGroupDelete {
@@ -184,6 +238,7 @@ impl<'a> Differ<'a> {
                 op: Op::DeleteTargetGroup {
                     arn: t.arn.clone(),
                     name: t.name.clone(),
+                    frees_name: false,
                 },
             },
         );
