@@ -48,7 +48,9 @@ fn main() -> ExitCode {
             force,
             &aws,
         )),
-        Command::Unlock { files, aws } => block_on(unlock_cmd(&files, &aws)),
+        Command::Unlock { files, force, aws } => {
+            block_on(unlock_cmd(&files, force.as_deref(), &aws))
+        }
         Command::Backend { file, part } => backend(&file, &part.parts()),
         Command::Apply {
             planfile,
@@ -102,18 +104,11 @@ fn main() -> ExitCode {
         Ok(Outcome::Failed) => ExitCode::from(1),
         Ok(Outcome::Paused) => ExitCode::from(3),
         Ok(Outcome::Interrupted) => ExitCode::from(130),
-        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        // `plan | head`: the reader has what it wanted.
+        Err(e) if cli::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             Console::detect().error(&format!("{e:#}"));
             ExitCode::from(1)
         }
     }
-}
-
-fn is_broken_pipe(e: &anyhow::Error) -> bool {
-    let pipe = Some(std::io::ErrorKind::BrokenPipe);
-    e.downcast_ref::<std::io::Error>().map(|e| e.kind()) == pipe
-        || e.downcast_ref::<serde_json::Error>()
-            .and_then(|e| e.io_error_kind())
-            == pipe
 }

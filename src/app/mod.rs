@@ -50,8 +50,6 @@ pub enum Error {
     },
     #[error("no AWS region for stack {stack}: set `region` in the manifest, pass --region, or set AWS_REGION")]
     NoRegion { stack: String },
-    #[error("{0}")]
-    Lock(Box<crate::apply::lock::LockError>),
     /// A plan with blockers, or one the checker has not proven, is never carried out.
     #[error("{}: the plan is blocked; nothing was changed", stacks_label(stacks))]
     Blocked { stacks: Vec<String> },

@@ -19,19 +19,31 @@ pub struct RunOptions {
     pub parallel_stacks: usize,
 }
 
-/// The locks of a run's stacks: those taken, and why the next could not be.
+/// The locks of a run's stacks: those taken, and those refused (each with why).
 pub struct Locks {
-    held: Vec<Lock>,
-    /// The lock that could not be taken; nothing may be changed then.
-    pub refused: Option<LockError>,
+    held: Vec<(String, Lock)>,
+    /// Stacks whose lock could not be taken: nothing of theirs may be changed.
+    pub refused: Vec<(String, LockError)>,
 }
 
 impl Locks {
+    /// Whether this run holds the stack's lock.
+    pub fn holds(&self, stack: &str) -> bool {
+        self.held.iter().any(|(s, _)| s == stack)
+    }
+
+    fn lease(&self, stack: &str) -> Option<lock::Lease> {
+        self.held
+            .iter()
+            .find(|(s, _)| s == stack)
+            .map(|(_, l)| l.lease())
+    }
+
     /// Releases every lock taken; the errors of those that could not be released (each
     /// expires by itself within [`lock::LEASE`]).
     pub async fn release(self) -> Vec<LockError> {
         let mut errors = Vec::new();
-        for held in self.held {
+        for (_, held) in self.held {
             if let Err(e) = held.release().await {
                 errors.push(e);
             }
@@ -40,11 +52,9 @@ impl Locks {
     }
 }
 
-/// Takes the lock of every stack, in the order of their names (two runs over overlapping
-/// stacks then never each hold a lock the other waits for), waiting up to `timeout` for a
-/// lock held by another run; `waiting` is told which stack waits for whom. Stops at the
-/// first lock refused (see [`Locks::refused`]); the locks taken are returned either way,
-/// to be released.
+/// Takes the lock of every stack, in the order of their names, waiting up to `timeout`
+/// for a lock held by another run; `waiting` is told which stack waits for whom. A lock
+/// that cannot be taken stops only its own stack (see [`Locks::refused`]).
 pub async fn lock(
     loaded: &[Loaded],
     conns: &mut Connections,
@@ -60,37 +70,33 @@ pub async fn lock(
     }
     let mut locks = Locks {
         held: Vec::new(),
-        refused: None,
+        refused: Vec::new(),
     };
     for (l, clients) in order.into_iter().zip(clients) {
         let stack = &l.manifest.stack;
         let tell = |h: &Holder| waiting(stack, h);
         let meter = Meter::new();
         match lock::acquire(&clients, &meter, stack, &l.manifest.vpc, timeout, &tell).await {
-            Ok(held) => locks.held.push(held),
-            Err(e) => {
-                locks.refused = Some(e);
-                break;
-            }
+            Ok(held) => locks.held.push((stack.clone(), held)),
+            Err(e) => locks.refused.push((stack.clone(), e)),
         }
     }
     Ok(locks)
 }
 
-/// Releases the locks of the stacks by hand, whoever holds them: each stack with the
-/// holder released, if it was locked.
+/// Releases the locks of the stacks by hand: a lock whose holder's lease has ended (or
+/// who has died) at once, a live one only with `force`, its holder's token.
 pub async fn unlock(
     loaded: &[Loaded],
     conns: &mut Connections,
-) -> Result<Vec<(String, Option<Holder>)>, Error> {
+    force: Option<&str>,
+) -> Result<Vec<(String, Result<lock::Unlocked, LockError>)>, Error> {
     let mut out = Vec::new();
     for l in loaded {
         let (_, clients) = conns.for_stack(l).await?;
         let meter = Meter::new();
-        let holder = lock::unlock(&clients, &meter, &l.manifest.stack, &l.manifest.vpc)
-            .await
-            .map_err(|e| Error::Lock(Box::new(e)))?;
-        out.push((l.manifest.stack.clone(), holder));
+        let done = lock::unlock(&clients, &meter, &l.manifest.stack, &l.manifest.vpc, force).await;
+        out.push((l.manifest.stack.clone(), done));
     }
     Ok(out)
 }
@@ -129,10 +135,11 @@ impl StackRun {
 /// Carries out the plans of the stacks that have changes, at once (at most
 /// `how.parallel_stacks`), each from the state it was read in, with the hooks `hooks`
 /// makes for it; returns how each ended, in the order of `planned`. Refuses, before any
-/// call, a plan that is blocked or that the checker has not proven. The caller holds the
-/// stacks' locks ([`lock`]).
+/// call, a plan that is blocked or that the checker has not proven, and a stack whose
+/// lock `locks` does not hold; each stack's walk stops if it loses its lock.
 pub async fn apply(
     planned: &[Planned],
+    locks: &Locks,
     conns: &mut Connections,
     how: &RunOptions,
     hooks: &dyn Fn(&str) -> Arc<dyn Hooks>,
@@ -146,6 +153,12 @@ pub async fn apply(
         return Err(Error::Blocked { stacks: refused });
     }
     let changing: Vec<&Planned> = planned.iter().filter(|p| p.plan.has_changes()).collect();
+    if let Some(p) = changing.iter().find(|p| !locks.holds(&p.plan.stack)) {
+        return Err(Error::Bug(format!(
+            "stack {} would be changed without its lock",
+            p.plan.stack
+        )));
+    }
     let mut clients: Vec<Clients> = Vec::with_capacity(changing.len());
     for p in &changing {
         clients.push(conns.for_stack(&p.loaded).await?.1);
@@ -155,7 +168,11 @@ pub async fn apply(
     for (i, (p, clients)) in changing.iter().zip(clients).enumerate() {
         let stack = p.plan.stack.clone();
         let hooks = hooks(&stack);
-        let (observed, plan, walk) = (p.observed.clone(), p.plan.clone(), how.walk.clone());
+        let (observed, plan) = (p.observed.clone(), p.plan.clone());
+        let walk = crate::apply::Options {
+            lease: locks.lease(&stack),
+            ..how.walk.clone()
+        };
         let slots = Arc::clone(&slots);
         runs.spawn(async move {
             let _slot = slots.acquire_owned().await;

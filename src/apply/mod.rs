@@ -48,6 +48,8 @@ pub struct Options {
     pub settle_timeout: Duration,
     /// How often gates look again.
     pub poll: Duration,
+    /// The stack's lock, asked before each change: a run that lost it stops.
+    pub lease: Option<lock::Lease>,
 }
 
 impl Default for Options {
@@ -57,6 +59,7 @@ impl Default for Options {
             max_wait: None,
             settle_timeout: Duration::from_secs(15 * 60),
             poll: Duration::from_secs(5),
+            lease: None,
         }
     }
 }
@@ -84,6 +87,8 @@ pub enum Error {
     },
     #[error("{node}: {message}")]
     Failed { node: String, message: String },
+    #[error("{0}")]
+    LockLost(Box<lock::LockError>),
     #[error("bug: {0}")]
     Bug(String),
 }
@@ -277,6 +282,9 @@ async fn run_node(
 ) -> Result<NodeEnd, Error> {
     match &node.kind {
         NodeKind::Change(c) => {
+            if let Some(lease) = &opts.lease {
+                lease.check().map_err(|e| Error::LockLost(Box::new(e)))?;
+            }
             let waiting = |what: &str, waited: Duration| hooks.waiting(node, what, waited, None);
             exec::run(ctx, &c.op, &waiting).await?;
             Ok(NodeEnd::Done)

@@ -51,7 +51,17 @@ pub struct AwsOptions {
     /// `--api-rate`: the percentage of AWS's documented request rates the client-side
     /// limiter allows ([`limit`]); `None` is 100, `Some(0)` turns the limiter off.
     pub api_rate_percent: Option<u32>,
+    /// `--call-timeout`: how long one attempt of a request may wait for AWS's answer
+    /// before it is given up (and retried); `None` is [`CALL_TIMEOUT`].
+    pub call_timeout: Option<std::time::Duration>,
 }
+
+/// How long one attempt waits for an answer by default. AWS's control-plane calls answer
+/// in well under a second; with the default attempts, an endpoint that accepts and never
+/// answers is an error naming the call within about a minute, not a hang.
+pub const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long a connection may take to open.
+pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl AwsOptions {
     /// The retry mode, attempts and backoff asked for, with the environment's
@@ -146,8 +156,13 @@ impl Clients {
 /// The standard AWS chain with `opts` applied and the SDK's standard retry mode. Callers
 /// that need more (a test's static credentials) add to it before `load()`.
 pub fn loader(opts: &AwsOptions) -> ConfigLoader {
-    let mut loader =
-        aws_config::defaults(BehaviorVersion::latest()).retry_config(opts.retry_config());
+    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .read_timeout(opts.call_timeout.unwrap_or(CALL_TIMEOUT))
+        .build();
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .retry_config(opts.retry_config())
+        .timeout_config(timeouts);
     if let Some(region) = &opts.region {
         loader = loader.region(Region::new(region.clone()));
     }

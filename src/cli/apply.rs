@@ -49,32 +49,68 @@ pub async fn apply_cmd(
         console.note(&messages::lock_waiting(stack, holder, how.lock_timeout));
     };
     let locks = app::lock(&loaded, &mut conns, how.lock_timeout, &tell).await?;
-    let result = match &locks.refused {
-        Some(e) => {
-            console.error(&format!("{e}; nothing was changed"));
-            Ok(Outcome::Failed)
-        }
-        None => tokio::select! {
+    for (_, e) in &locks.refused {
+        console.error(&format!("{e}; nothing of that stack was changed"));
+    }
+    // A saved plan is carried out whole or not at all; from manifests, a stack whose lock
+    // is held elsewhere is left out and the others go on.
+    let go: Vec<app::Loaded> = loaded
+        .into_iter()
+        .filter(|l| locks.holds(&l.manifest.stack))
+        .collect();
+    let result = if go.is_empty() || (saved.is_some() && !locks.refused.is_empty()) {
+        Ok(Outcome::Failed)
+    } else {
+        let run = apply_locked(&console, planfile, saved, go, &locks, &mut conns, how);
+        tokio::select! {
             // The run first: at the prompt it says itself that nothing was changed.
             biased;
-            r = apply_locked(&console, planfile, saved, loaded, &mut conns, how) => r,
+            r = run => r,
             _ = tokio::signal::ctrl_c() => {
                 console.note(messages::INTERRUPTED);
+                // A second Ctrl-C quits at once; the lock then ends with its lease.
+                tokio::spawn(async {
+                    let _ = tokio::signal::ctrl_c().await;
+                    std::process::exit(130);
+                });
                 Ok(Outcome::Interrupted)
             }
-        },
+        }
     };
-    for e in locks.release().await {
-        console.warning(&messages::lock_not_released(&e));
+    let refused = !locks.refused.is_empty();
+    match tokio::time::timeout(RELEASE_TIMEOUT, locks.release()).await {
+        Ok(errors) => {
+            for e in errors {
+                console.warning(&messages::lock_not_released(&e));
+            }
+        }
+        Err(_) => console.warning(&messages::lock_not_released(&format!(
+            "the locks were not released within {}s",
+            RELEASE_TIMEOUT.as_secs()
+        ))),
     }
-    result
+    match result {
+        Ok(Outcome::Success | Outcome::Paused) if refused => Ok(Outcome::Failed),
+        // The plan could not be shown in full: nothing was changed (progress written
+        // during the run ignores a closed output, and the run goes on to its end).
+        Err(e) if super::is_broken_pipe(&e) => {
+            console.error(messages::OUTPUT_CLOSED);
+            Ok(Outcome::Failed)
+        }
+        other => other,
+    }
 }
+
+/// How long releasing the locks may take before the run ends without (each lock then
+/// ends with its lease).
+const RELEASE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 
 async fn apply_locked(
     console: &Console,
     planfile: Option<&Path>,
     saved: Option<SavedPlan>,
     loaded: Vec<app::Loaded>,
+    locks: &app::Locks,
     conns: &mut Connections,
     how: &ApplyArgs,
 ) -> anyhow::Result<Outcome> {
@@ -144,7 +180,7 @@ async fn apply_locked(
             (false, false) => Arc::new(HumanProgress::new(console.terminal)),
         }
     };
-    let runs = app::apply(&planned, conns, &how.run, &hooks).await?;
+    let runs = app::apply(&planned, locks, conns, &how.run, &hooks).await?;
     let failed: Vec<String> = runs
         .iter()
         .filter(|r| r.end.is_err())
@@ -157,7 +193,8 @@ async fn apply_locked(
             // With --json the `ran` event says it.
             if !how.json {
                 let now = reconcile::apply::now();
-                console.line(&messages::paused(&r.stack, resume_at, waiting, now))?;
+                // After the run, a closed output changes nothing that was done.
+                let _ = console.line(&messages::paused(&r.stack, resume_at, waiting, now));
             }
         }
     }
@@ -173,14 +210,25 @@ async fn apply_locked(
 }
 
 /// Releases the locks of the manifests' stacks by hand.
-pub async fn unlock_cmd(files: &[PathBuf], aws: &AwsFlags) -> anyhow::Result<Outcome> {
+pub async fn unlock_cmd(
+    files: &[PathBuf],
+    force: Option<&str>,
+    aws: &AwsFlags,
+) -> anyhow::Result<Outcome> {
     let console = Console::detect();
     let Some(loaded) = load_or_report(&console, app::load(files))? else {
         return Ok(Outcome::Failed);
     };
     let mut conns = Connections::new(aws.options());
-    for (stack, holder) in app::unlock(&loaded, &mut conns).await? {
-        console.line(&messages::unlocked(&stack, holder.as_ref()))?;
+    let mut outcome = Outcome::Success;
+    for (stack, done) in app::unlock(&loaded, &mut conns, force).await? {
+        match done {
+            Ok(done) => console.line(&messages::unlocked(&stack, &done))?,
+            Err(e) => {
+                console.error(&e.to_string());
+                outcome = Outcome::Failed;
+            }
+        }
     }
-    Ok(Outcome::Success)
+    Ok(outcome)
 }

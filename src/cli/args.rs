@@ -105,11 +105,18 @@ pub enum Command {
         #[command(flatten)]
         aws: AwsFlags,
     },
-    /// Releases a stack's apply lock by hand (after a run that died on another machine).
+    /// Releases a stack's apply lock by hand: one whose holder's lease has ended (or whose
+    /// holder died on this machine) at once; a live one only with --force and its token.
     Unlock {
         /// Manifest file or folder of manifests.
         #[arg(short = 'f', long = "file", required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
+        /// Release the lock even though its holder's lease has not ended, naming the
+        /// holder's token (shown by `apply` when it waits for the lock, and by `unlock`).
+        /// Only when that run is known to be gone: two applies of one stack must never run
+        /// at once.
+        #[arg(long, value_name = "TOKEN")]
+        force: Option<String>,
         #[command(flatten)]
         aws: AwsFlags,
     },
@@ -238,6 +245,11 @@ pub struct AwsFlags {
     /// tools share the account's rates, raise it when AWS raised yours; 0 turns it off.
     #[arg(long, value_name = "PERCENT", env = "RECONCILE_API_RATE", value_parser = clap::value_parser!(u32).range(0..=10_000))]
     api_rate: Option<u32>,
+    /// How long one attempt of an AWS request waits for the answer before it is retried,
+    /// e.g. 30s (default 10s; connecting may take 5s more). Every attempt failing so is an
+    /// error naming the call.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    call_timeout: Option<std::time::Duration>,
 }
 
 impl AwsFlags {
@@ -250,6 +262,7 @@ impl AwsFlags {
             max_backoff: self.max_backoff,
             adaptive: self.retry_mode.as_deref().map(|m| m == "adaptive"),
             api_rate_percent: self.api_rate,
+            call_timeout: self.call_timeout,
         }
     }
 }

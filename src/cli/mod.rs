@@ -33,3 +33,12 @@ pub fn block_on<F: std::future::Future<Output = anyhow::Result<Outcome>>>(
     rt.shutdown_timeout(std::time::Duration::from_millis(100));
     outcome
 }
+
+/// The error is a write to a closed pipe (`reconcile plan | head`).
+pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    let pipe = Some(std::io::ErrorKind::BrokenPipe);
+    e.downcast_ref::<std::io::Error>().map(|e| e.kind()) == pipe
+        || e.downcast_ref::<serde_json::Error>()
+            .and_then(|e| e.io_error_kind())
+            == pipe
+}

@@ -1,7 +1,7 @@
 //! What the commands say besides plans and progress: one function per sentence, so that
 //! the commands compose and [`super::console::Console`] writes, and the words live here.
 
-use crate::apply::lock::{Holder, LEASE as LOCK_LEASE};
+use crate::apply::lock::{Holder, Unlocked, LEASE as LOCK_LEASE};
 use crate::apply::Walked;
 use crate::aws::ReadStats;
 use crate::manifest::Manifest;
@@ -16,8 +16,10 @@ pub const NOT_INTERACTIVE: &str = "refusing to apply without --yes: not on a ter
 pub const APPLY_BLOCKED: &str = "the plan is blocked (see above); nothing was changed";
 pub const PLAN_BLOCKED: &str =
     "the plan is blocked (see above); nothing can be applied until that is resolved";
+pub const OUTPUT_CLOSED: &str =
+    "standard output was closed before the plan was shown in full; nothing was changed";
 pub const INTERRUPTED_AT_PROMPT: &str = "\ninterrupted: nothing was changed.";
-pub const INTERRUPTED: &str = "\ninterrupted: stopped between two calls; the lock is released. Run `reconcile apply` again to finish: it continues from where this run stopped.";
+pub const INTERRUPTED: &str = "\ninterrupted: stopped between two calls; releasing the lock (Ctrl-C again to quit at once; the lock then ends with its lease). Run `reconcile apply` again to finish: it continues from where this run stopped.";
 
 /// The heading of a stack's plan: `stack NAME (FILE, REGION)`, and what its read cost.
 pub fn stack_label(stack: &str, file: &str, region: &str, read: Option<&ReadStats>) -> String {
@@ -74,10 +76,14 @@ pub fn lock_not_released(error: &dyn std::fmt::Display) -> String {
     )
 }
 
-pub fn unlocked(stack: &str, holder: Option<&Holder>) -> String {
-    match holder {
-        Some(h) => format!("stack {stack}: released the lock held by {h}"),
-        None => format!("stack {stack}: was not locked"),
+pub fn unlocked(stack: &str, done: &Unlocked) -> String {
+    match done {
+        Unlocked::NotLocked => format!("stack {stack}: was not locked"),
+        Unlocked::Stale(h) => format!("stack {stack}: released the lock held by {h} (its lease had ended, or its process had died)"),
+        Unlocked::Forced(h) => format!("stack {stack}: released the lock held by {h} (--force)"),
+        Unlocked::NotALock { id } => format!(
+            "stack {stack}: was not locked; the security group {id} has the lock's name but is not a reconcile lock, and was left alone"
+        ),
     }
 }
 

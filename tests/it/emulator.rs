@@ -228,6 +228,11 @@ impl Emulator {
     /// Runs Python `code` with boto3 clients `ec2`, `elb`, `r53` on this emulator: test-side
     /// changes made behind the tool's back (drift, a stopped instance).
     pub fn boto(&self, code: &str) {
+        self.boto_output(code);
+    }
+
+    /// Runs `code` as [`Emulator::boto`] does and returns what it printed.
+    pub fn boto_output(&self, code: &str) -> String {
         let script = format!(
             "import boto3\nkw = dict(endpoint_url='{}', region_name='us-east-1', aws_access_key_id='testing', aws_secret_access_key='testing')\nec2 = boto3.client('ec2', **kw)\nelb = boto3.client('elbv2', **kw)\nr53 = boto3.client('route53', **kw)\n{code}\n",
             self.direct()
@@ -241,6 +246,7 @@ impl Emulator {
             "boto3 script failed:\n{}",
             String::from_utf8_lossy(&out.stderr)
         );
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 }
 

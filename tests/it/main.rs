@@ -5,6 +5,7 @@ mod apply;
 mod aws_like;
 mod backend;
 mod bench;
+mod cli;
 mod drift;
 mod emulator;
 mod fixtures;

@@ -298,3 +298,45 @@ fn a_record_managed_by_two_stacks_blocks_both() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     emu.boto("assert not elb.describe_load_balancers()['LoadBalancers'], 'nothing was created'");
 }
+
+/// A stack whose lock another run holds is left out; the other stacks of the run go on
+/// (and the run exits 1, naming the locked stack).
+#[test]
+fn a_held_lock_stops_only_its_own_stack() {
+    let emu = Emulator::start();
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("stacks");
+    let s = emu.seed(&["--stacks", "2", "--stacks-dir", folder.to_str().unwrap()]);
+    let vpc = s.ids["vpc"].as_str().unwrap();
+    emu.boto(&format!(
+        "import time\n\
+         ec2.create_security_group(GroupName='reconcile-lock-site-2', Description='lock', VpcId='{vpc}', TagSpecifications=[{{'ResourceType': 'security-group', 'Tags': [\
+         {{'Key': 'reconcile:lock', 'Value': 'site-2'}}, {{'Key': 'reconcile:lock-token', 'Value': 'tok-dave'}}, {{'Key': 'reconcile:holder', 'Value': 'dave'}}, \
+         {{'Key': 'reconcile:host', 'Value': 'elsewhere'}}, {{'Key': 'reconcile:pid', 'Value': '7'}}, {{'Key': 'reconcile:machine', 'Value': 'elsewhere'}}, \
+         {{'Key': 'reconcile:expires', 'Value': str(int(time.time()) + 600)}}]}}])"
+    ));
+    let out = emu.reconcile(&[
+        "apply",
+        "-f",
+        folder.to_str().unwrap(),
+        "--yes",
+        "--lock-timeout",
+        "1s",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("stack site-2 is locked by dave"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("stack site-1: apply complete"),
+        "{}",
+        text(&out)
+    );
+    for (manifest, code) in [("site-1.json", 0), ("site-2.json", 2)] {
+        let path = folder.join(manifest);
+        let out = emu.reconcile(&["plan", "-f", path.to_str().unwrap(), "--detailed-exitcode"]);
+        assert_eq!(out.status.code(), Some(code), "{manifest}:\n{}", text(&out));
+    }
+}

@@ -268,13 +268,15 @@ fn a_crash_after_any_mutating_call_resumes_cleanly_even_k() {
     }
 }
 
+/// A lock group as another run would have left it: holder `holder`, token `tok-<holder>`,
+/// on a machine named ci-runner-7 (pid 4242), its lease ending in `expires_in` seconds.
 fn lock_group(emu: &Emulator, s: &Seeded, holder: &str, expires_in: i64) {
     let vpc = s.ids["vpc"].as_str().unwrap();
     emu.boto(&format!(
         "import time\n\
          ec2.create_security_group(GroupName='reconcile-lock-www-example', Description='lock', VpcId='{vpc}', TagSpecifications=[{{'ResourceType': 'security-group', 'Tags': [\
-         {{'Key': 'reconcile:lock', 'Value': 'www-example'}}, {{'Key': 'reconcile:holder', 'Value': '{holder}'}}, \
-         {{'Key': 'reconcile:host', 'Value': 'ci-runner-7'}}, {{'Key': 'reconcile:pid', 'Value': '4242'}}, \
+         {{'Key': 'reconcile:lock', 'Value': 'www-example'}}, {{'Key': 'reconcile:lock-token', 'Value': 'tok-{holder}'}}, {{'Key': 'reconcile:holder', 'Value': '{holder}'}}, \
+         {{'Key': 'reconcile:host', 'Value': 'ci-runner-7'}}, {{'Key': 'reconcile:pid', 'Value': '4242'}}, {{'Key': 'reconcile:machine', 'Value': 'another-machine'}}, \
          {{'Key': 'reconcile:expires', 'Value': str(int(time.time()) + {expires_in})}}]}}])"
     ));
 }
@@ -295,10 +297,10 @@ fn a_held_lock_makes_apply_wait_then_name_the_holder_and_unlock_releases_it() {
     assert!(t0.elapsed() >= Duration::from_secs(2), "did not wait");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("locked by alice (pid 4242 on ci-runner-7)"),
+        err.contains("locked by alice (pid 4242 on ci-runner-7, token tok-alice)"),
         "{err}"
     );
-    assert!(err.contains("reconcile unlock"), "{err}");
+    assert!(err.contains("--force tok-alice"), "{err}");
     assert!(
         proxy.mutating_calls().is_empty(),
         "{:?}",
@@ -307,7 +309,22 @@ fn a_held_lock_makes_apply_wait_then_name_the_holder_and_unlock_releases_it() {
     // plan needs no lock.
     let out = emu.reconcile(&["plan", "-f", m]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // A live lock is released only by its token.
     let out = emu.reconcile(&["unlock", "-f", m]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("whose lease has not ended"),
+        "{}",
+        text(&out)
+    );
+    let out = emu.reconcile(&["unlock", "-f", m, "--force", "tok-bob"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not by token tok-bob"),
+        "{}",
+        text(&out)
+    );
+    let out = emu.reconcile(&["unlock", "-f", m, "--force", "tok-alice"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("released the lock held by alice"),
@@ -406,4 +423,112 @@ fn an_interrupted_apply_releases_its_lock_and_a_rerun_finishes() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     converged(&emu, &s);
     no_duplicates_or_orphans(&emu);
+}
+
+/// A group with the lock's name that reconcile did not make (no lock tags) is someone
+/// else's: apply refuses before any change and never deletes it, and unlock leaves it.
+#[test]
+fn a_hand_made_group_with_the_lock_name_is_left_alone() {
+    let emu = Emulator::start();
+    let s = seed(&emu);
+    let vpc = s.ids["vpc"].as_str().unwrap();
+    emu.boto(&format!(
+        "ec2.create_security_group(GroupName='reconcile-lock-www-example', Description='freeze', VpcId='{vpc}', TagSpecifications=[{{'ResourceType': 'security-group', 'Tags': [{{'Key': 'owner', 'Value': 'ops-freeze'}}]}}])"
+    ));
+    let m = s.manifest.to_str().unwrap();
+    let proxy = Proxy::with(&emu.url, Options::default());
+    let out = emu.reconcile_at(
+        &proxy.url,
+        &["apply", "-f", m, "--yes", "--lock-timeout", "0s"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("is not a reconcile lock"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        proxy.mutating_calls().is_empty(),
+        "{:?}",
+        proxy.mutating_calls()
+    );
+    let out = emu.reconcile(&["unlock", "-f", m]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("left alone"),
+        "{}",
+        text(&out)
+    );
+    emu.boto(
+        "assert [g for g in ec2.describe_security_groups()['SecurityGroups'] if g['GroupName'] == 'reconcile-lock-www-example'], 'the hand-made group was deleted'",
+    );
+}
+
+/// A live holder with this host's name and a pid that does not exist here, but on
+/// another machine (another PID namespace, a runner of the same name), is not taken over.
+#[test]
+fn a_live_holder_elsewhere_with_this_hosts_name_is_not_taken_over() {
+    let emu = Emulator::start();
+    let s = seed(&emu);
+    let vpc = s.ids["vpc"].as_str().unwrap();
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default();
+    emu.boto(&format!(
+        "import time\n\
+         ec2.create_security_group(GroupName='reconcile-lock-www-example', Description='lock', VpcId='{vpc}', TagSpecifications=[{{'ResourceType': 'security-group', 'Tags': [\
+         {{'Key': 'reconcile:lock', 'Value': 'www-example'}}, {{'Key': 'reconcile:lock-token', 'Value': 'tok-carol'}}, {{'Key': 'reconcile:holder', 'Value': 'carol'}}, \
+         {{'Key': 'reconcile:host', 'Value': '{host}'}}, {{'Key': 'reconcile:pid', 'Value': '999999'}}, {{'Key': 'reconcile:machine', 'Value': 'a-container'}}, \
+         {{'Key': 'reconcile:expires', 'Value': str(int(time.time()) + 600)}}]}}])"
+    ));
+    let m = s.manifest.to_str().unwrap();
+    let proxy = Proxy::with(&emu.url, Options::default());
+    let out = emu.reconcile_at(
+        &proxy.url,
+        &["apply", "-f", m, "--yes", "--lock-timeout", "1s"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("locked by carol"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        proxy.mutating_calls().is_empty(),
+        "{:?}",
+        proxy.mutating_calls()
+    );
+}
+
+/// An apply whose lock is released under it (`unlock --force` by someone who thought it
+/// gone) finds out at its next renewal and stops before its next change: the DNS switch
+/// after the TTL wait is not made.
+#[test]
+fn an_apply_that_loses_its_lock_stops_before_its_next_change() {
+    let emu = Emulator::start();
+    let s = emu.seed(&["--ttl", "40", "--transition-ttl", "1"]);
+    let m = s.manifest.to_str().unwrap();
+    let child = spawn(&emu.url, &["apply", "-f", m, "--yes"]);
+    // Into the 40 s wait for the old TTL; then release the lock by its token.
+    std::thread::sleep(Duration::from_secs(8));
+    let token = emu.boto_output(
+        "gs = [g for g in ec2.describe_security_groups()['SecurityGroups'] if g['GroupName'] == 'reconcile-lock-www-example']\n\
+         assert len(gs) == 1, gs\n\
+         print([t['Value'] for t in gs[0]['Tags'] if t['Key'] == 'reconcile:lock-token'][0])",
+    );
+    let out = emu.reconcile(&["unlock", "-f", m, "--force", token.trim()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("the lock was lost"),
+        "{}",
+        text(&out)
+    );
+    // The switch was not made: the record still leads to the instance.
+    emu.boto(
+        "zone = r53.list_hosted_zones_by_name(DNSName='example.com')['HostedZones'][0]['Id']\n\
+         rs = [r for r in r53.list_resource_record_sets(HostedZoneId=zone)['ResourceRecordSets'] if r['Name'] == 'www.example.com.' and r['Type'] == 'A']\n\
+         assert rs and 'AliasTarget' not in rs[0], rs",
+    );
 }

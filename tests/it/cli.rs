@@ -1,0 +1,144 @@
+//! The command line as a contract for people and pipelines: what happens when the output
+//! is closed, the endpoint never answers, or Ctrl-C comes at the confirmation question.
+
+use std::io::{BufRead as _, BufReader};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use crate::emulator::{command, Emulator};
+use crate::support::{repo, text};
+
+/// `apply --yes | head -3`: the reader goes away after three lines. Nothing panics, the
+/// run goes on to its end (its progress lost), and the lock is released.
+#[test]
+fn a_closed_output_neither_panics_nor_leaves_the_lock() {
+    let emu = Emulator::start();
+    let s = emu.seed(&["--ttl", "3", "--transition-ttl", "1"]);
+    let m = s.manifest.to_str().unwrap();
+    let mut child = command(&emu.url, &["apply", "-f", m, "--yes"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    {
+        let out = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(out).lines();
+        for _ in 0..3 {
+            lines.next();
+        }
+        // Dropped here: the pipe is closed with the run still going.
+    }
+    let out = child.wait_with_output().expect("the run ends");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "{:?}: {err}",
+        out.status
+    );
+    emu.boto(
+        "assert not [g for g in ec2.describe_security_groups()['SecurityGroups'] if g['GroupName'].startswith('reconcile-lock-')], 'lock left'",
+    );
+    // Whatever was done is continued by the next run.
+    let out = emu.reconcile(&["apply", "-f", m, "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}
+
+/// An endpoint that accepts connections and never answers is an error naming the call
+/// within the attempts' timeouts, not a hang.
+#[test]
+fn a_silent_endpoint_is_an_error_naming_the_call_not_a_hang() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let url = format!("http://{}", listener.local_addr().expect("its address"));
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming().flatten() {
+            held.push(conn);
+        }
+    });
+    let m = repo().join("manifests/site.example.json");
+    let t0 = Instant::now();
+    let out = command(
+        &url,
+        &[
+            "plan",
+            "-f",
+            m.to_str().unwrap(),
+            "--call-timeout",
+            "1s",
+            "--max-attempts",
+            "2",
+        ],
+    )
+    .output()
+    .expect("the binary runs");
+    assert!(t0.elapsed() < Duration::from_secs(30), "{:?}", t0.elapsed());
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("got no answer"), "{err}");
+}
+
+/// Ctrl-C at "Apply these changes?" (on a pseudo-terminal, as a person would press it)
+/// ends the run at once with 130, says nothing was changed, and releases the lock.
+#[test]
+fn ctrl_c_at_the_question_exits_130_and_releases_the_lock() {
+    let emu = Emulator::start();
+    let s = emu.seed(&["--ttl", "3", "--transition-ttl", "1"]);
+    let m = s.manifest.to_str().unwrap();
+    // Python's pty module runs the binary on a terminal and types Ctrl-C, which the
+    // terminal turns into SIGINT for the process, once the question is on screen.
+    let script = format!(
+        r#"
+import os, pty, select, sys, time
+pid, fd = pty.fork()
+if pid == 0:
+    os.environ.update(AWS_ENDPOINT_URL="{url}", AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_REGION="us-east-1", NO_COLOR="1")
+    os.environ.pop("AWS_PROFILE", None)
+    os.execv("{bin}", ["{bin}", "apply", "-f", "{m}"])
+seen = b""
+def read(until, limit):
+    global seen
+    end = time.time() + limit
+    while until not in seen and time.time() < end:
+        r, _, _ = select.select([fd], [], [], 0.5)
+        if r:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                return
+            if not chunk:
+                return
+            seen += chunk
+read(b"Only 'yes' is accepted", 60)
+assert b"Only 'yes' is accepted" in seen, seen
+t0 = time.time()
+os.write(fd, b"\x03")
+read(b"\xff", 15)
+_, status = os.waitpid(pid, 0)
+print(os.waitstatus_to_exitcode(status), round(time.time() - t0, 1))
+sys.stdout.write(seen.decode(errors="replace"))
+"#,
+        url = emu.url,
+        bin = env!("CARGO_BIN_EXE_reconcile"),
+        m = m,
+    );
+    let out = std::process::Command::new(repo().join(".venv/bin/python"))
+        .args(["-c", &script])
+        .output()
+        .expect("python runs");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut first = said.lines().next().unwrap_or_default().split(' ');
+    let code = first.next().unwrap_or_default();
+    let took: f64 = first.next().unwrap_or_default().parse().unwrap_or(f64::MAX);
+    assert_eq!(code, "130", "{said}");
+    assert!(took < 10.0, "took {took}s after Ctrl-C: {said}");
+    assert!(said.contains("nothing was changed"), "{said}");
+    emu.boto(
+        "assert not [g for g in ec2.describe_security_groups()['SecurityGroups'] if g['GroupName'].startswith('reconcile-lock-')], 'lock left'",
+    );
+}
