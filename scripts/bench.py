@@ -88,6 +88,7 @@ configuration (read back from it), the manifest and the seed's TTLs:
   account bucket), which ignores the buckets' initial burst.
 """
 
+import datetime
 import argparse
 import asyncio
 import importlib.util
@@ -689,9 +690,12 @@ def migration_segments(events, floor):
                         measured_s=round(max(got), 3) if got else None))
     # When the load balancer's gates ended, against the old TTL wait (the events carry whole
     # seconds only): the load-balancer chain is hidden if it ended first.
-    times = [e["time"] for e in events if "time" in e]
+    def epoch(e):
+        # RFC 3339, UTC, whole seconds.
+        return datetime.datetime.fromisoformat(e["time"].replace("Z", "+00:00")).timestamp()
+    times = [epoch(e) for e in events if "time" in e]
     t0 = min(times, default=0)
-    ends = {e["node"]: e["time"] - t0 for e in events
+    ends = {e["node"]: epoch(e) - t0 for e in events
             if e.get("event") == "finished" and "time" in e}
     lb = [v for k, v in ends.items() if k.startswith(("gate.lb.", "gate.tg."))]
     old = [v for k, v in ends.items() if k.startswith("gate.dns.") and k.endswith(".old-ttl")]

@@ -34,7 +34,8 @@ fn main() -> ExitCode {
     };
     let outcome = match cli.command {
         Command::Validate { files, json } => validate(&files, json),
-        Command::Schema => print_json(&manifest::schema()),
+        Command::Schema { events: false } => print_json(&manifest::schema()),
+        Command::Schema { events: true } => print_json(&reconcile::render::events::schema()),
         Command::Init {
             name,
             zone,

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use reconcile::app::{self, Connections, SavedPlan};
 use reconcile::apply::Hooks;
 use reconcile::render::console::Console;
+use reconcile::render::events::{Event, What};
 use reconcile::render::progress::{HumanProgress, JsonProgress};
 use reconcile::render::{human, messages};
 
@@ -138,13 +139,22 @@ async fn apply_locked(
         .any(|p| !p.plan.blockers.is_empty() || p.plan.checked.is_none())
     {
         for p in &planned {
-            console.out(&show(p))?;
+            if !how.json {
+                console.out(&show(p))?;
+            } else if !p.plan.blockers.is_empty() {
+                let blockers = p.plan.blockers.iter().map(Into::into).collect();
+                Event::now(&p.plan.stack, What::Blocked { blockers }).emit();
+            }
         }
         console.error(messages::APPLY_BLOCKED);
         return Ok(Outcome::Failed);
     }
     if !planned.iter().any(|p| p.plan.has_changes()) {
-        if !how.json {
+        if how.json {
+            for p in &planned {
+                Event::now(&p.plan.stack, What::Unchanged {}).emit();
+            }
+        } else {
             console.line(messages::NO_CHANGES)?;
         }
         return Ok(Outcome::Success);
@@ -169,6 +179,11 @@ async fn apply_locked(
         if answer != "yes" {
             console.line(messages::NOTHING_CHANGED)?;
             return Ok(Outcome::Success);
+        }
+    }
+    if how.json {
+        for p in planned.iter().filter(|p| !p.plan.has_changes()) {
+            Event::now(&p.plan.stack, What::Unchanged {}).emit();
         }
     }
     let several = planned.iter().filter(|p| p.plan.has_changes()).count() > 1;

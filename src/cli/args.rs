@@ -120,8 +120,12 @@ pub enum Command {
         #[command(flatten)]
         aws: AwsFlags,
     },
-    /// Prints the manifest's JSON Schema.
-    Schema,
+    /// Prints the manifest's JSON Schema (or, with --events, that of `apply --json`'s events).
+    Schema {
+        /// The schema of the events `apply --json` writes, one per line.
+        #[arg(long)]
+        events: bool,
+    },
     /// Prints the backend half of the migration, from the manifest alone (no AWS calls):
     /// the nginx servers, the Django settings and health view, and the host firewall lines.
     Backend {
@@ -181,41 +185,14 @@ impl BackendPart {
     }
 }
 
-/// `90s`, `10m`, `1h`, `1h30m`, `500ms`, or plain seconds.
+/// `90s`, `10m`, `1h`, `1h30m`, `500ms` (humantime's forms), or plain seconds.
 pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    let bad = || format!("\"{text}\" is not a duration: write e.g. 90s, 10m, 1h, 1h30m or 500ms");
     if let Ok(secs) = text.parse::<u64>() {
         return Ok(std::time::Duration::from_secs(secs));
     }
-    let mut millis: u64 = 0;
-    let mut rest = text;
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let scale = match &rest[..unit_len] {
-            "ms" => 1,
-            "s" => 1_000,
-            "m" => 60_000,
-            "h" => 3_600_000,
-            "d" => 86_400_000,
-            _ => return Err(bad()),
-        };
-        rest = &rest[unit_len..];
-        millis = n
-            .checked_mul(scale)
-            .and_then(|v| millis.checked_add(v))
-            .ok_or_else(bad)?;
-    }
-    if text.is_empty() {
-        return Err(bad());
-    }
-    Ok(std::time::Duration::from_millis(millis))
+    humantime::parse_duration(text).map_err(|e| {
+        format!("\"{text}\" is not a duration ({e}): write e.g. 90s, 10m, 1h, 1h30m or 500ms")
+    })
 }
 
 /// AWS settings; each overrides the standard AWS chain (environment, profiles).
@@ -267,7 +244,6 @@ impl AwsFlags {
     }
 }
 
-#[cfg(test)]
 #[cfg(test)]
 mod tests {
     use super::parse_duration;

@@ -2,6 +2,7 @@
 //! Mermaid) of the same plan model. Nothing else in the crate prints.
 
 pub mod console;
+pub mod events;
 pub mod graph;
 pub mod human;
 pub mod json;

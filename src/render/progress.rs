@@ -10,7 +10,8 @@ use crate::apply::{Error, Finished, Hooks, NodeEnd, Walked};
 use crate::aws::ReadStats;
 use crate::plan::{Node, NodeKind};
 
-use super::human::{duration, utc, Style};
+use super::events::{self, Event, What};
+use super::human::{duration, rfc3339, utc, Style};
 use super::messages;
 
 fn label(node: &Node) -> String {
@@ -206,9 +207,8 @@ impl HumanProgress {
     }
 }
 
-/// One JSON object per line: `{"event": "started" | "finished" | "paused" | "failed" |
-/// "waiting", "node": id, "time": epoch seconds, ...}`, and a `ran` event per stack at the
-/// end with what its run cost. Every event names its `stack`.
+/// `--json`: one [`Event`] per line (see [`super::events`]). Every event names its
+/// `stack`.
 pub struct JsonProgress {
     stack: String,
 }
@@ -220,85 +220,75 @@ impl JsonProgress {
         }
     }
 
-    fn event(&self, mut value: serde_json::Value) {
-        if let Some(map) = value.as_object_mut() {
-            map.insert("stack".into(), self.stack.clone().into());
-        }
-        Self::emit(value);
-    }
-
-    fn emit(value: serde_json::Value) {
-        let mut out = std::io::stdout().lock();
-        let _ = serde_json::to_writer(&mut out, &value);
-        let _ = writeln!(out);
-        let _ = out.flush();
+    fn event(&self, what: What) {
+        Event::now(&self.stack, what).emit();
     }
 }
 
 impl Hooks for JsonProgress {
     fn started(&self, node: &Node) {
-        self.event(
-            serde_json::json!({"event": "started", "node": node.id, "time": crate::apply::now()}),
-        );
+        self.event(What::Started {
+            node: node.id.to_string(),
+        });
     }
 
     fn finished(&self, node: &Node, end: &NodeEnd, took: Duration) {
-        let v = match end {
-            NodeEnd::Done => {
-                serde_json::json!({"event": "finished", "node": node.id, "time": crate::apply::now(), "seconds": took.as_secs_f64()})
-            }
-            NodeEnd::Paused { resume_at } => {
-                serde_json::json!({"event": "paused", "node": node.id, "time": crate::apply::now(), "resume_at": resume_at})
-            }
-        };
-        self.event(v);
+        let node = node.id.to_string();
+        self.event(match end {
+            NodeEnd::Done => What::Finished {
+                node,
+                seconds: took.as_secs_f64(),
+            },
+            NodeEnd::Paused { resume_at } => What::Paused {
+                node,
+                resume_at: rfc3339(*resume_at),
+            },
+        });
     }
 
     fn failed(&self, node: &Node, error: &Error) {
-        self.event(
-            serde_json::json!({"event": "failed", "node": node.id, "time": crate::apply::now(), "error": error.to_string()}),
-        );
+        self.event(What::Failed {
+            node: node.id.to_string(),
+            error: error.to_string(),
+        });
     }
 
     fn waiting(&self, node: &Node, what: &str, waited: Duration, remaining: Option<Duration>) {
         // Once every 10 seconds of waiting is enough for a machine.
         if waited.as_secs().is_multiple_of(10) {
-            self.event(
-                serde_json::json!({"event": "waiting", "node": node.id, "time": crate::apply::now(), "what": what, "elapsed": waited.as_secs(), "remaining": remaining.map(|r| r.as_secs())}),
-            );
+            self.event(What::Waiting {
+                node: node.id.to_string(),
+                what: what.to_owned(),
+                elapsed: waited.as_secs(),
+                remaining: remaining.map(|r| r.as_secs()),
+            });
         }
     }
 
-    /// The last event of a stack's run: `{"event": "ran", "stack", "finished": "done" |
-    /// "paused", "requests", "rounds", "rounds_without_gates", "by_operation"}`, and when
-    /// paused `resume_at` (epoch seconds) and `waiting` (the waits not waited).
-    fn ran(&self, stack: &str, walked: &Walked, stats: &ReadStats) {
-        let mut event = serde_json::json!({
-            "event": "ran",
-            "stack": stack,
-            "time": crate::apply::now(),
-            "finished": "done",
-            "requests": stats.requests,
-            "rounds": walked.rounds,
-            "rounds_without_gates": walked.rounds_without_gates,
-            "by_operation": stats.by_operation,
+    fn ran(&self, _stack: &str, walked: &Walked, stats: &ReadStats) {
+        let (finished, resume_at, waiting) = match &walked.finished {
+            Finished::Done => (events::Finished::Done, None, vec![]),
+            Finished::Paused { resume_at, waiting } => (
+                events::Finished::Paused,
+                Some(rfc3339(*resume_at)),
+                waiting.iter().map(ToString::to_string).collect(),
+            ),
+        };
+        self.event(What::Ran {
+            finished,
+            requests: stats.requests,
+            rounds: walked.rounds,
+            rounds_without_gates: walked.rounds_without_gates,
+            by_operation: stats.by_operation.clone(),
+            resume_at,
+            waiting,
         });
-        if let Finished::Paused { resume_at, waiting } = &walked.finished {
-            event["finished"] = "paused".into();
-            event["resume_at"] = (*resume_at).into();
-            event["waiting"] = serde_json::json!(waiting);
-        }
-        Self::emit(event);
     }
 
-    /// `{"event": "stopped", "stack", "error"}`: the stack's run ended on an error.
     fn stopped(&self, stack: &str, error: &Error) {
-        Self::emit(serde_json::json!({
-            "event": "stopped",
-            "stack": stack,
-            "time": crate::apply::now(),
-            "error": error.to_string(),
-        }));
+        self.event(What::Stopped {
+            error: error.to_string(),
+        });
         // For the person reading the job's log too.
         let mut err = std::io::stderr().lock();
         let _ = writeln!(err, "{}", messages::stack_stopped(stack, error));

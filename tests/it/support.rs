@@ -66,3 +66,38 @@ pub fn edited(manifest: &Path, name: &str, edit: impl FnOnce(&mut serde_json::Va
     std::fs::write(&p, serde_json::to_string_pretty(&v).unwrap()).unwrap();
     p
 }
+
+/// Every line of `stdout` is an event of `apply --json` valid under the schema that
+/// `reconcile schema --events` prints (checked by Python's jsonschema, from the venv).
+pub fn assert_events_valid(stdout: &str) {
+    let schema = std::process::Command::new(env!("CARGO_BIN_EXE_reconcile"))
+        .args(["schema", "--events"])
+        .output()
+        .expect("the binary runs");
+    assert!(schema.status.success());
+    let check = "import json, sys, jsonschema\n\
+                 schema = json.loads(open(sys.argv[1]).read())\n\
+                 lines = [l for l in sys.stdin.read().splitlines()]\n\
+                 assert lines, 'no events'\n\
+                 for l in lines:\n    jsonschema.validate(json.loads(l), schema)\n";
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let file = dir.path().join("events.schema.json");
+    std::fs::write(&file, &schema.stdout).expect("written");
+    let mut child = std::process::Command::new(repo_file(".venv/bin/python"))
+        .args(["-c", check, file.to_str().unwrap_or_default()])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python runs");
+    {
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(stdout.as_bytes()).expect("written");
+    }
+    let out = child.wait_with_output().expect("python ends");
+    assert!(
+        out.status.success(),
+        "events not valid under the schema:\n{}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
