@@ -94,30 +94,49 @@ pub fn load(args: &[PathBuf]) -> Result<Vec<Loaded>, Error> {
     load_all(&manifest_files(args)?)
 }
 
-/// `-f` arguments to files: a folder stands for the `.json` files directly in it.
+/// `-f` arguments to files: a folder stands for the manifests directly in it, its `.json`
+/// files but JSON Schemas (`*.schema.json`). A link there that leads nowhere is an error,
+/// not a stack silently left out.
 pub fn manifest_files(args: &[PathBuf]) -> Result<Vec<PathBuf>, Error> {
     let mut out = Vec::new();
     for a in args {
-        if a.is_dir() {
-            let entries = std::fs::read_dir(a).map_err(|e| Error::Files {
-                path: a.display().to_string(),
-                message: format!("cannot list the folder: {e}"),
-            })?;
-            let mut files: Vec<PathBuf> = entries
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "json") && p.is_file())
-                .collect();
-            files.sort();
-            if files.is_empty() {
+        if !a.is_dir() {
+            out.push(a.clone());
+            continue;
+        }
+        let failed = |message: String| Error::Files {
+            path: a.display().to_string(),
+            message,
+        };
+        let entries =
+            std::fs::read_dir(a).map_err(|e| failed(format!("cannot list the folder: {e}")))?;
+        let mut files: Vec<PathBuf> = Vec::new();
+        for entry in entries {
+            let p = entry
+                .map_err(|e| failed(format!("cannot list the folder: {e}")))?
+                .path();
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if !name.ends_with(".json") || name.ends_with(".schema.json") {
+                continue;
+            }
+            if p.is_symlink() && !p.exists() {
                 return Err(Error::Files {
-                    path: a.display().to_string(),
-                    message: "the folder holds no .json manifest".into(),
+                    path: p.display().to_string(),
+                    message: "a link to nothing: its stack would be left out; remove the link or restore what it leads to".into(),
                 });
             }
-            out.extend(files);
-        } else {
-            out.push(a.clone());
+            if p.is_file() {
+                files.push(p);
+            }
         }
+        files.sort();
+        if files.is_empty() {
+            return Err(failed("the folder holds no .json manifest".into()));
+        }
+        out.extend(files);
     }
     Ok(out)
 }

@@ -37,7 +37,9 @@ impl SavedPlan {
             stacks: planned
                 .iter()
                 .map(|p| SavedStack {
-                    manifest: p.loaded.path.clone(),
+                    // Absolute, so that the plan can be applied from another folder.
+                    manifest: std::fs::canonicalize(&p.loaded.path)
+                        .unwrap_or_else(|_| p.loaded.path.clone()),
                     manifest_digest: p.loaded.digest.clone(),
                     region: p.region.clone(),
                     observed_fingerprint: fingerprint(&p.observed),

@@ -15,8 +15,16 @@ pub fn print_json(value: &serde_json::Value) -> anyhow::Result<Outcome> {
     Ok(Outcome::Success)
 }
 
-pub fn validate(files: &[PathBuf], json: bool) -> anyhow::Result<Outcome> {
+pub fn validate(args: &[PathBuf], json: bool) -> anyhow::Result<Outcome> {
     let console = Console::detect();
+    // Folders as `plan` takes them.
+    let files = match app::manifest_files(args) {
+        Ok(f) => f,
+        Err(e) => {
+            console.error(&e.to_string());
+            return Ok(Outcome::Failed);
+        }
+    };
     let results: Vec<_> = files.iter().map(|f| (f, manifest::load(f))).collect();
     let ok = results.iter().all(|(_, r)| r.is_ok());
     if json {

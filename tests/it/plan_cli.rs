@@ -85,6 +85,12 @@ fn detailed_exitcode_and_saved_plan() {
     let stack = &plan["stacks"][0];
     assert_eq!(stack["manifest_digest"].as_str().unwrap().len(), 64);
     assert_eq!(stack["observed_fingerprint"].as_str().unwrap().len(), 64);
+    // Absolute, so that the plan applies from any folder.
+    assert!(
+        std::path::Path::new(stack["manifest"].as_str().unwrap()).is_absolute(),
+        "{}",
+        stack["manifest"]
+    );
     // Without the flag, changes still exit 0.
     let out = emu.reconcile(&["plan", "-f", manifest]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));

@@ -154,3 +154,38 @@ fn missing_file_is_a_clear_error() {
         stderr(&out)
     );
 }
+
+/// `validate` takes a folder as `plan` does: its manifests, not a JSON Schema beside them;
+/// a link in it that leads nowhere is an error, not a stack silently left out.
+#[test]
+fn a_folder_is_validated_like_plan_reads_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path();
+    std::fs::copy(
+        repo_file("manifests/site.example.json"),
+        folder.join("site.json"),
+    )
+    .unwrap();
+    std::fs::copy(
+        repo_file("docs/manifest.schema.json"),
+        folder.join("manifest.schema.json"),
+    )
+    .unwrap();
+    let f = folder.to_str().unwrap();
+    let out = reconcile(&["validate", "-f", f]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out).lines().count(), 1, "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("site.json: valid"),
+        "{}",
+        stdout(&out)
+    );
+    std::os::unix::fs::symlink(folder.join("gone.json"), folder.join("other.json")).unwrap();
+    let out = reconcile(&["validate", "-f", f]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("other.json: a link to nothing"),
+        "{}",
+        stderr(&out)
+    );
+}
