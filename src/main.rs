@@ -108,7 +108,8 @@ fn main() -> ExitCode {
         // `plan | head`: the reader has what it wanted.
         Err(e) if cli::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            Console::detect().error(&format!("{e:#}"));
+            // Each error's text already holds its causes: once, not again as a chain.
+            Console::detect().error(&e.to_string());
             ExitCode::from(1)
         }
     }

@@ -222,6 +222,13 @@ pub enum Error {
         operation: &'static str,
         detail: String,
     },
+    /// No usable credentials: the chain found none, or the profile named is not there.
+    #[error("{service} {operation}: no usable AWS credentials ({detail}). Set AWS_PROFILE (or pass --profile) to a profile in ~/.aws/config, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; `aws sts get-caller-identity` shows whether the chain finds any")]
+    Credentials {
+        service: Service,
+        operation: &'static str,
+        detail: String,
+    },
     /// AWS answered without a field that every such answer has.
     #[error("{service} {operation} answered without {field}")]
     Incomplete {
@@ -282,7 +289,8 @@ impl Error {
         match self {
             Error::Api { operation, .. }
             | Error::Transport { operation, .. }
-            | Error::Incomplete { operation, .. } => Some(operation),
+            | Error::Incomplete { operation, .. }
+            | Error::Credentials { operation, .. } => Some(operation),
             Error::AmbiguousZone { .. } => Some("ListHostedZonesByName"),
             Error::NotOwned { .. } | Error::Bug(_) => None,
         }
@@ -297,8 +305,21 @@ pub(crate) fn sdk_error<E, R>(
 ) -> Error
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
+    R: std::fmt::Debug + 'static,
 {
+    if let Some(c) = credentials_error(&err) {
+        return Error::Credentials {
+            service,
+            operation,
+            // The chain's first line, without the list of providers tried after it.
+            detail: c
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .trim_end_matches(" Attempted:")
+                .to_owned(),
+        };
+    }
     match &err {
         SdkError::ServiceError(_) => Error::Api {
             service,
@@ -312,6 +333,19 @@ where
             detail: chain(&err),
         },
     }
+}
+
+/// The credential chain's own error, when that is why a request could not be sent.
+fn credentials_error(err: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cause {
+        if let Some(c) = e.downcast_ref::<aws_credential_types::provider::error::CredentialsError>()
+        {
+            return Some(chain(c));
+        }
+        cause = e.source();
+    }
+    None
 }
 
 /// A request the SDK could not build (a required field left out) as the project's error.

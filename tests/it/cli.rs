@@ -142,3 +142,25 @@ sys.stdout.write(seen.decode(errors="replace"))
         "assert not [g for g in ec2.describe_security_groups()['SecurityGroups'] if g['GroupName'].startswith('reconcile-lock-')], 'lock left'",
     );
 }
+
+/// No credentials anywhere in the chain: one error, once, saying what to set.
+#[test]
+fn missing_credentials_are_one_error_saying_what_to_set() {
+    let home = tempfile::tempdir().unwrap();
+    let m = repo().join("manifests/site.example.json");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_reconcile"))
+        .args(["plan", "-f", m.to_str().unwrap(), "--max-attempts", "1"])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home.path())
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .output()
+        .expect("the binary runs");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.matches("no usable AWS credentials").count(), 1, "{err}");
+    assert!(err.contains("AWS_PROFILE"), "{err}");
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+}
