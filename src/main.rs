@@ -12,7 +12,7 @@ use clap::Parser;
 use cli::apply::{apply_cmd, unlock_cmd, ApplyArgs};
 use cli::args::{Cli, Command};
 use cli::init::init_cmd;
-use cli::offline::{backend, print_json, validate};
+use cli::offline::{backend, print_json, print_text, validate};
 use cli::plan::{plan, PlanView};
 use cli::{block_on, Outcome};
 use reconcile::manifest;
@@ -34,6 +34,26 @@ fn main() -> ExitCode {
     };
     let outcome = match cli.command {
         Command::Validate { files, json } => validate(&files, json),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "reconcile", &mut out);
+            print_text(&out)
+        }
+        Command::Man { dir: None } => {
+            let mut out = Vec::new();
+            clap_mangen::Man::new(<Cli as clap::CommandFactory>::command())
+                .render(&mut out)
+                .map_err(anyhow::Error::from)
+                .and_then(|()| print_text(&out))
+        }
+        Command::Man { dir: Some(dir) } => {
+            clap_mangen::generate_to(<Cli as clap::CommandFactory>::command(), &dir)
+                .map(|()| cli::Outcome::Success)
+                .map_err(|e| {
+                    anyhow::anyhow!("cannot write the man pages to {}: {e}", dir.display())
+                })
+        }
         Command::Schema { events: false } => print_json(&manifest::schema()),
         Command::Schema { events: true } => print_json(&reconcile::render::events::schema()),
         Command::Init {

@@ -120,6 +120,20 @@ pub enum Command {
         #[command(flatten)]
         aws: AwsFlags,
     },
+    /// Prints a shell's completion script: `reconcile completions bash > /etc/bash_completion.d/reconcile`,
+    /// `reconcile completions zsh > "${fpath[1]}/_reconcile"`, `reconcile completions fish >
+    /// ~/.config/fish/completions/reconcile.fish`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Prints the man page (roff): `reconcile man > reconcile.1; man ./reconcile.1`; with
+    /// --dir, writes one page per command there (reconcile.1, reconcile-plan.1, ...).
+    Man {
+        /// Folder to write every page to.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
     /// Prints the manifest's JSON Schema (or, with --events, that of `apply --json`'s events).
     Schema {
         /// The schema of the events `apply --json` writes, one per line.

@@ -15,6 +15,12 @@ pub fn print_json(value: &serde_json::Value) -> anyhow::Result<Outcome> {
     Ok(Outcome::Success)
 }
 
+/// Writes generated text (completions, the man page) to standard output.
+pub fn print_text(bytes: &[u8]) -> anyhow::Result<Outcome> {
+    Console::detect().out(&String::from_utf8_lossy(bytes))?;
+    Ok(Outcome::Success)
+}
+
 pub fn validate(args: &[PathBuf], json: bool) -> anyhow::Result<Outcome> {
     let console = Console::detect();
     // Folders as `plan` takes them.

@@ -164,3 +164,48 @@ fn missing_credentials_are_one_error_saying_what_to_set() {
     assert!(err.contains("AWS_PROFILE"), "{err}");
     assert_eq!(err.lines().count(), 1, "one line: {err}");
 }
+
+/// Completions for each shell and the man pages come from the command line's own
+/// definitions: every command is in them.
+#[test]
+fn completions_and_man_pages_name_every_command() {
+    let commands = [
+        "validate",
+        "plan",
+        "apply",
+        "init",
+        "unlock",
+        "schema",
+        "backend",
+        "completions",
+        "man",
+    ];
+    for shell in ["bash", "zsh", "fish"] {
+        let out = crate::support::reconcile(&["completions", shell]);
+        assert_eq!(out.status.code(), Some(0), "{shell}: {}", text(&out));
+        let script = String::from_utf8_lossy(&out.stdout);
+        for c in commands {
+            assert!(script.contains(c), "{shell} completions lack {c}");
+        }
+        assert!(script.contains("detailed-exitcode"), "{shell}: flags too");
+    }
+    let out = crate::support::reconcile(&["completions", "tcsh"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "an unknown shell is a usage error"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let out = crate::support::reconcile(&["man", "--dir", dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    for c in commands {
+        let page = std::fs::read_to_string(dir.path().join(format!("reconcile-{c}.1")))
+            .unwrap_or_else(|e| panic!("reconcile-{c}.1: {e}"));
+        assert!(
+            page.starts_with(".ie") || page.contains(".TH"),
+            "{c}: {page}"
+        );
+    }
+    let main = std::fs::read_to_string(dir.path().join("reconcile.1")).unwrap();
+    assert!(main.contains(".TH reconcile 1"), "{main}");
+}
