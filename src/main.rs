@@ -34,6 +34,8 @@ fn main() -> ExitCode {
     };
     let outcome = match cli.command {
         Command::Validate { files, json } => validate(&files, json),
+        Command::Show { planfile, json } => cli::plan::show(&planfile, json),
+        Command::IamPolicy { read_only } => print_json(&reconcile::aws::policy::policy(read_only)),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             let mut out = Vec::new();

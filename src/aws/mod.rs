@@ -7,6 +7,7 @@ pub mod acm;
 pub mod ec2;
 pub mod elbv2;
 pub mod limit;
+pub mod policy;
 pub mod route53;
 pub mod settle;
 

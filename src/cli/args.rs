@@ -120,6 +120,23 @@ pub enum Command {
         #[command(flatten)]
         aws: AwsFlags,
     },
+    /// Shows a plan saved by `plan --out`, as `plan` showed it (or as its JSON document),
+    /// without reading AWS: a drift job reads AWS once and keeps both views.
+    Show {
+        /// The plan file.
+        #[arg(value_name = "PLANFILE")]
+        planfile: PathBuf,
+        /// Print the versioned JSON document instead.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Prints the least-privilege IAM policy reconcile needs: for plan, init and drift
+    /// detection with --read-only, for apply (and its lock) without.
+    IamPolicy {
+        /// Only what reading needs (plan, init, drift detection).
+        #[arg(long)]
+        read_only: bool,
+    },
     /// Prints a shell's completion script: `reconcile completions bash > /etc/bash_completion.d/reconcile`,
     /// `reconcile completions zsh > "${fpath[1]}/_reconcile"`, `reconcile completions fish >
     /// ~/.config/fish/completions/reconcile.fish`.

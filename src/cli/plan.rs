@@ -80,3 +80,26 @@ pub async fn plan(
         Outcome::Success
     })
 }
+
+/// `reconcile show PLANFILE [--json]`: a saved plan as `plan` showed it; no AWS call.
+pub fn show(planfile: &Path, as_json: bool) -> anyhow::Result<Outcome> {
+    let console = Console::detect();
+    let saved = SavedPlan::read(planfile)?;
+    if as_json {
+        console.json(&json::PlanDocument::of_saved(&saved))?;
+    } else {
+        for (i, s) in saved.stacks.iter().enumerate() {
+            if i > 0 {
+                console.line("")?;
+            }
+            let label = messages::stack_label(
+                &s.plan.stack,
+                &s.manifest.display().to_string(),
+                &s.region,
+                None,
+            );
+            console.out(&human::plan(&s.plan, &label, &console.style))?;
+        }
+    }
+    Ok(Outcome::Success)
+}

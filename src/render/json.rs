@@ -36,6 +36,28 @@ impl PlanDocument {
     }
 }
 
+impl PlanDocument {
+    /// The document of a saved plan (`reconcile show PLANFILE --json`): the plans as they
+    /// were made, without read statistics (no read is made).
+    pub fn of_saved(saved: &crate::app::SavedPlan) -> PlanDocument {
+        PlanDocument {
+            format_version: FORMAT_VERSION.to_owned(),
+            stats: serde_json::Value::Null,
+            stacks: saved
+                .stacks
+                .iter()
+                .map(|s| {
+                    StackPlan::new(
+                        &s.plan,
+                        &s.manifest.display().to_string(),
+                        serde_json::Value::Null,
+                    )
+                })
+                .collect(),
+        }
+    }
+}
+
 /// The run's read statistics with the number of stacks read.
 pub fn run_stats(stats: &crate::aws::ReadStats, stacks: usize) -> serde_json::Value {
     let mut v = serde_json::to_value(stats).unwrap_or_default();

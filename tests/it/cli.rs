@@ -209,3 +209,56 @@ fn completions_and_man_pages_name_every_command() {
     let main = std::fs::read_to_string(dir.path().join("reconcile.1")).unwrap();
     assert!(main.contains(".TH reconcile 1"), "{main}");
 }
+
+/// Every operation the meter counts in a plan is in the read-only policy, and every one
+/// an apply counts in the full one.
+#[test]
+fn the_iam_policy_covers_every_operation_a_run_sends() {
+    let actions = |read_only: bool| -> Vec<String> {
+        let mut args = vec!["iam-policy"];
+        if read_only {
+            args.push("--read-only");
+        }
+        let out = crate::support::reconcile(&args);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        doc["Statement"]
+            .as_array()
+            .expect("statements")
+            .iter()
+            .flat_map(|s| s["Action"].as_array().cloned().unwrap_or_default())
+            .filter_map(|a| a.as_str().map(str::to_owned))
+            .collect()
+    };
+    let (read, all) = (actions(true), actions(false));
+    let covered =
+        |policy: &[String], op: &str| policy.iter().any(|a| a.ends_with(&format!(":{op}")));
+    let emu = Emulator::start();
+    let s = emu.seed(&["--ttl", "3", "--transition-ttl", "1"]);
+    let m = s.manifest.to_str().unwrap();
+    let out = emu.reconcile(&["plan", "-f", m, "--json"]);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a plan document");
+    let ops = doc["stats"]["by_operation"]
+        .as_object()
+        .expect("by_operation");
+    assert!(ops.len() >= 5, "{ops:?}");
+    for op in ops.keys() {
+        assert!(
+            covered(&read, op),
+            "plan sends {op}, not in the read-only policy"
+        );
+    }
+    let out = emu.reconcile(&["apply", "-f", m, "--yes", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let mut seen = 0;
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let e: serde_json::Value = serde_json::from_str(line).expect("an event");
+        if let Some(ops) = e["by_operation"].as_object() {
+            for op in ops.keys() {
+                seen += 1;
+                assert!(covered(&all, op), "apply sends {op}, not in the policy");
+            }
+        }
+    }
+    assert!(seen >= 10, "only {seen} operations counted");
+}

@@ -94,6 +94,24 @@ fn detailed_exitcode_and_saved_plan() {
     // Without the flag, changes still exit 0.
     let out = emu.reconcile(&["plan", "-f", manifest]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // `show` renders the saved plan without reading AWS (no endpoint to read from), as
+    // text and as the same document `plan --json` writes.
+    let shown = crate::support::reconcile(&["show", saved.to_str().unwrap()]);
+    assert_eq!(shown.status.code(), Some(0), "{}", stderr(&shown));
+    assert!(
+        String::from_utf8_lossy(&shown.stdout).contains("Plan: 10 to add"),
+        "{}",
+        String::from_utf8_lossy(&shown.stdout)
+    );
+    let shown = crate::support::reconcile(&["show", saved.to_str().unwrap(), "--json"]);
+    assert_eq!(shown.status.code(), Some(0), "{}", stderr(&shown));
+    let doc: PlanDocument = serde_json::from_slice(&shown.stdout).expect("a plan document");
+    let fresh = emu.reconcile(&["plan", "-f", manifest, "--json"]);
+    let fresh: PlanDocument = serde_json::from_slice(&fresh.stdout).expect("a plan document");
+    assert_eq!(
+        serde_json::to_value(&doc.stacks[0].changes).unwrap(),
+        serde_json::to_value(&fresh.stacks[0].changes).unwrap()
+    );
 }
 
 #[test]
