@@ -135,6 +135,12 @@ pub struct Walked {
     /// The same chain with the gates' requests left out (their polls, and Route53's
     /// in-sync checks), as if every gate were satisfied without asking.
     pub rounds_without_gates: usize,
+    /// How long the walk took.
+    pub elapsed: Duration,
+    /// The changes carried out, by action.
+    pub done: BTreeMap<crate::plan::Action, usize>,
+    /// Where the records the run switched now lead: `(record, load balancer DNS name)`.
+    pub switched: Vec<(String, String)>,
 }
 
 /// How the run ended.
@@ -171,6 +177,7 @@ pub async fn run(
     opts: &Options,
     hooks: Arc<dyn Hooks>,
 ) -> Result<Walked, Error> {
+    let t0 = std::time::Instant::now();
     let ctx = Arc::new(Context::new(clients.clone(), meter.clone(), observed));
     let deadline = opts
         .max_wait
@@ -266,10 +273,31 @@ pub async fn run(
             waiting: paused.into_iter().map(|(id, _)| id).collect(),
         }
     };
+    let mut done_by_action: BTreeMap<crate::plan::Action, usize> = BTreeMap::new();
+    let mut switched = Vec::new();
+    for n in plan.nodes.iter().filter(|n| done.contains_key(&n.id)) {
+        if let NodeKind::Change(c) = &n.kind {
+            *done_by_action.entry(c.action).or_insert(0) += 1;
+            if let crate::plan::Op::SetRecord {
+                name,
+                value: crate::plan::RecordValue::LoadBalancer(lb),
+                step: crate::plan::DnsStep::Switch,
+                ..
+            } = &c.op
+            {
+                if let Ok(a) = ctx.load_balancer(lb) {
+                    switched.push((name.clone(), a.dns_name));
+                }
+            }
+        }
+    }
     Ok(Walked {
         finished,
         rounds: longest.0 .0,
         rounds_without_gates: longest.1 .0,
+        elapsed: t0.elapsed(),
+        done: done_by_action,
+        switched,
     })
 }
 

@@ -435,10 +435,14 @@ impl<'a> Differ<'a> {
             DnsStep::Switch,
             Some(("switched", ttl_at_switch)),
         );
+        // A TTL already at the switch's (lowered by an earlier run) is no change to show.
         let attrs = vec![
             attr("value", Some(json!(before)), Some(json!(after_value))),
             attr("ttl", Some(json!(old_ttl)), switch_ttl.map(|t| json!(t))),
-        ];
+        ]
+        .into_iter()
+        .filter(|a| a.before != a.after)
+        .collect();
         self.dns_change(
             op,
             attrs,

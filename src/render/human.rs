@@ -182,7 +182,10 @@ pub fn plan(p: &Plan, label: &str, style: &Style) -> String {
         );
     }
     if !p.has_changes() {
-        let _ = writeln!(out, "  No changes: the live state matches the manifest.");
+        // A blocked plan may have no changes only because the diff stopped at the blocker.
+        if p.blockers.is_empty() {
+            let _ = writeln!(out, "  No changes: the live state matches the manifest.");
+        }
         return out;
     }
     let mut current = 0;

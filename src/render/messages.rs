@@ -88,10 +88,25 @@ pub fn unlocked(stack: &str, done: &Unlocked) -> String {
 }
 
 pub fn apply_complete(stack: &str, walked: &Walked, stats: &ReadStats) -> String {
-    format!(
-        "stack {stack}: apply complete ({} AWS requests in {} rounds, {} without the gates' requests).",
-        stats.requests, walked.rounds, walked.rounds_without_gates
-    )
+    use crate::plan::Action;
+    let n = |a: Action| walked.done.get(&a).copied().unwrap_or(0);
+    let mut text = format!(
+        "stack {stack}: apply complete in {}: {} added, {} changed, {} replaced, {} removed ({} AWS requests in {} rounds, {} without the gates' requests).",
+        duration(walked.elapsed.as_secs()),
+        n(Action::Create),
+        n(Action::Update),
+        n(Action::Replace),
+        n(Action::Delete),
+        stats.requests,
+        walked.rounds,
+        walked.rounds_without_gates
+    );
+    for (record, address) in &walked.switched {
+        text.push_str(&format!(
+            "\n  {record} now leads to the load balancer {address}"
+        ));
+    }
+    text
 }
 
 /// A stack's run that stopped: the error, and for unhealthy targets each with its reason

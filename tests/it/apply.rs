@@ -38,8 +38,12 @@ fn starting_point_migrates_keeping_the_site_up_after_every_call() {
     let proxy = checked_proxy(&emu, &s.manifest);
     let out = emu.reconcile_at(&proxy.url, &["apply", "-f", path(&s), "--yes"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("apply complete in "), "{}", text(&out));
+    // What was done, and the site's new address.
+    assert!(stdout.contains("10 added, "), "{}", text(&out));
     assert!(
-        String::from_utf8_lossy(&out.stdout).contains("apply complete"),
+        stdout.contains("www.example.com now leads to the load balancer www-example-"),
         "{}",
         text(&out)
     );
