@@ -32,6 +32,8 @@ fn main() -> ExitCode {
             };
         }
     };
+    reconcile::render::human::set_color(cli.color.choice());
+    reconcile::render::console::init_debug(cli.debug);
     let outcome = match cli.command {
         Command::Validate { files, json } => validate(&files, json),
         Command::Show { planfile, json } => cli::plan::show(&planfile, json),

@@ -35,7 +35,9 @@ use aws_smithy_runtime_api::client::http::{
     HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
     SharedHttpConnector,
 };
-use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextMut;
+use aws_smithy_runtime_api::client::interceptors::context::{
+    BeforeDeserializationInterceptorContextRef, BeforeTransmitInterceptorContextMut,
+};
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, Metadata};
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
@@ -211,6 +213,30 @@ impl Intercept for Label {
                 .request_mut()
                 .add_extension(Operation(m.name().to_owned()));
         }
+        Ok(())
+    }
+
+    /// `--debug`: each answer with its operation, status and AWS's request id (what AWS
+    /// support asks for).
+    fn read_before_deserialization(
+        &self,
+        context: &BeforeDeserializationInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let response = context.response();
+        let headers = response.headers();
+        let request_id = headers
+            .get("x-amzn-requestid")
+            .or_else(|| headers.get("x-amz-request-id"))
+            .unwrap_or("-");
+        tracing::debug!(
+            target: "reconcile::aws",
+            operation = cfg.load::<Metadata>().map_or("?", |m| m.name()),
+            status = response.status().as_u16(),
+            request_id,
+            "answer"
+        );
         Ok(())
     }
 }

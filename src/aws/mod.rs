@@ -108,11 +108,21 @@ pub struct Clients {
 impl Clients {
     /// Clients that send every request at once (tests, and readers that must not wait).
     pub fn new(config: &SdkConfig) -> Clients {
+        // Labelled (for `--debug`), not limited.
+        macro_rules! client {
+            ($sdk:ident) => {
+                $sdk::Client::from_conf(
+                    $sdk::config::Builder::from(config)
+                        .interceptor(limit::label())
+                        .build(),
+                )
+            };
+        }
         Clients {
-            elbv2: aws_sdk_elasticloadbalancingv2::Client::new(config),
-            ec2: aws_sdk_ec2::Client::new(config),
-            route53: aws_sdk_route53::Client::new(config),
-            acm: aws_sdk_acm::Client::new(config),
+            elbv2: client!(aws_sdk_elasticloadbalancingv2),
+            ec2: client!(aws_sdk_ec2),
+            route53: client!(aws_sdk_route53),
+            acm: client!(aws_sdk_acm),
         }
     }
 

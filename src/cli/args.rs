@@ -14,6 +14,39 @@ use reconcile::render::graph;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// When to colour the output: auto (on a terminal, unless NO_COLOR is set), always,
+    /// never.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "auto",
+        value_name = "WHEN"
+    )]
+    pub color: Color,
+    /// Log every AWS call (operation, status, request id) and the SDK's events on
+    /// standard error; RUST_LOG chooses what in more detail.
+    #[arg(long, global = true)]
+    pub debug: bool,
+}
+
+/// `--color`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum Color {
+    Auto,
+    Always,
+    Never,
+}
+
+impl Color {
+    pub fn choice(self) -> reconcile::render::human::ColorChoice {
+        use reconcile::render::human::ColorChoice;
+        match self {
+            Color::Auto => ColorChoice::Auto,
+            Color::Always => ColorChoice::Always,
+            Color::Never => ColorChoice::Never,
+        }
+    }
 }
 
 #[derive(Subcommand)]

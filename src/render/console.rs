@@ -76,3 +76,22 @@ impl Console {
         Ok(answer.trim().to_owned())
     }
 }
+
+/// `--debug` (or `RUST_LOG`): reconcile's and the SDK's events on standard error, each AWS
+/// answer with its operation, status and request id. `RUST_LOG` picks what, e.g.
+/// `RUST_LOG=aws_smithy_runtime=trace`.
+pub fn init_debug(debug: bool) {
+    let from_env = std::env::var("RUST_LOG").ok().filter(|v| !v.is_empty());
+    if !debug && from_env.is_none() {
+        return;
+    }
+    let filter =
+        tracing_subscriber::EnvFilter::new(from_env.unwrap_or_else(|| {
+            "reconcile=debug,aws_config=info,aws_smithy_runtime=info".to_owned()
+        }));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .try_init();
+}

@@ -11,13 +11,34 @@ pub struct Style {
     pub color: bool,
 }
 
+/// `--color`: when to colour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ColorChoice {
+    /// On a terminal, unless `NO_COLOR` is set.
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
+static COLOR: std::sync::OnceLock<ColorChoice> = std::sync::OnceLock::new();
+
+/// Sets `--color` for the process (once, before anything is written).
+pub fn set_color(choice: ColorChoice) {
+    let _ = COLOR.set(choice);
+}
+
 impl Style {
-    /// Colour when `is_terminal` and the user has not asked for none.
+    /// Colour as `--color` says: by default when `is_terminal` and the user has not asked
+    /// for none (`NO_COLOR`).
     pub fn detect(is_terminal: bool) -> Style {
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-        Style {
-            color: is_terminal && !no_color,
-        }
+        let color = match COLOR.get().copied().unwrap_or_default() {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => is_terminal && !no_color,
+        };
+        Style { color }
     }
 
     fn paint(&self, code: &str, text: &str) -> String {

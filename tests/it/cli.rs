@@ -262,3 +262,29 @@ fn the_iam_policy_covers_every_operation_a_run_sends() {
     }
     assert!(seen >= 10, "only {seen} operations counted");
 }
+
+/// `--color always` colours even off a terminal, `never` (the default off one) does not;
+/// `--debug` logs each AWS answer with its operation, status and request id on stderr.
+#[test]
+fn color_and_debug_flags() {
+    let emu = Emulator::start();
+    let s = emu.seed(&[]);
+    let m = s.manifest.to_str().unwrap();
+    let out = emu.reconcile(&["plan", "-f", m, "--color", "always"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\x1b["));
+    let out = emu.reconcile(&["plan", "-f", m, "--color", "never", "--debug"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("\x1b["));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for want in [
+        "operation=\"DescribeLoadBalancers\"",
+        "status=200",
+        "request_id=",
+    ] {
+        assert!(err.contains(want), "{want}: {err}");
+    }
+    // Without it, nothing of the kind.
+    let out = emu.reconcile(&["plan", "-f", m]);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("request_id="));
+}
