@@ -110,15 +110,18 @@ fn main() -> ExitCode {
         Command::Plan {
             files,
             json,
+            format,
             graph,
             out,
             detailed_exitcode,
             aws,
         } => {
-            let view = match (json, graph) {
-                (true, _) => PlanView::Json,
-                (false, Some(g)) => PlanView::Graph(g.format()),
-                (false, None) => PlanView::Human,
+            use cli::args::PlanFormat;
+            let view = match (json, format, graph) {
+                (true, _, _) | (_, Some(PlanFormat::Json), _) => PlanView::Json,
+                (_, Some(PlanFormat::Markdown), _) => PlanView::Markdown,
+                (_, _, Some(g)) => PlanView::Graph(g.format()),
+                _ => PlanView::Human,
             };
             block_on(plan(&files, view, out.as_deref(), detailed_exitcode, &aws))
         }

@@ -30,6 +30,14 @@ pub struct Cli {
     pub debug: bool,
 }
 
+/// `plan --format`.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PlanFormat {
+    Text,
+    Json,
+    Markdown,
+}
+
 /// `--color`.
 #[derive(Clone, Copy, clap::ValueEnum)]
 pub enum Color {
@@ -66,9 +74,13 @@ pub enum Command {
         /// Manifest file or folder of manifests; repeat for several stacks.
         #[arg(short = 'f', long = "file", required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
-        /// Print the plan as a versioned JSON document.
+        /// Print the plan as a versioned JSON document (the same as --format json).
         #[arg(long)]
         json: bool,
+        /// How to print the plan: text (default), json, or markdown (for a pull-request
+        /// comment).
+        #[arg(long, value_enum, value_name = "FORMAT", conflicts_with_all = ["json", "graph"])]
+        format: Option<PlanFormat>,
         /// Print the change graph as a picture instead: Graphviz (`dot -Tsvg`) or Mermaid.
         #[arg(long, value_name = "FORMAT", value_enum, conflicts_with = "json")]
         graph: Option<GraphFormat>,

@@ -15,6 +15,7 @@ use super::Outcome;
 pub enum PlanView {
     Human,
     Json,
+    Markdown,
     Graph(graph::Format),
 }
 
@@ -46,6 +47,21 @@ pub async fn plan(
             }
         }
         PlanView::Json => console.json(&json::PlanDocument::new(&planning))?,
+        PlanView::Markdown => {
+            let plans: Vec<(&reconcile::plan::Plan, String)> = planned
+                .iter()
+                .map(|p| {
+                    let label = messages::stack_label(
+                        &p.plan.stack,
+                        &p.loaded.path.display().to_string(),
+                        &p.region,
+                        None,
+                    );
+                    (&p.plan, label)
+                })
+                .collect();
+            console.out(&reconcile::render::markdown::render(&plans))?;
+        }
         PlanView::Human => {
             for (i, p) in planned.iter().enumerate() {
                 if i > 0 {

@@ -6,5 +6,6 @@ pub mod events;
 pub mod graph;
 pub mod human;
 pub mod json;
+pub mod markdown;
 pub mod messages;
 pub mod progress;

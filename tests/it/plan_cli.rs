@@ -112,6 +112,19 @@ fn detailed_exitcode_and_saved_plan() {
         serde_json::to_value(&doc.stacks[0].changes).unwrap(),
         serde_json::to_value(&fresh.stacks[0].changes).unwrap()
     );
+    // For a pull-request comment: a table row per change and wait.
+    let md = emu.reconcile(&["plan", "-f", manifest, "--format", "markdown"]);
+    assert_eq!(md.status.code(), Some(0), "{}", stderr(&md));
+    let md = String::from_utf8_lossy(&md.stdout);
+    assert!(md.starts_with("### stack www-example ("), "{md}");
+    assert!(md.contains("**Plan:** 10 to add"), "{md}");
+    let rows = md
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| step"))
+        .count();
+    let nodes = fresh.stacks[0].changes.len() + fresh.stacks[0].gates.len();
+    assert_eq!(rows, nodes, "{md}");
+    assert!(md.contains("Checked: "), "{md}");
 }
 
 #[test]
