@@ -13,9 +13,7 @@ pub mod settle;
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::Poll;
 
 use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, ConfigLoader, Region, SdkConfig};
@@ -571,34 +569,7 @@ where
 
 /// Runs the futures concurrently; the first error wins and the rest are dropped.
 /// Outputs come in the order of the inputs.
-pub(crate) async fn try_join_all<T, F>(futures: impl IntoIterator<Item = F>) -> Result<Vec<T>>
-where
-    F: Future<Output = Result<T>>,
-{
-    let mut futures: Vec<Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
-    let mut done: Vec<Option<T>> = futures.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (future, slot) in futures.iter_mut().zip(done.iter_mut()) {
-            if slot.is_some() {
-                continue;
-            }
-            match future.as_mut().poll(cx) {
-                Poll::Ready(Ok(value)) => *slot = Some(value),
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Pending => pending = true,
-            }
-        }
-        if pending {
-            Poll::Pending
-        } else {
-            Poll::Ready(Ok(()))
-        }
-    })
-    .await?;
-    // Every slot is filled once the poll above is ready without an error.
-    Ok(done.into_iter().flatten().collect())
-}
+pub(crate) use futures::future::try_join_all;
 
 #[cfg(test)]
 mod tests {
