@@ -3,6 +3,7 @@
 //! plain timestamped lines; with `--json`, one JSON event per line.
 
 use std::io::Write as _;
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -32,23 +33,35 @@ fn secs(d: Duration) -> u64 {
 
 /// Human progress. When several stacks are applied at once, each has its own, made by
 /// [`HumanProgress::for_stack`], and every line starts with the stack's name.
+///
+/// On a terminal, each wait in progress is a live line of its own (indicatif, cut to the
+/// terminal's width), and other lines are printed above them; otherwise plain timestamped
+/// lines, a wait every 30 s.
 pub struct HumanProgress {
     terminal: bool,
     style: Style,
     stack: Option<String>,
     /// Last time a wait was reported, per stack and node (plain output reports every 30 s).
     last: Arc<Mutex<Vec<(String, Instant)>>>,
-    /// A live wait line is on screen and must be cleared before printing.
-    live: Arc<Mutex<bool>>,
+    /// The live lines, shared by the stacks of a run (terminal only).
+    bars: indicatif::MultiProgress,
+    /// The live line of each wait in progress, by stack and node.
+    live: Arc<Mutex<BTreeMap<String, indicatif::ProgressBar>>>,
 }
 
 impl HumanProgress {
     pub fn new(terminal: bool) -> HumanProgress {
+        let target = if terminal {
+            indicatif::ProgressDrawTarget::stdout()
+        } else {
+            indicatif::ProgressDrawTarget::hidden()
+        };
         HumanProgress {
             terminal,
             style: Style::detect(terminal),
             stack: None,
             last: Arc::default(),
+            bars: indicatif::MultiProgress::with_draw_target(target),
             live: Arc::default(),
         }
     }
@@ -60,6 +73,7 @@ impl HumanProgress {
             style: self.style,
             stack: Some(stack.to_owned()),
             last: Arc::clone(&self.last),
+            bars: self.bars.clone(),
             live: Arc::clone(&self.live),
         }
     }
@@ -72,23 +86,33 @@ impl HumanProgress {
         }
     }
 
+    fn key(&self, node: &Node) -> String {
+        format!("{}/{}", self.stack.as_deref().unwrap_or(""), node.id)
+    }
+
     fn line(&self, text: &str) {
         let text = self.labelled(text);
-        let mut out = std::io::stdout().lock();
-        let mut live = self
+        if self.terminal {
+            // Above the live lines; a closed output is not worth a panic.
+            let _ = self.bars.println(&text);
+        } else {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "[{}] {text}", utc(crate::apply::now()));
+            let _ = out.flush();
+        }
+    }
+
+    /// The wait of `node` ended: its live line goes.
+    fn end_wait(&self, node: &Node) {
+        let bar = self
             .live
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if *live {
-            let _ = write!(out, "\r\x1b[2K");
-            *live = false;
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&self.key(node));
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+            self.bars.remove(&bar);
         }
-        if self.terminal {
-            let _ = writeln!(out, "{text}");
-        } else {
-            let _ = writeln!(out, "[{}] {text}", utc(crate::apply::now()));
-        }
-        let _ = out.flush();
     }
 }
 
@@ -100,6 +124,7 @@ impl Hooks for HumanProgress {
     }
 
     fn finished(&self, node: &Node, end: &NodeEnd, took: Duration) {
+        self.end_wait(node);
         let text = match (&node.kind, end) {
             (NodeKind::Change(_), _) => format!("  {} done ({}s)", label(node), took.as_secs()),
             (NodeKind::Gate(g), NodeEnd::Done) => {
@@ -131,13 +156,18 @@ impl Hooks for HumanProgress {
         );
         if self.terminal {
             let text = self.labelled(&text);
-            let mut out = std::io::stdout().lock();
-            let _ = write!(out, "\r\x1b[2K{text}");
-            let _ = out.flush();
-            *self
+            let mut live = self
                 .live
                 .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner) = true;
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let bar = live.entry(self.key(node)).or_insert_with(|| {
+                let bar = self.bars.add(indicatif::ProgressBar::new_spinner());
+                if let Ok(style) = indicatif::ProgressStyle::with_template("{wide_msg}") {
+                    bar.set_style(style);
+                }
+                bar
+            });
+            bar.set_message(text);
             return;
         }
         let mut last = self
@@ -175,26 +205,23 @@ impl Hooks for HumanProgress {
 }
 
 impl HumanProgress {
-    /// Clears a live wait line, then writes `text` and a line end, as it is, to standard
-    /// output (or error).
+    /// Writes `text` and a line end, as it is, to standard output (or error), above the
+    /// live lines.
     fn plain(&self, text: &str, to_stderr: bool) {
-        let mut live = self
-            .live
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if *live {
-            let mut out = std::io::stdout().lock();
-            let _ = write!(out, "\r\x1b[2K");
-            let _ = out.flush();
-            *live = false;
-        }
-        if to_stderr {
-            let mut err = std::io::stderr().lock();
-            let _ = writeln!(err, "{text}");
+        let write = || {
+            if to_stderr {
+                let mut err = std::io::stderr().lock();
+                let _ = writeln!(err, "{text}");
+            } else {
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{text}");
+                let _ = out.flush();
+            }
+        };
+        if self.terminal {
+            self.bars.suspend(write);
         } else {
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{text}");
-            let _ = out.flush();
+            write();
         }
     }
 
