@@ -206,26 +206,18 @@ impl<'a> Differ<'a> {
     /// Deletes a group of the stack that serves nothing, first, so that a new group can
     /// take its name.
     fn free_tg_name(&mut self, t: &ObservedTg) {
-        self.change(
-            NodeId::TargetGroupDelete {
-                name: t.name.clone(),
-            },
-            Change {
-                resource: resource("target_group", &t.name, true),
-                action: Action::Delete,
-                reason: "serves nothing; deleted first so that the new group can take its name"
-                    .to_owned(),
-                attrs: vec![attr("arn", Some(json!(t.arn)), None)],
-                op: Op::DeleteTargetGroup {
-                    arn: t.arn.clone(),
-                    name: t.name.clone(),
-                    frees_name: true,
-                },
-            },
+        self.remove_tg(
+            t,
+            "serves nothing; deleted first so that the new group can take its name",
+            true,
         );
     }
 
     pub(super) fn delete_tg(&mut self, t: &ObservedTg, reason: &str) {
+        self.remove_tg(t, reason, false);
+    }
+
+    fn remove_tg(&mut self, t: &ObservedTg, reason: &str, frees_name: bool) {
         self.change(
             NodeId::TargetGroupDelete {
                 name: t.name.clone(),
@@ -238,7 +230,7 @@ impl<'a> Differ<'a> {
                 op: Op::DeleteTargetGroup {
                     arn: t.arn.clone(),
                     name: t.name.clone(),
-                    frees_name: false,
+                    frees_name,
                 },
             },
         );

@@ -2,8 +2,8 @@
 //! per step and one live line per wait (what is awaited, elapsed, remaining); otherwise
 //! plain timestamped lines; with `--json`, one JSON event per line.
 
-use std::io::Write as _;
 use std::collections::BTreeMap;
+use std::io::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 

@@ -308,14 +308,15 @@ fn a_held_lock_stops_only_its_own_stack() {
     let dir = tempfile::tempdir().unwrap();
     let folder = dir.path().join("stacks");
     let s = emu.seed(&["--stacks", "2", "--stacks-dir", folder.to_str().unwrap()]);
-    let vpc = s.ids["vpc"].as_str().unwrap();
-    emu.boto(&format!(
-        "import time\n\
-         ec2.create_security_group(GroupName='reconcile-lock-site-2', Description='lock', VpcId='{vpc}', TagSpecifications=[{{'ResourceType': 'security-group', 'Tags': [\
-         {{'Key': 'reconcile:lock', 'Value': 'site-2'}}, {{'Key': 'reconcile:lock-token', 'Value': 'tok-dave'}}, {{'Key': 'reconcile:holder', 'Value': 'dave'}}, \
-         {{'Key': 'reconcile:host', 'Value': 'elsewhere'}}, {{'Key': 'reconcile:pid', 'Value': '7'}}, {{'Key': 'reconcile:machine', 'Value': 'elsewhere'}}, \
-         {{'Key': 'reconcile:expires', 'Value': str(int(time.time()) + 600)}}]}}])"
-    ));
+    let by = crate::reliability::HeldBy {
+        stack: "site-2",
+        holder: "dave",
+        host: "elsewhere",
+        pid: 7,
+        machine: "elsewhere",
+        expires_in: 600,
+    };
+    crate::reliability::held_lock(&emu, s.ids["vpc"].as_str().unwrap(), &by);
     let out = emu.reconcile(&[
         "apply",
         "-f",

@@ -268,17 +268,47 @@ fn a_crash_after_any_mutating_call_resumes_cleanly_even_k() {
     }
 }
 
-/// A lock group as another run would have left it: holder `holder`, token `tok-<holder>`,
-/// on a machine named ci-runner-7 (pid 4242), its lease ending in `expires_in` seconds.
-fn lock_group(emu: &Emulator, s: &Seeded, holder: &str, expires_in: i64) {
-    let vpc = s.ids["vpc"].as_str().unwrap();
+/// Where a hand-made lock says its holder ran.
+pub struct HeldBy<'a> {
+    pub stack: &'a str,
+    pub holder: &'a str,
+    pub host: &'a str,
+    pub pid: u32,
+    pub machine: &'a str,
+    pub expires_in: i64,
+}
+
+/// A lock group as another run would have left it in `vpc` (token `tok-<holder>`).
+pub fn held_lock(emu: &Emulator, vpc: &str, by: &HeldBy) {
+    let HeldBy {
+        stack,
+        holder,
+        host,
+        pid,
+        machine,
+        expires_in,
+    } = by;
     emu.boto(&format!(
         "import time\n\
-         ec2.create_security_group(GroupName='reconcile-lock-www-example', Description='lock', VpcId='{vpc}', TagSpecifications=[{{'ResourceType': 'security-group', 'Tags': [\
-         {{'Key': 'reconcile:lock', 'Value': 'www-example'}}, {{'Key': 'reconcile:lock-token', 'Value': 'tok-{holder}'}}, {{'Key': 'reconcile:holder', 'Value': '{holder}'}}, \
-         {{'Key': 'reconcile:host', 'Value': 'ci-runner-7'}}, {{'Key': 'reconcile:pid', 'Value': '4242'}}, {{'Key': 'reconcile:machine', 'Value': 'another-machine'}}, \
+         ec2.create_security_group(GroupName='reconcile-lock-{stack}', Description='lock', VpcId='{vpc}', TagSpecifications=[{{'ResourceType': 'security-group', 'Tags': [\
+         {{'Key': 'reconcile:lock', 'Value': '{stack}'}}, {{'Key': 'reconcile:lock-token', 'Value': 'tok-{holder}'}}, {{'Key': 'reconcile:holder', 'Value': '{holder}'}}, \
+         {{'Key': 'reconcile:host', 'Value': '{host}'}}, {{'Key': 'reconcile:pid', 'Value': '{pid}'}}, {{'Key': 'reconcile:machine', 'Value': '{machine}'}}, \
          {{'Key': 'reconcile:expires', 'Value': str(int(time.time()) + {expires_in})}}]}}])"
     ));
+}
+
+/// A lock of the example's stack held on a machine named ci-runner-7 (pid 4242), its
+/// lease ending in `expires_in` seconds.
+fn lock_group(emu: &Emulator, s: &Seeded, holder: &str, expires_in: i64) {
+    let by = HeldBy {
+        stack: "www-example",
+        holder,
+        host: "ci-runner-7",
+        pid: 4242,
+        machine: "another-machine",
+        expires_in,
+    };
+    held_lock(emu, s.ids["vpc"].as_str().unwrap(), &by);
 }
 
 #[test]
@@ -470,17 +500,18 @@ fn a_hand_made_group_with_the_lock_name_is_left_alone() {
 fn a_live_holder_elsewhere_with_this_hosts_name_is_not_taken_over() {
     let emu = Emulator::start();
     let s = seed(&emu);
-    let vpc = s.ids["vpc"].as_str().unwrap();
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_owned())
         .unwrap_or_default();
-    emu.boto(&format!(
-        "import time\n\
-         ec2.create_security_group(GroupName='reconcile-lock-www-example', Description='lock', VpcId='{vpc}', TagSpecifications=[{{'ResourceType': 'security-group', 'Tags': [\
-         {{'Key': 'reconcile:lock', 'Value': 'www-example'}}, {{'Key': 'reconcile:lock-token', 'Value': 'tok-carol'}}, {{'Key': 'reconcile:holder', 'Value': 'carol'}}, \
-         {{'Key': 'reconcile:host', 'Value': '{host}'}}, {{'Key': 'reconcile:pid', 'Value': '999999'}}, {{'Key': 'reconcile:machine', 'Value': 'a-container'}}, \
-         {{'Key': 'reconcile:expires', 'Value': str(int(time.time()) + 600)}}]}}])"
-    ));
+    let by = HeldBy {
+        stack: "www-example",
+        holder: "carol",
+        host: &host,
+        pid: 999_999,
+        machine: "a-container",
+        expires_in: 600,
+    };
+    held_lock(&emu, s.ids["vpc"].as_str().unwrap(), &by);
     let m = s.manifest.to_str().unwrap();
     let proxy = Proxy::with(&emu.url, Options::default());
     let out = emu.reconcile_at(
