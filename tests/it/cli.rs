@@ -78,15 +78,14 @@ fn a_silent_endpoint_is_an_error_naming_the_call_not_a_hang() {
     assert!(err.contains("got no answer"), "{err}");
 }
 
-/// Ctrl-C at "Apply these changes?" (on a pseudo-terminal, as a person would press it)
-/// ends the run at once with 130, says nothing was changed, and releases the lock.
-#[test]
-fn ctrl_c_at_the_question_exits_130_and_releases_the_lock() {
-    let emu = Emulator::start();
-    let s = emu.seed(&["--ttl", "3", "--transition-ttl", "1"]);
-    let m = s.manifest.to_str().unwrap();
-    // Python's pty module runs the binary on a terminal and types Ctrl-C, which the
-    // terminal turns into SIGINT for the process, once the question is on screen.
+/// Runs `reconcile ARGS` on a pseudo-terminal against `url`, types Ctrl-C once `cue` is
+/// on screen, and returns the exit code, the seconds from Ctrl-C to the exit, and what the
+/// terminal showed.
+fn ctrl_c_on_a_terminal(url: &str, args: &[&str], cue: &str) -> (String, f64, String) {
+    let argv: Vec<String> = std::iter::once(env!("CARGO_BIN_EXE_reconcile"))
+        .chain(args.iter().copied())
+        .map(|a| format!("{a:?}"))
+        .collect();
     let script = format!(
         r#"
 import os, pty, select, sys, time
@@ -94,7 +93,8 @@ pid, fd = pty.fork()
 if pid == 0:
     os.environ.update(AWS_ENDPOINT_URL="{url}", AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_REGION="us-east-1", NO_COLOR="1")
     os.environ.pop("AWS_PROFILE", None)
-    os.execv("{bin}", ["{bin}", "apply", "-f", "{m}"])
+    argv = [{argv}]
+    os.execv(argv[0], argv)
 seen = b""
 def read(until, limit):
     global seen
@@ -109,38 +109,67 @@ def read(until, limit):
             if not chunk:
                 return
             seen += chunk
-read(b"Only 'yes' is accepted", 60)
-assert b"Only 'yes' is accepted" in seen, seen
+read({cue:?}.encode(), 60)
+assert {cue:?}.encode() in seen, seen
 t0 = time.time()
 os.write(fd, b"\x03")
-read(b"\xff", 15)
+read(b"\xff", 30)
 _, status = os.waitpid(pid, 0)
 print(os.waitstatus_to_exitcode(status), round(time.time() - t0, 1))
 sys.stdout.write(seen.decode(errors="replace"))
 "#,
-        url = emu.url,
-        bin = env!("CARGO_BIN_EXE_reconcile"),
-        m = m,
+        argv = argv.join(", "),
     );
     let out = std::process::Command::new(repo().join(".venv/bin/python"))
         .args(["-c", &script])
         .output()
         .expect("python runs");
-    let said = String::from_utf8_lossy(&out.stdout);
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
         "{said}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
     let mut first = said.lines().next().unwrap_or_default().split(' ');
-    let code = first.next().unwrap_or_default();
+    let code = first.next().unwrap_or_default().to_owned();
     let took: f64 = first.next().unwrap_or_default().parse().unwrap_or(f64::MAX);
+    (code, took, said)
+}
+
+/// Ctrl-C at "Apply these changes?" (on a pseudo-terminal, as a person would press it)
+/// ends the run at once with 130, says nothing was changed, and releases the lock.
+#[test]
+fn ctrl_c_at_the_question_exits_130_and_releases_the_lock() {
+    let emu = Emulator::start();
+    let s = emu.seed(&["--ttl", "3", "--transition-ttl", "1"]);
+    let m = s.manifest.to_str().unwrap();
+    let (code, took, said) =
+        ctrl_c_on_a_terminal(&emu.url, &["apply", "-f", m], "Only 'yes' is accepted");
     assert_eq!(code, "130", "{said}");
     assert!(took < 10.0, "took {took}s after Ctrl-C: {said}");
     assert!(said.contains("nothing was changed"), "{said}");
     emu.boto(
         "assert not [g for g in ec2.describe_security_groups()['SecurityGroups'] if g['GroupName'].startswith('reconcile-lock-')], 'lock left'",
     );
+}
+
+/// Ctrl-C during the apply's wait for the old TTL (on a pseudo-terminal): the run stops
+/// between two calls, releases the lock and exits 130; running it again finishes.
+#[test]
+fn ctrl_c_mid_apply_on_a_terminal_stops_releases_and_resumes() {
+    let emu = Emulator::start();
+    let s = emu.seed(&["--ttl", "20", "--transition-ttl", "1"]);
+    let m = s.manifest.to_str().unwrap();
+    let (code, took, said) =
+        ctrl_c_on_a_terminal(&emu.url, &["apply", "-f", m, "--yes"], "waiting until");
+    assert_eq!(code, "130", "{said}");
+    assert!(took < 10.0, "took {took}s after Ctrl-C: {said}");
+    assert!(said.contains("interrupted"), "{said}");
+    emu.boto(
+        "assert not [g for g in ec2.describe_security_groups()['SecurityGroups'] if g['GroupName'].startswith('reconcile-lock-')], 'lock left'",
+    );
+    let out = emu.reconcile(&["apply", "-f", m, "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }
 
 /// No credentials anywhere in the chain: one error, once, saying what to set.
