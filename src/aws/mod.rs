@@ -56,9 +56,14 @@ pub struct AwsOptions {
 }
 
 /// How long one attempt waits for an answer by default. AWS's control-plane calls answer
-/// in well under a second; with the default attempts, an endpoint that accepts and never
-/// answers is an error naming the call within about a minute, not a hang.
-pub const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// in well under a second, but a loaded endpoint can take far longer: an emulator whose
+/// every change is checked under one lock, serving twenty stacks at once, was measured
+/// answering after more than 30 s, and a call timed out too early is only sent again onto
+/// the same queue. So the default is generous: an endpoint that accepts and never answers
+/// is an error naming the call once every attempt has waited this long (with the default
+/// 5 attempts, about ten minutes; `--call-timeout 10s --max-attempts 3` gives up within
+/// half a minute), never a hang.
+pub const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 /// How long a connection may take to open.
 pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
