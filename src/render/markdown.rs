@@ -25,19 +25,24 @@ fn value(v: &Option<serde_json::Value>) -> String {
     }
 }
 
+/// A blocker or warning as a quote: `> **Kind** subject: message`, its hint beneath.
+fn quote(out: &mut String, kind: &str, subject: &str, message: &str, hint: &str) {
+    let _ = writeln!(
+        out,
+        "> **{kind}** {}: {}  \n> hint: {}\n",
+        cell(subject),
+        cell(message),
+        cell(hint)
+    );
+}
+
 /// Renders the plans of a run. `labels` name each stack (and its manifest).
 pub fn render(plans: &[(&Plan, String)]) -> String {
     let mut out = String::new();
     for (p, label) in plans {
         let _ = writeln!(out, "### {}\n", cell(label));
         for b in &p.blockers {
-            let _ = writeln!(
-                out,
-                "> **Blocked** {}: {}  \n> hint: {}\n",
-                cell(&b.subject),
-                cell(&b.message),
-                cell(&b.hint)
-            );
+            quote(&mut out, "Blocked", &b.subject, &b.message, &b.hint);
         }
         if !p.has_changes() {
             if p.blockers.is_empty() {
@@ -47,13 +52,7 @@ pub fn render(plans: &[(&Plan, String)]) -> String {
         }
         let _ = writeln!(out, "**Plan:** {}.\n", cell(&totals(p)));
         for w in &p.warnings {
-            let _ = writeln!(
-                out,
-                "> **Warning** {}: {}  \n> hint: {}\n",
-                cell(&w.subject),
-                cell(&w.message),
-                cell(&w.hint)
-            );
+            quote(&mut out, "Warning", &w.subject, &w.message, &w.hint);
         }
         let _ = writeln!(out, "| step | | change | why | attributes |");
         let _ = writeln!(out, "|---:|:---:|---|---|---|");

@@ -311,31 +311,44 @@ fn lock_group(emu: &Emulator, s: &Seeded, holder: &str, expires_in: i64) {
     held_lock(emu, s.ids["vpc"].as_str().unwrap(), &by);
 }
 
+/// `apply` with `--lock-timeout timeout` through a recording proxy: it must exit 1 before
+/// any mutating call, its stderr containing every one of `expect`. Returns that stderr.
+fn refused_before_any_call(emu: &Emulator, m: &str, timeout: &str, expect: &[&str]) -> String {
+    let proxy = Proxy::with(&emu.url, Options::default());
+    let out = emu.reconcile_at(
+        &proxy.url,
+        &["apply", "-f", m, "--yes", "--lock-timeout", timeout],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    for e in expect {
+        assert!(err.contains(e), "{e}: {err}");
+    }
+    assert!(
+        proxy.mutating_calls().is_empty(),
+        "{:?}",
+        proxy.mutating_calls()
+    );
+    err
+}
+
 #[test]
 fn a_held_lock_makes_apply_wait_then_name_the_holder_and_unlock_releases_it() {
     let emu = Emulator::start();
     let s = seed(&emu);
     lock_group(&emu, &s, "alice", 600);
     let m = s.manifest.to_str().unwrap();
-    let proxy = Proxy::with(&emu.url, Options::default());
     let t0 = Instant::now();
-    let out = emu.reconcile_at(
-        &proxy.url,
-        &["apply", "-f", m, "--yes", "--lock-timeout", "2s"],
+    refused_before_any_call(
+        &emu,
+        m,
+        "2s",
+        &[
+            "locked by alice (pid 4242 on ci-runner-7, token tok-alice)",
+            "--force tok-alice",
+        ],
     );
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(t0.elapsed() >= Duration::from_secs(2), "did not wait");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("locked by alice (pid 4242 on ci-runner-7, token tok-alice)"),
-        "{err}"
-    );
-    assert!(err.contains("--force tok-alice"), "{err}");
-    assert!(
-        proxy.mutating_calls().is_empty(),
-        "{:?}",
-        proxy.mutating_calls()
-    );
     // plan needs no lock.
     let out = emu.reconcile(&["plan", "-f", m]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
@@ -466,22 +479,7 @@ fn a_hand_made_group_with_the_lock_name_is_left_alone() {
         "ec2.create_security_group(GroupName='reconcile-lock-www-example', Description='freeze', VpcId='{vpc}', TagSpecifications=[{{'ResourceType': 'security-group', 'Tags': [{{'Key': 'owner', 'Value': 'ops-freeze'}}]}}])"
     ));
     let m = s.manifest.to_str().unwrap();
-    let proxy = Proxy::with(&emu.url, Options::default());
-    let out = emu.reconcile_at(
-        &proxy.url,
-        &["apply", "-f", m, "--yes", "--lock-timeout", "0s"],
-    );
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("is not a reconcile lock"),
-        "{}",
-        text(&out)
-    );
-    assert!(
-        proxy.mutating_calls().is_empty(),
-        "{:?}",
-        proxy.mutating_calls()
-    );
+    refused_before_any_call(&emu, m, "0s", &["is not a reconcile lock"]);
     let out = emu.reconcile(&["unlock", "-f", m]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(
@@ -513,22 +511,7 @@ fn a_live_holder_elsewhere_with_this_hosts_name_is_not_taken_over() {
     };
     held_lock(&emu, s.ids["vpc"].as_str().unwrap(), &by);
     let m = s.manifest.to_str().unwrap();
-    let proxy = Proxy::with(&emu.url, Options::default());
-    let out = emu.reconcile_at(
-        &proxy.url,
-        &["apply", "-f", m, "--yes", "--lock-timeout", "1s"],
-    );
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("locked by carol"),
-        "{}",
-        text(&out)
-    );
-    assert!(
-        proxy.mutating_calls().is_empty(),
-        "{:?}",
-        proxy.mutating_calls()
-    );
+    refused_before_any_call(&emu, m, "1s", &["locked by carol"]);
 }
 
 /// An apply whose lock is released under it (`unlock --force` by someone who thought it
