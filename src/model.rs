@@ -163,8 +163,27 @@ pub struct Desired {
     pub certificates: BTreeMap<String, CertSpec>,
     pub security_groups: BTreeMap<String, DesiredSg>,
     pub target_groups: BTreeMap<String, DesiredTg>,
-    pub load_balancer: DesiredLb,
+    /// None when the records lead to the instances directly (the stack's load balancer,
+    /// if any, goes once DNS has moved away from it).
+    pub load_balancer: Option<DesiredLb>,
     pub dns: Option<DesiredDns>,
+}
+
+impl Desired {
+    /// The name of the stack's load balancer, declared or not (one the stack made earlier
+    /// is found by it).
+    pub fn lb_name(&self) -> String {
+        names::load_balancer(&self.stack)
+    }
+
+    /// The listener ports visitors come on: the manifest's, or, without a load balancer,
+    /// the web ports (what a load balancer still serving old answers must keep answering).
+    pub fn lb_ports(&self) -> Vec<u16> {
+        match &self.load_balancer {
+            Some(lb) => lb.listeners.keys().copied().collect(),
+            None => vec![80, 443],
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -233,12 +252,24 @@ pub struct DesiredDns {
     pub records: Vec<DesiredRecord>,
 }
 
+/// What a record leads to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordTo {
+    /// The stack's load balancer: a CNAME to its DNS name, or an alias A/AAAA record.
+    LoadBalancer,
+    /// The record's own values in normal form (addresses in canonical form and sorted, or
+    /// one host name), served with the record's TTL.
+    Values(Vec<String>),
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DesiredRecord {
     /// Name in normal form.
     pub name: String,
-    /// `CNAME`, `A` or `AAAA`; `A`/`AAAA` are alias records.
+    /// `CNAME`, `A` or `AAAA`; `A`/`AAAA` leading to the load balancer are alias records.
     pub kind: String,
+    pub to: RecordTo,
     /// TTL at rest (none for alias records).
     pub ttl: Option<u32>,
     /// TTL while the value changes.
@@ -246,9 +277,27 @@ pub struct DesiredRecord {
 }
 
 impl DesiredRecord {
+    /// An alias record (A/AAAA to the load balancer), which has no TTL of its own.
     pub fn is_alias(&self) -> bool {
-        self.kind != "CNAME"
+        self.kind != "CNAME" && self.to == RecordTo::LoadBalancer
     }
+}
+
+/// A record's values in normal form: addresses canonical and sorted, host names lowercase
+/// without the trailing dot.
+pub fn normal_values(kind: &str, values: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = values
+        .iter()
+        .map(|v| match kind {
+            "A" | "AAAA" => v
+                .parse::<std::net::IpAddr>()
+                .map_or_else(|_| v.clone(), |ip| ip.to_string()),
+            _ => net::normalize_dns(v),
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
 }
 
 fn port(p: i64) -> u16 {
@@ -308,8 +357,7 @@ impl Desired {
                 (k.clone(), desired)
             })
             .collect();
-        let lb = &m.load_balancer;
-        let load_balancer = DesiredLb {
+        let load_balancer = m.load_balancer.as_ref().map(|lb| DesiredLb {
             name: names::load_balancer(&m.stack),
             scheme: lb.scheme.as_str().to_owned(),
             subnets: lb.subnets.iter().cloned().collect(),
@@ -328,7 +376,7 @@ impl Desired {
                     (p, listener)
                 })
                 .collect(),
-        };
+        });
         let dns = m.dns.as_ref().map(|d| DesiredDns {
             zone: net::normalize_dns(&d.zone),
             records: d
@@ -340,9 +388,14 @@ impl Desired {
                         .transition_ttl
                         .map(|t| u32::try_from(t).unwrap_or(u32::MAX))
                         .unwrap_or_else(|| ttl.unwrap_or(300).min(300));
+                    let kind = r.kind.as_str();
                     DesiredRecord {
                         name: net::normalize_dns(&r.name),
-                        kind: r.kind.as_str().to_owned(),
+                        kind: kind.to_owned(),
+                        to: match r.to {
+                            Some(_) => RecordTo::LoadBalancer,
+                            None => RecordTo::Values(normal_values(kind, &r.values)),
+                        },
                         ttl,
                         transition_ttl: transition,
                     }

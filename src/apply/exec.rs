@@ -83,7 +83,7 @@ impl Context {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn ec2(&self) -> Ec2 {
+    pub(super) fn ec2(&self) -> Ec2 {
         Ec2::new(&self.clients.ec2, &self.meter)
     }
 
@@ -95,7 +95,7 @@ impl Context {
         Route53::new(&self.clients.route53, &self.meter)
     }
 
-    fn group(&self, g: &SgRef) -> Result<String, Error> {
+    pub(super) fn group(&self, g: &SgRef) -> Result<String, Error> {
         match g {
             SgRef::Id(id) => Ok(id.clone()),
             SgRef::New(k) => self

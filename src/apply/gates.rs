@@ -140,6 +140,31 @@ pub async fn wait(
                 tokio::time::sleep(poll.next()).await;
             }
         }
+        Gate::RulesInPlace { key, group, rules } => {
+            let id = ctx.group(group)?;
+            let what = format!("security group \"{key}\" has the rules that open the direct path");
+            loop {
+                let found = ctx
+                    .ec2()
+                    .security_groups_by_id(std::slice::from_ref(&id), Round::START)
+                    .await?
+                    .value;
+                match found.first() {
+                    Some(g) if rules.iter().all(|r| g.rules.iter().any(|x| &x.key == r)) => {
+                        return Ok(NodeEnd::Done)
+                    }
+                    None if !unknown_yet(&id, t0) => {
+                        return Err(fail(format!("security group {id} is gone")))
+                    }
+                    _ => {}
+                }
+                if t0.elapsed() > opts.settle_timeout {
+                    return Err(timeout(&what, t0.elapsed()));
+                }
+                hooks.waiting(node, &what, t0.elapsed(), None);
+                tokio::time::sleep(poll.next()).await;
+            }
+        }
         Gate::DnsInSync {
             record,
             after,

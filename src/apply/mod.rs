@@ -124,6 +124,15 @@ pub enum NodeEnd {
     },
 }
 
+/// Where a record the run switched now leads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeadsTo {
+    /// The load balancer, by its DNS name.
+    LoadBalancer(String),
+    /// The record's own values (the instances, on the way back).
+    Values(Vec<String>),
+}
+
 /// How the run ended, and its longest chains of requests.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Walked {
@@ -139,8 +148,8 @@ pub struct Walked {
     pub elapsed: Duration,
     /// The changes carried out, by action.
     pub done: BTreeMap<crate::plan::Action, usize>,
-    /// Where the records the run switched now lead: `(record, load balancer DNS name)`.
-    pub switched: Vec<(String, String)>,
+    /// Where the records the run switched now lead.
+    pub switched: Vec<(String, LeadsTo)>,
 }
 
 /// How the run ended.
@@ -280,13 +289,21 @@ pub async fn run(
             *done_by_action.entry(c.action).or_insert(0) += 1;
             if let crate::plan::Op::SetRecord {
                 name,
-                value: crate::plan::RecordValue::LoadBalancer(lb),
+                value,
                 step: crate::plan::DnsStep::Switch,
                 ..
             } = &c.op
             {
-                if let Ok(a) = ctx.load_balancer(lb) {
-                    switched.push((name.clone(), a.dns_name));
+                match value {
+                    crate::plan::RecordValue::LoadBalancer(lb) => {
+                        if let Ok(a) = ctx.load_balancer(lb) {
+                            switched.push((name.clone(), LeadsTo::LoadBalancer(a.dns_name)));
+                        }
+                    }
+                    crate::plan::RecordValue::Values(v) => {
+                        switched.push((name.clone(), LeadsTo::Values(v.clone())));
+                    }
+                    crate::plan::RecordValue::Alias { .. } => {}
                 }
             }
         }

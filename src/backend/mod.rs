@@ -22,6 +22,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// A manifest the backend outputs cannot be written for, although it validates.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    #[error("the manifest declares no load balancer: visitors reach the servers directly, so there is no load balancer for the servers to serve (`reconcile backend` prints the servers' half of a migration to a load balancer); keep the direct site's nginx as it is")]
+    NoLoadBalancer,
     #[error("target_groups.{group}.health_check.path: \"{path}\" cannot be written safely into nginx and Django configuration; use letters, digits and / . _ ~ - (e.g. \"/health/\"), with an optional query of those and = & + %")]
     HealthPath { group: String, path: String },
     #[error("the load balancer speaks both HTTP and HTTPS to port {port} ({uses}); one nginx port cannot do both: give the HTTPS traffic its own port")]
@@ -170,8 +172,10 @@ impl Site {
 /// the outputs' first comment.
 pub fn site(m: &Manifest, source: &str) -> Result<Site> {
     let d = Desired::from_manifest(m);
-    let https_ports: BTreeSet<u16> = d
-        .load_balancer
+    let Some(lb) = &d.load_balancer else {
+        return Err(Error::NoLoadBalancer);
+    };
+    let https_ports: BTreeSet<u16> = lb
         .listeners
         .values()
         .filter(|l| l.protocol == Protocol::Https.as_str())
@@ -201,8 +205,7 @@ pub fn site(m: &Manifest, source: &str) -> Result<Site> {
     }
     let mut ports: BTreeMap<u16, Uses> = BTreeMap::new();
     for tg in d.target_groups.values() {
-        let listeners: Vec<&crate::model::DesiredListener> = d
-            .load_balancer
+        let listeners: Vec<&crate::model::DesiredListener> = lb
             .listeners
             .values()
             .filter(|l| l.forward == tg.key)
@@ -352,8 +355,8 @@ fn backend_groups(d: &Desired) -> Vec<String> {
     use crate::model::{GroupRef, Source};
     let lb_groups: BTreeSet<String> = d
         .load_balancer
-        .security_groups
         .iter()
+        .flat_map(|lb| &lb.security_groups)
         .map(|g| match g {
             GroupRef::Key(k) | GroupRef::Id(k) => k.clone(),
         })

@@ -39,8 +39,11 @@ pub struct Manifest {
     /// Target groups by local name, referred to by listeners' `forward`.
     #[serde(default)]
     pub target_groups: BTreeMap<String, TargetGroup>,
-    /// The Application Load Balancer.
-    pub load_balancer: LoadBalancer,
+    /// The Application Load Balancer. Absent when the site is served by the instances
+    /// directly (the reverse migration: the stack's load balancer, listeners and target
+    /// groups are then removed once DNS has moved back).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_balancer: Option<LoadBalancer>,
     /// The hosted zone and the records that point at the load balancer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dns: Option<Dns>,
@@ -284,18 +287,24 @@ pub enum RecordTarget {
     LoadBalancer,
 }
 
-/// One DNS record.
+/// One DNS record: `to` the load balancer, or its own `values` (exactly one of the two).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Record {
     /// Fully qualified name inside the zone, e.g. `www.example.com`.
     pub name: String,
-    /// `CNAME`, or `A`/`AAAA` for an alias record.
+    /// `CNAME`, or `A`/`AAAA` (an alias record with `to`, a plain one with `values`).
     #[serde(rename = "type")]
     pub kind: RecordType,
-    /// What the record points at.
-    pub to: RecordTarget,
-    /// TTL at rest, in seconds (required for CNAME; alias records take the target's TTL).
+    /// What the record points at: the stack's load balancer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<RecordTarget>,
+    /// The record's own values instead of `to`: IPv4 addresses for `A` (the instances'
+    /// elastic IPs), IPv6 addresses for `AAAA`, one host name for `CNAME`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub values: Vec<String>,
+    /// TTL at rest, in seconds (required for CNAME and for `values`; alias records take
+    /// the target's TTL).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl: Option<i64>,
     /// TTL used while the record's value changes (defaults to the smaller of 300 and `ttl`).

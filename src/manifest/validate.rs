@@ -236,8 +236,8 @@ impl Validator<'_> {
         let target = self.resolve_group(reference);
         self.m
             .load_balancer
-            .security_groups
             .iter()
+            .flat_map(|lb| &lb.security_groups)
             .any(|g| self.resolve_group(g) == target)
     }
 
@@ -482,15 +482,19 @@ impl Validator<'_> {
                     "list the instance ids that serve the site, e.g. [\"i-0aaaaaaaaaaaaaaa1\"]",
                 );
             }
-            if !m.load_balancer.listeners.iter().any(|l| &l.forward == key) {
-                self.err(&p, format!("no listener forwards to target group \"{key}\""), "AWS does not health-check a group no listener uses; forward a listener to it or remove it");
+            match &m.load_balancer {
+                None => self.err(&p, format!("target group \"{key}\" needs a load balancer, and the manifest declares none"), "remove the target group (without a load balancer the records lead to the instances by their `values`), or declare `load_balancer`"),
+                Some(lb) if !lb.listeners.iter().any(|l| &l.forward == key) => {
+                    self.err(&p, format!("no listener forwards to target group \"{key}\""), "AWS does not health-check a group no listener uses; forward a listener to it or remove it");
+                }
+                Some(_) => {}
             }
         }
     }
 
     fn load_balancer(&mut self) {
         let m = self.m;
-        let lb = &m.load_balancer;
+        let Some(lb) = &m.load_balancer else { return };
         let p = root().key("load_balancer");
         if lb.subnets.len() < 2 {
             self.err(
@@ -597,7 +601,9 @@ impl Validator<'_> {
                     }
             })
         };
-        let lb = &m.load_balancer;
+        let Some(lb) = &m.load_balancer else {
+            return out;
+        };
         let p = root().key("load_balancer");
         let lb_groups: Option<Vec<(&String, &super::types::SecurityGroup)>> = lb
             .security_groups
@@ -665,7 +671,10 @@ impl Validator<'_> {
             return;
         };
         let p = root().key("load_balancer");
-        let lb = &m.load_balancer;
+        let Some(lb) = &m.load_balancer else {
+            self.serves_directly();
+            return;
+        };
         if lb.scheme == super::types::Scheme::Internal {
             self.err(
                 &p.key("scheme"),
@@ -767,6 +776,100 @@ impl Validator<'_> {
         }
     }
 
+    /// What a record leads to: the load balancer (`to`, which the manifest must declare) or
+    /// its own values (addresses of the record's type, or one host name for a CNAME).
+    fn record_value(&mut self, rp: &Path, r: &super::types::Record) {
+        match (&r.to, r.values.is_empty()) {
+            (Some(_), false) => self.err(
+                rp,
+                "a record takes `to` or `values`, not both",
+                "keep \"to\": \"load_balancer\" to lead to the load balancer, or `values` to lead elsewhere (the way back)",
+            ),
+            (None, true) => self.err(
+                rp,
+                "a record needs `to` or `values`",
+                "e.g. \"to\": \"load_balancer\", or \"values\": [\"203.0.113.10\"] (the instance's elastic IP)",
+            ),
+            (Some(_), true) if self.m.load_balancer.is_none() => self.err(
+                &rp.key("to"),
+                "the record leads to the load balancer, and the manifest declares none",
+                "declare `load_balancer`, or give the record its `values` (the instances' addresses)",
+            ),
+            _ => {}
+        }
+        let mut seen = BTreeSet::new();
+        for (j, v) in r.values.iter().enumerate() {
+            let vp = rp.key("values").index(j);
+            let ok = match r.kind {
+                RecordType::A => v.parse::<std::net::Ipv4Addr>().is_ok(),
+                RecordType::Aaaa => v.parse::<std::net::Ipv6Addr>().is_ok(),
+                RecordType::Cname => net::is_dns_name(&net::normalize_dns(v), false),
+            };
+            if !ok {
+                let (what, example) = match r.kind {
+                    RecordType::A => ("an IPv4 address", "203.0.113.10"),
+                    RecordType::Aaaa => ("an IPv6 address", "2001:db8::10"),
+                    RecordType::Cname => ("a host name", "ec2-203-0-113-10.compute-1.amazonaws.com"),
+                };
+                self.err(&vp, format!("\"{v}\" is not {what}"), format!("an {} record's values are {what}s, e.g. {example}", r.kind.as_str()));
+            }
+            if !seen.insert(net::normalize_dns(v)) {
+                self.err(&vp, format!("value {v} is listed twice"), "list each value once");
+            }
+        }
+        if r.kind == RecordType::Cname && r.values.len() > 1 {
+            self.err(
+                &rp.key("values"),
+                format!("a CNAME has one value, found {}", r.values.len()),
+                "keep one host name; several addresses need an A record",
+            );
+        }
+    }
+
+    /// Without a load balancer the records lead visitors straight to the instances: a
+    /// backend group whose whole rules the manifest knows must let the internet in on 443,
+    /// or the end state would not serve.
+    fn serves_directly(&mut self) {
+        let m = self.m;
+        let direct: Vec<&super::types::Record> = m
+            .dns
+            .iter()
+            .flat_map(|d| &d.records)
+            .filter(|r| !r.values.is_empty())
+            .collect();
+        let Some(first) = direct.first() else { return };
+        let known: Vec<(&String, &super::types::SecurityGroup)> = m
+            .security_groups
+            .iter()
+            .filter(|(_, g)| g.existing.is_some() && g.exclusive)
+            .collect();
+        // A group whose live rules may hold more than the manifest lists could open 443 by
+        // itself: then nothing is claimed.
+        let partly_known = m
+            .security_groups
+            .values()
+            .any(|g| g.existing.is_some() && !g.exclusive);
+        if known.is_empty() || partly_known {
+            return;
+        }
+        let world_443 = known.iter().any(|(_, g)| {
+            g.ingress.iter().any(|r| {
+                r.ports.contains(&443)
+                    && r.cidrs
+                        .iter()
+                        .any(|c| net::parse_cidr(c).is_ok_and(|c| c.is_whole_internet()))
+            })
+        });
+        if !world_443 {
+            let (key, _) = known[0];
+            self.err(
+                &root().key("security_groups").key(key).key("ingress"),
+                format!("{} leads visitors straight to the instances, and no backend group lets the internet in on 443: the site would stop serving", first.name),
+                "add {\"ports\": [80, 443], \"cidrs\": [\"0.0.0.0/0\", \"::/0\"]} to the backend group's ingress",
+            );
+        }
+    }
+
     fn dns(&mut self) {
         let m = self.m;
         let Some(dns) = &m.dns else { return };
@@ -780,10 +883,9 @@ impl Validator<'_> {
             );
         }
         // A set: many listeners share a certificate, and each record is checked against these.
-        let https_domains: BTreeSet<&str> = m
-            .load_balancer
-            .listeners
-            .iter()
+        let listeners = m.load_balancer.iter().flat_map(|lb| &lb.listeners);
+        let https_domains: BTreeSet<&str> = listeners
+            .clone()
             .filter(|l| l.protocol == Protocol::Https)
             .filter_map(|l| m.certificates.get(l.certificate.as_deref()?))
             .filter_map(|c| c.domain.as_deref())
@@ -794,7 +896,7 @@ impl Validator<'_> {
             d.dedup();
             choices(d.iter())
         };
-        let pinned = m.load_balancer.listeners.iter().any(|l| {
+        let pinned = listeners.clone().any(|l| {
             l.certificate
                 .as_deref()
                 .and_then(|c| m.certificates.get(c))
@@ -863,9 +965,12 @@ impl Validator<'_> {
                     "add the name (or a wildcard for its parent) to the certificate's `domain`",
                 );
             }
-            match (r.kind, r.ttl) {
-                (RecordType::Cname, None) => self.err(&rp, "a CNAME needs a `ttl`", "e.g. \"ttl\": 3600"),
-                (RecordType::A | RecordType::Aaaa, Some(_)) => self.err(&rp.key("ttl"), "an alias record has no TTL of its own", "remove `ttl`; `transition_ttl` still sets how low the old record's TTL goes before the switch"),
+            self.record_value(&rp, r);
+            let alias = r.kind != RecordType::Cname && r.to.is_some();
+            match (alias, r.ttl) {
+                (false, None) if r.kind == RecordType::Cname => self.err(&rp, "a CNAME needs a `ttl`", "e.g. \"ttl\": 3600"),
+                (false, None) => self.err(&rp, format!("an {} record with `values` needs a `ttl`", r.kind.as_str()), "e.g. \"ttl\": 3600"),
+                (true, Some(_)) => self.err(&rp.key("ttl"), "an alias record has no TTL of its own", "remove `ttl`; `transition_ttl` still sets how low the old record's TTL goes before the switch"),
                 (_, Some(ttl)) => self.range(&rp.key("ttl"), ttl, 0, 2_147_483_647, "TTL"),
                 _ => {}
             }

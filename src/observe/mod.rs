@@ -87,7 +87,13 @@ pub async fn observe_many(
                     .collect();
                 let instances: Vec<ObservedInstance> = instances
                     .iter()
-                    .filter(|i| scope.targets.contains(&i.id))
+                    .filter(|i| {
+                        scope.targets.contains(&i.id)
+                            || i.public_ip.as_ref().is_some_and(|a| scope.addresses.contains(a))
+                            || i.public_dns
+                                .as_ref()
+                                .is_some_and(|n| scope.host_names.contains(n))
+                    })
                     .cloned()
                     .collect();
                 let subnets: Vec<ObservedSubnet> = subnets
@@ -388,11 +394,33 @@ async fn read_instances(
     scopes: &Scopes,
 ) -> Result<Vec<ObservedInstance>> {
     let targets = scopes.union(|s| &s.targets);
-    let ec2 = Ec2::new(
-        &clients.ec2,
-        &meter.serving(scopes.stacks_where(|s| !s.targets.is_empty())),
+    let addresses = scopes.union(|s| &s.addresses);
+    let host_names = scopes.union(|s| &s.host_names);
+    let (by_id, by_address, by_name) = (
+        Ec2::new(
+            &clients.ec2,
+            &meter.serving(scopes.stacks_where(|s| !s.targets.is_empty())),
+        ),
+        Ec2::new(
+            &clients.ec2,
+            &meter.serving(scopes.stacks_where(|s| !s.addresses.is_empty())),
+        ),
+        Ec2::new(
+            &clients.ec2,
+            &meter.serving(scopes.stacks_where(|s| !s.host_names.is_empty())),
+        ),
     );
-    Ok(ec2.instances_by_id(&targets, Round::START).await?.value)
+    // The instances behind a record's own values: by public address or public DNS name.
+    let (mut found, a, n) = tokio::try_join!(
+        by_id.instances_by_id(&targets, Round::START),
+        by_address.instances_by_filter("ip-address", &addresses, Round::START),
+        by_name.instances_by_filter("dns-name", &host_names, Round::START),
+    )?;
+    found.value.extend(a.value);
+    found.value.extend(n.value);
+    found.value.sort_by(|x, y| x.id.cmp(&y.id));
+    found.value.dedup_by(|x, y| x.id == y.id);
+    Ok(found.value)
 }
 
 /// Per stack: the zone named under `dns` with the records the manifest speaks about. Each

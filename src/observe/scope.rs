@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use crate::manifest::net;
-use crate::model::{CertSpec, Desired, GroupRef, ObservedSg, Source};
+use crate::model::{CertSpec, Desired, GroupRef, ObservedSg, RecordTo, Source};
 use crate::names;
 
 /// One stack's part of the read.
@@ -31,11 +31,30 @@ pub(super) struct Scope {
     pub targets: BTreeSet<String>,
     /// The load balancer's subnets: read for their VPC and availability zone.
     pub subnets: BTreeSet<String>,
+    /// Addresses and host names the records lead to directly (`values`): the instances
+    /// that own them are read, for the security groups that guard them.
+    pub addresses: BTreeSet<String>,
+    pub host_names: BTreeSet<String>,
+}
+
+/// The values of the records that lead to the instances directly: host names (CNAME) or
+/// addresses (A, AAAA).
+fn direct_values(desired: &Desired, host_names: bool) -> BTreeSet<String> {
+    desired
+        .dns
+        .iter()
+        .flat_map(|d| &d.records)
+        .filter(|r| (r.kind == "CNAME") == host_names)
+        .flat_map(|r| match &r.to {
+            RecordTo::Values(v) => v.clone(),
+            RecordTo::LoadBalancer => vec![],
+        })
+        .collect()
 }
 
 impl Scope {
     pub fn of(desired: &Desired) -> Scope {
-        let lb = &desired.load_balancer.name;
+        let lb = &desired.lb_name();
         let mut group_ids = BTreeSet::new();
         for sg in desired.security_groups.values() {
             group_ids.extend(sg.existing.iter().cloned());
@@ -45,7 +64,7 @@ impl Scope {
                 }
             }
         }
-        for g in &desired.load_balancer.security_groups {
+        for g in desired.load_balancer.iter().flat_map(|lb| &lb.security_groups) {
             if let GroupRef::Id(id) = g {
                 group_ids.insert(id.clone());
             }
@@ -77,7 +96,13 @@ impl Scope {
                 .values()
                 .flat_map(|t| t.targets.iter().cloned())
                 .collect(),
-            subnets: desired.load_balancer.subnets.clone(),
+            subnets: desired
+                .load_balancer
+                .as_ref()
+                .map(|lb| lb.subnets.clone())
+                .unwrap_or_default(),
+            addresses: direct_values(desired, false),
+            host_names: direct_values(desired, true),
         }
     }
 

@@ -16,14 +16,26 @@ impl<'a> Differ<'a> {
     /// already, its observed state.
     pub(super) fn load_balancer(&mut self) -> Option<(LbRef, Option<&'a ObservedLb>)> {
         let (d, o): (&'a Desired, &'a crate::model::Observed) = (self.d, self.o);
-        let dlb = &d.load_balancer;
         let stack = &d.stack;
-        let alt = names::alternate(&dlb.name);
+        let base = d.lb_name();
+        let alt = names::alternate(&base);
         let named: Vec<&'a ObservedLb> = o
             .load_balancers
             .iter()
-            .filter(|l| l.name == dlb.name || l.name == alt)
+            .filter(|l| l.name == base || l.name == alt)
             .collect();
+        let Some(dlb) = &d.load_balancer else {
+            // The records lead elsewhere now: the stack's load balancers go once the answers
+            // that lead to them have expired (their listeners go with them). One the stack
+            // does not own is not its to delete, and nothing here needs its name.
+            for l in named.iter().filter(|l| owned_by(&l.tags, stack)) {
+                self.delete_lb(
+                    l,
+                    "the manifest declares no load balancer; deleted once DNS has moved away from it and the answers that lead to it have expired",
+                );
+            }
+            return None;
+        };
         if let Some(l) = named.iter().find(|l| !owned_by(&l.tags, stack)) {
             self.conflict("load balancer", &l.name, &l.arn);
             return None;
@@ -164,7 +176,10 @@ impl<'a> Differ<'a> {
     pub(super) fn listeners(&mut self, lb: Option<&(LbRef, Option<&'a ObservedLb>)>) {
         let Some((lb_ref, live)) = lb else { return };
         let live_listeners = live.map(|l| l.listeners.as_slice()).unwrap_or_default();
-        for (port, dl) in &self.d.load_balancer.listeners {
+        let Some(dlb) = &self.d.load_balancer else {
+            return;
+        };
+        for (port, dl) in &dlb.listeners {
             let Some(tg) = self.tg_refs.get(&dl.forward).cloned() else {
                 continue;
             };
@@ -303,7 +318,7 @@ impl<'a> Differ<'a> {
             }
         }
         for l in live_listeners {
-            if !self.d.load_balancer.listeners.contains_key(&l.port) {
+            if !dlb.listeners.contains_key(&l.port) {
                 self.change(
                     NodeId::Listener {
                         port: l.port,

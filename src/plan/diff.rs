@@ -39,6 +39,9 @@ pub struct SwitchedRecord {
     pub old_ttl_wait: Option<(u32, Option<i64>)>,
     /// The wait for answers given before the switch, likewise.
     pub switch_wait: Option<(u32, Option<i64>)>,
+    /// The record moves to its own values (back to the instances): the rules opening the
+    /// direct path are read back before it switches.
+    pub to_values: bool,
 }
 
 pub(super) struct Differ<'a> {
@@ -199,8 +202,8 @@ impl<'a> Differ<'a> {
         let https: Vec<&String> = self
             .d
             .load_balancer
-            .listeners
-            .values()
+            .iter()
+            .flat_map(|lb| lb.listeners.values())
             .filter_map(|l| l.certificate.as_ref())
             .filter_map(|k| self.cert_arns.get(k))
             .collect();

@@ -8,7 +8,7 @@ use super::diff::{attr, resource, Differ, SwitchedRecord};
 use super::id::RecordPart;
 use super::{Action, AttrDiff, Change, DnsStep, LbRef, Mark, NodeId, Op, RecordValue};
 use crate::manifest::net;
-use crate::model::{DesiredRecord, ObservedLb, ObservedRecord};
+use crate::model::{normal_values, DesiredRecord, ObservedLb, ObservedRecord, RecordTo};
 use crate::names;
 
 /// Added to a wait whose start was recorded when the change was sent rather than when
@@ -128,8 +128,16 @@ impl<'a> Differ<'a> {
             );
             return;
         };
-        let Some((lb_ref, live_lb)) = lb else { return };
         for r in &dns.records {
+            // What the record is to lead to; a load balancer that is blocked leaves its
+            // records alone (the blocker says why).
+            let target = match &r.to {
+                RecordTo::LoadBalancer => match lb {
+                    Some((lb_ref, live)) => Target::Lb(lb_ref, *live),
+                    None => continue,
+                },
+                RecordTo::Values(v) => Target::Values(v),
+            };
             let at_name: Vec<&ObservedRecord> =
                 zone.records.iter().filter(|o| o.name == r.name).collect();
             // Records this one replaces: address records and CNAMEs at the name (a CNAME
@@ -165,8 +173,9 @@ impl<'a> Differ<'a> {
                 .find(|o| o.name == marker_name && o.kind == "TXT");
             let marker = marker_record.and_then(|m| parse_marker(&m.values, &self.d.stack));
             let same_kind = relevant.iter().find(|o| o.kind == r.kind).copied();
-            let value_ok = match (live_lb, same_kind) {
-                (Some(l), Some(cur)) if relevant.len() == 1 => {
+            let value_ok = match (&target, same_kind) {
+                _ if relevant.len() != 1 => false,
+                (Target::Lb(_, Some(l)), Some(cur)) => {
                     let lb_name = net::normalize_dns(&l.dns_name);
                     if r.is_alias() {
                         cur.alias.as_ref().is_some_and(|a| a.dns_name == lb_name)
@@ -174,9 +183,12 @@ impl<'a> Differ<'a> {
                         cur.alias.is_none() && cur.values == [lb_name]
                     }
                 }
+                (Target::Values(want), Some(cur)) => {
+                    cur.alias.is_none() && normal_values(&cur.kind, &cur.values) == **want
+                }
                 _ => false,
             };
-            let lb_value = RecordValue::LoadBalancer(lb_ref.clone());
+            let lb_value = target.value();
             if value_ok {
                 let switched = marker.as_ref().and_then(|m| m.switched);
                 if let Some(st) = switched {
@@ -186,6 +198,7 @@ impl<'a> Differ<'a> {
                         name: r.name.clone(),
                         old_ttl_wait: None,
                         switch_wait: Some((st.wait(), Some(st.since))),
+                        to_values: matches!(target, Target::Values(_)),
                     });
                 }
                 let cur = same_kind.and_then(|c| c.ttl);
@@ -205,7 +218,7 @@ impl<'a> Differ<'a> {
                     self.dns_change(op, attrs, reason);
                 }
             } else {
-                self.switch(r, &zone.id, lb_ref, &relevant, marker.as_ref());
+                self.switch(r, &zone.id, &target, &relevant, marker.as_ref());
             }
             if let Some(m) = marker_record.filter(|_| marker.is_some()) {
                 self.clear_marker(&zone.id, m);
@@ -309,26 +322,29 @@ impl<'a> Differ<'a> {
         &mut self,
         r: &DesiredRecord,
         zone_id: &str,
-        lb: &LbRef,
+        target: &Target<'_>,
         relevant: &[&ObservedRecord],
         marker: Option<&Marker>,
     ) {
-        let lb_value = RecordValue::LoadBalancer(lb.clone());
+        let lb_value = target.value();
         let describe = |o: &ObservedRecord| match &o.alias {
             Some(a) => format!("{} ALIAS {}", o.kind, a.dns_name),
             None => format!("{} {}", o.kind, o.values.join(" ")),
         };
-        let lb_dns = match lb {
-            LbRef::Arn(arn) => self
+        let shown = match target {
+            Target::Lb(LbRef::Arn(arn), _) => self
                 .o
                 .load_balancers
                 .iter()
                 .find(|l| &l.arn == arn)
                 .map_or_else(|| "the load balancer".to_owned(), |l| l.dns_name.clone()),
-            LbRef::New(name) => format!("(DNS name of {name}, known after it is created)"),
+            Target::Lb(LbRef::New(name), _) => {
+                format!("(DNS name of {name}, known after it is created)")
+            }
+            Target::Values(v) => v.join(" "),
         };
         let alias = if r.is_alias() { "ALIAS " } else { "" };
-        let after_value = format!("{} {alias}{lb_dns}", r.kind);
+        let after_value = format!("{} {alias}{shown}", r.kind);
         if relevant.is_empty() {
             let op = self.set_op(
                 r,
@@ -362,6 +378,7 @@ impl<'a> Differ<'a> {
                 name: r.name.clone(),
                 old_ttl_wait: None,
                 switch_wait: None,
+                to_values: matches!(target, Target::Values(_)),
             });
             return;
         }
@@ -443,11 +460,15 @@ impl<'a> Differ<'a> {
         .into_iter()
         .filter(|a| a.before != a.after)
         .collect();
-        self.dns_change(
-            op,
-            attrs,
-            "point the name at the load balancer, once it serves and every target is healthy",
-        );
+        let reason = match target {
+            Target::Lb(..) => {
+                "point the name at the load balancer, once it serves and every target is healthy"
+            }
+            Target::Values(_) => {
+                "point the name at its own values (back to the instances), once the direct path is open"
+            }
+        };
+        self.dns_change(op, attrs, reason);
         if let (false, Some(ttl)) = (r.is_alias(), r.ttl) {
             if ttl != transition {
                 let op = self.set_op(
@@ -472,7 +493,25 @@ impl<'a> Differ<'a> {
             name: r.name.clone(),
             old_ttl_wait,
             switch_wait: Some((ttl_at_switch, None)),
+            to_values: matches!(target, Target::Values(_)),
         });
+    }
+}
+
+/// What a record is to lead to.
+enum Target<'o> {
+    /// The stack's load balancer, and its observed state when it exists.
+    Lb(&'o LbRef, Option<&'o ObservedLb>),
+    /// The record's own values, in normal form.
+    Values(&'o Vec<String>),
+}
+
+impl Target<'_> {
+    fn value(&self) -> RecordValue {
+        match self {
+            Target::Lb(l, _) => RecordValue::LoadBalancer((*l).clone()),
+            Target::Values(v) => RecordValue::Values((*v).clone()),
+        }
     }
 }
 

@@ -22,7 +22,7 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use super::diff::Decided;
 use super::id::{DnsWait, GateId, GroupPart, LbPart, TgPart};
 use super::{Change, DnsStep, Gate, LbRef, Node, NodeId, NodeKind, Op, Plan, SgRef, TgRef};
-use crate::model::{Desired, Source};
+use crate::model::{Desired, RuleKey, Source};
 
 /// The graph could not be built: a bug in reconcile, never the user's fault.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -335,6 +335,41 @@ fn verification(b: &mut Builder, decided: &Decided) -> Vec<NodeId> {
             b.edge(&lb_gate, &gate);
         }
         verify.push(gate);
+    }
+    // On the way back, the rules that open the direct path are read back before a record
+    // moves to the instances.
+    if decided.switched.iter().any(|r| r.to_values) {
+        let opening: Vec<(NodeId, SgRef, Vec<RuleKey>)> = b
+            .nodes
+            .iter()
+            .filter_map(|(id, k)| match op_of(k)? {
+                Op::AuthorizeIngress { group, rules } => {
+                    let public: Vec<RuleKey> = rules
+                        .iter()
+                        .map(|(r, _)| r.clone())
+                        .filter(RuleKey::is_from_internet)
+                        .collect();
+                    (!public.is_empty()).then(|| (id.clone(), group.clone(), public))
+                }
+                _ => None,
+            })
+            .collect();
+        for (id, group, rules) in opening {
+            let NodeId::Group { key, .. } = &id else {
+                continue;
+            };
+            let gate = NodeId::Gate(GateId::Rules { key: key.clone() });
+            b.gate(
+                gate.clone(),
+                Gate::RulesInPlace {
+                    key: key.clone(),
+                    group,
+                    rules,
+                },
+            );
+            b.edge(&id, &gate);
+            verify.push(gate);
+        }
     }
     verify
 }

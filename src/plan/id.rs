@@ -76,6 +76,7 @@ pub enum DnsWait {
 pub enum GateId {
     LbActive,
     Healthy { key: String },
+    Rules { key: String },
     Dns { record: String, wait: DnsWait },
 }
 
@@ -226,6 +227,7 @@ impl fmt::Display for NodeId {
             NodeId::Marker { record } => write!(f, "dns.{record}.marker.clear"),
             NodeId::Gate(GateId::LbActive) => f.write_str("gate.lb.active"),
             NodeId::Gate(GateId::Healthy { key }) => write!(f, "gate.tg.{key}.healthy"),
+            NodeId::Gate(GateId::Rules { key }) => write!(f, "gate.sg.{key}.rules"),
             NodeId::Gate(GateId::Dns { record, wait }) => {
                 write!(f, "gate.dns.{record}.{}", text(&DNS_WAITS, *wait))
             }
@@ -254,6 +256,13 @@ impl FromStr for NodeId {
                 .filter(|k| !k.is_empty())
             {
                 return Ok(NodeId::healthy(key));
+            }
+            if let Some(key) = rest
+                .strip_prefix("sg.")
+                .and_then(|r| r.strip_suffix(".rules"))
+                .filter(|k| !k.is_empty())
+            {
+                return Ok(NodeId::Gate(GateId::Rules { key: owned(key) }));
             }
             if let Some((record, wait)) =
                 rest.strip_prefix("dns.").and_then(|r| split(&DNS_WAITS, r))
@@ -357,6 +366,7 @@ mod tests {
             name().prop_map(|record| NodeId::Marker { record }),
             Just(NodeId::Gate(GateId::LbActive)),
             name().prop_map(|k| NodeId::healthy(&k)),
+            name().prop_map(|key| NodeId::Gate(GateId::Rules { key })),
             (name(), pick(4)).prop_map(|(r, i)| NodeId::dns_gate(&r, DNS_WAITS[i].0)),
         ]
     }

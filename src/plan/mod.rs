@@ -191,7 +191,9 @@ pub enum Op {
     RevokeIngress {
         group: SgRef,
         rules: Vec<RuleKey>,
-        /// These rules are the backend's direct path: they go only after DNS has moved.
+        /// These rules may carry answers given before DNS moved (the backend's direct path,
+        /// or, on the way back, the backend's rules admitting the load balancer): they go
+        /// only once those answers have expired.
         direct_path: bool,
     },
     DeleteSecurityGroup {
@@ -331,6 +333,13 @@ pub enum Gate {
     LbActive { lb: LbRef },
     /// Every registered target of the group is healthy.
     TargetsHealthy { key: String, tg: TgRef },
+    /// The group's rules read back with these rules in it: the direct path is open (EC2's
+    /// API is eventually consistent) before a record moves back to the instances.
+    RulesInPlace {
+        key: String,
+        group: SgRef,
+        rules: Vec<RuleKey>,
+    },
     /// Route53 reports the record's change INSYNC; the wait marker it started, if any, is
     /// then confirmed with the time of sync.
     DnsInSync {
@@ -483,10 +492,12 @@ pub fn placement(
     let region = desired.region.as_deref().unwrap_or("the stack's region");
     // A load balancer of the stack already in these subnets vouches for them (and the read
     // asks for subnets only otherwise).
-    let placed_already = observed
-        .load_balancers
-        .iter()
-        .any(|l| l.subnets == desired.load_balancer.subnets);
+    let placed_already = desired.load_balancer.as_ref().is_none_or(|dlb| {
+        observed
+            .load_balancers
+            .iter()
+            .any(|l| l.subnets == dlb.subnets)
+    });
     let placed: Option<&Vec<String>> = plan
         .changes()
         .find_map(|c| match &c.op {
@@ -555,6 +566,38 @@ pub fn placement(
             }
         }
     }
+    // A record moved back to its own values must lead to instances the read can check:
+    // the checker proves the direct path on their security groups.
+    for c in plan.changes() {
+        let Op::SetRecord {
+            name,
+            kind,
+            value: RecordValue::Values(values),
+            step: DnsStep::Switch,
+            ..
+        } = &c.op
+        else {
+            continue;
+        };
+        for v in values {
+            let known = observed.instances.iter().any(|i| {
+                i.public_ip.as_deref() == Some(v.as_str())
+                    || i.public_dns.as_deref() == Some(v.as_str())
+            });
+            if !known {
+                let what = if kind == "CNAME" {
+                    "public DNS name"
+                } else {
+                    "public address"
+                };
+                blockers.push(Blocker {
+                    subject: format!("dns record {name} {kind}"),
+                    message: format!("{v} is not the {what} of any instance in {region}: reconcile cannot check that it serves before moving {name} to it"),
+                    hint: "use the instances' elastic IPs (or public DNS names); `reconcile init --direct` writes them".to_owned(),
+                });
+            }
+        }
+    }
     let builds = plan
         .changes()
         .any(|c| matches!(c.op, Op::RegisterTargets { .. }));
@@ -585,11 +628,12 @@ pub fn placement(
 pub fn neighbour_warnings(observed: &Observed, plan: &Plan) -> Vec<Warning> {
     let closes_direct_path = plan.changes().any(|c| {
         matches!(
-            c.op,
+            &c.op,
             Op::RevokeIngress {
                 direct_path: true,
+                rules,
                 ..
-            }
+            } if rules.iter().any(RuleKey::is_from_internet)
         )
     });
     let Some(zone) = observed.zone.as_ref().filter(|_| closes_direct_path) else {

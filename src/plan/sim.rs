@@ -48,6 +48,9 @@ pub struct World<'a> {
     sg_keys: BTreeMap<String, String>,
     tg_keys: BTreeMap<String, String>,
     lb_names: BTreeMap<String, String>,
+    /// Every load balancer DNS name seen so far: an answer naming one that is gone serves
+    /// nothing.
+    seen_lbs: BTreeSet<String>,
 }
 
 /// The answers the records give for `name`, each with the TTL it is served with: `lb:<dns>`
@@ -78,7 +81,9 @@ impl<'a> World<'a> {
             sg_keys: BTreeMap::new(),
             tg_keys: BTreeMap::new(),
             lb_names: BTreeMap::new(),
+            seen_lbs: BTreeSet::new(),
         };
+        w.seen_lbs = load_balancer_names(&w.observed);
         for name in w.record_names() {
             let records = w.records();
             for (answer, ttl) in answer_of(&records, &name) {
@@ -158,6 +163,7 @@ impl<'a> World<'a> {
                 self.apply(&c.op).map_err(fail)?;
             }
         }
+        self.seen_lbs.extend(load_balancer_names(&self.observed));
         Ok(())
     }
 
@@ -192,6 +198,13 @@ impl<'a> World<'a> {
                     for h in &mut t.targets {
                         h.state = "healthy".into();
                     }
+                }
+            }
+            Gate::RulesInPlace { group, rules, .. } => {
+                let id = self.sg_id(group).ok_or("the group does not exist")?;
+                let g = self.sg_mut(&id)?;
+                if let Some(r) = rules.iter().find(|r| !g.rules.iter().any(|x| &x.key == *r)) {
+                    return Err(format!("{} never reads back with {r}", g.name));
                 }
             }
             Gate::DnsInSync { .. } => {}
@@ -706,7 +719,7 @@ impl<'a> World<'a> {
     pub fn reachable(&self) -> Result<(), String> {
         for name in self.record_names() {
             for answer in self.live_answers(&name) {
-                if let Err(why) = serving(self.desired, &self.observed, answer) {
+                if let Err(why) = serving(self.desired, &self.observed, answer, &self.seen_lbs) {
                     return Err(format!(
                         "{name} may still answer {answer}, which does not serve: {why}"
                     ));
@@ -720,29 +733,44 @@ impl<'a> World<'a> {
 /// Does `answer` (as [`answer_of`] writes it) lead to a serving path in `observed`?
 ///
 /// A load balancer's name serves when the load balancer is active, its groups admit 80
-/// and 443 from the internet, every listener of the manifest is there with a healthy
-/// target behind it, and the backend admits the load balancer's group on each target
-/// group's traffic and health-check ports. Any other answer is the direct path: it serves
-/// while the backend admits 443 from the internet.
+/// and 443 from the internet, every listener visitors use is there with a healthy target
+/// behind it, and the backend admits the load balancer's group on each target group's
+/// traffic and health-check ports. An alias answer, or a name in `load_balancers` (every
+/// load balancer's DNS name seen so far), leads to a load balancer, and serves nothing
+/// once it is gone. Any other answer is the direct path: the instances it names (by
+/// public address or DNS name) must be running and admit 443 from the internet; an answer
+/// that names no instance the read knows serves while some instance of the manifest does.
 pub fn serving(
     desired: &Desired,
     observed: &crate::model::Observed,
     answer: &str,
+    load_balancers: &BTreeSet<String>,
 ) -> Result<(), String> {
     let normal = crate::manifest::net::normalize_dns;
-    let lb_dns = answer
-        .strip_prefix("lb:")
-        .or_else(|| answer.strip_prefix("CNAME:"))
-        .filter(|d| {
-            observed
-                .load_balancers
-                .iter()
-                .any(|l| normal(&l.dns_name) == *d)
-        });
-    match lb_dns {
-        Some(dns) => lb_path(desired, observed, dns),
-        None => direct_path(desired, observed),
+    let live = |d: &str| {
+        observed
+            .load_balancers
+            .iter()
+            .any(|l| normal(&l.dns_name) == d)
+    };
+    if let Some(dns) = answer.strip_prefix("lb:") {
+        return lb_path(desired, observed, dns);
     }
+    if let Some(name) = answer.strip_prefix("CNAME:") {
+        if live(name) || load_balancers.contains(name) {
+            return lb_path(desired, observed, name);
+        }
+    }
+    direct_path(desired, observed, answer)
+}
+
+/// The DNS names of the load balancers in `observed`, in normal form.
+pub fn load_balancer_names(observed: &crate::model::Observed) -> BTreeSet<String> {
+    observed
+        .load_balancers
+        .iter()
+        .map(|l| crate::manifest::net::normalize_dns(&l.dns_name))
+        .collect()
 }
 
 /// Backend groups as the manifest declares them: those with a rule admitting a load
@@ -753,8 +781,8 @@ pub fn declared_backends<'o>(
 ) -> Vec<&'o ObservedSg> {
     let lb_keys: Vec<String> = desired
         .load_balancer
-        .security_groups
         .iter()
+        .flat_map(|lb| &lb.security_groups)
         .map(|g| match g {
             crate::model::GroupRef::Key(k) | crate::model::GroupRef::Id(k) => k.clone(),
         })
@@ -808,15 +836,49 @@ fn targets(desired: &Desired) -> BTreeSet<&str> {
         .collect()
 }
 
-fn direct_path(desired: &Desired, observed: &crate::model::Observed) -> Result<(), String> {
-    let open = targets(desired).into_iter().any(|t| {
+fn direct_path(
+    desired: &Desired,
+    observed: &crate::model::Observed,
+    answer: &str,
+) -> Result<(), String> {
+    let open = |t: &str| {
         guards(desired, observed, t).iter().any(|g| {
             g.rules
                 .iter()
                 .any(|r| r.key.is_from_internet() && r.key.admits_tcp(443))
         })
-    });
-    if open {
+    };
+    let values: Vec<&str> = answer
+        .split_once(':')
+        .map(|(_, v)| v.split(',').collect())
+        .unwrap_or_default();
+    let named: Vec<&crate::model::ObservedInstance> = observed
+        .instances
+        .iter()
+        .filter(|i| {
+            values.iter().any(|v| {
+                i.public_ip.as_deref() == Some(*v) || i.public_dns.as_deref() == Some(*v)
+            })
+        })
+        .collect();
+    // A client may pick any address of the answer: each instance it names must serve.
+    if !named.is_empty() {
+        for i in named {
+            if i.state != "running" {
+                return Err(format!("instance {} is {}", i.id, i.state));
+            }
+            if !open(&i.id) {
+                return Err(format!(
+                    "instance {} no longer admits 443 from the internet",
+                    i.id
+                ));
+            }
+        }
+        return Ok(());
+    }
+    let mut known = targets(desired);
+    known.extend(observed.instances.iter().map(|i| i.id.as_str()));
+    if known.into_iter().any(open) {
         Ok(())
     } else {
         Err("the backend no longer admits 443 from the internet on any of its instances".into())
@@ -847,7 +909,7 @@ fn lb_path(desired: &Desired, observed: &crate::model::Observed, dns: &str) -> R
             return Err(format!("its group does not admit {port} from the internet"));
         }
     }
-    for port in desired.load_balancer.listeners.keys() {
+    for port in &desired.lb_ports() {
         let l = lb
             .listeners
             .iter()

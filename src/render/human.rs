@@ -100,6 +100,13 @@ pub fn gate_line(g: &Gate) -> String {
         Gate::TargetsHealthy { key, .. } => {
             format!("wait until every target of target group \"{key}\" is healthy")
         }
+        Gate::RulesInPlace { key, rules, .. } => {
+            let rules: Vec<String> = rules.iter().map(ToString::to_string).collect();
+            format!(
+                "wait until security group \"{key}\" reads back with {}",
+                rules.join(", ")
+            )
+        }
         Gate::DnsInSync { record, after, .. } => {
             let what = match after {
                 DnsStep::LowerTtl => "the lowered TTL",

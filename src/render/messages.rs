@@ -101,10 +101,12 @@ pub fn apply_complete(stack: &str, walked: &Walked, stats: &ReadStats) -> String
         walked.rounds,
         walked.rounds_without_gates
     );
-    for (record, address) in &walked.switched {
-        text.push_str(&format!(
-            "\n  {record} now leads to the load balancer {address}"
-        ));
+    for (record, to) in &walked.switched {
+        let to = match to {
+            crate::apply::LeadsTo::LoadBalancer(address) => format!("the load balancer {address}"),
+            crate::apply::LeadsTo::Values(values) => values.join(", "),
+        };
+        text.push_str(&format!("\n  {record} now leads to {to}"));
     }
     text
 }
@@ -147,13 +149,19 @@ pub fn stacks_stopped(stacks: &[String]) -> String {
 /// `validate`'s line for a valid manifest.
 pub fn valid(file: &std::path::Path, m: &Manifest) -> String {
     let records = m.dns.as_ref().map_or(0, |d| d.records.len());
+    let front = match &m.load_balancer {
+        Some(lb) => format!(
+            "{} target groups, {} listeners",
+            m.target_groups.len(),
+            lb.listeners.len()
+        ),
+        None => "no load balancer".to_owned(),
+    };
     format!(
-        "{}: valid (stack {}: {} security groups, {} target groups, {} listeners, {} DNS records)",
+        "{}: valid (stack {}: {} security groups, {front}, {} DNS records)",
         file.display(),
         m.stack,
         m.security_groups.len(),
-        m.target_groups.len(),
-        m.load_balancer.listeners.len(),
         records
     )
 }

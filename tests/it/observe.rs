@@ -453,7 +453,7 @@ async fn reads_a_converged_front_door() {
     assert_eq!(lb.scheme, "internet-facing");
     assert_eq!(lb.state, "active");
     assert_eq!(lb.security_groups, BTreeSet::from([front.lb_sg.clone()]));
-    assert_eq!(lb.subnets, desired.load_balancer.subnets);
+    assert_eq!(lb.subnets, desired.load_balancer.as_ref().unwrap().subnets);
     assert_eq!(
         lb.tags.get("reconcile:stack").map(String::as_str),
         Some("www-example")
@@ -599,7 +599,7 @@ async fn reads_a_converged_front_door() {
         .create_load_balancer()
         .name("www-example")
         .set_subnets(Some(
-            desired.load_balancer.subnets.iter().cloned().collect(),
+            desired.load_balancer.as_ref().unwrap().subnets.iter().cloned().collect(),
         ))
         .security_groups(&front.lb_sg)
         .send()
@@ -654,6 +654,8 @@ async fn reads_pinned_certificates_and_groups_outside_the_vpc() {
         .expect("a group id");
     desired
         .load_balancer
+        .as_mut()
+        .unwrap()
         .security_groups
         .push(GroupRef::Id(foreign.clone()));
     // A `from` id that does not exist: left out, not an error.

@@ -396,6 +396,8 @@ pub struct Invariant {
     /// Periods an answer was served for a name, with its TTL: (name, answer, ttl, end),
     /// `end` None while it is served.
     history: Vec<(String, String, u64, Option<Instant>)>,
+    /// Every load balancer DNS name seen: an answer naming one that is gone serves nothing.
+    seen_lbs: std::collections::BTreeSet<String>,
 }
 
 impl Invariant {
@@ -409,6 +411,7 @@ impl Invariant {
             emulator: crate::emulator::reading_url(emulator),
             rt,
             history: Vec::new(),
+            seen_lbs: Default::default(),
         };
         // The starting answers have been served for long.
         let _ = inv.check();
@@ -446,6 +449,7 @@ impl Invariant {
     /// checks every live answer.
     pub fn check_observed(&mut self, observed: &reconcile::model::Observed) -> Option<String> {
         let observed = observed.clone();
+        self.seen_lbs.extend(sim::load_balancer_names(&observed));
         let now = Instant::now();
         let records = observed
             .zone
@@ -481,7 +485,7 @@ impl Invariant {
             if !live {
                 continue;
             }
-            if let Err(why) = sim::serving(&self.desired, &observed, answer) {
+            if let Err(why) = sim::serving(&self.desired, &observed, answer, &self.seen_lbs) {
                 return Some(format!(
                     "{name} may still answer {answer}, which does not serve: {why}"
                 ));

@@ -50,6 +50,16 @@ impl Ec2 {
         self.instances("instance-id", ids, after).await
     }
 
+    /// The instances matching an EC2 filter, in the read's rounds.
+    pub async fn instances_by_filter(
+        &self,
+        filter: &str,
+        values: &[String],
+        after: Round,
+    ) -> Result<Answer<Vec<ObservedInstance>>> {
+        self.instances(filter, values, after).await
+    }
+
     /// One request per [`super::FILTER_VALUES`] values, sent together; none for none.
     async fn instances(
         &self,
