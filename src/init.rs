@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 
 use crate::aws::acm::Acm;
 use crate::aws::ec2::Ec2;
+use crate::aws::elbv2::Elbv2;
 use crate::aws::route53::Route53;
 use crate::aws::{self, Clients, Meter, Round};
 use crate::manifest::net;
@@ -32,8 +33,10 @@ pub enum Error {
     },
     #[error("{name} points at {value}, which no instance in this region holds (as public IP or DNS name); init follows a record to EC2 instances only")]
     NoInstance { name: String, value: String },
-    #[error("{name} already points at a load balancer ({target}); init starts from a site served directly by instances, and never takes over a load balancer the stack does not own")]
+    #[error("{name} already points at a load balancer ({target}); init starts from a site served directly by instances, and never takes over a load balancer the stack does not own (for the way back from a stack's load balancer to the instances, `init --direct`)")]
     BehindLoadBalancer { name: String, target: String },
+    #[error("{name} leads to {value}, which is not a load balancer of this region; init --direct starts from a site behind a stack's load balancer (without --direct, init starts from one served by its instances)")]
+    NotBehindLoadBalancer { name: String, value: String },
     #[error("{0}")]
     Unsupported(String),
     #[error(transparent)]
@@ -103,29 +106,7 @@ pub async fn init(
     let mut assumptions = Vec::new();
     let mut review = Vec::new();
 
-    // The zone: given, or the closest parent domain that has one.
-    let candidates: Vec<String> = match zone {
-        Some(z) => vec![net::normalize_dns(z)],
-        None => {
-            let labels: Vec<&str> = name.split('.').collect();
-            (0..labels.len().saturating_sub(1))
-                .map(|i| labels[i..].join("."))
-                .collect()
-        }
-    };
-    let mut found_zone: Option<ObservedZone> = None;
-    for c in &candidates {
-        if let Some(z) = route53.zone_named(c, Round::START).await?.value {
-            found_zone = Some(z);
-            break;
-        }
-    }
-    let Some(zone) = found_zone else {
-        return Err(Error::NoZone {
-            name,
-            tried: candidates.join(", "),
-        });
-    };
+    let zone = find_zone(&route53, &name, zone).await?;
     let listed = route53
         .records(
             &zone.id,
@@ -423,6 +404,260 @@ pub async fn init(
         assumptions,
         review,
     })
+}
+
+/// `reconcile init --direct`: the manifest of the way back for a site behind a stack's
+/// load balancer: the record leads to the instances behind it again (an A record to their
+/// public addresses), the backend's group admits 80 and 443 from the internet, and there is
+/// no load balancer, so that its plan is the article's migration backwards. Reads only.
+pub async fn init_direct(
+    clients: &Clients,
+    meter: &Meter,
+    name: &str,
+    zone: Option<&str>,
+    region: &str,
+) -> Result<Found, Error> {
+    let name = net::normalize_dns(name);
+    let route53 = Route53::new(&clients.route53, meter);
+    let ec2 = Ec2::new(&clients.ec2, meter);
+    let elb = Elbv2::new(&clients.elbv2, meter);
+    let mut assumptions = Vec::new();
+    let mut review = Vec::new();
+    let zone = find_zone(&route53, &name, zone).await?;
+    let records = route53
+        .records(
+            &zone.id,
+            |n| n == name,
+            |_| false,
+            Round::START,
+        )
+        .await?
+        .value;
+    let record = pick_record(&name, &zone, &records)?;
+    // Where it leads: an alias's target, or a CNAME's value.
+    let target = match (&record.alias, record.kind.as_str()) {
+        (Some(a), _) => a.dns_name.clone(),
+        (None, "CNAME") => record.values.first().cloned().unwrap_or_default(),
+        (None, _) => {
+            return Err(Error::NotBehindLoadBalancer {
+                name,
+                value: record.values.join(", "),
+            })
+        }
+    };
+    let lbs = elb.load_balancers(&[], Round::START).await?.value;
+    let Some(lb) = lbs
+        .iter()
+        .find(|l| net::normalize_dns(&l.dns_name) == target)
+    else {
+        return Err(Error::NotBehindLoadBalancer {
+            name,
+            value: target,
+        });
+    };
+    let tags = elb
+        .tags(std::slice::from_ref(&lb.arn), Round::START)
+        .await?
+        .value;
+    let Some(stack) = tags
+        .get(&lb.arn)
+        .and_then(|t| t.get(crate::names::STACK_TAG))
+        .cloned()
+    else {
+        return Err(Error::Unsupported(format!(
+            "{name} leads to load balancer {}, which no reconcile stack owns (no {} tag); init --direct writes the way back for a stack's own load balancer",
+            lb.name,
+            crate::names::STACK_TAG
+        )));
+    };
+    let old_ttl = record.ttl;
+
+    // The instances behind it: every target registered in the groups its listeners use.
+    let listeners = elb
+        .listeners(&lb.arn, Round::START)
+        .await?
+        .value
+        .unwrap_or_default();
+    let groups: BTreeSet<&String> = listeners
+        .iter()
+        .flat_map(|l| l.forward.iter().chain(&l.standby))
+        .collect();
+    let mut ids: BTreeSet<String> = BTreeSet::new();
+    for g in groups {
+        if let Some(health) = elb.target_health(g, Round::START).await?.value {
+            ids.extend(health.into_iter().map(|t| t.id));
+        }
+    }
+    let ids: Vec<String> = ids.into_iter().collect();
+    let instances = ec2.instances_by_id(&ids, Round::START).await?.value;
+    let running: Vec<&ObservedInstance> =
+        instances.iter().filter(|i| i.state == "running").collect();
+    let addresses: Vec<String> = {
+        let mut a: Vec<String> = running.iter().filter_map(|i| i.public_ip.clone()).collect();
+        a.sort();
+        a
+    };
+    if addresses.is_empty() {
+        return Err(Error::Unsupported(format!(
+            "none of the instances behind load balancer {} ({}) is running with a public address; the way back needs one the record can lead to",
+            lb.name,
+            if ids.is_empty() { "none registered".to_owned() } else { ids.join(", ") }
+        )));
+    }
+    for i in running.iter().filter(|i| i.public_ip.is_none()) {
+        review.push(format!(
+            "{} has no public address and will take no traffic once {name} leads to the instances",
+            i.id
+        ));
+    }
+    assumptions.push(format!(
+        "record: {name} becomes an A record to {} (the public addresses of {})",
+        addresses.join(", "),
+        running
+            .iter()
+            .filter(|i| i.public_ip.is_some())
+            .map(|i| i.id.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    review.push("a public address that is not an elastic IP changes when its instance stops; give each instance an elastic IP before the switch".to_owned());
+
+    // The backend group: the one every instance has, preferring one that admits the load
+    // balancer's group.
+    let common: Vec<String> = running
+        .first()
+        .map(|i| {
+            i.groups
+                .iter()
+                .filter(|g| running.iter().all(|x| x.groups.contains(g)))
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
+    let found_groups = ec2
+        .security_groups_by_id(&common, Round::START)
+        .await?
+        .value;
+    let admits_lb = |g: &&crate::model::ObservedSg| {
+        g.rules.iter().any(|r| {
+            matches!(&r.key.source, Source::Group(id) if lb.security_groups.contains(id))
+        })
+    };
+    let backend = found_groups
+        .iter()
+        .find(admits_lb)
+        .or_else(|| found_groups.first())
+        .ok_or_else(|| {
+            Error::Unsupported(format!(
+                "the instances behind {name} share no security group to manage"
+            ))
+        })?;
+    // Its rules: the public web ports open again; the rules admitting the load balancer
+    // go with it; the rest stays.
+    let mut ingress = vec![json!({"ports": [80, 443], "cidrs": ["0.0.0.0/0", "::/0"]})];
+    let mut exclusive = true;
+    for r in &backend.rules {
+        let k = &r.key;
+        if matches!(&k.source, Source::Group(id) if lb.security_groups.contains(id)) {
+            continue;
+        }
+        if k.is_from_internet() && (admits(k, 80) || admits(k, 443)) {
+            continue;
+        }
+        let width = k.to_port - k.from_port;
+        let expressible = k.protocol == "tcp" && (0..16).contains(&width) && k.from_port > 0;
+        if !expressible {
+            exclusive = false;
+            review.push(format!(
+                "the rule {k} cannot be written in a manifest (TCP ports only), so `exclusive` is off: remove the rules admitting the load balancer by hand after the switch"
+            ));
+            continue;
+        }
+        let ports: Vec<i32> = (k.from_port..=k.to_port).collect();
+        let mut rule = json!({ "ports": ports });
+        match &k.source {
+            Source::Cidr(c) => rule["cidrs"] = json!([c]),
+            Source::Group(g) => rule["from"] = json!(g),
+            Source::Key(key) => rule["from"] = json!(key),
+        }
+        if let Some(d) = &r.description {
+            rule["description"] = json!(d);
+        }
+        ingress.push(rule);
+    }
+    assumptions.push(format!(
+        "backend security group: {} ({}) opens 80 and 443 to the internet before the switch, and its rules admitting the load balancer go after it",
+        backend.id, backend.name
+    ));
+    // TTLs: the record's own at rest (an alias has none: 300 s), short while it changes.
+    let ttl = old_ttl.unwrap_or(300);
+    if old_ttl.is_none() {
+        assumptions.push(format!(
+            "TTL: 300s at rest (an alias record has none of its own); while it changes, {name} is served 60s answers by the load balancer's alias"
+        ));
+    }
+    let transition = (ttl / 4).clamp(1, 300).min(ttl.max(1));
+    assumptions.push(format!(
+        "stack: {stack} (from the load balancer's tag); its load balancer {}, listeners, target groups and their groups are deleted once the answers leading to it have expired",
+        lb.name
+    ));
+    let manifest = json!({
+        "version": 1,
+        "stack": stack,
+        "region": region,
+        "vpc": lb.vpc,
+        "security_groups": {
+            "backend": {
+                "existing": backend.id,
+                "exclusive": exclusive,
+                "ingress": ingress
+            }
+        },
+        "dns": { "zone": zone.name, "records": [
+            {"name": name, "type": "A", "values": addresses, "ttl": ttl, "transition_ttl": transition}
+        ] }
+    });
+    let text = serde_json::to_string_pretty(&manifest).unwrap_or_default();
+    if let Err(d) = crate::manifest::from_str("init", &text) {
+        return Err(Error::Bug(d.to_string()));
+    }
+    Ok(Found {
+        manifest,
+        assumptions,
+        review,
+    })
+}
+
+/// The zone named `zone`, or else the closest parent domain of `name` that has one.
+async fn find_zone(
+    route53: &Route53,
+    name: &str,
+    zone: Option<&str>,
+) -> Result<ObservedZone, Error> {
+    // The zone: given, or the closest parent domain that has one.
+    let candidates: Vec<String> = match zone {
+        Some(z) => vec![net::normalize_dns(z)],
+        None => {
+            let labels: Vec<&str> = name.split('.').collect();
+            (0..labels.len().saturating_sub(1))
+                .map(|i| labels[i..].join("."))
+                .collect()
+        }
+    };
+    let mut found_zone: Option<ObservedZone> = None;
+    for c in &candidates {
+        if let Some(z) = route53.zone_named(c, Round::START).await?.value {
+            found_zone = Some(z);
+            break;
+        }
+    }
+    let Some(zone) = found_zone else {
+        return Err(Error::NoZone {
+            name: name.to_owned(),
+            tried: candidates.join(", "),
+        });
+    };
+    Ok(zone)
 }
 
 fn admits(k: &RuleKey, port: i32) -> bool {

@@ -65,12 +65,14 @@ fn main() -> ExitCode {
             zone,
             output,
             force,
+            direct,
             aws,
         } => block_on(init_cmd(
             &name,
             zone.as_deref(),
             output.as_deref(),
             force,
+            direct,
             &aws,
         )),
         Command::Unlock { files, force, aws } => {

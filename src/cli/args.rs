@@ -147,6 +147,11 @@ pub enum Command {
         /// Overwrite FILE if it exists.
         #[arg(long)]
         force: bool,
+        /// The way back: for a site behind a stack's load balancer, write the manifest that
+        /// leads the name to the instances again (an A record to their public addresses,
+        /// the backend open on 80 and 443, no load balancer).
+        #[arg(long)]
+        direct: bool,
         #[command(flatten)]
         aws: AwsFlags,
     },

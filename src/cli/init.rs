@@ -12,6 +12,7 @@ pub async fn init_cmd(
     zone: Option<&str>,
     output: Option<&std::path::Path>,
     force: bool,
+    direct: bool,
     aws: &AwsFlags,
 ) -> anyhow::Result<Outcome> {
     let console = Console::detect();
@@ -36,7 +37,12 @@ pub async fn init_cmd(
     };
     let clients = reconcile::aws::Clients::for_run(&config, &opts);
     let meter = reconcile::aws::Meter::new();
-    let found = match reconcile::init::init(&clients, &meter, name, zone, &region).await {
+    let found = if direct {
+        reconcile::init::init_direct(&clients, &meter, name, zone, &region).await
+    } else {
+        reconcile::init::init(&clients, &meter, name, zone, &region).await
+    };
+    let found = match found {
         Ok(f) => f,
         Err(e) => {
             console.error(&format!("{e}; nothing was written"));
