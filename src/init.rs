@@ -425,12 +425,7 @@ pub async fn init_direct(
     let mut review = Vec::new();
     let zone = find_zone(&route53, &name, zone).await?;
     let records = route53
-        .records(
-            &zone.id,
-            |n| n == name,
-            |_| false,
-            Round::START,
-        )
+        .records(&zone.id, |n| n == name, |_| false, Round::START)
         .await?
         .value;
     let record = pick_record(&name, &zone, &records)?;
@@ -539,9 +534,9 @@ pub async fn init_direct(
         .await?
         .value;
     let admits_lb = |g: &&crate::model::ObservedSg| {
-        g.rules.iter().any(|r| {
-            matches!(&r.key.source, Source::Group(id) if lb.security_groups.contains(id))
-        })
+        g.rules
+            .iter()
+            .any(|r| matches!(&r.key.source, Source::Group(id) if lb.security_groups.contains(id)))
     };
     let backend = found_groups
         .iter()

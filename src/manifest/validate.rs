@@ -809,12 +809,25 @@ impl Validator<'_> {
                 let (what, example) = match r.kind {
                     RecordType::A => ("an IPv4 address", "203.0.113.10"),
                     RecordType::Aaaa => ("an IPv6 address", "2001:db8::10"),
-                    RecordType::Cname => ("a host name", "ec2-203-0-113-10.compute-1.amazonaws.com"),
+                    RecordType::Cname => {
+                        ("a host name", "ec2-203-0-113-10.compute-1.amazonaws.com")
+                    }
                 };
-                self.err(&vp, format!("\"{v}\" is not {what}"), format!("an {} record's values are {what}s, e.g. {example}", r.kind.as_str()));
+                self.err(
+                    &vp,
+                    format!("\"{v}\" is not {what}"),
+                    format!(
+                        "an {} record's values are {what}s, e.g. {example}",
+                        r.kind.as_str()
+                    ),
+                );
             }
             if !seen.insert(net::normalize_dns(v)) {
-                self.err(&vp, format!("value {v} is listed twice"), "list each value once");
+                self.err(
+                    &vp,
+                    format!("value {v} is listed twice"),
+                    "list each value once",
+                );
             }
         }
         if r.kind == RecordType::Cname && r.values.len() > 1 {

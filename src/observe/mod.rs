@@ -89,7 +89,9 @@ pub async fn observe_many(
                     .iter()
                     .filter(|i| {
                         scope.targets.contains(&i.id)
-                            || i.public_ip.as_ref().is_some_and(|a| scope.addresses.contains(a))
+                            || i.public_ip
+                                .as_ref()
+                                .is_some_and(|a| scope.addresses.contains(a))
                             || i.public_dns
                                 .as_ref()
                                 .is_some_and(|n| scope.host_names.contains(n))

@@ -64,7 +64,11 @@ impl Scope {
                 }
             }
         }
-        for g in desired.load_balancer.iter().flat_map(|lb| &lb.security_groups) {
+        for g in desired
+            .load_balancer
+            .iter()
+            .flat_map(|lb| &lb.security_groups)
+        {
             if let GroupRef::Id(id) = g {
                 group_ids.insert(id.clone());
             }

@@ -100,16 +100,20 @@ impl<'a> Differ<'a> {
                 .filter(|(k, want)| want.is_some() && have.get(k).is_some_and(|got| *got != *want))
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect();
-            let removes: Vec<RuleKey> = if dsg.exclusive {
-                g.rules
-                    .iter()
-                    .filter(|r| !desired.contains_key(&r.key))
-                    .filter(|r| owned || !self.admits_another_stack(&r.key))
-                    .map(|r| r.key.clone())
-                    .collect()
-            } else {
-                vec![]
-            };
+            // A rule admitting a group the plan deletes goes too, exclusive or not: AWS
+            // refuses to delete a group that a rule still names.
+            let doomed = self.doomed_groups();
+            let removes: Vec<RuleKey> = g
+                .rules
+                .iter()
+                .filter(|r| !desired.contains_key(&r.key))
+                .filter(|r| {
+                    let names_doomed =
+                        matches!(&r.key.source, Source::Group(id) if doomed.contains(id));
+                    names_doomed || (dsg.exclusive && (owned || !self.admits_another_stack(&r.key)))
+                })
+                .map(|r| r.key.clone())
+                .collect();
             if !adds.is_empty() {
                 let attrs = adds
                     .iter()
@@ -278,8 +282,8 @@ impl<'a> Differ<'a> {
         }
     }
 
-    /// Owned groups of the VPC that the manifest no longer declares.
-    pub(super) fn stale_security_groups(&mut self) {
+    /// Owned groups of the VPC that the manifest no longer declares: the plan deletes them.
+    fn stale_groups(&self) -> Vec<&'a crate::model::ObservedSg> {
         let wanted: BTreeSet<&String> = self
             .d
             .security_groups
@@ -287,14 +291,25 @@ impl<'a> Differ<'a> {
             .filter(|g| g.existing.is_none())
             .map(|g| &g.name)
             .collect();
-        let stale: Vec<_> = self
-            .o
-            .security_groups
+        let o: &'a crate::model::Observed = self.o;
+        o.security_groups
             .iter()
             .filter(|g| g.vpc == self.d.vpc && owned_by(&g.tags, &self.d.stack))
             .filter(|g| !wanted.contains(&g.name))
-            .collect();
-        for g in stale {
+            .collect()
+    }
+
+    /// The ids of the groups the plan deletes.
+    fn doomed_groups(&self) -> BTreeSet<String> {
+        self.stale_groups()
+            .into_iter()
+            .map(|g| g.id.clone())
+            .collect()
+    }
+
+    /// Owned groups of the VPC that the manifest no longer declares.
+    pub(super) fn stale_security_groups(&mut self) {
+        for g in self.stale_groups() {
             self.change(
                 NodeId::GroupDelete {
                     name: g.name.clone(),

@@ -353,6 +353,18 @@ impl<'a> World<'a> {
                 if used {
                     return Err(format!("group {id} is still used by a load balancer"));
                 }
+                // AWS refuses (DependencyViolation) while a rule of another group names it.
+                if let Some(g) = self.observed.security_groups.iter().find(|g| {
+                    &g.id != id
+                        && g.rules
+                            .iter()
+                            .any(|r| matches!(&r.key.source, Source::Group(s) if s == id))
+                }) {
+                    return Err(format!(
+                        "DependencyViolation: group {id} is still named by a rule of {}",
+                        g.name
+                    ));
+                }
                 self.observed.security_groups.retain(|g| &g.id != id);
             }
             Op::CreateTargetGroup {
@@ -856,9 +868,9 @@ fn direct_path(
         .instances
         .iter()
         .filter(|i| {
-            values.iter().any(|v| {
-                i.public_ip.as_deref() == Some(*v) || i.public_dns.as_deref() == Some(*v)
-            })
+            values
+                .iter()
+                .any(|v| i.public_ip.as_deref() == Some(*v) || i.public_dns.as_deref() == Some(*v))
         })
         .collect();
     // A client may pick any address of the answer: each instance it names must serve.

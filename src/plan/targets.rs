@@ -193,7 +193,12 @@ impl<'a> Differ<'a> {
         }
         // Which groups will receive traffic.
         let mut traffic: Vec<(String, TgRef)> = Vec::new();
-        for l in self.d.load_balancer.iter().flat_map(|lb| lb.listeners.values()) {
+        for l in self
+            .d
+            .load_balancer
+            .iter()
+            .flat_map(|lb| lb.listeners.values())
+        {
             if let Some(tg) = self.tg_refs.get(&l.forward) {
                 if !traffic.iter().any(|(k, _)| k == &l.forward) {
                     traffic.push((l.forward.clone(), tg.clone()));

@@ -82,7 +82,8 @@ pub fn empty_account() -> Observed {
                 vpc: VPC.into(),
                 subnet: "subnet-0aaaaaaaaaaaaaaa1".into(),
                 groups: vec![BACKEND.into()],
-                public_ip: None,
+                // The first holds the elastic IP the starting record leads to.
+                public_ip: id.ends_with('1').then(|| EIP.to_owned()),
                 public_dns: None,
             })
             .collect(),

@@ -599,7 +599,14 @@ async fn reads_a_converged_front_door() {
         .create_load_balancer()
         .name("www-example")
         .set_subnets(Some(
-            desired.load_balancer.as_ref().unwrap().subnets.iter().cloned().collect(),
+            desired
+                .load_balancer
+                .as_ref()
+                .unwrap()
+                .subnets
+                .iter()
+                .cloned()
+                .collect(),
         ))
         .security_groups(&front.lb_sg)
         .send()

@@ -308,6 +308,9 @@ struct Drawn {
     ttls: (u32, u32),
     exclusive: bool,
     office: bool,
+    /// The way back: no load balancer, the record an A record to the elastic IP again,
+    /// the backend open to the world on 80 and 443.
+    direct: bool,
 }
 
 prop_compose! {
@@ -321,8 +324,9 @@ prop_compose! {
         ttls in prop::sample::select(vec![(3600u32, 300u32), (120, 60), (60, 60), (86400, 30)]),
         exclusive in any::<bool>(),
         office in any::<bool>(),
+        direct in prop::bool::weighted(0.3),
     ) -> Drawn {
-        Drawn { app_port, health_path, http_health_on_app, http_targets, app_targets, alias, ttls, exclusive, office }
+        Drawn { app_port, health_path, http_health_on_app, http_targets, app_targets, alias, ttls, exclusive, office, direct }
     }
 }
 
@@ -356,6 +360,24 @@ impl Drawn {
                 ingress.push(serde_json::json!({"ports": [22], "cidrs": ["198.51.100.0/24"], "description": "office ssh"}));
             }
             backend["ingress"] = ingress.into();
+            if self.direct {
+                let o = v.as_object_mut().unwrap();
+                for k in ["load_balancer", "target_groups", "certificates"] {
+                    o.remove(k);
+                }
+                v["security_groups"].as_object_mut().unwrap().remove("lb");
+                let mut ingress =
+                    vec![serde_json::json!({"ports": [80, 443], "cidrs": ["0.0.0.0/0", "::/0"]})];
+                if self.office {
+                    ingress.push(serde_json::json!({"ports": [22], "cidrs": ["198.51.100.0/24"], "description": "office ssh"}));
+                }
+                v["security_groups"]["backend"]["ingress"] = ingress.into();
+                v["dns"]["records"][0] = serde_json::json!({
+                    "name": "www.example.com", "type": "A", "values": [EIP],
+                    "ttl": self.ttls.0, "transition_ttl": self.ttls.1,
+                });
+                return;
+            }
             let record = &mut v["dns"]["records"][0];
             record["type"] = if self.alias { "A" } else { "CNAME" }.into();
             if self.alias {
@@ -576,6 +598,7 @@ fn a_replacement_overtaken_by_another_frees_the_unused_name_first() {
         ttls: (3600, 300),
         exclusive: false,
         office: false,
+        direct: false,
     };
     let quiet = Drift {
         retag: false,
@@ -610,4 +633,77 @@ fn a_replacement_overtaken_by_another_frees_the_unused_name_first() {
         p.edges.contains(&(free, create)),
         "the leftover goes before the new group takes its name"
     );
+}
+
+/// The way back from the converged stack: the checker proves its plan, and finds each of its
+/// guarantees broken when the edges that carry it are taken out.
+#[test]
+fn the_way_back_is_proven_and_each_of_its_edges_is_needed() {
+    use reconcile::plan::{NodeKind, Op};
+    let d = Drawn {
+        app_port: 8088,
+        health_path: "/health/",
+        http_health_on_app: true,
+        http_targets: 3,
+        app_targets: 3,
+        alias: false,
+        ttls: (3600, 300),
+        exclusive: true,
+        office: true,
+        direct: true,
+    }
+    .desired();
+    let o = with_pinned_cert(converged());
+    let p = plan_of(&d, &o);
+    assert!(p.blockers.is_empty(), "{:?}", p.blockers);
+    reconcile::plan::check::check(&d, &o, &p).expect("the way back as planned passes");
+    let after = run_in_order(&d, &o, &p);
+    assert!(after.load_balancers.is_empty(), "the load balancer is gone");
+    assert!(after.target_groups.is_empty(), "its target groups are gone");
+    assert!(!plan_of(&d, &after).has_changes(), "converges");
+    let id_of = |f: &dyn Fn(&Op) -> bool| {
+        p.nodes
+            .iter()
+            .find(|n| matches!(&n.kind, NodeKind::Change(c) if f(&c.op)))
+            .map(|n| n.id.to_string())
+            .expect("the node")
+    };
+    let lb_delete = id_of(&|op| matches!(op, Op::DeleteLoadBalancer { .. }));
+    let switch = id_of(&|op| {
+        matches!(
+            op,
+            Op::SetRecord {
+                step: reconcile::plan::DnsStep::Switch,
+                ..
+            }
+        )
+    });
+    let revoke = id_of(&|op| matches!(op, Op::RevokeIngress { .. }));
+    type Goes<'a> = &'a dyn Fn(&str) -> bool;
+    let cases: [(&str, Goes, &str); 3] = [
+        // The load balancer deleted while answers that lead to it may still be held.
+        (
+            &lb_delete,
+            &|f| f.starts_with("gate.dns."),
+            "does not serve",
+        ),
+        // The backend's rules admitting the load balancer removed as early.
+        (&revoke, &|f| f.starts_with("gate.dns."), "does not serve"),
+        // The record moved back before the direct path is open and read back.
+        (
+            &switch,
+            &|f| f.starts_with("sg.") || f.starts_with("gate.sg."),
+            "does not serve",
+        ),
+    ];
+    for (node, goes, broken) in cases {
+        let mut q = p.clone();
+        let before = q.edges.len();
+        q.edges
+            .retain(|(from, to)| to.to_string() != node || !goes(&from.to_string()));
+        assert!(q.edges.len() < before, "{node} has such incoming edges");
+        let c = reconcile::plan::check::check(&d, &o, &q)
+            .expect_err(&format!("without those edges into {node}"));
+        assert!(c.message.contains(broken), "{node}: {c}");
+    }
 }
