@@ -11,6 +11,7 @@ mod emulator;
 mod fixtures;
 mod graph;
 mod init;
+mod lifecycle;
 mod many;
 mod observe;
 mod plan_cli;
