@@ -817,7 +817,7 @@ impl Validator<'_> {
                     &vp,
                     format!("\"{v}\" is not {what}"),
                     format!(
-                        "an {} record's values are {what}s, e.g. {example}",
+                        "write one like {example} (the record is {})",
                         r.kind.as_str()
                     ),
                 );

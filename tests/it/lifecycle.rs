@@ -14,7 +14,12 @@ fn path(p: &Path) -> &str {
 
 fn assert_converged(emu: &Emulator, manifest: &Path, what: &str) {
     let out = emu.reconcile(&["plan", "-f", path(manifest), "--detailed-exitcode"]);
-    assert_eq!(out.status.code(), Some(0), "{what}: not converged:\n{}", text(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{what}: not converged:\n{}",
+        text(&out)
+    );
 }
 
 /// One apply of `manifest` through a proxy checking its invariant after every mutating
@@ -77,9 +82,18 @@ fn the_migration_and_its_reverse_each_keep_the_site_served() {
     let last = |op: &str| ops.iter().rposition(|o| o == op).unwrap();
     // The direct path opens before anything that leads away from the load balancer, and
     // the load balancer, its groups and the backend's rules admitting it go last.
-    assert!(first("AuthorizeSecurityGroupIngress") < first("DeleteLoadBalancer"), "{ops:?}");
-    assert!(first("DeleteLoadBalancer") < first("DeleteTargetGroup"), "{ops:?}");
-    assert!(last("RevokeSecurityGroupIngress") < first("DeleteSecurityGroup"), "{ops:?}");
+    assert!(
+        first("AuthorizeSecurityGroupIngress") < first("DeleteLoadBalancer"),
+        "{ops:?}"
+    );
+    assert!(
+        first("DeleteLoadBalancer") < first("DeleteTargetGroup"),
+        "{ops:?}"
+    );
+    assert!(
+        last("RevokeSecurityGroupIngress") < first("DeleteSecurityGroup"),
+        "{ops:?}"
+    );
 
     // Nothing of the stack's is left; the backend is open to the world on 80 and 443, keeps
     // the office rule, and no rule names the deleted group.
