@@ -82,32 +82,15 @@ fn main() -> ExitCode {
         Command::Apply {
             planfile,
             files,
-            yes,
-            max_wait,
-            parallelism,
-            parallel_stacks,
-            json,
-            detailed_exitcode,
-            lock_timeout,
+            run,
             aws,
         } => {
-            let run = reconcile::app::RunOptions {
-                walk: reconcile::apply::Options {
-                    parallelism: usize::from(parallelism),
-                    max_wait,
-                    ..Default::default()
-                },
-                parallel_stacks: usize::from(parallel_stacks),
-            };
-            let how = ApplyArgs {
-                yes,
-                json,
-                detailed_exitcode,
-                run,
-                lock_timeout,
-                aws,
-            };
+            let how = ApplyArgs::new(run, aws, reconcile::app::Mode::Apply);
             block_on(apply_cmd(planfile.as_deref(), &files, &how))
+        }
+        Command::Destroy { files, run, aws } => {
+            let how = ApplyArgs::new(run, aws, reconcile::app::Mode::Destroy);
+            block_on(apply_cmd(None, &files, &how))
         }
         Command::Plan {
             files,
@@ -116,6 +99,7 @@ fn main() -> ExitCode {
             graph,
             out,
             detailed_exitcode,
+            destroy,
             aws,
         } => {
             use cli::args::PlanFormat;
@@ -125,7 +109,19 @@ fn main() -> ExitCode {
                 (_, _, Some(g)) => PlanView::Graph(g.format()),
                 _ => PlanView::Human,
             };
-            block_on(plan(&files, view, out.as_deref(), detailed_exitcode, &aws))
+            let mode = if destroy {
+                reconcile::app::Mode::Destroy
+            } else {
+                reconcile::app::Mode::Apply
+            };
+            block_on(plan(
+                &files,
+                view,
+                out.as_deref(),
+                detailed_exitcode,
+                mode,
+                &aws,
+            ))
         }
     };
     match outcome {

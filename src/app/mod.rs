@@ -379,6 +379,48 @@ pub async fn observe_and_plan(
     plan(observe(loaded, conns).await?)
 }
 
+/// Plans the destruction of every stack read: each stack's desired state becomes
+/// [`plan::destroy_desired`] (what the stack owns goes, found by name and tag; records stay),
+/// and a stack whose managed record still leads to its load balancer is blocked. The
+/// plans are proven like any other.
+pub fn plan_destroy(mut observation: Observation) -> Result<Planning, Error> {
+    let mut refused: BTreeMap<String, Vec<plan::Blocker>> = BTreeMap::new();
+    for r in &mut observation.stacks {
+        let blockers = plan::destroy_blockers(&r.loaded.desired, &r.observed);
+        refused.insert(r.loaded.manifest.stack.clone(), blockers);
+        r.loaded.desired = plan::destroy_desired(&r.loaded.desired, &r.observed);
+    }
+    let mut planning = plan(observation)?;
+    for p in &mut planning.stacks {
+        if let Some(b) = refused.remove(&p.loaded.manifest.stack) {
+            p.plan.blockers.extend(b);
+        }
+        plan::destroy_reasons(&mut p.plan);
+    }
+    Ok(planning)
+}
+
+/// What a run does: bring the stacks to their manifests, or destroy them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    #[default]
+    Apply,
+    Destroy,
+}
+
+/// [`observe`], then [`plan()`] or [`plan_destroy`].
+pub async fn observe_and_plan_for(
+    loaded: Vec<Loaded>,
+    conns: &mut Connections,
+    mode: Mode,
+) -> Result<Planning, Error> {
+    let observation = observe(loaded, conns).await?;
+    match mode {
+        Mode::Apply => plan(observation),
+        Mode::Destroy => plan_destroy(observation),
+    }
+}
+
 /// The checker's verdict on a stack's plan from the state it was read in: every state an
 /// execution can pass through keeps the guarantees, or the first that does not.
 pub fn check(p: &Planned) -> Result<plan::check::Checked, plan::check::Counterexample> {

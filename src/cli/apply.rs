@@ -11,7 +11,7 @@ use reconcile::render::events::{Event, What};
 use reconcile::render::progress::{HumanProgress, JsonProgress};
 use reconcile::render::{human, messages};
 
-use super::args::AwsFlags;
+use super::args::{AwsFlags, RunFlags};
 use super::offline::load_or_report;
 use super::Outcome;
 
@@ -23,6 +23,29 @@ pub struct ApplyArgs {
     pub run: app::RunOptions,
     pub lock_timeout: std::time::Duration,
     pub aws: AwsFlags,
+    /// Apply the manifests, or destroy their stacks.
+    pub mode: app::Mode,
+}
+
+impl ApplyArgs {
+    pub fn new(flags: RunFlags, aws: AwsFlags, mode: app::Mode) -> ApplyArgs {
+        ApplyArgs {
+            yes: flags.yes,
+            json: flags.json,
+            detailed_exitcode: flags.detailed_exitcode,
+            run: app::RunOptions {
+                walk: reconcile::apply::Options {
+                    parallelism: usize::from(flags.parallelism),
+                    max_wait: flags.max_wait,
+                    ..Default::default()
+                },
+                parallel_stacks: usize::from(flags.parallel_stacks),
+            },
+            lock_timeout: flags.lock_timeout,
+            aws,
+            mode,
+        }
+    }
 }
 
 /// Loads what to apply (offline), takes every stack's lock, applies, releases the locks.
@@ -46,6 +69,14 @@ pub async fn apply_cmd(
         return Ok(Outcome::Failed);
     }
     let mut conns = Connections::new(how.aws.options());
+    // A destroy that would take a site down is refused before any change, the lock's
+    // included: it is read and planned once first.
+    if how.mode == app::Mode::Destroy {
+        let planned = app::observe_and_plan_for(loaded.clone(), &mut conns, how.mode).await?;
+        if refuse_blocked(&console, &planned.stacks, how)? {
+            return Ok(Outcome::Failed);
+        }
+    }
     let tell = |stack: &str, holder: &reconcile::apply::lock::Holder| {
         console.note(&messages::lock_waiting(stack, holder, how.lock_timeout));
     };
@@ -123,32 +154,16 @@ async fn apply_locked(
                 return Ok(Outcome::Failed);
             }
         },
-        _ => app::observe_and_plan(loaded, conns).await?.stacks,
-    };
-    let show = |p: &app::Planned| {
-        let label = messages::stack_label(
-            &p.plan.stack,
-            &p.loaded.path.display().to_string(),
-            &p.region,
-            None,
-        );
-        human::plan(&p.plan, &label, &console.style)
-    };
-    if planned
-        .iter()
-        .any(|p| !p.plan.blockers.is_empty() || p.plan.checked.is_none())
-    {
-        for p in &planned {
-            if !how.json {
-                console.out(&show(p))?;
-            } else if !p.plan.blockers.is_empty() {
-                let blockers = p.plan.blockers.iter().map(Into::into).collect();
-                Event::now(&p.plan.stack, What::Blocked { blockers }).emit();
-            }
+        _ => {
+            app::observe_and_plan_for(loaded, conns, how.mode)
+                .await?
+                .stacks
         }
-        console.error(messages::APPLY_BLOCKED);
+    };
+    if refuse_blocked(console, &planned, how)? {
         return Ok(Outcome::Failed);
     }
+    let show = |p: &app::Planned| show_plan(console, p);
     if !planned.iter().any(|p| p.plan.has_changes()) {
         if how.json {
             for p in &planned {
@@ -222,6 +237,41 @@ async fn apply_locked(
     } else {
         Outcome::Success
     })
+}
+
+fn show_plan(console: &Console, p: &app::Planned) -> String {
+    let label = messages::stack_label(
+        &p.plan.stack,
+        &p.loaded.path.display().to_string(),
+        &p.region,
+        None,
+    );
+    human::plan(&p.plan, &label, &console.style)
+}
+
+/// A plan with blockers, or one the checker has not proven, is shown and refused: true
+/// when the run must stop there.
+fn refuse_blocked(
+    console: &Console,
+    planned: &[app::Planned],
+    how: &ApplyArgs,
+) -> anyhow::Result<bool> {
+    if !planned
+        .iter()
+        .any(|p| !p.plan.blockers.is_empty() || p.plan.checked.is_none())
+    {
+        return Ok(false);
+    }
+    for p in planned {
+        if !how.json {
+            console.out(&show_plan(console, p))?;
+        } else if !p.plan.blockers.is_empty() {
+            let blockers = p.plan.blockers.iter().map(Into::into).collect();
+            Event::now(&p.plan.stack, What::Blocked { blockers }).emit();
+        }
+    }
+    console.error(messages::APPLY_BLOCKED);
+    Ok(true)
 }
 
 /// Releases the locks of the manifests' stacks by hand.

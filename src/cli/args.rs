@@ -90,6 +90,9 @@ pub enum Command {
         /// Exit 2 when there are changes, 0 when there are none (1 stays an error).
         #[arg(long)]
         detailed_exitcode: bool,
+        /// Show what `reconcile destroy` would delete instead (not savable).
+        #[arg(long, conflicts_with = "out")]
+        destroy: bool,
         #[command(flatten)]
         aws: AwsFlags,
     },
@@ -106,29 +109,22 @@ pub enum Command {
         /// Manifest file or folder of manifests; repeat for several stacks.
         #[arg(short = 'f', long = "file", value_name = "FILE")]
         files: Vec<PathBuf>,
-        /// Apply without asking (required when not on a terminal).
-        #[arg(long)]
-        yes: bool,
-        /// Stop cleanly at a TTL wait that would end later than this (e.g. 90s, 10m, 1h);
-        /// running apply again afterwards continues where it stopped.
-        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-        max_wait: Option<std::time::Duration>,
-        /// How many changes and waits may run at once, in each stack.
-        #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
-        parallelism: u16,
-        /// How many stacks are applied at once (each independently of the others).
-        #[arg(long, default_value_t = 4, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
-        parallel_stacks: u16,
-        /// Stream progress as JSON events, one per line.
-        #[arg(long)]
-        json: bool,
-        /// Exit 3 when `--max-wait` paused the run (0 only once it is finished), so that
-        /// a pipeline can tell a paused apply from a finished one.
-        #[arg(long)]
-        detailed_exitcode: bool,
-        /// How long to wait for another apply of the same stack to finish.
-        #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "2m")]
-        lock_timeout: std::time::Duration,
+        #[command(flatten)]
+        run: RunFlags,
+        #[command(flatten)]
+        aws: AwsFlags,
+    },
+    /// Deletes everything the stacks own (found by name and tag, not by the manifest
+    /// alone), in reverse dependency order, and the rules their `existing` groups hold
+    /// naming a group that goes; records are left alone. Refused while a managed record
+    /// still leads to the stack's load balancer (move it first with the reverse migration,
+    /// `init --direct`). `plan --destroy` shows it first.
+    Destroy {
+        /// Manifest file or folder of manifests; repeat for several stacks.
+        #[arg(short = 'f', long = "file", required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        #[command(flatten)]
+        run: RunFlags,
         #[command(flatten)]
         aws: AwsFlags,
     },
@@ -277,6 +273,34 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
 }
 
 /// AWS settings; each overrides the standard AWS chain (environment, profiles).
+/// How `apply` and `destroy` run.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunFlags {
+    /// Go ahead without asking (required when not on a terminal).
+    #[arg(long)]
+    pub yes: bool,
+    /// Stop cleanly at a TTL wait that would end later than this (e.g. 90s, 10m, 1h);
+    /// running the command again afterwards continues where it stopped.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub max_wait: Option<std::time::Duration>,
+    /// How many changes and waits may run at once, in each stack.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub parallelism: u16,
+    /// How many stacks are run at once (each independently of the others).
+    #[arg(long, default_value_t = 4, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub parallel_stacks: u16,
+    /// Stream progress as JSON events, one per line.
+    #[arg(long)]
+    pub json: bool,
+    /// Exit 3 when `--max-wait` paused the run (0 only once it is finished), so that
+    /// a pipeline can tell a paused run from a finished one.
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+    /// How long to wait for another run of the same stack to finish.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "2m")]
+    pub lock_timeout: std::time::Duration,
+}
+
 #[derive(Args, Clone)]
 pub struct AwsFlags {
     /// AWS region (else the manifest's `region`, else AWS_REGION / the profile).

@@ -24,6 +24,7 @@ pub async fn plan(
     view: PlanView,
     out: Option<&Path>,
     detailed: bool,
+    mode: app::Mode,
     aws: &AwsFlags,
 ) -> anyhow::Result<Outcome> {
     let console = Console::detect();
@@ -31,7 +32,7 @@ pub async fn plan(
         return Ok(Outcome::Failed);
     };
     let mut conns = Connections::new(aws.options());
-    let planning = app::observe_and_plan(loaded, &mut conns).await?;
+    let planning = app::observe_and_plan_for(loaded, &mut conns, mode).await?;
     let planned = &planning.stacks;
     let blocked = planned.iter().any(|p| !p.plan.blockers.is_empty());
     let changes = planned.iter().any(|p| p.plan.has_changes());

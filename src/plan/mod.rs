@@ -661,3 +661,110 @@ pub fn neighbour_warnings(observed: &Observed, plan: &Plan) -> Vec<Warning> {
         })
         .collect()
 }
+
+/// What a stack asks for once it is destroyed: nothing of its own (no load balancer, target
+/// groups or groups, so that every one the read finds by name or tag goes), the `existing`
+/// groups it names kept with their rules as they are but those naming a group that goes,
+/// and its records as they are now (left alone: kept only so that answers an earlier run's
+/// switch left in caches are waited out, from its marker, before what they lead to goes).
+pub fn destroy_desired(d: &Desired, o: &Observed) -> Desired {
+    let dns = d
+        .dns
+        .as_ref()
+        .filter(|_| o.zone.is_some())
+        .map(|dns| crate::model::DesiredDns {
+            zone: dns.zone.clone(),
+            records: dns
+                .records
+                .iter()
+                .filter_map(|r| {
+                    let now = o.zone.as_ref()?.records.iter().find(|x| {
+                        x.name == r.name
+                            && x.alias.is_none()
+                            && !x.values.is_empty()
+                            && matches!(x.kind.as_str(), "A" | "AAAA" | "CNAME")
+                    })?;
+                    Some(crate::model::DesiredRecord {
+                        name: r.name.clone(),
+                        kind: now.kind.clone(),
+                        to: crate::model::RecordTo::Values(crate::model::normal_values(
+                            &now.kind,
+                            &now.values,
+                        )),
+                        ttl: now.ttl,
+                        transition_ttl: now.ttl.unwrap_or(0),
+                    })
+                })
+                .collect(),
+        });
+    let security_groups = d
+        .security_groups
+        .iter()
+        .filter(|(_, g)| g.existing.is_some())
+        .map(|(k, g)| {
+            let kept = crate::model::DesiredSg {
+                exclusive: false,
+                rules: BTreeMap::new(),
+                ..g.clone()
+            };
+            (k.clone(), kept)
+        })
+        .collect();
+    Desired {
+        certificates: BTreeMap::new(),
+        security_groups,
+        target_groups: BTreeMap::new(),
+        load_balancer: None,
+        dns,
+        ..d.clone()
+    }
+}
+
+/// A destroy is refused while a record the manifest manages still leads to one of the
+/// stack's load balancers: deleting it would take the site down.
+pub fn destroy_blockers(d: &Desired, o: &Observed) -> Vec<Blocker> {
+    let Some((dns, zone)) = d.dns.as_ref().zip(o.zone.as_ref()) else {
+        return Vec::new();
+    };
+    let normal = crate::manifest::net::normalize_dns;
+    let mut out = Vec::new();
+    for r in &dns.records {
+        for rec in zone.records.iter().filter(|x| x.name == r.name) {
+            let leads = o.load_balancers.iter().find(|l| {
+                let lb = normal(&l.dns_name);
+                rec.alias.as_ref().is_some_and(|a| a.dns_name == lb)
+                    || (rec.kind == "CNAME" && rec.values.contains(&lb))
+            });
+            if let Some(lb) = leads {
+                out.push(Blocker {
+                    subject: format!("dns record {} {}", rec.name, rec.kind),
+                    message: format!(
+                        "{} still leads to the stack's load balancer {}: destroying it would take the site down",
+                        rec.name, lb.name
+                    ),
+                    hint: format!("move {} away first, with the reverse migration: `reconcile init --direct --name {} -o direct.json`, then `reconcile apply -f direct.json`; then destroy with that manifest", rec.name, rec.name),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// The reasons of a destroy's changes, which the diff wrote for a manifest that leaves
+/// things out: only the explanation changes, never a decision.
+pub fn destroy_reasons(plan: &mut Plan) {
+    for n in &mut plan.nodes {
+        let NodeKind::Change(c) = &mut n.kind else {
+            continue;
+        };
+        let reason = match &c.op {
+            Op::DeleteLoadBalancer { .. } => "destroy: owned by the stack (its listeners go with it)",
+            Op::DeleteTargetGroup { .. } => "destroy: owned by the stack, once the load balancer that used it is gone",
+            Op::DeleteSecurityGroup { .. } => "destroy: owned by the stack, once nothing uses or names it",
+            Op::RevokeIngress { .. } => "destroy: these rules name a group the stack deletes (AWS keeps a group that a rule names)",
+            Op::ClearMarker { .. } => "destroy: the stack's wait marker",
+            _ => continue,
+        };
+        c.reason = reason.to_owned();
+    }
+}

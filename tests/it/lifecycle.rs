@@ -5,7 +5,9 @@
 use std::path::{Path, PathBuf};
 
 use crate::emulator::{Emulator, Seeded};
-use crate::proxy::Proxy;
+use std::sync::{Arc, Mutex};
+
+use crate::proxy::{Options, Proxy};
 use crate::support::{desired, text};
 
 fn path(p: &Path) -> &str {
@@ -131,4 +133,146 @@ fn init_direct_refuses_a_site_not_behind_a_load_balancer() {
     let all = text(&out);
     assert!(all.contains("which is not a load balancer"), "{all}");
     assert!(all.contains("nothing was written"), "{all}");
+}
+
+#[test]
+fn destroy_is_refused_while_the_record_leads_to_the_load_balancer() {
+    let emu = Emulator::start();
+    let s = emu.seed(&["--ttl", "3", "--transition-ttl", "1"]);
+    let out = emu.reconcile(&["apply", "-f", path(&s.manifest), "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let proxy = Proxy::start(&emu.url, Box::new(|_| None));
+    let out = emu.reconcile_at(&proxy.url, &["destroy", "-f", path(&s.manifest), "--yes"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let all = text(&out);
+    assert!(
+        all.contains("www.example.com still leads to the stack's load balancer www-example"),
+        "{all}"
+    );
+    assert!(all.contains("init --direct"), "{all}");
+    assert!(
+        proxy.mutating_calls().is_empty(),
+        "refused before any change, the lock's included: {:?}",
+        proxy.mutating_calls()
+    );
+    let out = emu.reconcile(&["plan", "--destroy", "-f", path(&s.manifest)]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+}
+
+/// The way back stopped right after its switch (`--max-wait`), then `destroy`: it waits out
+/// the answers that still lead to the load balancer (from the marker the switch left), then
+/// deletes everything the stack owns, the site served throughout; nothing tagged is left.
+/// Killed after each mutating call and run again, it still finishes.
+#[test]
+fn destroy_waits_out_the_switch_deletes_everything_and_resumes() {
+    let emu = Emulator::start();
+    let s = emu.seed(&["--ttl", "3", "--transition-ttl", "1"]);
+    let out = emu.reconcile(&["apply", "-f", path(&s.manifest), "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let direct = init_direct(&emu, &s);
+    // A longer TTL after the switch, so that the load balancer's answers are still held.
+    let direct = crate::support::edited(&direct, "direct-slow.json", |v| {
+        v["dns"]["records"][0]["ttl"] = 20.into();
+        v["dns"]["records"][0]["transition_ttl"] = 8.into();
+    });
+    let (proxy, inv) = Proxy::checked(&emu.url, desired(&direct));
+    let mut switched = false;
+    for _ in 0..10 {
+        let out = emu.reconcile_at(
+            &proxy.url,
+            &[
+                "apply",
+                "-f",
+                path(&direct),
+                "--yes",
+                "--max-wait",
+                "0s",
+                "--detailed-exitcode",
+            ],
+        );
+        assert_eq!(out.status.code(), Some(3), "paused: {}", text(&out));
+        if proxy
+            .mutating_calls()
+            .iter()
+            .any(|c| c.operation == "ChangeResourceRecordSets")
+            && String::from_utf8_lossy(&out.stdout).contains("answers given before the switch")
+        {
+            switched = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+    assert!(switched, "the way back paused after its switch");
+    // Destroy through the same checker: it must wait the switch's answers out first.
+    let before = proxy.mutating_calls().len();
+    let out = emu.reconcile_at(
+        &proxy.url,
+        &[
+            "destroy",
+            "-f",
+            path(&direct),
+            "--yes",
+            "--max-wait",
+            "0s",
+            "--detailed-exitcode",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(3), "destroy waits: {}", text(&out));
+    let deleted = proxy.mutating_calls()[before..]
+        .iter()
+        .any(|c| c.operation == "DeleteLoadBalancer");
+    assert!(
+        !deleted,
+        "the load balancer stays while its answers are held"
+    );
+    // Then killed right after its third mutating call (past the lock), and run again to
+    // the end, the same checker watching.
+    std::thread::sleep(std::time::Duration::from_secs(9));
+    let pid = Arc::new(Mutex::new(None));
+    let check = inv.clone();
+    let killing = Proxy::with(
+        &emu.url,
+        Options {
+            check: Some(Box::new(move |_| check.lock().unwrap().check())),
+            kill_after: Some((3, pid.clone())),
+            ..Options::default()
+        },
+    );
+    let child = crate::reliability::spawn(&killing.url, &["destroy", "-f", path(&direct), "--yes"]);
+    *pid.lock().unwrap() = Some(child.id());
+    let first = child.wait_with_output().unwrap();
+    assert_eq!(first.status.code(), None, "killed: {}", text(&first));
+    killing.assert_clean("the killed destroy");
+    let out = emu.reconcile_at(&proxy.url, &["destroy", "-f", path(&direct), "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // The rerun took over the killed run's lock (a refused create of the lock group is
+    // how it finds it); the site was served after every call of every run.
+    for p in [&proxy, &killing] {
+        let log = p.log.lock().unwrap();
+        assert!(log.violations.is_empty(), "{:#?}", log.violations);
+    }
+    let out = emu.reconcile(&[
+        "plan",
+        "--destroy",
+        "-f",
+        path(&direct),
+        "--detailed-exitcode",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "nothing left to destroy: {}",
+        text(&out)
+    );
+    emu.boto(
+        "lbs = elb.describe_load_balancers()['LoadBalancers']\n\
+         assert lbs == [], lbs\n\
+         tgs = elb.describe_target_groups()['TargetGroups']\n\
+         assert tgs == [], tgs\n\
+         groups = ec2.describe_security_groups()['SecurityGroups']\n\
+         tagged = [g['GroupName'] for g in groups if any(t['Key'] == 'reconcile:stack' for t in g.get('Tags', []))]\n\
+         assert tagged == [], tagged\n\
+         named = [(g['GroupName'], p) for g in groups for p in g['IpPermissions'] if p.get('UserIdGroupPairs')]\n\
+         assert named == [], named",
+    );
 }
