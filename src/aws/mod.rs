@@ -341,6 +341,16 @@ where
             code: err.code().unwrap_or("Unknown").to_owned(),
             message: err.message().unwrap_or("").to_owned(),
         },
+        // Nothing reached AWS: the endpoint's name did not resolve or it could not be
+        // connected to, which is what an unknown region looks like too.
+        SdkError::DispatchFailure(d) if d.is_io() => Error::Transport {
+            service,
+            operation,
+            detail: format!(
+                "{}; check the network, and that the region (--region, AWS_REGION or the manifest's `region`) exists: an unknown region has no endpoint",
+                chain(&err)
+            ),
+        },
         _ => Error::Transport {
             service,
             operation,

@@ -182,11 +182,18 @@ async fn apply_locked(
     if planfile.is_none() && !how.yes {
         // The question is read on a thread of its own, so that Ctrl-C still ends the run
         // (and releases the lock) while it waits for an answer.
+        // Listening starts before the question is shown: a Ctrl-C the moment it appears
+        // must reach this listener, not only the run's.
+        let mut interrupted = std::pin::pin!(tokio::signal::ctrl_c());
+        if futures::poll!(interrupted.as_mut()).is_ready() {
+            console.note(messages::INTERRUPTED_AT_PROMPT);
+            return Ok(Outcome::Interrupted);
+        }
         let asking = *console;
         let answer = tokio::task::spawn_blocking(move || asking.ask(messages::CONFIRM));
         let answer = tokio::select! {
             answer = answer => answer??,
-            _ = tokio::signal::ctrl_c() => {
+            _ = interrupted => {
                 console.note(messages::INTERRUPTED_AT_PROMPT);
                 return Ok(Outcome::Interrupted);
             }
