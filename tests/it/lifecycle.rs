@@ -157,6 +157,15 @@ fn destroy_is_refused_while_the_record_leads_to_the_load_balancer() {
     );
     let out = emu.reconcile(&["plan", "--destroy", "-f", path(&s.manifest)]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    // A manifest that manages no record cannot tell: the destroy is shown with a warning.
+    let blind = crate::support::edited(&s.manifest, "no-dns.json", |v| {
+        v.as_object_mut().unwrap().remove("dns");
+    });
+    let out = emu.reconcile(&["plan", "--destroy", "-f", path(&blind)]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let all = text(&out);
+    assert!(all.contains("the manifest manages no DNS record"), "{all}");
+    assert!(all.contains("- load_balancer www-example"), "{all}");
 }
 
 /// The way back stopped right after its switch (`--max-wait`), then `destroy`: it waits out
