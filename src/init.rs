@@ -280,26 +280,15 @@ pub async fn init(
             closing.push(k.to_string());
             continue;
         }
-        let width = k.to_port - k.from_port;
-        let expressible = k.protocol == "tcp" && (0..16).contains(&width) && k.from_port > 0;
-        if !expressible {
-            exclusive = false;
-            review.push(format!(
-                "the rule {k} cannot be written in a manifest (TCP ports only), so `exclusive` is off: remove the backend's public web rules by hand after the switch"
-            ));
-            continue;
+        match manifest_rule(r) {
+            Some(rule) => ingress.push(rule),
+            None => {
+                exclusive = false;
+                review.push(format!(
+                    "the rule {k} cannot be written in a manifest (TCP ports only), so `exclusive` is off: remove the backend's public web rules by hand after the switch"
+                ));
+            }
         }
-        let ports: Vec<i32> = (k.from_port..=k.to_port).collect();
-        let mut rule = json!({ "ports": ports });
-        match &k.source {
-            Source::Cidr(c) => rule["cidrs"] = json!([c]),
-            Source::Group(g) => rule["from"] = json!(g),
-            Source::Key(key) => rule["from"] = json!(key),
-        }
-        if let Some(d) = &r.description {
-            rule["description"] = json!(d);
-        }
-        ingress.push(rule);
     }
     if !closing.is_empty() && exclusive {
         assumptions.push(format!(
@@ -559,26 +548,15 @@ pub async fn init_direct(
         if k.is_from_internet() && (admits(k, 80) || admits(k, 443)) {
             continue;
         }
-        let width = k.to_port - k.from_port;
-        let expressible = k.protocol == "tcp" && (0..16).contains(&width) && k.from_port > 0;
-        if !expressible {
-            exclusive = false;
-            review.push(format!(
-                "the rule {k} cannot be written in a manifest (TCP ports only), so `exclusive` is off: remove the rules admitting the load balancer by hand after the switch"
-            ));
-            continue;
+        match manifest_rule(r) {
+            Some(rule) => ingress.push(rule),
+            None => {
+                exclusive = false;
+                review.push(format!(
+                    "the rule {k} cannot be written in a manifest (TCP ports only), so `exclusive` is off: remove the rules admitting the load balancer by hand after the switch"
+                ));
+            }
         }
-        let ports: Vec<i32> = (k.from_port..=k.to_port).collect();
-        let mut rule = json!({ "ports": ports });
-        match &k.source {
-            Source::Cidr(c) => rule["cidrs"] = json!([c]),
-            Source::Group(g) => rule["from"] = json!(g),
-            Source::Key(key) => rule["from"] = json!(key),
-        }
-        if let Some(d) = &r.description {
-            rule["description"] = json!(d);
-        }
-        ingress.push(rule);
     }
     assumptions.push(format!(
         "backend security group: {} ({}) opens 80 and 443 to the internet before the switch, and its rules admitting the load balancer go after it",
@@ -653,6 +631,27 @@ async fn find_zone(
         });
     };
     Ok(zone)
+}
+
+/// A live rule as a manifest's ingress rule; `None` when a manifest cannot say it (not
+/// TCP, or a range of more than 16 ports).
+fn manifest_rule(r: &crate::model::ObservedRule) -> Option<Value> {
+    let k = &r.key;
+    let width = k.to_port - k.from_port;
+    if k.protocol != "tcp" || !(0..16).contains(&width) || k.from_port <= 0 {
+        return None;
+    }
+    let ports: Vec<i32> = (k.from_port..=k.to_port).collect();
+    let mut rule = json!({ "ports": ports });
+    match &k.source {
+        Source::Cidr(c) => rule["cidrs"] = json!([c]),
+        Source::Group(g) => rule["from"] = json!(g),
+        Source::Key(key) => rule["from"] = json!(key),
+    }
+    if let Some(d) = &r.description {
+        rule["description"] = json!(d);
+    }
+    Some(rule)
 }
 
 fn admits(k: &RuleKey, port: i32) -> bool {

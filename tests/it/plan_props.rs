@@ -267,7 +267,6 @@ fn the_checker_finds_each_guarantee_broken_by_a_removed_edge() {
     // Each: the node, which of its incoming edges go, and what must then break.
     let all = |_: &str| true;
     let verification = |from: &str| from.starts_with("gate.lb.") || from.starts_with("gate.tg.");
-    type Goes<'a> = &'a dyn Fn(&str) -> bool;
     let cases: [(&str, Goes, &str); 2] = [
         // The backend's public rules closed before DNS moved and old answers ran out.
         ("sg.backend.rules.remove", &all, "does not serve"),
@@ -278,14 +277,28 @@ fn the_checker_finds_each_guarantee_broken_by_a_removed_edge() {
             "does not serve",
         ),
     ];
+    each_breaks_without_its_edges(&d, &o, &p, &cases);
+}
+
+/// Edges that decide whether an edge goes: given its tail's text.
+type Goes<'a> = &'a dyn Fn(&str) -> bool;
+
+/// For each case (a node, which of its incoming edges go, what must then break), the plan
+/// without those edges fails the checker with that message.
+fn each_breaks_without_its_edges(
+    d: &Desired,
+    o: &Observed,
+    p: &Plan,
+    cases: &[(&str, Goes, &str)],
+) {
     for (node, goes, broken) in cases {
         let mut q = p.clone();
         let before = q.edges.len();
         q.edges
-            .retain(|(from, to)| to.to_string() != node || !goes(&from.to_string()));
-        assert!(q.edges.len() < before, "{node} has incoming edges");
-        let c = reconcile::plan::check::check(&d, &o, &q)
-            .expect_err(&format!("without the edges into {node}"));
+            .retain(|(from, to)| to.to_string() != *node || !goes(&from.to_string()));
+        assert!(q.edges.len() < before, "{node} has such incoming edges");
+        let c = reconcile::plan::check::check(d, o, &q)
+            .expect_err(&format!("without those edges into {node}"));
         assert!(c.message.contains(broken), "{node}: {c}");
     }
 }
@@ -679,7 +692,6 @@ fn the_way_back_is_proven_and_each_of_its_edges_is_needed() {
         )
     });
     let revoke = id_of(&|op| matches!(op, Op::RevokeIngress { .. }));
-    type Goes<'a> = &'a dyn Fn(&str) -> bool;
     let cases: [(&str, Goes, &str); 3] = [
         // The load balancer deleted while answers that lead to it may still be held.
         (
@@ -696,14 +708,5 @@ fn the_way_back_is_proven_and_each_of_its_edges_is_needed() {
             "does not serve",
         ),
     ];
-    for (node, goes, broken) in cases {
-        let mut q = p.clone();
-        let before = q.edges.len();
-        q.edges
-            .retain(|(from, to)| to.to_string() != node || !goes(&from.to_string()));
-        assert!(q.edges.len() < before, "{node} has such incoming edges");
-        let c = reconcile::plan::check::check(&d, &o, &q)
-            .expect_err(&format!("without those edges into {node}"));
-        assert!(c.message.contains(broken), "{node}: {c}");
-    }
+    each_breaks_without_its_edges(&d, &o, &p, &cases);
 }
