@@ -156,36 +156,18 @@ pub async fn init(
     let vpc = vpc.clone();
 
     // The backend group: the one every such instance has, preferring one open to the web.
-    let common: Vec<String> = pointed[0]
-        .groups
-        .iter()
-        .filter(|g| pointed.iter().all(|i| i.groups.contains(g)))
-        .cloned()
-        .collect();
-    let groups = ec2
-        .security_groups_by_id(&common, Round::START)
-        .await?
-        .value;
-    let public_web = |g: &&crate::model::ObservedSg| {
+    let public_web = |g: &crate::model::ObservedSg| {
         g.rules
             .iter()
             .any(|r| r.key.is_from_internet() && WEB_PORTS.iter().any(|p| admits(&r.key, *p)))
     };
-    let backend = groups
-        .iter()
-        .find(public_web)
-        .or_else(|| groups.first())
-        .ok_or_else(|| {
-            Error::Unsupported(format!(
-                "the instances behind {name} share no security group to manage"
-            ))
-        })?;
-    if groups.len() > 1 {
+    let pointed_refs: Vec<&ObservedInstance> = pointed.iter().collect();
+    let (groups, backend) = shared_group(&ec2, &pointed_refs, &name, public_web).await?;
+    let backend = &backend;
+    if groups > 1 {
         assumptions.push(format!(
             "backend security group: {} ({}), of the {} the instances share",
-            backend.id,
-            backend.name,
-            groups.len()
+            backend.id, backend.name, groups
         ));
     }
 
@@ -316,7 +298,7 @@ pub async fn init(
     // The record after the switch.
     let stack = stack_of(&name);
     // Short enough that the switch propagates quickly, never above the TTL at rest.
-    let transition = (old_ttl / 4).clamp(1, 300).min(old_ttl.max(1));
+    let transition = transition_for(old_ttl);
     let apex = name == zone.name;
     let dns_record = if apex {
         json!({"name": name, "type": "A", "to": "load_balancer", "transition_ttl": transition})
@@ -384,15 +366,7 @@ pub async fn init(
         },
         "dns": { "zone": zone.name, "records": [dns_record] }
     });
-    let text = serde_json::to_string_pretty(&manifest).unwrap_or_default();
-    if let Err(d) = crate::manifest::from_str("init", &text) {
-        return Err(Error::Bug(d.to_string()));
-    }
-    Ok(Found {
-        manifest,
-        assumptions,
-        review,
-    })
+    found(manifest, assumptions, review)
 }
 
 /// `reconcile init --direct`: the manifest of the way back for a site behind a stack's
@@ -466,12 +440,15 @@ pub async fn init_direct(
         .iter()
         .flat_map(|l| l.forward.iter().chain(&l.standby))
         .collect();
-    let mut ids: BTreeSet<String> = BTreeSet::new();
-    for g in groups {
-        if let Some(health) = elb.target_health(g, Round::START).await?.value {
-            ids.extend(health.into_iter().map(|t| t.id));
-        }
-    }
+    let healths =
+        futures::future::try_join_all(groups.iter().map(|g| elb.target_health(g, Round::START)))
+            .await?;
+    let ids: BTreeSet<String> = healths
+        .into_iter()
+        .filter_map(|h| h.value)
+        .flatten()
+        .map(|t| t.id)
+        .collect();
     let ids: Vec<String> = ids.into_iter().collect();
     let instances = ec2.instances_by_id(&ids, Round::START).await?.value;
     let running: Vec<&ObservedInstance> =
@@ -508,34 +485,13 @@ pub async fn init_direct(
 
     // The backend group: the one every instance has, preferring one that admits the load
     // balancer's group.
-    let common: Vec<String> = running
-        .first()
-        .map(|i| {
-            i.groups
-                .iter()
-                .filter(|g| running.iter().all(|x| x.groups.contains(g)))
-                .cloned()
-                .collect()
-        })
-        .unwrap_or_default();
-    let found_groups = ec2
-        .security_groups_by_id(&common, Round::START)
-        .await?
-        .value;
-    let admits_lb = |g: &&crate::model::ObservedSg| {
+    let admits_lb = |g: &crate::model::ObservedSg| {
         g.rules
             .iter()
             .any(|r| matches!(&r.key.source, Source::Group(id) if lb.security_groups.contains(id)))
     };
-    let backend = found_groups
-        .iter()
-        .find(admits_lb)
-        .or_else(|| found_groups.first())
-        .ok_or_else(|| {
-            Error::Unsupported(format!(
-                "the instances behind {name} share no security group to manage"
-            ))
-        })?;
+    let (_, backend) = shared_group(&ec2, &running, &name, admits_lb).await?;
+    let backend = &backend;
     // Its rules: the public web ports open again; the rules admitting the load balancer
     // go with it; the rest stays.
     let mut ingress = vec![json!({"ports": [80, 443], "cidrs": ["0.0.0.0/0", "::/0"]})];
@@ -569,7 +525,7 @@ pub async fn init_direct(
             "TTL: 300s at rest (an alias record has none of its own); while it changes, {name} is served 60s answers by the load balancer's alias"
         ));
     }
-    let transition = (ttl / 4).clamp(1, 300).min(ttl.max(1));
+    let transition = transition_for(ttl);
     assumptions.push(format!(
         "stack: {stack} (from the load balancer's tag); its load balancer {}, listeners, target groups and their groups are deleted once the answers leading to it have expired",
         lb.name
@@ -590,15 +546,7 @@ pub async fn init_direct(
             {"name": name, "type": "A", "values": addresses, "ttl": ttl, "transition_ttl": transition}
         ] }
     });
-    let text = serde_json::to_string_pretty(&manifest).unwrap_or_default();
-    if let Err(d) = crate::manifest::from_str("init", &text) {
-        return Err(Error::Bug(d.to_string()));
-    }
-    Ok(Found {
-        manifest,
-        assumptions,
-        review,
-    })
+    found(manifest, assumptions, review)
 }
 
 /// The zone named `zone`, or else the closest parent domain of `name` that has one.
@@ -652,6 +600,61 @@ fn manifest_rule(r: &crate::model::ObservedRule) -> Option<Value> {
         rule["description"] = json!(d);
     }
     Some(rule)
+}
+
+/// The security group every one of `instances` has (read by id), preferring one that
+/// `prefer` picks; with how many they share.
+async fn shared_group(
+    ec2: &Ec2,
+    instances: &[&ObservedInstance],
+    name: &str,
+    prefer: impl Fn(&crate::model::ObservedSg) -> bool,
+) -> Result<(usize, crate::model::ObservedSg), Error> {
+    let common: Vec<String> = instances
+        .first()
+        .map(|i| {
+            i.groups
+                .iter()
+                .filter(|g| instances.iter().all(|x| x.groups.contains(g)))
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
+    let groups = ec2
+        .security_groups_by_id(&common, Round::START)
+        .await?
+        .value;
+    let n = groups.len();
+    let chosen = groups.iter().position(&prefer).unwrap_or(0);
+    groups
+        .into_iter()
+        .nth(chosen)
+        .map(|g| (n, g))
+        .ok_or_else(|| {
+            Error::Unsupported(format!(
+                "the instances behind {name} share no security group to manage"
+            ))
+        })
+}
+
+/// The TTL while a record changes: a quarter of `ttl`, between 1 s and 300 s, never above
+/// `ttl` itself.
+fn transition_for(ttl: u32) -> u32 {
+    (ttl / 4).clamp(1, 300).min(ttl.max(1))
+}
+
+/// The manifest init wrote, checked as `validate` checks one: one that does not validate
+/// is a bug in init.
+fn found(manifest: Value, assumptions: Vec<String>, review: Vec<String>) -> Result<Found, Error> {
+    let text = serde_json::to_string_pretty(&manifest).unwrap_or_default();
+    if let Err(d) = crate::manifest::from_str("init", &text) {
+        return Err(Error::Bug(d.to_string()));
+    }
+    Ok(Found {
+        manifest,
+        assumptions,
+        review,
+    })
 }
 
 fn admits(k: &RuleKey, port: i32) -> bool {

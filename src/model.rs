@@ -612,6 +612,15 @@ pub struct AliasTarget {
     pub zone_id: String,
 }
 
+impl ObservedRecord {
+    /// Does this record lead to the load balancer whose DNS name (in normal form) is
+    /// `dns`: an alias to it, or a CNAME to its name?
+    pub fn leads_to(&self, dns: &str) -> bool {
+        self.alias.as_ref().is_some_and(|a| a.dns_name == dns)
+            || (self.kind == "CNAME" && self.values.iter().any(|v| v == dns))
+    }
+}
+
 impl Observed {
     pub fn sg_by_id(&self, id: &str) -> Option<&ObservedSg> {
         self.security_groups.iter().find(|g| g.id == id)
@@ -639,6 +648,14 @@ pub struct ObservedInstance {
     pub public_ip: Option<String>,
     /// In normal form.
     pub public_dns: Option<String>,
+}
+
+impl ObservedInstance {
+    /// Is `value` (a record's value in normal form) this instance's public address or
+    /// public DNS name?
+    pub fn holds(&self, value: &str) -> bool {
+        self.public_ip.as_deref() == Some(value) || self.public_dns.as_deref() == Some(value)
+    }
 }
 
 /// A subnet, its availability zone and its VPC.

@@ -95,10 +95,7 @@ impl<'a> Differ<'a> {
     fn served_by_another_stack(&mut self, r: &DesiredRecord, relevant: &[&ObservedRecord]) -> bool {
         let leads_to = |lb: &ObservedLb| {
             let dns = net::normalize_dns(&lb.dns_name);
-            relevant.iter().any(|o| {
-                o.alias.as_ref().is_some_and(|a| a.dns_name == dns)
-                    || (o.kind == "CNAME" && o.values.contains(&dns))
-            })
+            relevant.iter().any(|o| o.leads_to(&dns))
         };
         let Some((lb, other)) = self.o.foreign_load_balancers.iter().find_map(|lb| {
             let other = lb.tags.get(names::STACK_TAG)?;

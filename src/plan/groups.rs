@@ -60,6 +60,7 @@ impl<'a> Differ<'a> {
                 }
             }
         }
+        let doomed = self.doomed_groups();
         for (key, dsg) in &self.d.security_groups {
             let owned = dsg.existing.is_none();
             let desired: BTreeMap<RuleKey, Option<String>> = dsg
@@ -102,7 +103,6 @@ impl<'a> Differ<'a> {
                 .collect();
             // A rule admitting a group the plan deletes goes too, exclusive or not: AWS
             // refuses to delete a group that a rule still names.
-            let doomed = self.doomed_groups();
             let removes: Vec<RuleKey> = g
                 .rules
                 .iter()

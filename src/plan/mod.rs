@@ -580,10 +580,7 @@ pub fn placement(
             continue;
         };
         for v in values {
-            let known = observed.instances.iter().any(|i| {
-                i.public_ip.as_deref() == Some(v.as_str())
-                    || i.public_dns.as_deref() == Some(v.as_str())
-            });
+            let known = observed.instances.iter().any(|i| i.holds(v));
             if !known {
                 let what = if kind == "CNAME" {
                     "public DNS name"
@@ -730,11 +727,10 @@ pub fn destroy_blockers(d: &Desired, o: &Observed) -> Vec<Blocker> {
     let mut out = Vec::new();
     for r in &dns.records {
         for rec in zone.records.iter().filter(|x| x.name == r.name) {
-            let leads = o.load_balancers.iter().find(|l| {
-                let lb = normal(&l.dns_name);
-                rec.alias.as_ref().is_some_and(|a| a.dns_name == lb)
-                    || (rec.kind == "CNAME" && rec.values.contains(&lb))
-            });
+            let leads = o
+                .load_balancers
+                .iter()
+                .find(|l| rec.leads_to(&normal(&l.dns_name)));
             if let Some(lb) = leads {
                 out.push(Blocker {
                     subject: format!("dns record {} {}", rec.name, rec.kind),

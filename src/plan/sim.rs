@@ -867,11 +867,7 @@ fn direct_path(
     let named: Vec<&crate::model::ObservedInstance> = observed
         .instances
         .iter()
-        .filter(|i| {
-            values
-                .iter()
-                .any(|v| i.public_ip.as_deref() == Some(*v) || i.public_dns.as_deref() == Some(*v))
-        })
+        .filter(|i| values.iter().any(|v| i.holds(v)))
         .collect();
     // A client may pick any address of the answer: each instance it names must serve.
     if !named.is_empty() {

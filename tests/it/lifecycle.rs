@@ -58,6 +58,22 @@ pub fn init_direct(emu: &Emulator, s: &Seeded) -> PathBuf {
     out_file
 }
 
+/// No load balancer, target group or group tagged with a stack is left, and no rule of any
+/// group names another group.
+fn assert_nothing_of_the_stack_left(emu: &Emulator) {
+    emu.boto(
+        "lbs = elb.describe_load_balancers()['LoadBalancers']\n\
+         assert lbs == [], lbs\n\
+         tgs = elb.describe_target_groups()['TargetGroups']\n\
+         assert tgs == [], tgs\n\
+         groups = ec2.describe_security_groups()['SecurityGroups']\n\
+         tagged = [g['GroupName'] for g in groups if any(t['Key'] == 'reconcile:stack' for t in g.get('Tags', []))]\n\
+         assert tagged == [], tagged\n\
+         named = [(g['GroupName'], p) for g in groups for p in g['IpPermissions'] if p.get('UserIdGroupPairs')]\n\
+         assert named == [], named",
+    );
+}
+
 #[test]
 fn the_migration_and_its_reverse_each_keep_the_site_served() {
     let emu = Emulator::start();
@@ -97,20 +113,12 @@ fn the_migration_and_its_reverse_each_keep_the_site_served() {
         "{ops:?}"
     );
 
-    // Nothing of the stack's is left; the backend is open to the world on 80 and 443, keeps
-    // the office rule, and no rule names the deleted group.
+    // Nothing of the stack's is left; the backend is open to the world on 80 and 443 and
+    // keeps the office rule.
+    assert_nothing_of_the_stack_left(&emu);
     let backend = s.ids["security_group"].as_str().unwrap().to_owned();
     emu.boto(&format!(
-        "lbs = [l['LoadBalancerName'] for l in elb.describe_load_balancers()['LoadBalancers']]\n\
-         assert lbs == [], lbs\n\
-         tgs = [t['TargetGroupName'] for t in elb.describe_target_groups()['TargetGroups']]\n\
-         assert tgs == [], tgs\n\
-         groups = ec2.describe_security_groups()['SecurityGroups']\n\
-         tagged = [g['GroupName'] for g in groups if any(t['Key'] == 'reconcile:stack' for t in g.get('Tags', []))]\n\
-         assert tagged == [], tagged\n\
-         g = [g for g in groups if g['GroupId'] == '{backend}'][0]\n\
-         named = [p for p in g['IpPermissions'] if p.get('UserIdGroupPairs')]\n\
-         assert named == [], named\n\
+        "g = ec2.describe_security_groups(GroupIds=['{backend}'])['SecurityGroups'][0]\n\
          perms = sorted((p['FromPort'], r['CidrIp']) for p in g['IpPermissions'] for r in p.get('IpRanges', []))\n\
          assert perms == [(22, '198.51.100.0/24'), (80, '0.0.0.0/0'), (443, '0.0.0.0/0')], perms\n\
          recs = r53.list_resource_record_sets(HostedZoneId='{zone}')['ResourceRecordSets']\n\
@@ -273,15 +281,5 @@ fn destroy_waits_out_the_switch_deletes_everything_and_resumes() {
         "nothing left to destroy: {}",
         text(&out)
     );
-    emu.boto(
-        "lbs = elb.describe_load_balancers()['LoadBalancers']\n\
-         assert lbs == [], lbs\n\
-         tgs = elb.describe_target_groups()['TargetGroups']\n\
-         assert tgs == [], tgs\n\
-         groups = ec2.describe_security_groups()['SecurityGroups']\n\
-         tagged = [g['GroupName'] for g in groups if any(t['Key'] == 'reconcile:stack' for t in g.get('Tags', []))]\n\
-         assert tagged == [], tagged\n\
-         named = [(g['GroupName'], p) for g in groups for p in g['IpPermissions'] if p.get('UserIdGroupPairs')]\n\
-         assert named == [], named",
-    );
+    assert_nothing_of_the_stack_left(&emu);
 }
