@@ -3,7 +3,7 @@
 
     .venv/bin/python scripts/seed.py --endpoint URL [--region R] [--out FILE]
                                      [--ids-out FILE] [--stopped]
-                                     [--stacks N --stacks-dir DIR]
+                                     [--stacks N --stacks-dir DIR] [--handmade]
 
 Creates, with no reconcile tags (so nothing here is owned by the tool):
   - a VPC 10.0.0.0/16 with subnets 10.0.1.0/24 and 10.0.2.0/24 in two zones;
@@ -24,6 +24,16 @@ manifests, DIR/site-1.json .. DIR/site-N.json, for many stacks in one account: s
 group (one group shared by all would soon pass AWS's 60 rules per group), record
 site-<i>.example.com (a new name: no TTL wait), and the certificate asked for by that
 name (the wildcard covers it). The instances are the seeded two, behind every stack.
+With --handmade the site is then put behind a load balancer made by hand, as a team that
+followed the article's checklist without reconcile would have it (nothing tagged):
+group `handmade-lb` (80 and 443 from anywhere), load balancer `handmade` in both subnets,
+target groups `handmade-web` (port 80) and `handmade-app` (port 8088, the article's
+app port), both checking /health/ on 8088 with both instances registered, listeners 80
+(HTTP, to handmade-web) and 443 (HTTPS with the certificate, to handmade-app), the
+backends' group admitting handmade-lb on 80 and 8088 (its public rules still open: the
+checklist's last step not done yet), and www.example.com a CNAME to the load balancer
+with the same TTL. Its ids are under "handmade" in --ids-out.
+
 Run it against a fresh emulator (scripts/emulator-reset): it refuses to seed twice
 into the same state.
 """
@@ -184,6 +194,74 @@ def seed(session, endpoint, stopped, ttl=3600, stacks=0):
     return ids
 
 
+def handmade(session, endpoint, ids, ttl):
+    """Puts the seeded site behind a load balancer made by hand (see the module's doc)."""
+    ec2 = session.client("ec2", endpoint_url=endpoint)
+    elb = session.client("elbv2", endpoint_url=endpoint)
+    r53 = session.client("route53", endpoint_url=endpoint)
+    vpc, backend = ids["vpc"], ids["security_group"]
+    lb_sg = ec2.create_security_group(
+        GroupName="handmade-lb", Description="www.example.com entry, made by hand", VpcId=vpc
+    )["GroupId"]
+    ec2.authorize_security_group_ingress(
+        GroupId=lb_sg,
+        IpPermissions=[
+            {"IpProtocol": "tcp", "FromPort": p, "ToPort": p,
+             "IpRanges": [{"CidrIp": "0.0.0.0/0"}], "Ipv6Ranges": [{"CidrIpv6": "::/0"}]}
+            for p in (80, 443)
+        ],
+    )
+    ec2.authorize_security_group_ingress(
+        GroupId=backend,
+        IpPermissions=[
+            {"IpProtocol": "tcp", "FromPort": p, "ToPort": p,
+             "UserIdGroupPairs": [{"GroupId": lb_sg}]}
+            for p in (80, 8088)
+        ],
+    )
+    lb = elb.create_load_balancer(
+        Name="handmade", Subnets=ids["subnets"], SecurityGroups=[lb_sg],
+        Scheme="internet-facing", Type="application",
+    )["LoadBalancers"][0]
+    groups = {}
+    for name, port in (("handmade-web", 80), ("handmade-app", 8088)):
+        tg = elb.create_target_group(
+            Name=name, Protocol="HTTP", Port=port, VpcId=vpc, TargetType="instance",
+            HealthCheckProtocol="HTTP", HealthCheckPort="8088", HealthCheckPath="/health/",
+            Matcher={"HttpCode": "200"}, HealthCheckIntervalSeconds=30,
+            HealthCheckTimeoutSeconds=5, HealthyThresholdCount=2, UnhealthyThresholdCount=2,
+        )["TargetGroups"][0]["TargetGroupArn"]
+        elb.register_targets(TargetGroupArn=tg, Targets=[{"Id": i} for i in ids["instances"]])
+        groups[name] = tg
+    elb.create_listener(
+        LoadBalancerArn=lb["LoadBalancerArn"], Protocol="HTTP", Port=80,
+        DefaultActions=[{"Type": "forward", "TargetGroupArn": groups["handmade-web"]}],
+    )
+    elb.create_listener(
+        LoadBalancerArn=lb["LoadBalancerArn"], Protocol="HTTPS", Port=443,
+        Certificates=[{"CertificateArn": ids["certificate_arn"]}],
+        DefaultActions=[{"Type": "forward", "TargetGroupArn": groups["handmade-app"]}],
+    )
+    # A record gives way to a CNAME in one batch (they cannot share a name).
+    r53.change_resource_record_sets(
+        HostedZoneId=ids["zone_id"],
+        ChangeBatch={"Changes": [
+            {"Action": "DELETE", "ResourceRecordSet": {
+                "Name": HOST, "Type": "A", "TTL": ttl,
+                "ResourceRecords": [{"Value": ids["eip"]["public_ip"]}]}},
+            {"Action": "CREATE", "ResourceRecordSet": {
+                "Name": HOST, "Type": "CNAME", "TTL": ttl,
+                "ResourceRecords": [{"Value": lb["DNSName"]}]}},
+        ]},
+    )
+    ids["handmade"] = {
+        "load_balancer": lb["LoadBalancerArn"],
+        "dns_name": lb["DNSName"],
+        "security_group": lb_sg,
+        "target_groups": groups,
+    }
+
+
 def stack_manifest(site, i, backend):
     """Stack number `i` derived from the seeded manifest `site` (a dict): its own names,
     its own record and its own backend group."""
@@ -251,6 +329,9 @@ def main():
                    help="also write this many stack manifests site-1..site-N to --stacks-dir, "
                         "and import a wildcard certificate they use")
     p.add_argument("--stacks-dir", help="folder for the --stacks manifests (created)")
+    p.add_argument("--handmade", action="store_true",
+                   help="then put the site behind a load balancer made by hand (untagged), "
+                        "its record a CNAME to it")
     args = p.parse_args()
     if not args.endpoint:
         p.error("--endpoint or AWS_ENDPOINT_URL is required (this script only seeds an emulator)")
@@ -263,6 +344,8 @@ def main():
     session = boto3.Session(region_name=args.region)
 
     ids = seed(session, args.endpoint, args.stopped, args.ttl, args.stacks)
+    if args.handmade:
+        handmade(session, args.endpoint, ids, args.ttl)
     site = manifest(ids, args.ttl if args.ttl != 3600 else None, args.transition_ttl)
     write(args.out, site)
     if args.ids_out:
@@ -281,6 +364,8 @@ def main():
         f"  elastic ip {ids['eip']['public_ip']} on {ids['instances'][0]}\n"
         f"  zone {ZONE} {ids['zone_id']}: {HOST} A {ids['eip']['public_ip']} ttl {args.ttl}\n"
         f"  certificate {ids['certificate_arn']}")
+    if args.handmade:
+        log(f"  behind load balancer handmade (made by hand): {HOST} CNAME {ids['handmade']['dns_name']}")
     if args.stacks:
         log(f"  wildcard certificate {ids['wildcard_certificate_arn']}\n"
             f"  {args.stacks} stack manifests site-1..site-{args.stacks} in {args.stacks_dir}")

@@ -3,6 +3,8 @@
 //! and writes the manifest whose plan is the article's migration. Reads only: nothing is
 //! written to AWS. Every assumption made is reported, for the user to review.
 
+mod behind;
+
 use std::collections::BTreeSet;
 
 use serde_json::{json, Value};
@@ -33,7 +35,7 @@ pub enum Error {
     },
     #[error("{name} points at {value}, which no instance in this region holds (as public IP or DNS name); init follows a record to EC2 instances only")]
     NoInstance { name: String, value: String },
-    #[error("{name} already points at a load balancer ({target}); init starts from a site served directly by instances, and never takes over a load balancer the stack does not own (for the way back from a stack's load balancer to the instances, `init --direct`)")]
+    #[error("{name} is an alias to {target}, which is not a load balancer of this region; init starts from a site served by EC2 instances or by a load balancer of the region (pass --region if it is in another)")]
     BehindLoadBalancer { name: String, target: String },
     #[error("{name} leads to {value}, which is not a load balancer of this region; init --direct starts from a site behind a stack's load balancer (without --direct, init starts from one served by its instances)")]
     NotBehindLoadBalancer { name: String, value: String },
@@ -125,20 +127,35 @@ pub async fn init(
         .collect();
     let old_ttl = record.ttl.unwrap_or(300);
 
-    // What it points at.
-    if let Some(a) = &record.alias {
-        return Err(Error::BehindLoadBalancer {
-            name,
-            target: a.dns_name.clone(),
-        });
+    // What it points at: a load balancer of the region (an alias, or a CNAME to its
+    // name), or instances.
+    let target = match (&record.alias, record.kind.as_str()) {
+        (Some(a), _) => Some(a.dns_name.clone()),
+        (None, "CNAME") => record.values.first().cloned(),
+        (None, _) => None,
+    };
+    if let Some(target) = target {
+        let elb = Elbv2::new(&clients.elbv2, meter);
+        let lbs = elb.load_balancers(&[], Round::START).await?.value;
+        if let Some(lb) = lbs
+            .iter()
+            .find(|l| net::normalize_dns(&l.dns_name) == target)
+        {
+            let dns = net::normalize_dns(&lb.dns_name);
+            let behind = behind::Behind {
+                name: &name,
+                zone: &zone,
+                records: records.iter().filter(|r| r.leads_to(&dns)).collect(),
+                lb,
+                region,
+            };
+            return behind::init_behind(&ec2, &elb, behind).await;
+        }
+        if record.alias.is_some() {
+            return Err(Error::BehindLoadBalancer { name, target });
+        }
     }
     let value = record.values.join(", ");
-    if record.kind == "CNAME" && record.values.iter().any(|v| v.contains(".elb.")) {
-        return Err(Error::BehindLoadBalancer {
-            name,
-            target: value,
-        });
-    }
     let (filter, values) = match record.kind.as_str() {
         "CNAME" => ("dns-name", record.values.clone()),
         _ => ("ip-address", record.values.clone()),
@@ -348,7 +365,7 @@ pub async fn init(
             "backend": {
                 "existing": backend.id,
                 "exclusive": exclusive,
-                "ingress": ingress
+                "ingress": merge_rules(ingress)
             }
         },
         "target_groups": {
@@ -539,7 +556,7 @@ pub async fn init_direct(
             "backend": {
                 "existing": backend.id,
                 "exclusive": exclusive,
-                "ingress": ingress
+                "ingress": merge_rules(ingress)
             }
         },
         "dns": { "zone": zone.name, "records": [
@@ -600,6 +617,37 @@ fn manifest_rule(r: &crate::model::ObservedRule) -> Option<Value> {
         rule["description"] = json!(d);
     }
     Some(rule)
+}
+
+/// Rules as a person would write them: rules differing only in their networks become one
+/// rule with those networks, then rules differing only in their ports one with those ports.
+fn merge_rules(rules: Vec<Value>) -> Vec<Value> {
+    fn merge(rules: Vec<Value>, field: &str, by: &[&str]) -> Vec<Value> {
+        let mut out: Vec<Value> = Vec::new();
+        for r in rules {
+            let same = |o: &Value| {
+                by.iter().all(|k| o.get(*k) == r.get(*k))
+                    && o.get(field).is_some() == r.get(field).is_some()
+            };
+            match out.iter_mut().find(|o| same(o)) {
+                Some(o) => {
+                    if let (Some(Value::Array(into)), Some(Value::Array(more))) =
+                        (o.get_mut(field), r.get(field))
+                    {
+                        for v in more {
+                            if !into.contains(v) {
+                                into.push(v.clone());
+                            }
+                        }
+                    }
+                }
+                None => out.push(r),
+            }
+        }
+        out
+    }
+    let by_network = merge(rules, "cidrs", &["ports", "from", "description"]);
+    merge(by_network, "ports", &["cidrs", "from", "description"])
 }
 
 /// The security group every one of `instances` has (read by id), preferring one that

@@ -176,6 +176,16 @@ impl Desired {
         names::load_balancer(&self.stack)
     }
 
+    /// Does the manifest adopt the resource with this ARN or id?
+    pub fn adopts(&self, id: &str) -> bool {
+        let adopted = |a: &Option<String>| a.as_deref() == Some(id);
+        self.load_balancer
+            .as_ref()
+            .is_some_and(|lb| adopted(&lb.adopt))
+            || self.target_groups.values().any(|t| adopted(&t.adopt))
+            || self.security_groups.values().any(|g| adopted(&g.adopt))
+    }
+
     /// The listener ports visitors come on: the manifest's, or, without a load balancer,
     /// the web ports (what a load balancer still serving old answers must keep answering).
     pub fn lb_ports(&self) -> Vec<u16> {
@@ -201,7 +211,10 @@ pub struct DesiredSg {
     pub name: String,
     /// Id of a group the stack does not own (only its rules are managed).
     pub existing: Option<String>,
-    /// Unlisted rules are removed (always true for a created group).
+    /// Id of a group made by hand that the stack takes over (then owned whole).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adopt: Option<String>,
+    /// Unlisted rules are removed (always true for a created or adopted group).
     pub exclusive: bool,
     pub description: String,
     /// Rules with their descriptions.
@@ -217,6 +230,9 @@ pub struct DesiredTg {
     pub protocol: String,
     pub health: HealthCheck,
     pub targets: BTreeSet<String>,
+    /// ARN of a group made by hand that the stack takes over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adopt: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -233,6 +249,9 @@ pub struct DesiredLb {
     pub subnets: BTreeSet<String>,
     pub security_groups: Vec<GroupRef>,
     pub listeners: BTreeMap<u16, DesiredListener>,
+    /// ARN of a load balancer made by hand that the stack takes over (it keeps its name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adopt: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -353,6 +372,7 @@ impl Desired {
                     protocol: tg.protocol.as_str().to_owned(),
                     health,
                     targets: tg.targets.iter().cloned().collect(),
+                    adopt: tg.adopt.clone(),
                 };
                 (k.clone(), desired)
             })
@@ -376,6 +396,7 @@ impl Desired {
                     (p, listener)
                 })
                 .collect(),
+            adopt: lb.adopt.clone(),
         });
         let dns = m.dns.as_ref().map(|d| DesiredDns {
             zone: net::normalize_dns(&d.zone),
@@ -455,6 +476,7 @@ fn desired_sg(m: &Manifest, key: &str, sg: &manifest::SecurityGroup) -> DesiredS
             .clone()
             .unwrap_or_else(|| names::security_group(&m.stack, key)),
         existing: sg.existing.clone(),
+        adopt: sg.adopt.clone(),
         exclusive: sg.exclusive || sg.existing.is_none(),
         description: sg
             .description

@@ -330,7 +330,7 @@ async fn run_once(ctx: &Context, op: &Op) -> Result<(), Error> {
             elb.modify_health_check(&ctx.target_group(tg)?, health)
                 .await?
         }
-        Op::SetTags { resource, tags } => match resource {
+        Op::SetTags { resource, tags } | Op::Adopt { resource, tags } => match resource {
             Tagged::LoadBalancer { arn } | Tagged::TargetGroup { arn } => {
                 elb.add_tags(arn, tags).await?
             }

@@ -79,8 +79,9 @@ impl Elbv2 {
         .await
     }
 
-    /// Every target group whose name starts with one of `prefixes`, without tags or
-    /// targets.
+    /// Every target group, without tags or targets (the caller keeps those it speaks
+    /// about: by name, by ARN, by load balancer); one whose name starts with one of
+    /// `prefixes` that cannot be read is an error, any other is left out.
     pub async fn target_groups(
         &self,
         prefixes: &[String],
@@ -102,11 +103,13 @@ impl Elbv2 {
                     .map_err(|e| sdk_error(SERVICE, OP, e))?;
                 let mut kept = Vec::new();
                 for tg in out.target_groups() {
-                    if tg
+                    let named = tg
                         .target_group_name()
-                        .is_some_and(|n| prefixes.iter().any(|p| n.starts_with(p.as_str())))
-                    {
-                        kept.push(target_group(tg)?);
+                        .is_some_and(|n| prefixes.iter().any(|p| n.starts_with(p.as_str())));
+                    match target_group(tg) {
+                        Ok(t) => kept.push(t),
+                        Err(e) if named => return Err(e),
+                        Err(_) => {}
                     }
                 }
                 Ok((kept, out.next_marker().map(str::to_owned)))

@@ -129,7 +129,10 @@ pub enum Command {
         aws: AwsFlags,
     },
     /// Writes a manifest from the live site behind a host name: its record, the instances
-    /// it leads to, their group, subnets and certificate. Reads only; nothing is changed.
+    /// it leads to, their group, subnets and certificate (the migration behind a load
+    /// balancer). For a site already behind a load balancer, the manifest describing it as
+    /// it is: one made by hand is adopted (`adopt`: `apply` tags it first), a stack's own
+    /// is written under that stack. Reads only; nothing is changed.
     Init {
         /// The site's host name, e.g. www.example.com.
         #[arg(long, value_name = "HOST")]

@@ -41,6 +41,41 @@ pub fn is_acm_arn(arn: &str) -> bool {
             .is_some_and(|id| !id.is_empty())
 }
 
+/// What an Elastic Load Balancing ARN names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ElbResource {
+    /// `loadbalancer/app/<name>/<id>`: an Application Load Balancer.
+    ApplicationLoadBalancer,
+    /// `targetgroup/<name>/<id>`.
+    TargetGroup,
+}
+
+/// The region of an Elastic Load Balancing ARN of the given kind
+/// (`arn:<partition>:elasticloadbalancing:<region>:<12-digit account>:loadbalancer/app/<name>/<id>`),
+/// or `None` when it is not one.
+pub fn elb_arn_region(arn: &str, kind: ElbResource) -> Option<&str> {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    let [scheme, partition, service, region, account, resource] = parts.as_slice() else {
+        return None;
+    };
+    let prefix = match kind {
+        ElbResource::ApplicationLoadBalancer => "loadbalancer/app/",
+        ElbResource::TargetGroup => "targetgroup/",
+    };
+    let named = resource.strip_prefix(prefix).is_some_and(|rest| {
+        let mut it = rest.split('/');
+        matches!((it.next(), it.next(), it.next()), (Some(n), Some(id), None) if !n.is_empty() && !id.is_empty())
+    });
+    (*scheme == "arn"
+        && partition.starts_with("aws")
+        && *service == "elasticloadbalancing"
+        && is_region(region)
+        && account.len() == 12
+        && account.bytes().all(|b| b.is_ascii_digit())
+        && named)
+        .then_some(*region)
+}
+
 /// A network in normal form.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Cidr {
@@ -172,6 +207,38 @@ mod tests {
         assert!(!is_aws_id("sg-0123ABCD", "sg"));
         assert!(!is_aws_id("sg-123", "sg"));
         assert!(!is_aws_id("subnet-0123abcd", "sg"));
+    }
+
+    #[test]
+    fn elb_arns() {
+        let lb = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/app/site/50dc6c495c0c9188";
+        let tg = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/site-http/73e2d6bc24d8a067";
+        assert_eq!(
+            elb_arn_region(lb, ElbResource::ApplicationLoadBalancer),
+            Some("eu-west-1")
+        );
+        assert_eq!(
+            elb_arn_region(tg, ElbResource::TargetGroup),
+            Some("eu-west-1")
+        );
+        assert_eq!(elb_arn_region(lb, ElbResource::TargetGroup), None);
+        assert_eq!(
+            elb_arn_region(tg, ElbResource::ApplicationLoadBalancer),
+            None
+        );
+        let nlb = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/net/site/50dc6c495c0c9188";
+        assert_eq!(
+            elb_arn_region(nlb, ElbResource::ApplicationLoadBalancer),
+            None
+        );
+        assert_eq!(
+            elb_arn_region(
+                "arn:aws:elasticloadbalancing:eu-west-1:1234:targetgroup/a/b",
+                ElbResource::TargetGroup
+            ),
+            None
+        );
+        assert_eq!(elb_arn_region("site", ElbResource::TargetGroup), None);
     }
 
     #[test]

@@ -72,6 +72,11 @@ pub struct SecurityGroup {
     /// Id (`sg-...`) of a group the stack does not own; only its ingress rules are managed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub existing: Option<String>,
+    /// Id (`sg-...`) of a group made by hand that the stack takes over: tagged with the
+    /// stack first, then owned whole (its rules exclusive, deleted when it leaves the
+    /// manifest). Keep it in the manifest for as long as the group lives.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adopt: Option<String>,
     /// Remove rules not listed here, once doing so can no longer cut anyone off.
     /// Groups the stack creates are always exclusive.
     #[serde(default)]
@@ -130,6 +135,11 @@ pub struct TargetGroup {
     /// Instance ids (`i-...`).
     #[serde(default)]
     pub targets: Vec<String>,
+    /// ARN of a target group made by hand that the stack takes over (tagged with the
+    /// stack first, then owned like one it created). Keep it in the manifest for as long
+    /// as the group lives.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adopt: Option<String>,
 }
 
 /// Health check of a target group.
@@ -229,6 +239,11 @@ pub struct LoadBalancer {
     pub security_groups: Vec<String>,
     /// Listeners, one per port.
     pub listeners: Vec<Listener>,
+    /// ARN of a load balancer made by hand that the stack takes over (tagged with the
+    /// stack first, then owned like one it created; it keeps its name). Keep it in the
+    /// manifest for as long as the load balancer lives.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adopt: Option<String>,
 }
 
 /// A listener forwarding to one target group.

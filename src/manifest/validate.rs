@@ -21,6 +21,7 @@ pub fn validate(m: &Manifest) -> Vec<Diagnostic> {
     v.reachability();
     v.serves_the_record();
     v.dns();
+    v.adoptions();
     v.out
 }
 
@@ -294,7 +295,25 @@ impl Validator<'_> {
         let m = self.m;
         for (key, sg) in &m.security_groups {
             let p = root().key("security_groups").key(key);
+            if let Some(id) = &sg.adopt {
+                self.aws_id(&p.key("adopt"), id, "sg", "security group");
+                if sg.existing.is_some() {
+                    self.err(
+                        &p.key("adopt"),
+                        "a group is `existing` (only its rules managed) or adopted (owned whole), not both",
+                        "keep `existing` to manage only its rules, or `adopt` to take the group over",
+                    );
+                }
+                if sg.description.is_some() {
+                    self.err(
+                        &p.key("description"),
+                        "`description` applies only to a group the stack creates",
+                        "an adopted group keeps its own description (AWS cannot change it); remove this field",
+                    );
+                }
+            }
             match &sg.existing {
+                _ if sg.adopt.is_some() => {}
                 Some(id) => {
                     self.aws_id(&p.key("existing"), id, "sg", "security group");
                     if sg.description.is_some() {
@@ -991,6 +1010,80 @@ impl Validator<'_> {
                 self.range(&rp.key("transition_ttl"), t, 0, 2_147_483_647, "TTL");
                 if let Some(ttl) = r.ttl.filter(|ttl| t > *ttl) {
                     self.err(&rp.key("transition_ttl"), format!("transition_ttl {t} is above ttl {ttl}"), "the transition TTL is the short one used while the value changes; make it at most `ttl`");
+                }
+            }
+        }
+    }
+
+    /// `adopt` names a resource of the right kind, in the manifest's region, and no
+    /// resource is adopted twice (or adopted by one key and `existing` for another).
+    fn adoptions(&mut self) {
+        use net::ElbResource;
+        let m = self.m;
+        let mut named: Vec<(Path, &str, ElbResource)> = Vec::new();
+        if let Some(arn) = m.load_balancer.as_ref().and_then(|lb| lb.adopt.as_deref()) {
+            named.push((
+                root().key("load_balancer").key("adopt"),
+                arn,
+                ElbResource::ApplicationLoadBalancer,
+            ));
+        }
+        for (key, tg) in &m.target_groups {
+            if let Some(arn) = tg.adopt.as_deref() {
+                named.push((
+                    root().key("target_groups").key(key).key("adopt"),
+                    arn,
+                    ElbResource::TargetGroup,
+                ));
+            }
+        }
+        let mut seen: BTreeMap<&str, Path> = BTreeMap::new();
+        for (path, arn, kind) in named {
+            let (what, example) = match kind {
+                ElbResource::ApplicationLoadBalancer => (
+                    "an Application Load Balancer ARN",
+                    "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/<name>/<id>",
+                ),
+                ElbResource::TargetGroup => (
+                    "a target group ARN",
+                    "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/<name>/<id>",
+                ),
+            };
+            match net::elb_arn_region(arn, kind) {
+                None => self.err(
+                    &path,
+                    format!("\"{arn}\" is not {what}"),
+                    format!("`adopt` takes the ARN of the resource to take over, e.g. {example} (aws elbv2 describe-load-balancers / describe-target-groups)"),
+                ),
+                Some(region) => {
+                    if let Some(want) = m.region.as_deref().filter(|r| *r != region) {
+                        self.err(
+                            &path,
+                            format!("{arn} is in {region}, not in the manifest's region {want}"),
+                            "a stack lives in one region: adopt a resource of its region, or correct `region`",
+                        );
+                    }
+                }
+            }
+            if let Some(first) = seen.insert(arn, path.clone()) {
+                self.err(
+                    &path,
+                    format!("{arn} is adopted twice (also at {first})"),
+                    "a resource is taken over by one key only",
+                );
+            }
+        }
+        let mut groups: BTreeMap<&str, Path> = BTreeMap::new();
+        for (key, sg) in &m.security_groups {
+            let p = root().key("security_groups").key(key);
+            for (field, id) in [("adopt", &sg.adopt), ("existing", &sg.existing)] {
+                let Some(id) = id.as_deref() else { continue };
+                if let Some(first) = groups.insert(id, p.key(field)) {
+                    self.err(
+                        &p.key(field),
+                        format!("security group {id} is named twice (also at {first})"),
+                        "declare each group under one key",
+                    );
                 }
             }
         }

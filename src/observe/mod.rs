@@ -141,23 +141,16 @@ pub async fn observe_many(
             },
         )
         .collect();
-    read_foreign(clients, meter, &scopes, &mut observed, others).await?;
+    assign_foreign(&scopes, &mut observed, &others);
     Ok(observed)
 }
 
 /// The load balancers outside a stack's names that its managed records lead to now, with
-/// their tags (one `DescribeTags` for them all, only when there are any): a record served
-/// by another stack's load balancer is another stack's, or this one's under its old name.
-async fn read_foreign(
-    clients: &Clients,
-    meter: &Meter,
-    scopes: &Scopes,
-    observed: &mut [Observed],
-    others: Vec<ObservedLb>,
-) -> Result<()> {
+/// their tags (read with the stack's own): a record served by another stack's load
+/// balancer is another stack's, or this one's under its old name.
+fn assign_foreign(scopes: &Scopes, observed: &mut [Observed], others: &[ObservedLb]) {
     let normal = crate::manifest::net::normalize_dns;
-    let mut wanted: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (scope, o) in scopes.0.iter().zip(observed.iter()) {
+    for (scope, o) in scopes.0.iter().zip(observed.iter_mut()) {
         let leads_to: BTreeSet<String> = o
             .zone
             .iter()
@@ -170,36 +163,12 @@ async fn read_foreign(
                     .chain(r.values.iter().filter(|_| r.kind == "CNAME").cloned())
             })
             .collect();
-        for lb in others
-            .iter()
-            .filter(|l| leads_to.contains(&normal(&l.dns_name)))
-        {
-            wanted
-                .entry(lb.arn.clone())
-                .or_default()
-                .push(scope.stack.clone());
-        }
-    }
-    if wanted.is_empty() {
-        return Ok(());
-    }
-    let arns: Vec<String> = wanted.keys().cloned().collect();
-    let stacks: BTreeSet<String> = wanted.values().flatten().cloned().collect();
-    let tags = Elbv2::new(&clients.elbv2, &meter.serving(stacks))
-        .tags(&arns, Round::START)
-        .await?
-        .value;
-    for (scope, o) in scopes.0.iter().zip(observed.iter_mut()) {
         o.foreign_load_balancers = others
             .iter()
-            .filter(|l| wanted.get(&l.arn).is_some_and(|s| s.contains(&scope.stack)))
-            .map(|l| ObservedLb {
-                tags: tags.get(&l.arn).cloned().unwrap_or_default(),
-                ..l.clone()
-            })
+            .filter(|l| leads_to.contains(&normal(&l.dns_name)))
+            .cloned()
             .collect();
     }
-    Ok(())
 }
 
 /// Per stack: load balancers with listeners and tags; target groups with tags and target
@@ -218,26 +187,40 @@ async fn read_elb(
     let everyone = elb_for(scopes.stacks_where(|_| true));
     let names = scopes.union(|s| &s.load_balancer_names);
     let prefixes = scopes.union(|s| std::iter::once(&s.name_prefix));
-    let (mut lbs, tgs) = tokio::try_join!(
+    let (mut lbs, mut tgs) = tokio::try_join!(
         everyone.load_balancers(&names, Round::START),
         everyone.target_groups(&prefixes, Round::START),
     )?;
     // The account's other load balancers are kept bare: a managed record may lead to one.
-    let others: Vec<ObservedLb>;
+    let mut others: Vec<ObservedLb>;
     (lbs.value, others) = std::mem::take(&mut lbs.value)
         .into_iter()
-        .partition(|lb| names.contains(&lb.name));
+        .partition(|lb| scopes.0.iter().any(|s| s.wants_load_balancer(lb)));
+    // Each stack's target groups: by name, adopted, or used by its load balancers.
+    let stack_lbs: BTreeMap<&str, BTreeSet<String>> = scopes
+        .0
+        .iter()
+        .map(|s| {
+            let arns = lbs.value.iter().filter(|lb| s.wants_load_balancer(lb));
+            (s.stack.as_str(), arns.map(|lb| lb.arn.clone()).collect())
+        })
+        .collect();
+    let no_lbs = BTreeSet::new();
+    let wants_tg = |s: &Scope, tg: &ObservedTg| {
+        s.wants_target_group(tg, stack_lbs.get(s.stack.as_str()).unwrap_or(&no_lbs))
+    };
+    let other_tgs: Vec<ObservedTg>;
+    (tgs.value, other_tgs) = std::mem::take(&mut tgs.value)
+        .into_iter()
+        .partition(|tg| scopes.0.iter().any(|s| wants_tg(s, tg)));
 
     // Tags: every ARN once, and a stack's ARNs in one call when they fit, so that a call
     // serves few stacks and a stack's count does not depend on its neighbours.
     let mut batches: Vec<(Vec<String>, Vec<String>)> = Vec::new();
     let mut batch_of: BTreeMap<&str, usize> = BTreeMap::new();
     for s in &scopes.0 {
-        let lb_arns = lbs
-            .value
-            .iter()
-            .filter(|lb| s.wants_load_balancer(&lb.name));
-        let tg_arns = tgs.value.iter().filter(|tg| s.wants_target_group(&tg.name));
+        let lb_arns = lbs.value.iter().filter(|lb| s.wants_load_balancer(lb));
+        let tg_arns = tgs.value.iter().filter(|tg| wants_tg(s, tg));
         let mut new = Vec::new();
         for arn in lb_arns.map(|lb| &lb.arn).chain(tg_arns.map(|tg| &tg.arn)) {
             match batch_of.get(arn.as_str()).and_then(|&i| batches.get_mut(i)) {
@@ -260,6 +243,13 @@ async fn read_elb(
             batch_of.extend(chunk.iter().map(|a| (*a, i)));
         }
     }
+    // The other load balancers' tags too, in calls of their own for every stack: one that
+    // carries a stack's tag under a name of its own was adopted by it earlier, and a record
+    // may lead to another stack's.
+    for chunk in others.chunks(TAGS_PER_CALL) {
+        let arns = chunk.iter().map(|lb| lb.arn.clone()).collect();
+        batches.push((arns, scopes.stacks_where(|_| true)));
+    }
     let after_both = lbs.round.max(tgs.round);
     let tag_calls = batches.into_iter().map(|(arns, owners)| {
         let elb = elb_for(owners);
@@ -267,7 +257,7 @@ async fn read_elb(
     });
     let after_lbs = lbs.round;
     let listener_calls = lbs.value.iter().map(|lb| {
-        let elb = elb_for(scopes.stacks_where(|s| s.wants_load_balancer(&lb.name)));
+        let elb = elb_for(scopes.stacks_where(|s| s.wants_load_balancer(lb)));
         // Just listed: a "not found" now is AWS not knowing it everywhere yet, as a rule.
         async move {
             settle::until_found(
@@ -283,7 +273,7 @@ async fn read_elb(
     let placing: Vec<String> = scopes.stacks_where(|s| {
         !lbs.value
             .iter()
-            .any(|lb| s.wants_load_balancer(&lb.name) && lb.subnets == s.subnets)
+            .any(|lb| s.wants_load_balancer(lb) && lb.subnets == s.subnets)
     });
     let subnet_ids = scopes.union(|s| s.subnets.iter().filter(|_| placing.contains(&s.stack)));
     let subnets_call = {
@@ -293,7 +283,7 @@ async fn read_elb(
     };
     let after_tgs = tgs.round;
     let health_calls = tgs.value.iter().map(|tg| {
-        let elb = elb_for(scopes.stacks_where(|s| s.wants_target_group(&tg.name)));
+        let elb = elb_for(scopes.stacks_where(|s| wants_tg(s, tg)));
         async move {
             settle::until_found(
                 LISTED_SETTLE,
@@ -309,6 +299,11 @@ async fn read_elb(
         try_join_all(health_calls),
         subnets_call,
     )?;
+    let tag_round = tag_answers
+        .iter()
+        .map(|a| a.round)
+        .max()
+        .unwrap_or(Round::START);
     let tags: BTreeMap<String, Tags> = tag_answers.into_iter().flat_map(|a| a.value).collect();
 
     let mut load_balancers: Vec<ObservedLb> = lbs
@@ -337,24 +332,129 @@ async fn read_elb(
         .collect();
     target_groups.sort_by(|a, b| (&a.name, &a.arn).cmp(&(&b.name, &b.arn)));
 
-    Ok(scopes
+    for lb in &mut others {
+        lb.tags = tags.get(&lb.arn).cloned().unwrap_or_default();
+    }
+    let (mut lbs, mut tgs): (Vec<Vec<ObservedLb>>, Vec<Vec<ObservedTg>>) = scopes
         .0
         .iter()
         .map(|s| {
             let lbs = load_balancers
                 .iter()
-                .filter(|lb| s.wants_load_balancer(&lb.name))
+                .filter(|lb| s.wants_load_balancer(lb))
                 .cloned()
                 .collect();
             let tgs = target_groups
                 .iter()
-                .filter(|tg| s.wants_target_group(&tg.name))
+                .filter(|tg| wants_tg(s, tg))
                 .cloned()
                 .collect();
             (lbs, tgs)
         })
-        .unzip::<_, _, Vec<_>, Vec<_>>())
-    .map(|(lbs, tgs)| (lbs, tgs, others, subnets.value))
+        .unzip();
+    let after_tags = tag_round.max(after_both);
+    read_adopted_earlier(
+        &elb_for,
+        scopes,
+        (&mut lbs, &mut tgs),
+        (&mut others, &other_tgs),
+        after_tags,
+    )
+    .await?;
+    Ok((lbs, tgs, others, subnets.value))
+}
+
+/// A load balancer of another name that carries a stack's tag is one the stack adopted
+/// earlier (and whose `adopt` has left the manifest: the way back, `destroy`, or a run
+/// resumed after the record moved away from it). It is read whole, with the target groups
+/// its listeners use, and joins the stack's own: the tag decides what is the stack's, so
+/// that it is kept, moved away from and deleted like any of them, never orphaned.
+async fn read_adopted_earlier(
+    elb_for: &impl Fn(Vec<String>) -> Elbv2,
+    scopes: &Scopes,
+    (lbs, tgs): (&mut [Vec<ObservedLb>], &mut [Vec<ObservedTg>]),
+    (others, other_tgs): (&mut Vec<ObservedLb>, &[ObservedTg]),
+    after: Round,
+) -> Result<()> {
+    let owner = |l: &ObservedLb| {
+        scopes
+            .0
+            .iter()
+            .position(|s| crate::model::owned_by(&l.tags, &s.stack))
+    };
+    let mine: Vec<(usize, ObservedLb)>;
+    let kept: Vec<ObservedLb>;
+    (mine, kept) = {
+        let (m, k): (Vec<_>, Vec<_>) = std::mem::take(others)
+            .into_iter()
+            .map(|l| (owner(&l), l))
+            .partition(|(i, _)| i.is_some());
+        (
+            m.into_iter().filter_map(|(i, l)| Some((i?, l))).collect(),
+            k.into_iter().map(|(_, l)| l).collect(),
+        )
+    };
+    *others = kept;
+    if mine.is_empty() {
+        return Ok(());
+    }
+    let elb = elb_for(
+        mine.iter()
+            .map(|(i, _)| scopes.0[*i].stack.clone())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect(),
+    );
+    let listeners = try_join_all(mine.iter().map(|(_, l)| elb.listeners(&l.arn, after))).await?;
+    let mut used: Vec<(usize, ObservedTg)> = Vec::new();
+    let mut round = after;
+    let mut found: Vec<(usize, ObservedLb)> = Vec::new();
+    for ((i, mut lb), answer) in mine.into_iter().zip(listeners) {
+        round = round.max(answer.round);
+        // Deleted meanwhile: left out, as any resource that vanishes between two rounds.
+        let Some(listeners) = answer.value else {
+            continue;
+        };
+        lb.listeners = listeners;
+        let arns: BTreeSet<&String> = lb
+            .listeners
+            .iter()
+            .flat_map(|l| l.forward.iter().chain(&l.standby))
+            .collect();
+        for t in other_tgs.iter().filter(|t| arns.contains(&t.arn)) {
+            if !used.iter().any(|(j, x)| *j == i && x.arn == t.arn) {
+                used.push((i, t.clone()));
+            }
+        }
+        found.push((i, lb));
+    }
+    let arns: Vec<String> = used.iter().map(|(_, t)| t.arn.clone()).collect();
+    let (tags, health) = tokio::try_join!(
+        async {
+            if arns.is_empty() {
+                Ok(aws::Answer {
+                    value: BTreeMap::new(),
+                    round,
+                })
+            } else {
+                elb.tags(&arns, round).await
+            }
+        },
+        try_join_all(used.iter().map(|(_, t)| elb.target_health(&t.arn, round))),
+    )?;
+    for ((i, mut t), targets) in used.into_iter().zip(health) {
+        let Some(mut targets) = targets.value else {
+            continue;
+        };
+        targets.retain(|h| h.state != "draining");
+        t.targets = targets;
+        t.tags = tags.value.get(&t.arn).cloned().unwrap_or_default();
+        tgs[i].push(t);
+    }
+    for (i, lb) in found {
+        lbs[i].push(lb);
+    }
+    Ok(())
 }
 
 /// The groups of every stack's VPC, in one request, and, one round later in another, the

@@ -4,7 +4,9 @@
 use std::collections::BTreeSet;
 
 use crate::manifest::net;
-use crate::model::{CertSpec, Desired, GroupRef, ObservedSg, RecordTo, Source};
+use crate::model::{
+    CertSpec, Desired, GroupRef, ObservedLb, ObservedSg, ObservedTg, RecordTo, Source,
+};
 use crate::names;
 
 /// One stack's part of the read.
@@ -17,6 +19,9 @@ pub(super) struct Scope {
     /// `<stack>-`: target groups and security groups named so are read (the stack's, and
     /// any that look like them).
     pub name_prefix: String,
+    /// ARNs of the load balancer and target groups the manifest adopts (read whatever
+    /// their names).
+    pub adopted: BTreeSet<String>,
     pub vpc: String,
     /// Security group ids the manifest names (existing groups, `from` ids, load balancer
     /// groups by id); read by id when they are not in a VPC read anyway.
@@ -58,6 +63,7 @@ impl Scope {
         let mut group_ids = BTreeSet::new();
         for sg in desired.security_groups.values() {
             group_ids.extend(sg.existing.iter().cloned());
+            group_ids.extend(sg.adopt.iter().cloned());
             for key in sg.rules.keys() {
                 if let Source::Group(id) = &key.source {
                     group_ids.insert(id.clone());
@@ -84,6 +90,17 @@ impl Scope {
             stack: desired.stack.clone(),
             load_balancer_names: vec![lb.clone(), names::alternate(lb)],
             name_prefix: format!("{}-", desired.stack),
+            adopted: desired
+                .load_balancer
+                .iter()
+                .filter_map(|lb| lb.adopt.clone())
+                .chain(
+                    desired
+                        .target_groups
+                        .values()
+                        .filter_map(|t| t.adopt.clone()),
+                )
+                .collect(),
             vpc: desired.vpc.clone(),
             group_ids,
             zone: desired.dns.as_ref().map(|d| net::normalize_dns(&d.zone)),
@@ -110,12 +127,18 @@ impl Scope {
         }
     }
 
-    pub fn wants_load_balancer(&self, name: &str) -> bool {
-        self.load_balancer_names.iter().any(|n| n == name)
+    /// Is a load balancer the stack's to read: named after it, or adopted?
+    pub fn wants_load_balancer(&self, lb: &ObservedLb) -> bool {
+        self.load_balancer_names.contains(&lb.name) || self.adopted.contains(&lb.arn)
     }
 
-    pub fn wants_target_group(&self, name: &str) -> bool {
-        name.starts_with(&self.name_prefix)
+    /// Is a target group the stack's to read: named `<stack>-...`, adopted, or used by
+    /// one of the stack's load balancers (`stack_lbs`: a group adopted once, then left out
+    /// of the manifest, is still found and, carrying the stack's tag, deleted)?
+    pub fn wants_target_group(&self, tg: &ObservedTg, stack_lbs: &BTreeSet<String>) -> bool {
+        tg.name.starts_with(&self.name_prefix)
+            || self.adopted.contains(&tg.arn)
+            || tg.load_balancers.iter().any(|a| stack_lbs.contains(a))
     }
 
     /// Is a security group one the stack speaks about: named by id in the manifest, in
@@ -251,6 +274,45 @@ mod tests {
         Ok(())
     }
 
+    fn lb(name: &str) -> ObservedLb {
+        ObservedLb {
+            arn: format!("arn:lb/{name}"),
+            name: name.to_owned(),
+            dns_name: String::new(),
+            hosted_zone_id: String::new(),
+            scheme: "internet-facing".into(),
+            state: "active".into(),
+            vpc: String::new(),
+            subnets: BTreeSet::new(),
+            security_groups: BTreeSet::new(),
+            tags: Default::default(),
+            listeners: vec![],
+        }
+    }
+
+    fn tg(name: &str, lbs: &[&str]) -> ObservedTg {
+        ObservedTg {
+            arn: format!("arn:tg/{name}"),
+            name: name.to_owned(),
+            port: 80,
+            protocol: "HTTP".into(),
+            vpc: String::new(),
+            health: crate::model::HealthCheck {
+                protocol: "HTTP".into(),
+                port: crate::model::HealthPort::TrafficPort,
+                path: "/".into(),
+                matcher: "200".into(),
+                interval_seconds: 30,
+                timeout_seconds: 5,
+                healthy_threshold: 5,
+                unhealthy_threshold: 2,
+            },
+            tags: Default::default(),
+            load_balancers: lbs.iter().map(|s| (*s).to_owned()).collect(),
+            targets: vec![],
+        }
+    }
+
     #[test]
     fn stacks_are_told_apart_by_prefix_and_name() -> std::result::Result<(), String> {
         let one = example()?;
@@ -260,13 +322,19 @@ mod tests {
             name_prefix: "www-example0-".into(),
             ..one.clone()
         };
-        assert!(one.wants_target_group("www-example-app"));
-        assert!(!one.wants_target_group("www-example0-app"));
-        assert!(ten.wants_target_group("www-example0-app"));
-        assert!(!ten.wants_load_balancer("www-example"));
+        let none = BTreeSet::new();
+        assert!(one.wants_target_group(&tg("www-example-app", &[]), &none));
+        assert!(!one.wants_target_group(&tg("www-example0-app", &[]), &none));
+        assert!(ten.wants_target_group(&tg("www-example0-app", &[]), &none));
+        assert!(!ten.wants_load_balancer(&lb("www-example")));
+        // A group of another name used by the stack's load balancer is read (one adopted,
+        // then left out of the manifest); one used by another's is not.
+        let mine = BTreeSet::from(["arn:lb/www-example".to_owned()]);
+        assert!(one.wants_target_group(&tg("handmade", &["arn:lb/www-example"]), &mine));
+        assert!(!one.wants_target_group(&tg("handmade", &["arn:lb/other"]), &mine));
         let scopes = Scopes(vec![one, ten]);
         assert_eq!(
-            scopes.stacks_where(|s| s.wants_load_balancer("www-example-r")),
+            scopes.stacks_where(|s| s.wants_load_balancer(&lb("www-example-r"))),
             vec!["www-example"]
         );
         assert_eq!(

@@ -19,10 +19,18 @@ impl<'a> Differ<'a> {
         let stack = &d.stack;
         let base = d.lb_name();
         let alt = names::alternate(&base);
+        // The stack's: named after it, or taken over (by `adopt` now, or by an earlier
+        // run: then it carries the stack's tag under its own name).
+        let adopting = d.load_balancer.as_ref().and_then(|l| l.adopt.as_deref());
         let named: Vec<&'a ObservedLb> = o
             .load_balancers
             .iter()
-            .filter(|l| l.name == base || l.name == alt)
+            .filter(|l| {
+                l.name == base
+                    || l.name == alt
+                    || Some(l.arn.as_str()) == adopting
+                    || owned_by(&l.tags, stack)
+            })
             .collect();
         let Some(dlb) = &d.load_balancer else {
             // The records lead elsewhere now: the stack's load balancers go once the answers
@@ -36,7 +44,41 @@ impl<'a> Differ<'a> {
             }
             return None;
         };
-        if let Some(l) = named.iter().find(|l| !owned_by(&l.tags, stack)) {
+        if let Some(arn) = adopting {
+            match named.iter().find(|l| l.arn == arn) {
+                // Adopted by an earlier run, then replaced: the stack's own serves.
+                None if named.iter().any(|l| owned_by(&l.tags, stack)) => {}
+                None => {
+                    self.block(
+                        "load_balancer.adopt",
+                        format!("load balancer {arn} does not exist"),
+                        "check the ARN and the region (aws elbv2 describe-load-balancers), or remove `adopt` to have the stack create its own",
+                    );
+                    return None;
+                }
+                Some(l) if l.vpc != d.vpc => {
+                    self.block(
+                        "load_balancer.adopt",
+                        format!("load balancer {} is in {}, not in the manifest's vpc {}", l.name, l.vpc, d.vpc),
+                        "set `vpc` to the load balancer's VPC (its target groups and groups live there), or adopt another",
+                    );
+                    return None;
+                }
+                Some(l) => {
+                    let node = (
+                        NodeId::Balancer(LbPart::Adopt),
+                        "load_balancer",
+                        l.name.as_str(),
+                    );
+                    let on = Tagged::LoadBalancer { arn: l.arn.clone() };
+                    if !self.adopt("load_balancer.adopt", node, &l.tags, on) {
+                        return None;
+                    }
+                }
+            }
+        }
+        let ours = |l: &ObservedLb| owned_by(&l.tags, stack) || Some(l.arn.as_str()) == adopting;
+        if let Some(l) = named.iter().find(|l| !ours(l)) {
             self.conflict("load balancer", &l.name, &l.arn);
             return None;
         }
@@ -111,7 +153,12 @@ impl<'a> Differ<'a> {
             }
             None => {
                 let old = named.first().copied();
-                let name = old.map_or_else(|| dlb.name.clone(), |o| names::alternate(&o.name));
+                // The replacement takes the other of the stack's two names (the stack's
+                // base name when it replaces one taken over under a name of its own).
+                let name = match old {
+                    Some(o) if o.name == base || o.name == alt => names::alternate(&o.name),
+                    _ => dlb.name.clone(),
+                };
                 let (action, reason, mut attrs) = match old {
                     Some(o) => (
                         Action::Replace,

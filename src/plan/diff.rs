@@ -56,6 +56,8 @@ pub(super) struct Differ<'a> {
     pub(super) cert_arns: BTreeMap<String, String>,
     /// AWS names held by something the stack does not own (each already a blocker).
     pub(super) taken: BTreeSet<String>,
+    /// ARNs and ids of what this plan adopts (tagged by its adoption, not retagged).
+    pub(super) adopting: BTreeSet<String>,
 }
 
 pub fn diff(d: &Desired, o: &crate::model::Observed) -> Decided {
@@ -67,6 +69,7 @@ pub fn diff(d: &Desired, o: &crate::model::Observed) -> Decided {
         tg_refs: BTreeMap::new(),
         cert_arns: BTreeMap::new(),
         taken: BTreeSet::new(),
+        adopting: BTreeSet::new(),
     };
     x.certificates();
     x.security_groups();
@@ -83,6 +86,14 @@ pub(super) fn attr(name: &str, before: Option<Value>, after: Option<Value>) -> A
         name: name.to_owned(),
         before,
         after,
+    }
+}
+
+/// The ARN or id of a tagged resource.
+pub(super) fn tagged_id(t: &Tagged) -> &str {
+    match t {
+        Tagged::LoadBalancer { arn } | Tagged::TargetGroup { arn } => arn,
+        Tagged::SecurityGroup { id } => id,
     }
 }
 
@@ -116,6 +127,9 @@ impl<'a> Differ<'a> {
     /// is missing or has another value. Tags the manifest does not name are left alone:
     /// AWS and other tools add their own.
     pub(super) fn retag(&mut self, id: NodeId, kind: &str, name: &str, live: &Tags, on: Tagged) {
+        if self.adopting.contains(tagged_id(&on)) {
+            return;
+        }
         let differ: Tags = self
             .d
             .tags
@@ -150,6 +164,61 @@ impl<'a> Differ<'a> {
                 },
             },
         );
+    }
+
+    /// A resource the manifest names by `adopt` (at `path`), found as `live`: taken over
+    /// by tagging it with the stack first, unless it carries the stack's tag already (an
+    /// earlier run adopted it). Returns whether the stack may treat it as its own; one
+    /// another stack owns is a blocker.
+    pub(super) fn adopt(
+        &mut self,
+        path: &str,
+        (id, kind, name): (NodeId, &str, &str),
+        live: &Tags,
+        on: Tagged,
+    ) -> bool {
+        match live.get(names::STACK_TAG) {
+            Some(owner) if *owner == self.d.stack => true,
+            Some(owner) => {
+                let owner = owner.clone();
+                self.block(
+                    path,
+                    format!("{kind} {name} belongs to stack {owner} (tag {}={owner}); a resource has one owner", names::STACK_TAG),
+                    &format!("remove `adopt` here, or take it out of stack {owner}'s manifest and its tag off first"),
+                );
+                false
+            }
+            None => {
+                let attrs = self
+                    .d
+                    .tags
+                    .iter()
+                    .filter(|(k, v)| live.get(*k) != Some(*v))
+                    .map(|(k, v)| {
+                        attr(
+                            &format!("tags.{k}"),
+                            live.get(k).map(|b| Value::from(b.as_str())),
+                            Some(Value::from(v.as_str())),
+                        )
+                    })
+                    .collect();
+                self.adopting.insert(tagged_id(&on).to_owned());
+                self.change(
+                    id,
+                    Change {
+                        resource: resource(kind, name, true),
+                        action: Action::Adopt,
+                        reason: format!("named by `{path}`: made by hand; tagged with the stack before any other change, then managed as the stack's own"),
+                        attrs,
+                        op: Op::Adopt {
+                            resource: on,
+                            tags: self.d.tags.clone(),
+                        },
+                    },
+                );
+                true
+            }
+        }
     }
 
     pub(super) fn conflict(&mut self, kind: &str, name: &str, id: &str) {

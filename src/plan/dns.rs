@@ -91,7 +91,8 @@ pub fn parse_marker(values: &[String], stack: &str) -> Option<Marker> {
 impl<'a> Differ<'a> {
     /// Does the record lead now to a load balancer of another stack (by its tag)? Then it
     /// is that stack's record, or this one's under an earlier `stack` name: moving it
-    /// would build a second copy of the site and orphan the first, so the plan stops.
+    /// would build a second copy of the site and orphan the first, so the plan stops. (One
+    /// carrying this stack's tag, adopted earlier, is read as the stack's own.)
     fn served_by_another_stack(&mut self, r: &DesiredRecord, relevant: &[&ObservedRecord]) -> bool {
         let leads_to = |lb: &ObservedLb| {
             let dns = net::normalize_dns(&lb.dns_name);

@@ -13,6 +13,8 @@
 //! 4. add before remove: every removal waits for every addition and gate, and removals run
 //!    in reverse dependency order (listeners and load balancers before the target groups
 //!    and security groups they use).
+//!
+//! Before all of them, what the manifest adopts is tagged with the stack (`adopt_first`).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -51,6 +53,8 @@ pub enum Class {
     Label,
     /// Removes what serves nothing to free its name for a build, which waits for it.
     Clear,
+    /// Takes over a resource made by hand (tags it): before every other change.
+    Adopt,
 }
 
 impl Op {
@@ -69,6 +73,7 @@ impl Op {
             | Op::ClearMarker { .. } => Class::Removal,
             Op::SetRecord { step, .. } => Class::Dns(*step),
             Op::SetTags { .. } => Class::Label,
+            Op::Adopt { .. } => Class::Adopt,
             Op::CreateSecurityGroup { .. }
             | Op::AuthorizeIngress { .. }
             | Op::UpdateRuleDescriptions { .. }
@@ -143,6 +148,7 @@ impl Op {
             | Op::DeleteSecurityGroup { .. }
             | Op::CreateTargetGroup { .. }
             | Op::SetTags { .. }
+            | Op::Adopt { .. }
             | Op::DeleteTargetGroup { .. }
             | Op::DeleteLoadBalancer { .. }
             | Op::DeleteListener { .. }
@@ -224,6 +230,7 @@ pub fn build(desired: &Desired, mut decided: Decided) -> Result<Plan, GraphError
         edges: BTreeSet::new(),
     };
     references(&mut b, !decided.blockers.is_empty())?;
+    adopt_first(&mut b);
     rules_first(&mut b);
     let verify = verification(&mut b, &decided);
     let old_answers = dns_choreography(&mut b, &decided, &verify);
@@ -258,6 +265,20 @@ fn references(b: &mut Builder, blocked: bool) -> Result<(), GraphError> {
         }
     }
     Ok(())
+}
+
+/// What the manifest adopts becomes the stack's before anything is changed: every other
+/// change waits for every adoption (the stack may touch only what carries its tag, and a
+/// change to a resource made by hand before its tag is on would be a change to something it
+/// does not own).
+fn adopt_first(b: &mut Builder) {
+    let adoptions = b.class_is(Class::Adopt);
+    let others = b.ops_where(|op| op.class() != Class::Adopt);
+    for a in &adoptions {
+        for o in &others {
+            b.edge(a, o);
+        }
+    }
 }
 
 /// Rules are added before what needs them changes in place: a load balancer that serves

@@ -17,6 +17,37 @@ impl<'a> Differ<'a> {
         // First find every group, so that rules can refer to each other by id.
         let mut live = BTreeMap::new();
         for (key, dsg) in &self.d.security_groups {
+            if let Some(id) = &dsg.adopt {
+                let path = format!("security_groups.{key}.adopt");
+                match self.o.sg_by_id(id) {
+                    None => self.block(
+                        path,
+                        format!("security group {id} does not exist"),
+                        "check the id and the region",
+                    ),
+                    Some(g) if g.vpc != self.d.vpc => self.block(
+                        path,
+                        format!("security group {id} is in {}, not in the manifest's vpc {}", g.vpc, self.d.vpc),
+                        "adopt a group of the manifest's VPC, or correct `vpc`",
+                    ),
+                    // AWS never deletes a VPC's default group, and every instance
+                    // launched without a group has it: it is not one to own.
+                    Some(g) if g.name == "default" => self.block(
+                        path,
+                        format!("security group {id} is its VPC's default group, which cannot be adopted"),
+                        "name it by id where it is used (a load balancer's `security_groups` takes an sg- id), or as `existing` to manage its rules",
+                    ),
+                    Some(g) => {
+                        let node = (NodeId::group(key, GroupPart::Adopt), "security_group", g.name.as_str());
+                        let on = Tagged::SecurityGroup { id: g.id.clone() };
+                        if self.adopt(&path, node, &g.tags, on) {
+                            self.sg_ids.insert(key.clone(), id.clone());
+                            live.insert(key.clone(), g);
+                        }
+                    }
+                }
+                continue;
+            }
             match &dsg.existing {
                 Some(id) => match self.o.sg_by_id(id) {
                     // The backends' group lives where the load balancer and its target
@@ -69,7 +100,7 @@ impl<'a> Differ<'a> {
                 .map(|(k, v)| (self.resolve_rule(k), v.clone()))
                 .collect();
             let Some(g) = live.get(key) else {
-                if owned && !self.blocked_name(&dsg.name) {
+                if owned && dsg.adopt.is_none() && !self.blocked_name(&dsg.name) {
                     self.create_group(key, dsg, desired);
                 }
                 continue;
@@ -79,13 +110,13 @@ impl<'a> Differ<'a> {
                 self.retag(
                     NodeId::group(key, GroupPart::Tags),
                     "security_group",
-                    &dsg.name,
+                    &g.name,
                     &g.tags,
                     Tagged::SecurityGroup { id: g.id.clone() },
                 );
             }
             let label = if owned {
-                dsg.name.clone()
+                g.name.clone()
             } else {
                 format!("{} ({key})", g.id)
             };
@@ -288,14 +319,14 @@ impl<'a> Differ<'a> {
             .d
             .security_groups
             .values()
-            .filter(|g| g.existing.is_none())
+            .filter(|g| g.existing.is_none() && g.adopt.is_none())
             .map(|g| &g.name)
             .collect();
         let o: &'a crate::model::Observed = self.o;
         o.security_groups
             .iter()
             .filter(|g| g.vpc == self.d.vpc && owned_by(&g.tags, &self.d.stack))
-            .filter(|g| !wanted.contains(&g.name))
+            .filter(|g| !wanted.contains(&g.name) && !self.d.adopts(&g.id))
             .collect()
     }
 

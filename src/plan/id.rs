@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 /// A part of a security group the stack creates or keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum GroupPart {
+    /// A group made by hand, taken over: tagged with the stack before anything else.
+    Adopt,
     Create,
     Tags,
     RulesAdd,
@@ -22,6 +24,7 @@ pub enum GroupPart {
 /// A part of a target group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum TgPart {
+    Adopt,
     Create,
     Tags,
     Health,
@@ -32,6 +35,7 @@ pub enum TgPart {
 /// A part of the serving load balancer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum LbPart {
+    Adopt,
     Create,
     Tags,
     Subnets,
@@ -152,21 +156,24 @@ impl NodeId {
     }
 }
 
-const GROUP_PARTS: [(GroupPart, &str); 5] = [
+const GROUP_PARTS: [(GroupPart, &str); 6] = [
+    (GroupPart::Adopt, "adopt"),
     (GroupPart::Create, "create"),
     (GroupPart::Tags, "tags"),
     (GroupPart::RulesAdd, "rules.add"),
     (GroupPart::RulesDescribe, "rules.describe"),
     (GroupPart::RulesRemove, "rules.remove"),
 ];
-const TG_PARTS: [(TgPart, &str); 5] = [
+const TG_PARTS: [(TgPart, &str); 6] = [
+    (TgPart::Adopt, "adopt"),
     (TgPart::Create, "create"),
     (TgPart::Tags, "tags"),
     (TgPart::Health, "health"),
     (TgPart::TargetsAdd, "targets.add"),
     (TgPart::TargetsRemove, "targets.remove"),
 ];
-const LB_PARTS: [(LbPart, &str); 4] = [
+const LB_PARTS: [(LbPart, &str); 5] = [
+    (LbPart::Adopt, "adopt"),
     (LbPart::Create, "create"),
     (LbPart::Tags, "tags"),
     (LbPart::Subnets, "subnets"),
@@ -348,11 +355,12 @@ mod tests {
     fn id() -> impl Strategy<Value = NodeId> {
         let pick = |n: usize| 0..n;
         prop_oneof![
-            (name(), pick(5)).prop_map(|(key, i)| NodeId::group(&key, GROUP_PARTS[i].0)),
+            (name(), pick(GROUP_PARTS.len()))
+                .prop_map(|(key, i)| NodeId::group(&key, GROUP_PARTS[i].0)),
             name().prop_map(|name| NodeId::GroupDelete { name }),
-            (name(), pick(5)).prop_map(|(key, i)| NodeId::tg(&key, TG_PARTS[i].0)),
+            (name(), pick(TG_PARTS.len())).prop_map(|(key, i)| NodeId::tg(&key, TG_PARTS[i].0)),
             name().prop_map(|name| NodeId::TargetGroupDelete { name }),
-            pick(4).prop_map(|i| NodeId::Balancer(LB_PARTS[i].0)),
+            pick(LB_PARTS.len()).prop_map(|i| NodeId::Balancer(LB_PARTS[i].0)),
             name().prop_map(|id| NodeId::BalancerDelete { id }),
             (any::<u16>(), pick(4)).prop_map(|(port, i)| NodeId::Listener {
                 port,

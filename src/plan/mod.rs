@@ -31,6 +31,8 @@ pub enum Action {
     Update,
     Replace,
     Delete,
+    /// A resource made by hand, taken over: tagged with the stack, then owned.
+    Adopt,
 }
 
 impl Action {
@@ -40,6 +42,7 @@ impl Action {
             Action::Update => "~",
             Action::Replace => "-/+",
             Action::Delete => "-",
+            Action::Adopt => "⇐",
         }
     }
 }
@@ -219,6 +222,13 @@ pub enum Op {
     },
     /// Sets the manifest's tags on a resource the stack owns (tags it does not name stay).
     SetTags {
+        resource: Tagged,
+        tags: Tags,
+    },
+    /// Takes over a resource made by hand that the manifest names by `adopt`: sets the
+    /// manifest's tags (the stack's among them), from when on the stack owns it. The plan
+    /// runs every adoption before any other change.
+    Adopt {
         resource: Tagged,
         tags: Tags,
     },

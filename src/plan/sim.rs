@@ -267,6 +267,24 @@ impl<'a> World<'a> {
                     o.sg_by_id(id).is_some_and(|g| owned_by(&g.tags, stack))
                 }
             },
+            // What the manifest adopts becomes the stack's here, unless another stack
+            // owns it: from this node on the checks above find the stack's tag on it.
+            Op::Adopt { resource, .. } => {
+                let (id, tags) = match resource {
+                    Tagged::LoadBalancer { arn } => (
+                        arn,
+                        o.load_balancers
+                            .iter()
+                            .find(|l| &l.arn == arn)
+                            .map(|l| &l.tags),
+                    ),
+                    Tagged::TargetGroup { arn } => (arn, o.tg_by_arn(arn).map(|t| &t.tags)),
+                    Tagged::SecurityGroup { id } => (id, o.sg_by_id(id).map(|g| &g.tags)),
+                };
+                self.desired.adopts(id)
+                    && tags
+                        .is_some_and(|t| t.get(crate::names::STACK_TAG).is_none_or(|s| s == stack))
+            }
             Op::CreateListener { lb, .. } => match lb {
                 LbRef::New(_) => true,
                 LbRef::Arn(a) => lb_owned(a),
@@ -398,7 +416,7 @@ impl<'a> World<'a> {
                 let arn = self.tg_arn(tg).ok_or("the target group does not exist")?;
                 self.tg_mut(&arn)?.health = health.clone();
             }
-            Op::SetTags { resource, tags } => {
+            Op::SetTags { resource, tags } | Op::Adopt { resource, tags } => {
                 let on = match resource {
                     Tagged::LoadBalancer { arn } => &mut self.lb_mut(arn)?.tags,
                     Tagged::TargetGroup { arn } => &mut self.tg_mut(arn)?.tags,

@@ -19,13 +19,42 @@ impl<'a> Differ<'a> {
         let mut claimed: BTreeSet<String> = BTreeSet::new();
         for (key, dtg) in &self.d.target_groups {
             let alt = names::alternate(&dtg.name);
+            let adopting = dtg.adopt.as_deref();
             let named: Vec<&ObservedTg> = self
                 .o
                 .target_groups
                 .iter()
-                .filter(|t| t.name == dtg.name || t.name == alt)
+                .filter(|t| t.name == dtg.name || t.name == alt || Some(t.arn.as_str()) == adopting)
                 .collect();
-            if let Some(t) = named.iter().find(|t| !owned_by(&t.tags, stack)) {
+            if let Some(arn) = adopting {
+                let path = format!("target_groups.{key}.adopt");
+                match named.iter().find(|t| t.arn == arn) {
+                    // Adopted by an earlier run, then replaced under the stack's name.
+                    None if named.iter().any(|t| owned_by(&t.tags, stack)) => {}
+                    None => {
+                        self.block(
+                            path,
+                            format!("target group {arn} does not exist"),
+                            "check the ARN and the region (aws elbv2 describe-target-groups), or remove `adopt` to have the stack create its own",
+                        );
+                        continue;
+                    }
+                    Some(t) => {
+                        let node = (
+                            NodeId::tg(key, TgPart::Adopt),
+                            "target_group",
+                            t.name.as_str(),
+                        );
+                        let on = Tagged::TargetGroup { arn: t.arn.clone() };
+                        if !self.adopt(&path, node, &t.tags, on) {
+                            continue;
+                        }
+                    }
+                }
+            }
+            let ours =
+                |t: &ObservedTg| owned_by(&t.tags, stack) || Some(t.arn.as_str()) == adopting;
+            if let Some(t) = named.iter().find(|t| !ours(t)) {
                 self.conflict("target group", &t.name, &t.arn);
                 continue;
             }
@@ -114,9 +143,11 @@ impl<'a> Differ<'a> {
                         },
                         _ => (named.first().copied(), None),
                     };
+                    // The other of the stack's two names (its base name when the group
+                    // replaced was taken over under a name of its own).
                     let name = match old {
-                        Some(o) => names::alternate(&o.name),
-                        None => dtg.name.clone(),
+                        Some(o) if o.name == dtg.name || o.name == alt => names::alternate(&o.name),
+                        _ => dtg.name.clone(),
                     };
                     let tg = TgRef::New {
                         key: key.clone(),
@@ -180,12 +211,13 @@ impl<'a> Differ<'a> {
             }
         }
         // Owned groups no longer in the manifest.
-        let prefix = format!("{stack}-");
+        // (The read holds only groups named `<stack>-...`, adopted, or used by the
+        // stack's load balancers; the tag decides.)
         let stale: Vec<&ObservedTg> = self
             .o
             .target_groups
             .iter()
-            .filter(|t| t.name.starts_with(&prefix) && owned_by(&t.tags, stack))
+            .filter(|t| owned_by(&t.tags, stack))
             .filter(|t| !claimed.contains(&t.arn))
             .collect();
         for t in stale {

@@ -55,6 +55,7 @@ impl Style {
             Action::Update => "33",
             Action::Replace => "35",
             Action::Delete => "31",
+            Action::Adopt => "36",
         };
         self.paint(code, &format!("{:>3}", a.symbol()))
     }
@@ -277,8 +278,12 @@ pub fn totals(p: &Plan) -> String {
         }
     }
     let longest = per_record.values().copied().max().unwrap_or(0);
+    let adopt = match n(Action::Adopt) {
+        0 => String::new(),
+        k => format!("{k} to adopt, "),
+    };
     format!(
-        "{} to add, {} to change, {} to replace, {} to remove; {gates} gates{}",
+        "{adopt}{} to add, {} to change, {} to replace, {} to remove; {gates} gates{}",
         n(Action::Create),
         n(Action::Update),
         n(Action::Replace),

@@ -117,6 +117,13 @@ pub struct Summary {
     pub update: usize,
     pub replace: usize,
     pub delete: usize,
+    /// Resources made by hand that the plan takes over (absent when none).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub adopt: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl StackPlan {
@@ -157,6 +164,7 @@ impl StackPlan {
                 update: n(Action::Update),
                 replace: n(Action::Replace),
                 delete: n(Action::Delete),
+                adopt: n(Action::Adopt),
             },
             checked: p.checked.clone(),
             stats,

@@ -90,8 +90,12 @@ pub fn unlocked(stack: &str, done: &Unlocked) -> String {
 pub fn apply_complete(stack: &str, walked: &Walked, stats: &ReadStats) -> String {
     use crate::plan::Action;
     let n = |a: Action| walked.done.get(&a).copied().unwrap_or(0);
+    let adopted = match n(Action::Adopt) {
+        0 => String::new(),
+        k => format!("{k} adopted, "),
+    };
     let mut text = format!(
-        "stack {stack}: apply complete in {}: {} added, {} changed, {} replaced, {} removed ({} AWS requests in {} rounds, {} without the gates' requests).",
+        "stack {stack}: apply complete in {}: {adopted}{} added, {} changed, {} replaced, {} removed ({} AWS requests in {} rounds, {} without the gates' requests).",
         duration(walked.elapsed.as_secs()),
         n(Action::Create),
         n(Action::Update),

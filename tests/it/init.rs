@@ -130,16 +130,3 @@ fn init_refuses_what_it_cannot_follow_and_writes_nothing() {
         .unwrap()
         .contains("\"stack\": \"www-example\""));
 }
-
-#[test]
-fn init_refuses_a_site_already_behind_a_load_balancer() {
-    let emu = Emulator::start();
-    let s = emu.seed(&["--ttl", "2", "--transition-ttl", "1"]);
-    let out = emu.reconcile(&["apply", "-f", s.manifest.to_str().unwrap(), "--yes"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let out = emu.reconcile(&["init", "--name", "www.example.com"]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("already points at a load balancer"), "{err}");
-    assert!(out.stdout.is_empty());
-}

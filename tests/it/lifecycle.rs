@@ -283,3 +283,119 @@ fn destroy_waits_out_the_switch_deletes_everything_and_resumes() {
     );
     assert_nothing_of_the_stack_left(&emu);
 }
+
+/// A site behind a load balancer made by hand (the article done from its checklist, nothing
+/// tagged): `init` writes a manifest adopting the load balancer, its target groups and its
+/// group; its plan shows the adoptions and nothing else; `apply` tags them and sends no
+/// other change; then a change to the manifest (the backend's public rules closed, a health
+/// check of an adopted group changed) is applied under the availability invariant.
+#[test]
+fn a_site_behind_a_hand_made_load_balancer_is_adopted_then_managed() {
+    let emu = Emulator::start();
+    let s = emu.seed(&["--ttl", "3", "--transition-ttl", "1", "--handmade"]);
+    let hand = &s.ids["handmade"];
+    let adopt = s.manifest.with_file_name("adopt.json");
+    let out = emu.reconcile(&["init", "--name", "www.example.com", "-o", path(&adopt)]);
+    assert_eq!(out.status.code(), Some(0), "init: {}", text(&out));
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&adopt).unwrap()).unwrap();
+    assert_eq!(m["load_balancer"]["adopt"], hand["load_balancer"], "{m}");
+    let mut adopted: Vec<&str> = m["target_groups"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|t| t["adopt"].as_str().unwrap())
+        .collect();
+    adopted.sort_unstable();
+    let mut made: Vec<&str> = hand["target_groups"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    made.sort_unstable();
+    assert_eq!(adopted, made, "{m}");
+    assert_eq!(
+        m["security_groups"]["lb"]["adopt"], hand["security_group"],
+        "{m}"
+    );
+    assert_eq!(m["security_groups"]["backend"]["exclusive"], false, "{m}");
+
+    let out = emu.reconcile(&["plan", "-f", path(&adopt), "--detailed-exitcode"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(shown.contains("⇐ load_balancer handmade"), "{shown}");
+    assert!(
+        shown.contains("4 to adopt, 0 to add, 0 to change, 0 to replace, 0 to remove"),
+        "{shown}"
+    );
+
+    let ops = apply_checked(&emu, &adopt, "the adoption");
+    assert!(
+        ops.iter().all(|o| o == "AddTags" || o == "CreateTags"),
+        "nothing but tags: {ops:?}"
+    );
+    assert_eq!(ops.len(), 4, "{ops:?}");
+    emu.boto(&format!(
+        "tags = elb.describe_tags(ResourceArns=['{lb}'])['TagDescriptions'][0]['Tags']\n\
+         assert {{'Key': 'reconcile:stack', 'Value': 'www-example'}} in tags, tags\n\
+         g = ec2.describe_security_groups(GroupIds=['{sg}'])['SecurityGroups'][0]\n\
+         assert {{'Key': 'reconcile:stack', 'Value': 'www-example'}} in g['Tags'], g",
+        lb = hand["load_balancer"].as_str().unwrap(),
+        sg = hand["security_group"].as_str().unwrap(),
+    ));
+
+    // Now the stack's: the checklist's last step (the backend's public rules closed) and a
+    // faster health check on an adopted group.
+    let app = m["target_groups"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .find(|(_, t)| t["port"] == 8088)
+        .map(|(k, _)| k.clone())
+        .unwrap();
+    let changed = crate::support::edited(&adopt, "adopted-changed.json", |v| {
+        v["security_groups"]["backend"]["exclusive"] = true.into();
+        v["target_groups"][&app]["health_check"]["interval_seconds"] = 10.into();
+    });
+    let ops = apply_checked(&emu, &changed, "a change to what was adopted");
+    assert!(
+        ops.contains(&"RevokeSecurityGroupIngress".to_owned()),
+        "{ops:?}"
+    );
+    assert!(ops.contains(&"ModifyTargetGroup".to_owned()), "{ops:?}");
+    let backend = s.ids["security_group"].as_str().unwrap();
+    emu.boto(&format!(
+        "g = ec2.describe_security_groups(GroupIds=['{backend}'])['SecurityGroups'][0]\n\
+         public = [p['FromPort'] for p in g['IpPermissions'] for r in p.get('IpRanges', []) if r['CidrIp'] == '0.0.0.0/0']\n\
+         assert public == [], public"
+    ));
+
+    // And the way back from it: the manifest of the way back names no load balancer, and
+    // the one adopted is found by its tag through the record, moved away from, and deleted
+    // with its target groups and group.
+    let direct = init_direct(&emu, &s);
+    apply_checked(&emu, &direct, "the way back from what was adopted");
+    assert_nothing_of_the_stack_left(&emu);
+}
+
+/// `init` on a site behind its own stack's load balancer writes a plain manifest (no
+/// `adopt`) whose plan is clean.
+#[test]
+fn init_on_a_stack_s_own_site_writes_a_manifest_with_a_clean_plan() {
+    let emu = Emulator::start();
+    let s = emu.seed(&["--ttl", "2", "--transition-ttl", "1"]);
+    let out = emu.reconcile(&["apply", "-f", path(&s.manifest), "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let again = s.manifest.with_file_name("again.json");
+    let out = emu.reconcile(&["init", "--name", "www.example.com", "-o", path(&again)]);
+    assert_eq!(out.status.code(), Some(0), "init: {}", text(&out));
+    let written = std::fs::read_to_string(&again).unwrap();
+    assert!(!written.contains("\"adopt\""), "{written}");
+    assert!(written.contains("\"stack\": \"www-example\""), "{written}");
+    assert_converged(
+        &emu,
+        &again,
+        "the manifest init wrote for the stack's own site",
+    );
+}

@@ -47,6 +47,7 @@ enum Look {
     Update,
     Replace,
     Delete,
+    Adopt,
     Gate,
 }
 
@@ -57,6 +58,7 @@ impl Look {
             Look::Update => "update",
             Look::Replace => "replace",
             Look::Delete => "delete",
+            Look::Adopt => "adopt",
             Look::Gate => "gate",
         }
     }
@@ -68,15 +70,17 @@ impl Look {
             Look::Update => ("#fef7e0", "#b06000"),
             Look::Replace => ("#f3e8fd", "#8430ce"),
             Look::Delete => ("#fce8e6", "#d93025"),
+            Look::Adopt => ("#e0f7fa", "#00838f"),
             Look::Gate => ("#e8f0fe", "#1a73e8"),
         }
     }
 
-    const ALL: [Look; 5] = [
+    const ALL: [Look; 6] = [
         Look::Create,
         Look::Update,
         Look::Replace,
         Look::Delete,
+        Look::Adopt,
         Look::Gate,
     ];
 }
@@ -109,6 +113,7 @@ fn shown(n: &Node) -> Shown {
                 Action::Update => Look::Update,
                 Action::Replace => Look::Replace,
                 Action::Delete => Look::Delete,
+                Action::Adopt => Look::Adopt,
             };
             Shown {
                 label: lines.join("\n"),
