@@ -1039,21 +1039,23 @@ impl Validator<'_> {
         }
         let mut seen: BTreeMap<&str, Path> = BTreeMap::new();
         for (path, arn, kind) in named {
-            let (what, example) = match kind {
+            let (what, example, listing) = match kind {
                 ElbResource::ApplicationLoadBalancer => (
                     "an Application Load Balancer ARN",
                     "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/<name>/<id>",
+                    "aws elbv2 describe-load-balancers",
                 ),
                 ElbResource::TargetGroup => (
                     "a target group ARN",
                     "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/<name>/<id>",
+                    "aws elbv2 describe-target-groups",
                 ),
             };
             match net::elb_arn_region(arn, kind) {
                 None => self.err(
                     &path,
                     format!("\"{arn}\" is not {what}"),
-                    format!("`adopt` takes the ARN of the resource to take over, e.g. {example} (aws elbv2 describe-load-balancers / describe-target-groups)"),
+                    format!("`adopt` takes the ARN of the resource to take over, e.g. {example} (`{listing}` lists them)"),
                 ),
                 Some(region) => {
                     if let Some(want) = m.region.as_deref().filter(|r| *r != region) {

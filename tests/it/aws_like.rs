@@ -280,3 +280,52 @@ fn the_way_back_converges_in_one_apply_under_every_seed() {
         );
     }
 }
+
+/// Taking over a site behind a load balancer made by hand, on AWS as it behaves: `init`
+/// writes the manifest adopting it, one apply tags it and changes nothing else, then a
+/// change to what was adopted (the backend's public rules closed, a health check changed)
+/// is applied with the site served after every call; each plan clean after.
+#[test]
+fn adopting_a_hand_made_site_then_changing_it_under_every_seed() {
+    for &seed in SEEDS {
+        let emu = Emulator::aws_like(seed, &[]);
+        let s = emu.seed(&["--ttl", "3", "--transition-ttl", "1", "--handmade"]);
+        let adopt = s.manifest.with_file_name("adopt.json");
+        let what = format!("init behind the hand-made load balancer, seed {seed}");
+        let out = run(
+            &emu,
+            &["init", "--name", "www.example.com", "-o", path(&adopt)],
+            &what,
+        );
+        assert_eq!(out.status.code(), Some(0), "{what}: {}", text(&out));
+        let hook = apply_checked(&emu, &adopt, &format!("adoption, seed {seed}"));
+        // (The layer's hook sees the apply lock's calls too: its group made and deleted.)
+        let ops = hook.operations();
+        let lock = ["CreateSecurityGroup", "DeleteSecurityGroup"];
+        let stack: Vec<&String> = ops.iter().filter(|o| !lock.contains(&o.as_str())).collect();
+        assert!(
+            stack.iter().all(|o| *o == "AddTags" || *o == "CreateTags"),
+            "seed {seed}: nothing but tags: {ops:?}"
+        );
+        assert_eq!(
+            stack.iter().filter(|o| **o == "AddTags").count(),
+            3,
+            "seed {seed}: the load balancer and its two groups: {ops:?}"
+        );
+        let changed = crate::support::edited(&adopt, "adopted-changed.json", |v| {
+            v["security_groups"]["backend"]["exclusive"] = true.into();
+            v["target_groups"]["http-8088"]["health_check"]["interval_seconds"] = 10.into();
+        });
+        let hook = apply_checked(
+            &emu,
+            &changed,
+            &format!("change after adoption, seed {seed}"),
+        );
+        let ops = hook.operations();
+        assert!(
+            ops.contains(&"RevokeSecurityGroupIngress".to_owned())
+                && ops.contains(&"ModifyTargetGroup".to_owned()),
+            "seed {seed}: {ops:?}"
+        );
+    }
+}

@@ -590,3 +590,159 @@ fn a_reference_to_a_missing_node_is_a_bug_unless_the_plan_is_blocked() {
         .iter()
         .any(|n| n.id == NodeId::group("lb", GroupPart::Create)));
 }
+
+/// The converged site as a team would have built it by hand from the article's checklist:
+/// the same resources under names of their own, real-looking ARNs, nothing tagged.
+fn hand_made() -> Observed {
+    let o = converged();
+    let mut text = serde_json::to_string(&o).unwrap();
+    let arn = |kind: &str, name: &str, id: usize| {
+        format!("arn:aws:elasticloadbalancing:us-east-1:123456789012:{kind}/{name}/{id:016x}")
+    };
+    for (i, l) in o.load_balancers.iter().enumerate() {
+        text = text.replace(&l.arn, &arn("loadbalancer/app", "handmade", i + 1));
+    }
+    for (i, t) in o.target_groups.iter().enumerate() {
+        let name = t.name.replace("www-example", "handmade");
+        text = text.replace(&t.arn, &arn("targetgroup", &name, i + 1));
+    }
+    for g in o
+        .security_groups
+        .iter()
+        .filter(|g| g.id.starts_with("sg-sim"))
+    {
+        text = text.replace(&g.id, "sg-0aaaaaaaaaaaaaaa1");
+    }
+    let mut o: Observed = serde_json::from_str(&text).unwrap();
+    for l in &mut o.load_balancers {
+        l.name = "handmade".into();
+        l.tags.clear();
+    }
+    for t in &mut o.target_groups {
+        t.name = t.name.replace("www-example", "handmade");
+        t.tags.clear();
+    }
+    for g in o
+        .security_groups
+        .iter_mut()
+        .filter(|g| g.name == "www-example-lb")
+    {
+        g.name = "handmade-lb".into();
+        g.tags.clear();
+    }
+    o
+}
+
+/// The example manifest adopting what `hand_made` holds, with `edit` applied.
+fn adopting(o: &Observed, edit: impl FnOnce(&mut serde_json::Value)) -> reconcile::model::Desired {
+    let tg = |name: &str| {
+        o.target_groups
+            .iter()
+            .find(|t| t.name == name)
+            .map(|t| t.arn.clone())
+            .unwrap()
+    };
+    let lb_group = o
+        .security_groups
+        .iter()
+        .find(|g| g.name == "handmade-lb")
+        .map(|g| g.id.clone())
+        .unwrap();
+    let (lb, http, app) = (
+        o.load_balancers[0].arn.clone(),
+        tg("handmade-http"),
+        tg("handmade-app"),
+    );
+    desired_edited(|v| {
+        v["load_balancer"]["adopt"] = lb.into();
+        v["target_groups"]["http"]["adopt"] = http.into();
+        v["target_groups"]["app"]["adopt"] = app.into();
+        let g = v["security_groups"]["lb"].as_object_mut().unwrap();
+        g.remove("description");
+        g.insert("adopt".into(), lb_group.into());
+        edit(v);
+    })
+}
+
+#[test]
+fn adopting_tags_first_and_then_changes_what_was_made_by_hand() {
+    let o = hand_made();
+    // Described as it is: the adoptions and nothing else, proven.
+    let d = adopting(&o, |_| {});
+    let p = plan_of(&d, &o);
+    assert!(p.blockers.is_empty(), "{:?}", p.blockers);
+    let adoptions: Vec<String> = p
+        .nodes
+        .iter()
+        .filter(|n| matches!(&n.kind, NodeKind::Change(c) if c.action == Action::Adopt))
+        .map(|n| n.id.to_string())
+        .collect();
+    assert_eq!(
+        adoptions,
+        ["lb.adopt", "sg.lb.adopt", "tg.app.adopt", "tg.http.adopt"],
+        "{:?}",
+        ids(&p)
+    );
+    assert_eq!(p.nodes.len(), 4, "nothing but the adoptions: {:?}", ids(&p));
+    reconcile::plan::check::check(&d, &o, &p).expect("proven");
+    let after = run_in_order(&d, &o, &p);
+    assert!(
+        !plan_of(&d, &after).has_changes(),
+        "adopted: nothing left to do"
+    );
+
+    // A change to what is adopted waits for the adoptions, and is a change to something
+    // the stack does not own without them.
+    let d = adopting(&o, |v| {
+        v["target_groups"]["app"]["health_check"]["interval_seconds"] = 10.into();
+        v["security_groups"]["lb"]["ingress"][0]["ports"] = serde_json::json!([80, 443, 8443]);
+    });
+    let p = plan_of(&d, &o);
+    assert!(p.blockers.is_empty(), "{:?}", p.blockers);
+    reconcile::plan::check::check(&d, &o, &p).expect("proven");
+    for (adoption, change) in [
+        ("tg.app.adopt", "tg.app.health"),
+        ("sg.lb.adopt", "sg.lb.rules.add"),
+    ] {
+        precedes(&p, adoption, change);
+        // Without the adoption's edges (those into the change, and those into what
+        // follows it, which order it too).
+        let mut q = p.clone();
+        q.edges.retain(|(from, _)| from.to_string() != adoption);
+        let c = reconcile::plan::check::check(&d, &o, &q)
+            .expect_err(&format!("{change} before {adoption}"));
+        assert!(c.message.contains("does not own"), "{c}");
+    }
+    let after = run_in_order(&d, &o, &p);
+    assert!(!plan_of(&d, &after).has_changes(), "converges");
+}
+
+#[test]
+fn adopting_what_another_stack_owns_or_what_does_not_exist_is_blocked() {
+    let mut o = hand_made();
+    o.load_balancers[0]
+        .tags
+        .insert("reconcile:stack".into(), "shop".into());
+    let d = adopting(&o, |_| {});
+    let p = plan_of(&d, &o);
+    assert!(
+        p.blockers
+            .iter()
+            .any(|b| b.subject == "load_balancer.adopt"
+                && b.message.contains("belongs to stack shop")),
+        "{:?}",
+        p.blockers
+    );
+    assert!(p.nodes.iter().all(|n| !matches!(&n.kind, NodeKind::Change(c) if c.op == Op::DeleteLoadBalancer { arn: o.load_balancers[0].arn.clone(), name: "handmade".into() })));
+    let mut gone = hand_made();
+    let d = adopting(&gone, |_| {});
+    gone.target_groups.retain(|t| t.name != "handmade-app");
+    let p = plan_of(&d, &gone);
+    assert!(
+        p.blockers
+            .iter()
+            .any(|b| b.subject == "target_groups.app.adopt" && b.message.contains("does not exist")),
+        "{:?}",
+        p.blockers
+    );
+}
