@@ -2,6 +2,7 @@
 //! flow ([`reconcile::app`]) with the terminal around it.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use reconcile::app::{self, Connections, SavedPlan};
@@ -93,18 +94,33 @@ pub async fn apply_cmd(
     let result = if go.is_empty() || (saved.is_some() && !locks.refused.is_empty()) {
         Ok(Outcome::Failed)
     } else {
-        let run = apply_locked(&console, planfile, saved, go, &locks, &mut conns, how);
+        // Whether the run waits at the question: a Ctrl-C then changed nothing, whichever
+        // of the two listeners sees it first.
+        let asking = AtomicBool::new(false);
+        let run = apply_locked(
+            &console,
+            (planfile, saved),
+            go,
+            &locks,
+            &mut conns,
+            how,
+            &asking,
+        );
         tokio::select! {
             // The run first: at the prompt it says itself that nothing was changed.
             biased;
             r = run => r,
             _ = tokio::signal::ctrl_c() => {
-                console.note(messages::INTERRUPTED);
-                // A second Ctrl-C quits at once; the lock then ends with its lease.
-                tokio::spawn(async {
-                    let _ = tokio::signal::ctrl_c().await;
-                    std::process::exit(130);
-                });
+                if asking.load(Ordering::SeqCst) {
+                    console.note(messages::INTERRUPTED_AT_PROMPT);
+                } else {
+                    console.note(messages::INTERRUPTED);
+                    // A second Ctrl-C quits at once; the lock then ends with its lease.
+                    tokio::spawn(async {
+                        let _ = tokio::signal::ctrl_c().await;
+                        std::process::exit(130);
+                    });
+                }
                 Ok(Outcome::Interrupted)
             }
         }
@@ -139,12 +155,12 @@ const RELEASE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 
 async fn apply_locked(
     console: &Console,
-    planfile: Option<&Path>,
-    saved: Option<SavedPlan>,
+    (planfile, saved): (Option<&Path>, Option<SavedPlan>),
     loaded: Vec<app::Loaded>,
     locks: &app::Locks,
     conns: &mut Connections,
     how: &ApplyArgs,
+    asking: &AtomicBool,
 ) -> anyhow::Result<Outcome> {
     let planned = match (&saved, planfile) {
         (Some(saved), Some(path)) => match app::saved::verify(saved, loaded, conns).await? {
@@ -189,15 +205,18 @@ async fn apply_locked(
             console.note(messages::INTERRUPTED_AT_PROMPT);
             return Ok(Outcome::Interrupted);
         }
-        let asking = *console;
-        let answer = tokio::task::spawn_blocking(move || asking.ask(messages::CONFIRM));
+        let asker = *console;
+        asking.store(true, Ordering::SeqCst);
+        let answer = tokio::task::spawn_blocking(move || asker.ask(messages::CONFIRM));
         let answer = tokio::select! {
-            answer = answer => answer??,
+            answer = answer => answer,
             _ = interrupted => {
                 console.note(messages::INTERRUPTED_AT_PROMPT);
                 return Ok(Outcome::Interrupted);
             }
         };
+        asking.store(false, Ordering::SeqCst);
+        let answer = answer??;
         if answer != "yes" {
             console.line(messages::NOTHING_CHANGED)?;
             return Ok(Outcome::Success);

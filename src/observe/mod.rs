@@ -367,7 +367,7 @@ async fn read_elb(
 /// A load balancer of another name that carries a stack's tag is one the stack adopted
 /// earlier (and whose `adopt` has left the manifest: the way back, `destroy`, or a run
 /// resumed after the record moved away from it). It is read whole, with the target groups
-/// its listeners use, and joins the stack's own: the tag decides what is the stack's, so
+/// attached to it (one round: its listeners, their tags and health), and joins the stack's own: the tag decides what is the stack's, so
 /// that it is kept, moved away from and deleted like any of them, never orphaned.
 async fn read_adopted_earlier(
     elb_for: &impl Fn(Vec<String>) -> Elbv2,
@@ -405,43 +405,41 @@ async fn read_adopted_earlier(
             .into_iter()
             .collect(),
     );
-    let listeners = try_join_all(mine.iter().map(|(_, l)| elb.listeners(&l.arn, after))).await?;
-    let mut used: Vec<(usize, ObservedTg)> = Vec::new();
-    let mut round = after;
+    // Its target groups by AWS's own list of the load balancers each serves, so that they
+    // are read beside its listeners (one round, not two).
+    let used: Vec<(usize, ObservedTg)> = mine
+        .iter()
+        .flat_map(|(i, lb)| {
+            other_tgs
+                .iter()
+                .filter(|t| t.load_balancers.contains(&lb.arn))
+                .map(|t| (*i, t.clone()))
+        })
+        .collect();
+    let arns: Vec<String> = used.iter().map(|(_, t)| t.arn.clone()).collect();
+    let (listeners, tags, health) = tokio::try_join!(
+        try_join_all(mine.iter().map(|(_, l)| elb.listeners(&l.arn, after))),
+        async {
+            if arns.is_empty() {
+                Ok(aws::Answer {
+                    value: BTreeMap::new(),
+                    round: after,
+                })
+            } else {
+                elb.tags(&arns, after).await
+            }
+        },
+        try_join_all(used.iter().map(|(_, t)| elb.target_health(&t.arn, after))),
+    )?;
     let mut found: Vec<(usize, ObservedLb)> = Vec::new();
     for ((i, mut lb), answer) in mine.into_iter().zip(listeners) {
-        round = round.max(answer.round);
         // Deleted meanwhile: left out, as any resource that vanishes between two rounds.
         let Some(listeners) = answer.value else {
             continue;
         };
         lb.listeners = listeners;
-        let arns: BTreeSet<&String> = lb
-            .listeners
-            .iter()
-            .flat_map(|l| l.forward.iter().chain(&l.standby))
-            .collect();
-        for t in other_tgs.iter().filter(|t| arns.contains(&t.arn)) {
-            if !used.iter().any(|(j, x)| *j == i && x.arn == t.arn) {
-                used.push((i, t.clone()));
-            }
-        }
         found.push((i, lb));
     }
-    let arns: Vec<String> = used.iter().map(|(_, t)| t.arn.clone()).collect();
-    let (tags, health) = tokio::try_join!(
-        async {
-            if arns.is_empty() {
-                Ok(aws::Answer {
-                    value: BTreeMap::new(),
-                    round,
-                })
-            } else {
-                elb.tags(&arns, round).await
-            }
-        },
-        try_join_all(used.iter().map(|(_, t)| elb.target_health(&t.arn, round))),
-    )?;
     for ((i, mut t), targets) in used.into_iter().zip(health) {
         let Some(mut targets) = targets.value else {
             continue;
