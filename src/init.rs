@@ -101,6 +101,7 @@ pub async fn init(
     name: &str,
     zone: Option<&str>,
     region: &str,
+    redirect_at_lb: bool,
 ) -> Result<Found, Error> {
     let name = net::normalize_dns(name);
     let route53 = Route53::new(&clients.route53, meter);
@@ -269,8 +270,14 @@ pub async fn init(
         ));
     }
 
-    // The backend's rules: what is not web traffic stays; the load balancer gets 80 and 8088.
-    let mut ingress = vec![json!({"ports": [80, APP_PORT], "from": "lb"})];
+    // The backend's rules: what is not web traffic stays; the load balancer gets 80 and 8088
+    // (8088 only when it redirects port 80 itself).
+    let lb_ports: Vec<u16> = if redirect_at_lb {
+        vec![APP_PORT]
+    } else {
+        vec![80, APP_PORT]
+    };
+    let mut ingress = vec![json!({"ports": lb_ports, "from": "lb"})];
     let mut exclusive = true;
     let mut closing = Vec::new();
     for r in &backend.rules {
@@ -322,12 +329,18 @@ pub async fn init(
     } else {
         json!({"name": name, "type": "CNAME", "to": "load_balancer", "ttl": old_ttl, "transition_ttl": transition})
     };
-    assumptions.push(format!(
-        "stack: {stack} (load balancer {stack}, groups {stack}-lb, {stack}-http, {stack}-app)"
-    ));
-    assumptions.push(format!(
-        "listeners: 80 → the targets' port 80 (nginx redirects to https), 443 (TLS ends at the load balancer) → port {APP_PORT}"
-    ));
+    assumptions.push(if redirect_at_lb {
+        format!("stack: {stack} (load balancer {stack}, groups {stack}-lb, {stack}-app)")
+    } else {
+        format!(
+            "stack: {stack} (load balancer {stack}, groups {stack}-lb, {stack}-http, {stack}-app)"
+        )
+    });
+    assumptions.push(if redirect_at_lb {
+        format!("listeners: 80 answers a 301 to https itself (no port-80 server needed), 443 (TLS ends at the load balancer) → port {APP_PORT}")
+    } else {
+        format!("listeners: 80 → the targets' port 80 (nginx redirects to https), 443 (TLS ends at the load balancer) → port {APP_PORT}")
+    });
     assumptions.push(format!(
         "health check: HTTP {HEALTH_PATH} on port {APP_PORT}, expecting 200: it must answer without basic auth (`reconcile backend` prints the nginx and Django parts)"
     ));
@@ -351,7 +364,7 @@ pub async fn init(
         }
         h
     };
-    let manifest = json!({
+    let mut manifest = json!({
         "version": 1,
         "stack": stack,
         "region": region,
@@ -383,6 +396,13 @@ pub async fn init(
         },
         "dns": { "zone": zone.name, "records": [dns_record] }
     });
+    if redirect_at_lb {
+        manifest["load_balancer"]["listeners"][0] =
+            json!({ "port": 80, "protocol": "HTTP", "redirect": "https" });
+        if let Some(groups) = manifest["target_groups"].as_object_mut() {
+            groups.remove("http");
+        }
+    }
     found(manifest, assumptions, review)
 }
 

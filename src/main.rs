@@ -66,13 +66,14 @@ fn main() -> ExitCode {
             output,
             force,
             direct,
+            redirect_at_lb,
             aws,
         } => block_on(init_cmd(
             &name,
             zone.as_deref(),
             output.as_deref(),
             force,
-            direct,
+            (direct, redirect_at_lb),
             &aws,
         )),
         Command::Unlock { files, force, aws } => {

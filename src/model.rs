@@ -258,10 +258,76 @@ pub struct DesiredLb {
 pub struct DesiredListener {
     pub port: u16,
     pub protocol: String,
-    /// Key of the target group.
-    pub forward: String,
+    pub to: ListenerTo,
     /// Key of the certificate.
     pub certificate: Option<String>,
+}
+
+/// What a listener does with a request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ListenerTo {
+    /// Forwards to the target group with this manifest key.
+    Forward(String),
+    /// Answers with a redirect; no target group serves the port.
+    Redirect(Redirect),
+}
+
+impl ListenerTo {
+    /// The key of the target group it forwards to.
+    pub fn forward(&self) -> Option<&str> {
+        match self {
+            ListenerTo::Forward(k) => Some(k),
+            ListenerTo::Redirect(_) => None,
+        }
+    }
+}
+
+/// A redirect as AWS's `RedirectConfig` holds it (`#{host}` and the like keep the request's
+/// own parts).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Redirect {
+    pub protocol: String,
+    pub port: String,
+    pub host: String,
+    pub path: String,
+    pub query: String,
+    /// `HTTP_301` or `HTTP_302`.
+    pub status: String,
+}
+
+impl Redirect {
+    /// To https on 443, the same host, path and query, permanently.
+    pub fn https() -> Redirect {
+        Redirect {
+            protocol: "HTTPS".into(),
+            port: "443".into(),
+            host: "#{host}".into(),
+            path: "/#{path}".into(),
+            query: "#{query}".into(),
+            status: "HTTP_301".into(),
+        }
+    }
+
+    /// Does it send visitors to https on 443 (whatever else it keeps)?
+    pub fn is_to_https(&self) -> bool {
+        self.protocol == "HTTPS" && self.port == "443"
+    }
+}
+
+impl std::fmt::Display for Redirect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let code = self.status.strip_prefix("HTTP_").unwrap_or(&self.status);
+        write!(
+            f,
+            "{code} to {}://{}:{}{}?{}",
+            self.protocol.to_ascii_lowercase(),
+            self.host,
+            self.port,
+            self.path,
+            self.query
+        )
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -387,10 +453,17 @@ impl Desired {
                 .iter()
                 .map(|l| {
                     let p = port(l.port);
+                    // Validation has checked that exactly one of the two is given.
+                    let to = match (&l.forward, l.redirect) {
+                        (_, Some(manifest::RedirectTo::Https)) => {
+                            ListenerTo::Redirect(Redirect::https())
+                        }
+                        (f, None) => ListenerTo::Forward(f.clone().unwrap_or_default()),
+                    };
                     let listener = DesiredListener {
                         port: p,
                         protocol: l.protocol.as_str().to_owned(),
-                        forward: l.forward.clone(),
+                        to,
                         certificate: l.certificate.clone(),
                     };
                     (p, listener)
@@ -547,6 +620,9 @@ pub struct ObservedListener {
     /// the load balancer, sent no traffic (how a replacement group is verified first).
     #[serde(default)]
     pub standby: Vec<String>,
+    /// The default action's redirect, when it redirects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirect: Option<Redirect>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

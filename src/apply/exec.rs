@@ -6,11 +6,12 @@ use std::sync::Mutex;
 
 use crate::aws::ec2::Ec2;
 use crate::aws::elbv2::Elbv2;
+use crate::aws::elbv2::ListenerAction;
 use crate::aws::route53::{ChangeAction, RecordSet, Route53};
 use crate::aws::{Clients, Meter};
 use crate::model::{Observed, ObservedRecord, RuleKey, Source};
 use crate::plan::dns::marker_values;
-use crate::plan::{DnsStep, LbRef, Op, SgRef, Tagged, TgRef};
+use crate::plan::{DnsStep, LbRef, Op, Serve, SgRef, Tagged, TgRef};
 
 use std::time::{Duration, Instant};
 
@@ -384,12 +385,21 @@ async fn run_once(ctx: &Context, op: &Op) -> Result<(), Error> {
             port,
             protocol,
             certificate,
-            tg,
+            serve,
         } => {
-            let forward = [(ctx.target_group(tg)?, 1)];
             let lb = ctx.load_balancer(lb)?;
-            elb.create_listener(&lb.arn, *port, protocol, certificate.as_deref(), &forward)
-                .await?;
+            let forward = match serve {
+                Serve::Forward(tg) => vec![(ctx.target_group(tg)?, 1)],
+                Serve::Redirect(_) => vec![],
+            };
+            elb.create_listener(
+                &lb.arn,
+                *port,
+                protocol,
+                certificate.as_deref(),
+                action(serve, &forward),
+            )
+            .await?;
         }
         Op::AttachStandby {
             arn,
@@ -401,19 +411,48 @@ async fn run_once(ctx: &Context, op: &Op) -> Result<(), Error> {
         } => {
             let mut forward: Vec<(String, u32)> = serving.iter().map(|a| (a.clone(), 1)).collect();
             forward.push((ctx.target_group(tg)?, 0));
-            elb.modify_listener(arn, protocol, certificate.as_deref(), &forward)
-                .await?;
+            elb.modify_listener(
+                arn,
+                protocol,
+                certificate.as_deref(),
+                ListenerAction::Forward(&forward),
+            )
+            .await?;
         }
         Op::ModifyListener {
             arn,
             protocol,
             certificate,
-            tg,
+            serve,
             ..
         } => {
-            let forward = [(ctx.target_group(tg)?, 1)];
-            elb.modify_listener(arn, protocol, certificate.as_deref(), &forward)
-                .await?;
+            let forward = match serve {
+                Serve::Forward(tg) => vec![(ctx.target_group(tg)?, 1)],
+                Serve::Redirect(_) => vec![],
+            };
+            elb.modify_listener(
+                arn,
+                protocol,
+                certificate.as_deref(),
+                action(serve, &forward),
+            )
+            .await?;
+        }
+        Op::DetachStandby {
+            arn,
+            protocol,
+            certificate,
+            serving,
+            ..
+        } => {
+            let forward: Vec<(String, u32)> = serving.iter().map(|a| (a.clone(), 1)).collect();
+            elb.modify_listener(
+                arn,
+                protocol,
+                certificate.as_deref(),
+                ListenerAction::Forward(&forward),
+            )
+            .await?;
         }
         Op::DeleteListener { arn, .. } => elb.delete_listener(arn).await?,
         Op::SetRecord {
@@ -488,4 +527,13 @@ async fn run_once(ctx: &Context, op: &Op) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// A listener's default action for the write adapter: the target group resolved
+/// (`forward`), or the redirect.
+fn action<'a>(serve: &'a Serve, forward: &'a [(String, u32)]) -> ListenerAction<'a> {
+    match serve {
+        Serve::Forward(_) => ListenerAction::Forward(forward),
+        Serve::Redirect(r) => ListenerAction::Redirect(r),
+    }
 }

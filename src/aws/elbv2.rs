@@ -3,6 +3,8 @@
 
 mod write;
 
+pub use write::ListenerAction;
+
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -14,7 +16,9 @@ use aws_sdk_elasticloadbalancingv2::Client;
 use super::settle::{self, LISTED_SETTLE};
 use super::{need, paginate, sdk_error, try_join_all, Answer, Meter, Result, Round, Service};
 use crate::manifest::net;
-use crate::model::{HealthCheck, ObservedLb, ObservedListener, ObservedTg, Tags, TargetHealth};
+use crate::model::{
+    HealthCheck, ObservedLb, ObservedListener, ObservedTg, Redirect, Tags, TargetHealth,
+};
 
 const SERVICE: Service = Service::Elbv2;
 
@@ -339,6 +343,23 @@ fn listener(l: &Listener) -> Result<ObservedListener> {
     } else {
         Vec::new()
     };
+    let redirect = l
+        .default_actions()
+        .iter()
+        .filter(|a| a.r#type() == Some(&ActionTypeEnum::Redirect))
+        .find_map(|a| a.redirect_config())
+        .map(|r| Redirect {
+            // Absent parts keep the request's own, as `#{...}` says.
+            protocol: r.protocol().unwrap_or("#{protocol}").to_owned(),
+            port: r.port().unwrap_or("#{port}").to_owned(),
+            host: r.host().unwrap_or("#{host}").to_owned(),
+            path: r.path().unwrap_or("/#{path}").to_owned(),
+            query: r.query().unwrap_or("#{query}").to_owned(),
+            status: r
+                .status_code()
+                .map_or("HTTP_301", |c| c.as_str())
+                .to_owned(),
+        });
     Ok(ObservedListener {
         arn: need(l.listener_arn(), SERVICE, OP, "ListenerArn")?.to_owned(),
         port: port(l.port()),
@@ -346,6 +367,7 @@ fn listener(l: &Listener) -> Result<ObservedListener> {
         certificates,
         forward,
         standby,
+        redirect,
     })
 }
 

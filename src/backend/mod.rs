@@ -120,6 +120,8 @@ pub struct Site {
     pub names_from: &'static str,
     /// Port of the HTTPS listener that redirects send clients to (443 when present).
     pub https_port: Option<u16>,
+    /// Ports whose listeners redirect to https at the load balancer: no server for them.
+    pub redirected_at_lb: Vec<u16>,
     /// Servers in the order they are written: the application first.
     pub ports: Vec<Port>,
 }
@@ -208,7 +210,7 @@ pub fn site(m: &Manifest, source: &str) -> Result<Site> {
         let listeners: Vec<&crate::model::DesiredListener> = lb
             .listeners
             .values()
-            .filter(|l| l.forward == tg.key)
+            .filter(|l| l.to.forward() == Some(tg.key.as_str()))
             .collect();
         if listeners.is_empty() {
             // Validation refuses such a group; nothing reaches it in any case.
@@ -298,6 +300,12 @@ pub fn site(m: &Manifest, source: &str) -> Result<Site> {
         names,
         names_from,
         https_port,
+        redirected_at_lb: lb
+            .listeners
+            .values()
+            .filter(|l| l.to.forward().is_none())
+            .map(|l| l.port)
+            .collect(),
         ports: out,
     })
 }

@@ -33,6 +33,14 @@ upstream {upstream} {{
         stack = site.stack,
         upstream = site.upstream()
     );
+    for p in &site.redirected_at_lb {
+        o.push('\n');
+        comment(
+            &mut o,
+            "",
+            &format!("Port {p}: the load balancer answers every request on it with a 301 to https itself (its listener {p} redirects), so no server here takes port {p}, and the backends need not admit the load balancer on it. Keep your existing port-{p} server only until apply has finished."),
+        );
+    }
     for port in &site.ports {
         o.push('\n');
         server(&mut o, site, port);

@@ -151,6 +151,10 @@ pub enum Command {
         /// the backend open on 80 and 443, no load balancer).
         #[arg(long)]
         direct: bool,
+        /// The load balancer redirects port 80 to https itself (a 301 to the same host and
+        /// path): no port-80 target group, the backends admit it on the app's port only.
+        #[arg(long, conflicts_with = "direct")]
+        redirect_at_lb: bool,
         #[command(flatten)]
         aws: AwsFlags,
     },

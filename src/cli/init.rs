@@ -12,7 +12,7 @@ pub async fn init_cmd(
     zone: Option<&str>,
     output: Option<&std::path::Path>,
     force: bool,
-    direct: bool,
+    (direct, redirect_at_lb): (bool, bool),
     aws: &AwsFlags,
 ) -> anyhow::Result<Outcome> {
     let console = Console::detect();
@@ -40,7 +40,7 @@ pub async fn init_cmd(
     let found = if direct {
         reconcile::init::init_direct(&clients, &meter, name, zone, &region).await
     } else {
-        reconcile::init::init(&clients, &meter, name, zone, &region).await
+        reconcile::init::init(&clients, &meter, name, zone, &region, redirect_at_lb).await
     };
     let found = match found {
         Ok(f) => f,

@@ -15,7 +15,7 @@ use crate::aws::Round;
 use crate::manifest::net;
 use crate::model::{
     HealthPort, ObservedInstance, ObservedLb, ObservedRecord, ObservedSg, ObservedTg, ObservedZone,
-    Source, Tags,
+    Redirect, Source, Tags,
 };
 use crate::names;
 
@@ -98,11 +98,13 @@ pub(super) async fn init_behind(ec2: &Ec2, elb: &Elbv2, b: Behind<'_>) -> Result
                 l.port, lb.name, l.protocol
             )));
         }
+        let to_https = l.redirect.as_ref() == Some(&Redirect::https());
         match (l.forward.as_slice(), l.standby.is_empty()) {
             ([_], true) => {}
+            ([], _) if to_https && l.protocol == "HTTP" => {}
             ([], _) => {
                 return Err(Error::Unsupported(format!(
-                    "listener {} of {} does not forward to a target group (a redirect or fixed response?); reconcile's listeners forward to one target group",
+                    "listener {} of {} neither forwards to a target group nor redirects to https on 443 with the same host, path and query (a fixed response, or another redirect?); reconcile's listeners do one of the two",
                     l.port, lb.name
                 )))
             }
@@ -331,13 +333,11 @@ pub(super) async fn init_behind(ec2: &Ec2, elb: &Elbv2, b: Behind<'_>) -> Result
     let listeners_json: Vec<Value> = listeners
         .iter()
         .map(|l| {
-            let forward = l
-                .forward
-                .first()
-                .and_then(|a| tg_keys.get(a))
-                .cloned()
-                .unwrap_or_default();
-            let mut v = json!({ "port": l.port, "protocol": l.protocol, "forward": forward });
+            let mut v = json!({ "port": l.port, "protocol": l.protocol });
+            match l.forward.first().and_then(|a| tg_keys.get(a)) {
+                Some(key) => v["forward"] = json!(key),
+                None => v["redirect"] = json!("https"),
+            }
             if let Some(k) = l.certificates.first().and_then(|a| cert_keys.get(a)) {
                 v["certificate"] = json!(k);
             }

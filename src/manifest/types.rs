@@ -246,7 +246,15 @@ pub struct LoadBalancer {
     pub adopt: Option<String>,
 }
 
-/// A listener forwarding to one target group.
+/// Where a listener redirects to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum RedirectTo {
+    /// `https://` on port 443, the same host, path and query, with a 301.
+    #[serde(rename = "https")]
+    Https,
+}
+
+/// A listener: forwarding to one target group, or (HTTP only) redirecting to https.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Listener {
@@ -254,8 +262,13 @@ pub struct Listener {
     pub port: i64,
     /// `HTTP`, or `HTTPS` (which needs `certificate`).
     pub protocol: Protocol,
-    /// Key of the target group that receives the traffic.
-    pub forward: String,
+    /// Key of the target group that receives the traffic (or `redirect`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forward: Option<String>,
+    /// `"https"`: the load balancer answers every request with a 301 to the same host and
+    /// path over https, and no target group serves this port (instead of `forward`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirect: Option<RedirectTo>,
     /// Key of `certificates`; required for HTTPS, not allowed for HTTP.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub certificate: Option<String>,

@@ -503,7 +503,7 @@ impl Validator<'_> {
             }
             match &m.load_balancer {
                 None => self.err(&p, format!("target group \"{key}\" needs a load balancer, and the manifest declares none"), "remove the target group (without a load balancer the records lead to the instances by their `values`), or declare `load_balancer`"),
-                Some(lb) if !lb.listeners.iter().any(|l| &l.forward == key) => {
+                Some(lb) if !lb.listeners.iter().any(|l| l.forward.as_ref() == Some(key)) => {
                     self.err(&p, format!("no listener forwards to target group \"{key}\""), "AWS does not health-check a group no listener uses; forward a listener to it or remove it");
                 }
                 Some(_) => {}
@@ -564,9 +564,28 @@ impl Validator<'_> {
                     "a load balancer has one listener per port",
                 );
             }
-            if !m.target_groups.contains_key(&l.forward) {
-                let known = choices(m.target_groups.keys());
-                self.err(&lp.key("forward"), format!("forwards to target group \"{}\", which is not declared under `target_groups`", l.forward), format!("use one of: {known}"));
+            match (&l.forward, l.redirect) {
+                (Some(f), None) if !m.target_groups.contains_key(f) => {
+                    let known = choices(m.target_groups.keys());
+                    self.err(&lp.key("forward"), format!("forwards to target group \"{f}\", which is not declared under `target_groups`"), format!("use one of: {known}"));
+                }
+                (Some(_), None) => {}
+                (None, None) => self.err(
+                    &lp.key("forward"),
+                    "a listener needs `forward` (a target group) or `redirect`",
+                    "e.g. \"forward\": \"app\", or on port 80 \"redirect\": \"https\"",
+                ),
+                (Some(_), Some(_)) => self.err(
+                    &lp.key("redirect"),
+                    "a listener forwards or redirects, not both",
+                    "keep `forward` to serve from a target group, or `redirect` to send visitors to https",
+                ),
+                (None, Some(_)) if l.protocol == Protocol::Https => self.err(
+                    &lp.key("redirect"),
+                    "an HTTPS listener redirecting to https would send visitors round in a loop",
+                    "redirect on the HTTP listener (port 80); the HTTPS one forwards",
+                ),
+                (None, Some(_)) => {}
             }
             match (l.protocol, &l.certificate) {
                 (Protocol::Https, None) => self.err(

@@ -1,14 +1,14 @@
 //! The load-balancer part of the diff: the load balancer (kept, changed in place, or
 //! replaced under the alternate name with DNS moved first) and its listeners.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::json;
 
 use super::diff::{attr, resource, Differ};
 use super::id::{LbPart, ListenerPart};
-use super::{Action, Change, LbRef, NodeId, Op, SgRef, Tagged, TgRef};
-use crate::model::{owned_by, Desired, ObservedLb};
+use super::{Action, Change, LbRef, NodeId, Op, Serve, SgRef, Tagged, TgRef};
+use crate::model::{owned_by, Desired, ListenerTo, ObservedLb, ObservedListener};
 use crate::names;
 
 impl<'a> Differ<'a> {
@@ -226,8 +226,34 @@ impl<'a> Differ<'a> {
         let Some(dlb) = &self.d.load_balancer else {
             return;
         };
+        // What each listener is to answer with: its target group resolved, or its redirect.
+        let serves: BTreeMap<u16, Serve> = dlb
+            .listeners
+            .iter()
+            .filter_map(|(port, dl)| {
+                let serve = match &dl.to {
+                    ListenerTo::Forward(key) => Serve::Forward(self.tg_refs.get(key)?.clone()),
+                    ListenerTo::Redirect(r) => Serve::Redirect(r.clone()),
+                };
+                Some((*port, serve))
+            })
+            .collect();
+        let answers_right = |l: &ObservedListener, serve: &Serve| match serve {
+            Serve::Forward(TgRef::Arn(arn)) => l.forward == [arn.clone()] && l.redirect.is_none(),
+            Serve::Forward(TgRef::New { .. }) => false,
+            Serve::Redirect(r) => l.forward.is_empty() && l.redirect.as_ref() == Some(r),
+        };
+        // A listener that already answers as the manifest asks and is left as it is: where a
+        // group for a listener that forwards nothing yet (one that redirects) is attached on
+        // standby, to be health-checked before traffic moves to it.
+        let steady: Vec<&ObservedListener> = live_listeners
+            .iter()
+            .filter(|l| serves.get(&l.port).is_some_and(|s| answers_right(l, s)))
+            .filter(|l| matches!(serves.get(&l.port), Some(Serve::Forward(_))))
+            .collect();
+        let mut hosted: BTreeMap<u16, Vec<TgRef>> = BTreeMap::new();
         for (port, dl) in &dlb.listeners {
-            let Some(tg) = self.tg_refs.get(&dl.forward).cloned() else {
+            let Some(serve) = serves.get(port).cloned() else {
                 continue;
             };
             let cert = match &dl.certificate {
@@ -237,13 +263,17 @@ impl<'a> Differ<'a> {
                 },
                 None => None,
             };
-            let tg_label = match &tg {
-                TgRef::Arn(arn) => self
-                    .o
-                    .tg_by_arn(arn)
-                    .map_or(arn.clone(), |t| t.name.clone()),
-                TgRef::New { name, .. } => name.clone(),
+            let label = |serve: &Serve| match serve {
+                Serve::Forward(TgRef::Arn(arn)) => (
+                    "forward",
+                    self.o
+                        .tg_by_arn(arn)
+                        .map_or(arn.clone(), |t| t.name.clone()),
+                ),
+                Serve::Forward(TgRef::New { name, .. }) => ("forward", name.clone()),
+                Serve::Redirect(r) => ("redirect", r.to_string()),
             };
+            let (what, shown) = label(&serve);
             let name = format!("{port}/{}", dl.protocol);
             match live_listeners.iter().find(|l| l.port == *port) {
                 None => self.change(
@@ -257,7 +287,7 @@ impl<'a> Differ<'a> {
                         reason: "declared in the manifest and not found".into(),
                         attrs: vec![
                             attr("protocol", None, Some(json!(dl.protocol))),
-                            attr("forward", None, Some(json!(tg_label))),
+                            attr(what, None, Some(json!(shown))),
                             attr("certificate", None, cert.as_ref().map(|c| json!(c))),
                         ]
                         .into_iter()
@@ -268,7 +298,7 @@ impl<'a> Differ<'a> {
                             port: *port,
                             protocol: dl.protocol.clone(),
                             certificate: cert,
-                            tg,
+                            serve,
                         },
                     },
                 ),
@@ -289,19 +319,22 @@ impl<'a> Differ<'a> {
                             cert.as_ref().map(|c| json!(c)),
                         ));
                     }
-                    let forwards_right =
-                        matches!(&tg, TgRef::Arn(arn) if l.forward == [arn.clone()]);
-                    if !forwards_right {
-                        let before: Vec<String> = l
-                            .forward
-                            .iter()
-                            .map(|a| self.o.tg_by_arn(a).map_or(a.clone(), |t| t.name.clone()))
-                            .collect();
-                        attrs.push(attr(
-                            "forward",
-                            Some(json!(before.join(", "))),
-                            Some(json!(tg_label)),
-                        ));
+                    let right = answers_right(l, &serve);
+                    if !right {
+                        let before = match &l.redirect {
+                            Some(r) => format!("redirect {r}"),
+                            None => l
+                                .forward
+                                .iter()
+                                .map(|a| self.o.tg_by_arn(a).map_or(a.clone(), |t| t.name.clone()))
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                        };
+                        let after = match what {
+                            "redirect" => format!("redirect {shown}"),
+                            _ => shown.clone(),
+                        };
+                        attrs.push(attr(what, Some(json!(before)), Some(json!(after))));
                     }
                     // A group no listener of this load balancer uses is attached with
                     // weight zero first: AWS health-checks only groups in use (their targets
@@ -309,35 +342,63 @@ impl<'a> Differ<'a> {
                     // verified healthy before traffic moves. Whether it is in use comes from
                     // the listeners read, not from the group's own list of load balancers
                     // (moto keeps a load balancer there after its listener moved away).
-                    let attached = match &tg {
-                        TgRef::Arn(arn) => live.is_some_and(|lb| {
-                            lb.listeners
-                                .iter()
-                                .any(|x| x.forward.contains(arn) || x.standby.contains(arn))
-                        }),
-                        TgRef::New { .. } => false,
+                    let moves_to = match (&serve, right) {
+                        (Serve::Forward(tg), false) => Some(tg.clone()),
+                        _ => None,
                     };
-                    if !forwards_right && !attached {
-                        self.change(
-                            NodeId::Listener {
-                                port: *port,
-                                part: ListenerPart::Attach,
-                            },
-                            Change {
-                                resource: resource("listener", &name, true),
-                                action: Action::Update,
-                                reason: "attach the new group with weight 0, so that it is health-checked before it takes traffic".into(),
-                                attrs: vec![attr("standby", None, Some(json!(tg_label)))],
-                                op: Op::AttachStandby {
-                                    arn: l.arn.clone(),
-                                    port: *port,
-                                    protocol: l.protocol.clone(),
-                                    certificate: l.certificates.first().cloned(),
-                                    serving: l.forward.clone(),
-                                    tg: tg.clone(),
-                                },
-                            },
-                        );
+                    if let Some(tg) = &moves_to {
+                        let attached = match tg {
+                            TgRef::Arn(arn) => live.is_some_and(|lb| {
+                                lb.listeners
+                                    .iter()
+                                    .any(|x| x.forward.contains(arn) || x.standby.contains(arn))
+                            }),
+                            TgRef::New { .. } => false,
+                        };
+                        // On this listener when it forwards already; on a steady one when
+                        // it does not (a redirect: a forward to a group on standby alone
+                        // would answer 503 to everyone).
+                        let host = if l.forward.is_empty() {
+                            steady.iter().find(|x| x.port != *port).copied()
+                        } else {
+                            Some(l)
+                        };
+                        match host {
+                            _ if attached => {}
+                            Some(h) => {
+                                hosted.entry(h.port).or_default().push(tg.clone());
+                                let (_, group) = label(&Serve::Forward(tg.clone()));
+                                self.change(
+                                    NodeId::Listener {
+                                        port: h.port,
+                                        part: ListenerPart::Attach,
+                                    },
+                                    Change {
+                                        resource: resource("listener", &format!("{}/{}", h.port, h.protocol), true),
+                                        action: Action::Update,
+                                        reason: if h.port == *port {
+                                            "attach the new group with weight 0, so that it is health-checked before it takes traffic".into()
+                                        } else {
+                                            format!("attach the group for listener {port} with weight 0 here, so that it is health-checked before {port} forwards to it (detached once it does)")
+                                        },
+                                        attrs: vec![attr("standby", None, Some(json!(group)))],
+                                        op: Op::AttachStandby {
+                                            arn: h.arn.clone(),
+                                            port: h.port,
+                                            protocol: h.protocol.clone(),
+                                            certificate: h.certificates.first().cloned(),
+                                            serving: h.forward.clone(),
+                                            tg: tg.clone(),
+                                        },
+                                    },
+                                );
+                            }
+                            None => self.block(
+                                format!("listener {port}"),
+                                format!("listener {port} is to forward to {shown} instead of redirecting, and no listener of the load balancer that stays as it is forwards anywhere: there is nowhere to health-check the group before traffic moves to it"),
+                                "first apply a manifest in which another listener (443) forwards as it does now, then this one",
+                            ),
+                        }
                     }
                     if !attrs.is_empty() {
                         self.change(
@@ -355,14 +416,53 @@ impl<'a> Differ<'a> {
                                     port: *port,
                                     protocol: dl.protocol.clone(),
                                     certificate: cert,
-                                    tg,
-                                    moves_traffic: !forwards_right,
+                                    serve,
+                                    moves_traffic: moves_to.is_some(),
                                 },
                             },
                         );
                     }
                 }
             }
+        }
+        // A steady listener keeps nothing on standby once the plan is done: what this plan
+        // attached to it for another listener, and what an earlier run left there, is
+        // detached after everything is built, verified and moved.
+        for l in &steady {
+            let keeps: Vec<String> = l.standby.clone();
+            if keeps.is_empty() && !hosted.contains_key(&l.port) {
+                continue;
+            }
+            if hosted.get(&l.port).is_some_and(|h| h.len() > 1) {
+                self.block(
+                    format!("listener {}", l.port),
+                    format!(
+                        "two groups would wait on standby on listener {} at once",
+                        l.port
+                    ),
+                    "move one listener at a time: apply a manifest with one of the changes first",
+                );
+                continue;
+            }
+            self.change(
+                NodeId::Listener {
+                    port: l.port,
+                    part: ListenerPart::Detach,
+                },
+                Change {
+                    resource: resource("listener", &format!("{}/{}", l.port, l.protocol), true),
+                    action: Action::Update,
+                    reason: "groups on standby here are health-checked elsewhere now, or by nobody: detached".into(),
+                    attrs: vec![attr("standby", Some(json!("(standby groups)")), None)],
+                    op: Op::DetachStandby {
+                        arn: l.arn.clone(),
+                        port: l.port,
+                        protocol: l.protocol.clone(),
+                        certificate: l.certificates.first().cloned(),
+                        serving: l.forward.clone(),
+                    },
+                },
+            );
         }
         for l in live_listeners {
             if !dlb.listeners.contains_key(&l.port) {

@@ -92,9 +92,10 @@ pub fn check(
     }
     let start = World::new(desired, observed.clone());
     let serving = start.reachable().is_ok();
-    let mut seen: HashSet<Set> = HashSet::new();
+    // A state is the set of finished nodes and what of the world depends on their order.
+    let mut seen: HashSet<(Set, u64)> = HashSet::new();
     let first = Set::new(n);
-    seen.insert(first.clone());
+    seen.insert((first.clone(), start.order_key()));
     let mut stack: Vec<(Set, World, bool, Vec<usize>)> = vec![(first, start, serving, vec![])];
     while let Some((set, world, serving, path)) = stack.pop() {
         for (i, node) in plan.nodes.iter().enumerate() {
@@ -102,9 +103,6 @@ pub fn check(
                 continue;
             }
             let next = set.with(i);
-            if seen.contains(&next) {
-                continue;
-            }
             if seen.len() >= MAX_STATES {
                 return Ok(Checked {
                     states: seen.len(),
@@ -118,13 +116,16 @@ pub fn check(
             };
             let mut w = world.clone();
             w.run(node).map_err(|v| broken(v.message))?;
+            if seen.contains(&(next.clone(), w.order_key())) {
+                continue;
+            }
             let still = match w.reachable() {
                 Ok(()) => true,
                 // The site was not served before either: not this plan's doing.
                 Err(_) if !serving => false,
                 Err(message) => return Err(broken(message)),
             };
-            seen.insert(next.clone());
+            seen.insert((next.clone(), w.order_key()));
             let mut p = path.clone();
             p.push(i);
             stack.push((next, w, still, p));

@@ -67,6 +67,7 @@ impl Op {
             Op::RevokeIngress { .. }
             | Op::DeregisterTargets { .. }
             | Op::DeleteListener { .. }
+            | Op::DetachStandby { .. }
             | Op::DeleteTargetGroup { .. }
             | Op::DeleteLoadBalancer { .. }
             | Op::DeleteSecurityGroup { .. }
@@ -132,10 +133,14 @@ impl Op {
             Op::ModifyHealthCheck { tg: t, .. }
             | Op::RegisterTargets { tg: t, .. }
             | Op::DeregisterTargets { tg: t, .. } => tg(t).into_iter().collect(),
-            Op::CreateListener { lb: l, tg: t, .. } => lb(l).into_iter().chain(tg(t)).collect(),
-            Op::ModifyListener { tg: t, .. } | Op::AttachStandby { tg: t, .. } => {
-                tg(t).into_iter().collect()
+            Op::CreateListener { lb: l, serve, .. } => lb(l)
+                .into_iter()
+                .chain(serve.target_group().and_then(tg))
+                .collect(),
+            Op::ModifyListener { serve, .. } => {
+                serve.target_group().and_then(tg).into_iter().collect()
             }
+            Op::AttachStandby { tg: t, .. } => tg(t).into_iter().collect(),
             Op::SetRecord { value, .. } => match value {
                 super::RecordValue::LoadBalancer(l) => lb(l).into_iter().collect(),
                 super::RecordValue::Values(_) | super::RecordValue::Alias { .. } => vec![],
@@ -152,6 +157,7 @@ impl Op {
             | Op::DeleteTargetGroup { .. }
             | Op::DeleteLoadBalancer { .. }
             | Op::DeleteListener { .. }
+            | Op::DetachStandby { .. }
             | Op::ClearMarker { .. } => vec![],
         }
     }
@@ -159,9 +165,10 @@ impl Op {
     /// The target group a listener change forwards to.
     fn forwards_to(&self) -> Option<&TgRef> {
         match self {
-            Op::CreateListener { tg, .. }
-            | Op::ModifyListener { tg, .. }
-            | Op::AttachStandby { tg, .. } => Some(tg),
+            Op::CreateListener { serve, .. } | Op::ModifyListener { serve, .. } => {
+                serve.target_group()
+            }
+            Op::AttachStandby { tg, .. } => Some(tg),
             _ => None,
         }
     }
@@ -339,7 +346,7 @@ fn verification(b: &mut Builder, decided: &Decided) -> Vec<NodeId> {
         // (attached on standby first, by this plan or an earlier run) waits for the gate; any
         // other listener change is what lets the group be checked: the gate waits for it.
         let moving = b.ops_where(
-            |op| matches!(op, Op::ModifyListener { moves_traffic: true, tg: t, .. } if t == tg),
+            |op| matches!(op, Op::ModifyListener { moves_traffic: true, serve, .. } if serve.target_group() == Some(tg)),
         );
         let (moves, listeners): (Vec<NodeId>, Vec<NodeId>) =
             listeners.into_iter().partition(|id| moving.contains(id));
@@ -505,7 +512,8 @@ fn add_before_remove(b: &mut Builder, verify: &[NodeId], old_answers: &[NodeId])
             } | Op::DeleteLoadBalancer { .. }
         )
     });
-    let listener_deletes = b.ops_where(|op| matches!(op, Op::DeleteListener { .. }));
+    let listener_deletes =
+        b.ops_where(|op| matches!(op, Op::DeleteListener { .. } | Op::DetachStandby { .. }));
     let lb_deletes = b.ops_where(|op| matches!(op, Op::DeleteLoadBalancer { .. }));
     let revokes = b.ops_where(|op| matches!(op, Op::RevokeIngress { .. }));
     let switch_nodes = b.class_is(Class::Dns(DnsStep::Switch));

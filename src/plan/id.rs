@@ -49,6 +49,8 @@ pub enum ListenerPart {
     /// A new target group attached with weight zero, before traffic moves to it.
     Attach,
     Update,
+    /// Groups on standby detached once the plan no longer needs them health-checked there.
+    Detach,
     Delete,
 }
 
@@ -179,10 +181,11 @@ const LB_PARTS: [(LbPart, &str); 5] = [
     (LbPart::Subnets, "subnets"),
     (LbPart::SecurityGroups, "security_groups"),
 ];
-const LISTENER_PARTS: [(ListenerPart, &str); 4] = [
+const LISTENER_PARTS: [(ListenerPart, &str); 5] = [
     (ListenerPart::Create, "create"),
     (ListenerPart::Attach, "attach"),
     (ListenerPart::Update, "update"),
+    (ListenerPart::Detach, "detach"),
     (ListenerPart::Delete, "delete"),
 ];
 const RECORD_PARTS: [(RecordPart, &str); 5] = [
@@ -362,7 +365,7 @@ mod tests {
             name().prop_map(|name| NodeId::TargetGroupDelete { name }),
             pick(LB_PARTS.len()).prop_map(|i| NodeId::Balancer(LB_PARTS[i].0)),
             name().prop_map(|id| NodeId::BalancerDelete { id }),
-            (any::<u16>(), pick(4)).prop_map(|(port, i)| NodeId::Listener {
+            (any::<u16>(), pick(LISTENER_PARTS.len())).prop_map(|(port, i)| NodeId::Listener {
                 port,
                 part: LISTENER_PARTS[i].0
             }),

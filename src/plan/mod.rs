@@ -274,7 +274,7 @@ pub enum Op {
         port: u16,
         protocol: String,
         certificate: Option<String>,
-        tg: TgRef,
+        serve: Serve,
     },
     /// Attaches a target group to a listener's default action with weight zero, beside the
     /// groups serving, so that the load balancer health-checks it before it takes traffic.
@@ -293,12 +293,21 @@ pub enum Op {
         port: u16,
         protocol: String,
         certificate: Option<String>,
-        tg: TgRef,
+        serve: Serve,
         /// Moves the listener's traffic to another group, one the load balancer already
         /// health-checks (attached by an earlier run, or by the plan first): the move waits
         /// until that group is verified healthy.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         moves_traffic: bool,
+    },
+    /// Sets a listener's default action to the groups serving, dropping the groups on
+    /// standby (once nothing waits for them to be health-checked there).
+    DetachStandby {
+        arn: String,
+        port: u16,
+        protocol: String,
+        certificate: Option<String>,
+        serving: Vec<String>,
     },
     DeleteListener {
         arn: String,
@@ -323,6 +332,25 @@ pub enum Op {
         zone_id: String,
         record: ObservedRecord,
     },
+}
+
+/// What a listener answers with once a change has run: the traffic forwarded to a target
+/// group, or a redirect.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Serve {
+    Forward(TgRef),
+    Redirect(crate::model::Redirect),
+}
+
+impl Serve {
+    /// The target group it forwards to.
+    pub fn target_group(&self) -> Option<&TgRef> {
+        match self {
+            Serve::Forward(t) => Some(t),
+            Serve::Redirect(_) => None,
+        }
+    }
 }
 
 /// One change to one resource.

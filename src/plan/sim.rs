@@ -14,10 +14,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::model::{
     owned_by, Desired, ObservedLb, ObservedListener, ObservedRecord, ObservedRule, ObservedSg,
-    ObservedTg, RuleKey, Source, TargetHealth,
+    ObservedTg, Redirect, RuleKey, Source, TargetHealth,
 };
 
-use super::{Gate, LbRef, Node, NodeKind, Op, RecordValue, SgRef, Tagged, TgRef};
+use super::{Gate, LbRef, Node, NodeKind, Op, RecordValue, Serve, SgRef, Tagged, TgRef};
 
 /// A broken guarantee, or an operation the model cannot carry out.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -140,6 +140,17 @@ impl<'a> World<'a> {
         }
     }
 
+    /// What a listener change makes it do: the target group's ARN, or the redirect.
+    fn serve(&self, serve: &Serve) -> Result<(Option<String>, Option<Redirect>), String> {
+        match serve {
+            Serve::Forward(tg) => Ok((
+                Some(self.tg_arn(tg).ok_or("the target group does not exist")?),
+                None,
+            )),
+            Serve::Redirect(r) => Ok((None, Some(r.clone()))),
+        }
+    }
+
     fn resolve(&self, k: &RuleKey) -> RuleKey {
         match &k.source {
             Source::Key(key) => RuleKey {
@@ -148,6 +159,21 @@ impl<'a> World<'a> {
             },
             _ => k.clone(),
         }
+    }
+
+    /// What of this world depends on the order the nodes ran in, not only on which ran:
+    /// the targets' health (a group detached before the listener that needs it moves to it
+    /// is health-checked again from `initial`). The checker tells states apart by it.
+    pub fn order_key(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        for t in &self.observed.target_groups {
+            t.name.hash(&mut h);
+            for x in &t.targets {
+                (&x.id, &x.state).hash(&mut h);
+            }
+        }
+        h.finish()
     }
 
     /// Carries out one node of a plan, checking that it touches only what the stack owns.
@@ -290,6 +316,7 @@ impl<'a> World<'a> {
                 LbRef::Arn(a) => lb_owned(a),
             },
             Op::ModifyListener { arn, .. }
+            | Op::DetachStandby { arn, .. }
             | Op::DeleteListener { arn, .. }
             | Op::AttachStandby { arn, .. } => listener_ok(arn),
             Op::SetRecord { name, .. } => self.record_names().contains(name),
@@ -510,10 +537,10 @@ impl<'a> World<'a> {
                 port,
                 protocol,
                 certificate,
-                tg,
+                serve,
             } => {
                 let arn = self.lb_arn(lb).ok_or("the load balancer does not exist")?;
-                let tg = self.tg_arn(tg).ok_or("the target group does not exist")?;
+                let (tg, redirect) = self.serve(serve)?;
                 let id = self.id("listener");
                 let l = self.lb_mut(&arn)?;
                 if l.listeners.iter().any(|x| x.port == *port) {
@@ -524,10 +551,13 @@ impl<'a> World<'a> {
                     port: *port,
                     protocol: protocol.clone(),
                     certificates: certificate.iter().cloned().collect(),
-                    forward: vec![tg.clone()],
+                    forward: tg.iter().cloned().collect(),
                     standby: vec![],
+                    redirect,
                 });
-                self.attach(&arn, &tg)?;
+                if let Some(tg) = &tg {
+                    self.attach(&arn, tg)?;
+                }
             }
             Op::AttachStandby { arn, tg, .. } => {
                 let tg = self.tg_arn(tg).ok_or("the target group does not exist")?;
@@ -542,12 +572,14 @@ impl<'a> World<'a> {
                 arn,
                 protocol,
                 certificate,
-                tg,
+                serve,
                 ..
             } => {
-                let tg = self.tg_arn(tg).ok_or("the target group does not exist")?;
+                let (tg, redirect) = self.serve(serve)?;
                 let lb = self.lb_of_listener(arn)?;
-                self.attach(&lb, &tg)?;
+                if let Some(tg) = &tg {
+                    self.attach(&lb, tg)?;
+                }
                 let l = self
                     .observed
                     .load_balancers
@@ -557,7 +589,14 @@ impl<'a> World<'a> {
                     .ok_or("the listener does not exist")?;
                 l.protocol = protocol.clone();
                 l.certificates = certificate.iter().cloned().collect();
-                l.forward = vec![tg];
+                l.forward = tg.into_iter().collect();
+                l.standby.clear();
+                l.redirect = redirect;
+                self.refresh_attachments();
+            }
+            Op::DetachStandby { arn, serving, .. } => {
+                let l = self.listener_mut(arn)?;
+                l.forward = serving.clone();
                 l.standby.clear();
                 self.refresh_attachments();
             }
@@ -666,6 +705,9 @@ impl<'a> World<'a> {
         }
         if !t.load_balancers.iter().any(|a| a == lb) {
             t.load_balancers.push(lb.to_owned());
+            for h in t.targets.iter_mut().filter(|h| h.state == "unused") {
+                h.state = "initial".into();
+            }
         }
         Ok(())
     }
@@ -685,6 +727,13 @@ impl<'a> World<'a> {
         }
         for t in &mut self.observed.target_groups {
             t.load_balancers = by_tg.remove(&t.arn).unwrap_or_default();
+            // AWS health-checks only groups in use: a group no listener uses any more has
+            // its targets `unused`, and checked again from `initial` once attached.
+            if t.load_balancers.is_empty() {
+                for h in &mut t.targets {
+                    h.state = "unused".into();
+                }
+            }
         }
     }
 
@@ -941,6 +990,11 @@ fn lb_path(desired: &Desired, observed: &crate::model::Observed, dns: &str) -> R
             .iter()
             .find(|l| l.port == *port)
             .ok_or(format!("listener {port} is missing"))?;
+        // A redirect to https answers by itself: the visitor comes back on 443, which is
+        // checked on its own.
+        if l.redirect.as_ref().is_some_and(Redirect::is_to_https) {
+            continue;
+        }
         let tg = l
             .forward
             .first()

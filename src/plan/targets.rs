@@ -231,9 +231,10 @@ impl<'a> Differ<'a> {
             .iter()
             .flat_map(|lb| lb.listeners.values())
         {
-            if let Some(tg) = self.tg_refs.get(&l.forward) {
-                if !traffic.iter().any(|(k, _)| k == &l.forward) {
-                    traffic.push((l.forward.clone(), tg.clone()));
+            let Some(key) = l.to.forward() else { continue };
+            if let Some(tg) = self.tg_refs.get(key) {
+                if !traffic.iter().any(|(k, _)| k == key) {
+                    traffic.push((key.to_owned(), tg.clone()));
                 }
             }
         }

@@ -26,7 +26,7 @@ fn assert_converged(emu: &Emulator, manifest: &Path, what: &str) {
 
 /// One apply of `manifest` through a proxy checking its invariant after every mutating
 /// call; returns the operations that reached the emulator, in order.
-fn apply_checked(emu: &Emulator, manifest: &Path, what: &str) -> Vec<String> {
+pub fn apply_checked(emu: &Emulator, manifest: &Path, what: &str) -> Vec<String> {
     let (proxy, _) = Proxy::checked(&emu.url, desired(manifest));
     let out = emu.reconcile_at(&proxy.url, &["apply", "-f", path(manifest), "--yes"]);
     assert_eq!(out.status.code(), Some(0), "{what}: {}", text(&out));

@@ -9,6 +9,7 @@ mod cli;
 mod drift;
 mod emulator;
 mod fixtures;
+mod frontdoor;
 mod graph;
 mod init;
 mod lifecycle;

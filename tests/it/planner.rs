@@ -746,3 +746,140 @@ fn adopting_what_another_stack_owns_or_what_does_not_exist_is_blocked() {
         p.blockers
     );
 }
+
+/// The example with port 80 redirected to https by the load balancer itself: no port-80
+/// target group, the backend admitting the load balancer on the app's port only.
+pub fn redirecting() -> reconcile::model::Desired {
+    desired_edited(|v| {
+        v["load_balancer"]["listeners"][0] =
+            serde_json::json!({ "port": 80, "protocol": "HTTP", "redirect": "https" });
+        v["target_groups"].as_object_mut().unwrap().remove("http");
+        v["security_groups"]["backend"]["ingress"][0]["ports"] = serde_json::json!([8088]);
+    })
+}
+
+fn change_of(p: &Plan, f: impl Fn(&Op) -> bool) -> &reconcile::plan::Node {
+    p.nodes
+        .iter()
+        .find(|n| matches!(&n.kind, NodeKind::Change(c) if f(&c.op)))
+        .unwrap_or_else(|| panic!("no such change in {:?}", ids(p)))
+}
+
+#[test]
+fn the_migration_with_a_redirect_at_the_load_balancer_builds_no_port_80_group() {
+    let d = redirecting();
+    let o = starting_point();
+    let p = plan_of(&d, &o);
+    assert!(p.blockers.is_empty(), "{:?}", p.blockers);
+    reconcile::plan::check::check(&d, &o, &p).expect("proven");
+    let redirect = change_of(&p, |op| {
+        matches!(
+            op,
+            Op::CreateListener {
+                port: 80,
+                serve: reconcile::plan::Serve::Redirect(_),
+                ..
+            }
+        )
+    });
+    assert!(
+        !ids(&p).iter().any(|i| i.starts_with("tg.http")),
+        "{:?}",
+        ids(&p)
+    );
+    let after = run_in_order(&d, &o, &p);
+    assert_eq!(after.target_groups.len(), 1, "only the app's group");
+    let l80 = after.load_balancers[0]
+        .listeners
+        .iter()
+        .find(|l| l.port == 80)
+        .unwrap();
+    assert_eq!(l80.redirect, Some(reconcile::model::Redirect::https()));
+    assert!(l80.forward.is_empty());
+    assert!(!plan_of(&d, &after).has_changes(), "converges");
+    assert_eq!(redirect.id.to_string(), "listener.80.create");
+}
+
+#[test]
+fn port_80_moves_from_forward_to_redirect_and_back_under_the_checker() {
+    use reconcile::plan::Serve;
+    let forward = desired();
+    let start = converged();
+    // Forward to redirect: the listener redirects first; the port-80 group and the backend's
+    // port-80 rule from the load balancer go after it.
+    let d = redirecting();
+    let p = plan_of(&d, &start);
+    assert!(p.blockers.is_empty(), "{:?}", p.blockers);
+    reconcile::plan::check::check(&d, &start, &p).expect("proven");
+    let modify = change_of(&p, |op| {
+        matches!(
+            op,
+            Op::ModifyListener {
+                port: 80,
+                serve: Serve::Redirect(_),
+                ..
+            }
+        )
+    })
+    .id
+    .to_string();
+    let delete = change_of(&p, |op| matches!(op, Op::DeleteTargetGroup { .. }))
+        .id
+        .to_string();
+    let revoke = change_of(&p, |op| matches!(op, Op::RevokeIngress { .. }))
+        .id
+        .to_string();
+    precedes(&p, &modify, &delete);
+    precedes(&p, &modify, &revoke);
+    let redirected = run_in_order(&d, &start, &p);
+    assert!(!plan_of(&d, &redirected).has_changes(), "converges");
+
+    // And back: the new port-80 group is attached on standby to the HTTPS listener (a
+    // redirecting listener has nowhere to hold it), verified healthy, then port 80 forwards
+    // to it, then it is detached from 443.
+    let p = plan_of(&forward, &redirected);
+    assert!(p.blockers.is_empty(), "{:?}", p.blockers);
+    reconcile::plan::check::check(&forward, &redirected, &p).expect("proven");
+    let attach = change_of(&p, |op| matches!(op, Op::AttachStandby { port: 443, .. }))
+        .id
+        .to_string();
+    let moves = change_of(&p, |op| {
+        matches!(
+            op,
+            Op::ModifyListener {
+                port: 80,
+                moves_traffic: true,
+                ..
+            }
+        )
+    })
+    .id
+    .to_string();
+    let detach = change_of(&p, |op| matches!(op, Op::DetachStandby { port: 443, .. }))
+        .id
+        .to_string();
+    precedes(&p, &attach, "gate.tg.http.healthy");
+    precedes(&p, "gate.tg.http.healthy", &moves);
+    precedes(&p, &moves, &detach);
+    let back = run_in_order(&forward, &redirected, &p);
+    assert!(!plan_of(&forward, &back).has_changes(), "converges");
+    let l443 = back.load_balancers[0]
+        .listeners
+        .iter()
+        .find(|l| l.port == 443)
+        .unwrap();
+    assert!(l443.standby.is_empty(), "nothing left on standby: {l443:?}");
+    // Each of those orders is needed: without it the checker finds a state where port 80
+    // is not served.
+    for (from, to) in [
+        ("gate.tg.http.healthy", moves.as_str()),
+        (moves.as_str(), detach.as_str()),
+    ] {
+        let mut q = p.clone();
+        q.edges
+            .retain(|(f, t)| !(f.to_string() == from && t.to_string() == to));
+        let c = reconcile::plan::check::check(&forward, &redirected, &q)
+            .expect_err(&format!("without {from} → {to}"));
+        assert!(c.message.contains("80"), "{from} → {to}: {c}");
+    }
+}

@@ -23,7 +23,7 @@
 //!   with that name and type. TXT values come back exactly as sent.
 
 use reconcile::aws::ec2::Ec2;
-use reconcile::aws::elbv2::Elbv2;
+use reconcile::aws::elbv2::{Elbv2, ListenerAction};
 use reconcile::aws::route53::{ChangeAction, RecordSet, Route53};
 use reconcile::aws::{Clients, Error, Meter, Round};
 use reconcile::model::{
@@ -431,16 +431,34 @@ async fn load_balancer_and_listener_writes_repeat_safely() {
     );
 
     let l80 = elb
-        .create_listener(&lb.arn, 80, "HTTP", None, &[(http.clone(), 1)])
+        .create_listener(
+            &lb.arn,
+            80,
+            "HTTP",
+            None,
+            ListenerAction::Forward(&[(http.clone(), 1)]),
+        )
         .await
         .expect("CreateListener 80");
     let l443 = elb
-        .create_listener(&lb.arn, 443, "HTTPS", Some(&cert), &[(app.clone(), 1)])
+        .create_listener(
+            &lb.arn,
+            443,
+            "HTTPS",
+            Some(&cert),
+            ListenerAction::Forward(&[(app.clone(), 1)]),
+        )
         .await
         .expect("CreateListener 443");
     // A listener already on the port is modified, not duplicated.
     let l80_again = elb
-        .create_listener(&lb.arn, 80, "HTTP", None, &[(app.clone(), 1)])
+        .create_listener(
+            &lb.arn,
+            80,
+            "HTTP",
+            None,
+            ListenerAction::Forward(&[(app.clone(), 1)]),
+        )
         .await
         .expect("a repeated CreateListener");
     assert_eq!(l80_again, l80);
@@ -477,7 +495,7 @@ async fn load_balancer_and_listener_writes_repeat_safely() {
         &l443,
         "HTTPS",
         Some(&cert),
-        &[(app.clone(), 1), (http.clone(), 0)],
+        ListenerAction::Forward(&[(app.clone(), 1), (http.clone(), 0)]),
     )
     .await
     .expect("ModifyListener (standby)");
@@ -492,9 +510,14 @@ async fn load_balancer_and_listener_writes_repeat_safely() {
     );
 
     // HTTPS to HTTP: the old certificate no longer reads back.
-    elb.modify_listener(&l443, "HTTP", None, &[(http.clone(), 1)])
-        .await
-        .expect("ModifyListener (HTTP)");
+    elb.modify_listener(
+        &l443,
+        "HTTP",
+        None,
+        ListenerAction::Forward(&[(http.clone(), 1)]),
+    )
+    .await
+    .expect("ModifyListener (HTTP)");
     let read = listeners(elb.clone(), lb.arn.clone()).await.expect("lb");
     assert_eq!(read[1].protocol, "HTTP");
     assert_eq!(read[1].forward, vec![http.clone()]);

@@ -5,13 +5,21 @@
 
 use aws_sdk_elasticloadbalancingv2::types::{
     Action, ActionTypeEnum, Certificate, ForwardActionConfig, LoadBalancerSchemeEnum,
-    LoadBalancerTypeEnum, Matcher, ProtocolEnum, Tag, TargetDescription, TargetGroupTuple,
-    TargetTypeEnum,
+    LoadBalancerTypeEnum, Matcher, ProtocolEnum, RedirectActionConfig,
+    RedirectActionStatusCodeEnum, Tag, TargetDescription, TargetGroupTuple, TargetTypeEnum,
 };
 
 use super::{load_balancer, Elbv2, SERVICE};
 use crate::aws::{need, sdk_error, settle, Error, Result, Round};
-use crate::model::{owned_by, HealthCheck, HealthPort, ObservedLb, Tags};
+use crate::model::{owned_by, HealthCheck, HealthPort, ObservedLb, Redirect, Tags};
+
+/// A listener's default action as the create and modify calls take it.
+#[derive(Debug, Clone, Copy)]
+pub enum ListenerAction<'a> {
+    /// Target groups with their weights (0: attached, health-checked, sent nothing).
+    Forward(&'a [(String, u32)]),
+    Redirect(&'a Redirect),
+}
 use crate::names;
 
 impl Elbv2 {
@@ -399,10 +407,10 @@ impl Elbv2 {
         port: u16,
         protocol: &str,
         certificate: Option<&str>,
-        forward: &[(String, u32)],
+        to: ListenerAction<'_>,
     ) -> Result<String> {
         const OP: &str = "CreateListener";
-        let action = forward_action(forward)?;
+        let action = default_action(to)?;
         // moto has no DuplicateListener: as for load balancers, look before each attempt.
         let looked = look_first(
             || async {
@@ -432,7 +440,7 @@ impl Elbv2 {
         .await?;
         let out = match looked {
             Looked::Found(arn) => {
-                self.modify_listener(&arn, protocol, certificate, forward)
+                self.modify_listener(&arn, protocol, certificate, to)
                     .await?;
                 return Ok(arn);
             }
@@ -456,10 +464,10 @@ impl Elbv2 {
         arn: &str,
         protocol: &str,
         certificate: Option<&str>,
-        forward: &[(String, u32)],
+        to: ListenerAction<'_>,
     ) -> Result<()> {
         const OP: &str = "ModifyListener";
-        let action = forward_action(forward)?;
+        let action = default_action(to)?;
         self.meter.record(OP, Round::START);
         self.client
             .modify_listener()
@@ -519,6 +527,30 @@ impl Health {
 /// The default action forwarding to `forward`: a single group with traffic is a plain
 /// forward; anything else is a weighted forward (weight 0: attached and health-checked,
 /// sent no traffic).
+fn default_action(to: ListenerAction<'_>) -> Result<Action> {
+    match to {
+        ListenerAction::Forward(forward) => forward_action(forward),
+        ListenerAction::Redirect(r) => {
+            let status = match r.status.as_str() {
+                "HTTP_302" => RedirectActionStatusCodeEnum::Http302,
+                _ => RedirectActionStatusCodeEnum::Http301,
+            };
+            let config = RedirectActionConfig::builder()
+                .protocol(&r.protocol)
+                .port(&r.port)
+                .host(&r.host)
+                .path(&r.path)
+                .query(&r.query)
+                .status_code(status)
+                .build();
+            Ok(Action::builder()
+                .r#type(ActionTypeEnum::Redirect)
+                .redirect_config(config)
+                .build())
+        }
+    }
+}
+
 fn forward_action(forward: &[(String, u32)]) -> Result<Action> {
     let action = Action::builder().r#type(ActionTypeEnum::Forward);
     match forward {

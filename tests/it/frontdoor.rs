@@ -1,0 +1,101 @@
+//! The modern front door through the real binary on the emulator: port 80 redirected to
+//! https by the load balancer itself, with the availability invariant checked after every
+//! mutating call (a listener that redirects to https counts as serving its port).
+
+use std::path::Path;
+
+use crate::emulator::Emulator;
+use crate::lifecycle::apply_checked;
+use crate::support::{edited, text};
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Listener 80 of the stack's load balancer answers a 301 to https on 443, keeping host,
+/// path and query, and no target group of the stack serves port 80.
+fn assert_redirects(emu: &Emulator) {
+    emu.boto(
+        "lb = [l for l in elb.describe_load_balancers()['LoadBalancers'] if l['LoadBalancerName'] == 'www-example'][0]\n\
+         ls = elb.describe_listeners(LoadBalancerArn=lb['LoadBalancerArn'])['Listeners']\n\
+         l80 = [l for l in ls if l['Port'] == 80][0]\n\
+         a = l80['DefaultActions']\n\
+         assert len(a) == 1 and a[0]['Type'] == 'redirect', a\n\
+         r = a[0]['RedirectConfig']\n\
+         assert (r['Protocol'], r['Port'], r['StatusCode']) == ('HTTPS', '443', 'HTTP_301'), r\n\
+         assert (r.get('Host', '#{host}'), r.get('Path', '/#{path}'), r.get('Query', '#{query}')) == ('#{host}', '/#{path}', '#{query}'), r\n\
+         names = [t['TargetGroupName'] for t in elb.describe_target_groups()['TargetGroups']]\n\
+         assert 'www-example-http' not in names and 'www-example-http-r' not in names, names",
+    );
+}
+
+/// The article's migration written by `init --redirect-at-lb`: one apply from the starting
+/// point, the site served after every call, a clean plan, port 80 redirected at the load
+/// balancer and the backends admitting it on the app's port only.
+#[test]
+fn the_migration_with_the_redirect_at_the_load_balancer() {
+    let emu = Emulator::start();
+    let s = emu.seed(&["--ttl", "3", "--transition-ttl", "1"]);
+    let out_file = s.manifest.with_file_name("modern.json");
+    let out = emu.reconcile(&[
+        "init",
+        "--name",
+        "www.example.com",
+        "--redirect-at-lb",
+        "-o",
+        path(&out_file),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "init: {}", text(&out));
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out_file).unwrap()).unwrap();
+    assert_eq!(
+        m["load_balancer"]["listeners"][0]["redirect"], "https",
+        "{m}"
+    );
+    assert!(m["target_groups"].get("http").is_none(), "{m}");
+    // The backend half says the load balancer redirects: no port-80 server.
+    let out = emu.reconcile(&["backend", "-f", path(&out_file), "--nginx"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let nginx = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        nginx.contains("answers every request on it with a 301"),
+        "{nginx}"
+    );
+    assert!(!nginx.contains("listen 80;") && !nginx.contains("listen 80 "), "{nginx}");
+
+    apply_checked(
+        &emu,
+        &out_file,
+        "the migration with the redirect at the load balancer",
+    );
+    assert_redirects(&emu);
+    let backend = s.ids["security_group"].as_str().unwrap();
+    emu.boto(&format!(
+        "g = ec2.describe_security_groups(GroupIds=['{backend}'])['SecurityGroups'][0]\n\
+         from_groups = sorted(p['FromPort'] for p in g['IpPermissions'] if p.get('UserIdGroupPairs'))\n\
+         assert from_groups == [8088], from_groups"
+    ));
+}
+
+/// A converged stack moves port 80 from forwarding to redirecting, then back, each one
+/// apply under the invariant and clean after.
+#[test]
+fn port_80_moves_to_a_redirect_and_back_keeping_the_site_served() {
+    let emu = Emulator::start();
+    let s = emu.seed(&["--ttl", "3", "--transition-ttl", "1"]);
+    let out = emu.reconcile(&["apply", "-f", path(&s.manifest), "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let redirect = edited(&s.manifest, "redirect.json", |v| {
+        v["load_balancer"]["listeners"][0] =
+            serde_json::json!({ "port": 80, "protocol": "HTTP", "redirect": "https" });
+        v["target_groups"].as_object_mut().unwrap().remove("http");
+        v["security_groups"]["backend"]["ingress"][0]["ports"] = serde_json::json!([8088]);
+    });
+    let ops = apply_checked(&emu, &redirect, "forward to redirect");
+    let at = |op: &str| ops.iter().position(|o| o == op).unwrap_or(usize::MAX);
+    assert!(at("ModifyListener") < at("DeleteTargetGroup"), "{ops:?}");
+    assert_redirects(&emu);
+    let ops = apply_checked(&emu, &s.manifest, "redirect back to forward");
+    let at = |op: &str| ops.iter().position(|o| o == op).unwrap_or(usize::MAX);
+    assert!(at("CreateTargetGroup") < at("ModifyListener"), "{ops:?}");
+}
