@@ -112,6 +112,15 @@ impl Context {
         self.target_group(t)
     }
 
+    /// The groups a listener change forwards to, resolved, each with weight 1 (none for a
+    /// redirect).
+    fn forward_of(&self, serve: &Serve) -> Result<Vec<(String, u32)>, Error> {
+        match serve {
+            Serve::Forward(tg) => Ok(vec![(self.target_group(tg)?, 1)]),
+            Serve::Redirect(_) => Ok(vec![]),
+        }
+    }
+
     fn target_group(&self, t: &TgRef) -> Result<String, Error> {
         match t {
             TgRef::Arn(a) => Ok(a.clone()),
@@ -388,10 +397,7 @@ async fn run_once(ctx: &Context, op: &Op) -> Result<(), Error> {
             serve,
         } => {
             let lb = ctx.load_balancer(lb)?;
-            let forward = match serve {
-                Serve::Forward(tg) => vec![(ctx.target_group(tg)?, 1)],
-                Serve::Redirect(_) => vec![],
-            };
+            let forward = ctx.forward_of(serve)?;
             elb.create_listener(
                 &lb.arn,
                 *port,
@@ -426,10 +432,7 @@ async fn run_once(ctx: &Context, op: &Op) -> Result<(), Error> {
             serve,
             ..
         } => {
-            let forward = match serve {
-                Serve::Forward(tg) => vec![(ctx.target_group(tg)?, 1)],
-                Serve::Redirect(_) => vec![],
-            };
+            let forward = ctx.forward_of(serve)?;
             elb.modify_listener(
                 arn,
                 protocol,

@@ -140,16 +140,7 @@ impl<'a> Differ<'a> {
         if differ.is_empty() {
             return;
         }
-        let attrs = differ
-            .iter()
-            .map(|(k, v)| {
-                attr(
-                    &format!("tags.{k}"),
-                    live.get(k).map(|b| Value::from(b.as_str())),
-                    Some(Value::from(v.as_str())),
-                )
-            })
-            .collect();
+        let attrs = self.tag_attrs(live);
         self.change(
             id,
             Change {
@@ -164,6 +155,22 @@ impl<'a> Differ<'a> {
                 },
             },
         );
+    }
+
+    /// The manifest's tags that `live` lacks or holds with another value, before and after.
+    fn tag_attrs(&self, live: &Tags) -> Vec<AttrDiff> {
+        self.d
+            .tags
+            .iter()
+            .filter(|(k, v)| live.get(*k) != Some(*v))
+            .map(|(k, v)| {
+                attr(
+                    &format!("tags.{k}"),
+                    live.get(k).map(|b| Value::from(b.as_str())),
+                    Some(Value::from(v.as_str())),
+                )
+            })
+            .collect()
     }
 
     /// A resource the manifest names by `adopt` (at `path`), found as `live`: taken over
@@ -189,19 +196,7 @@ impl<'a> Differ<'a> {
                 false
             }
             None => {
-                let attrs = self
-                    .d
-                    .tags
-                    .iter()
-                    .filter(|(k, v)| live.get(*k) != Some(*v))
-                    .map(|(k, v)| {
-                        attr(
-                            &format!("tags.{k}"),
-                            live.get(k).map(|b| Value::from(b.as_str())),
-                            Some(Value::from(v.as_str())),
-                        )
-                    })
-                    .collect();
+                let attrs = self.tag_attrs(live);
                 self.adopting.insert(tagged_id(&on).to_owned());
                 self.change(
                     id,

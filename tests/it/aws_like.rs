@@ -329,3 +329,33 @@ fn adopting_a_hand_made_site_then_changing_it_under_every_seed() {
         );
     }
 }
+
+/// Port 80 from forwarding to redirecting at the load balancer and back, on AWS as it
+/// behaves (a group detached or newly attached is checked again from `initial`): the
+/// site served after every call, each plan clean after.
+#[test]
+fn port_80_to_a_redirect_and_back_under_every_seed() {
+    for &seed in SEEDS {
+        let (emu, s) = start(seed);
+        apply_checked(&emu, &s.manifest, &format!("migration, seed {seed}"));
+        let redirect = crate::support::edited(&s.manifest, "redirect.json", |v| {
+            v["load_balancer"]["listeners"][0] =
+                serde_json::json!({ "port": 80, "protocol": "HTTP", "redirect": "https" });
+            v["target_groups"].as_object_mut().unwrap().remove("http");
+            v["security_groups"]["backend"]["ingress"][0]["ports"] = serde_json::json!([8088]);
+        });
+        apply_checked(
+            &emu,
+            &redirect,
+            &format!("forward to redirect, seed {seed}"),
+        );
+        let hook = apply_checked(
+            &emu,
+            &s.manifest,
+            &format!("redirect to forward, seed {seed}"),
+        );
+        let ops = hook.operations();
+        let at = |op: &str| position(&ops, op, seed);
+        assert!(at("CreateTargetGroup") < at("ModifyListener"), "{ops:?}");
+    }
+}

@@ -61,7 +61,10 @@ fn the_migration_with_the_redirect_at_the_load_balancer() {
         nginx.contains("answers every request on it with a 301"),
         "{nginx}"
     );
-    assert!(!nginx.contains("listen 80;") && !nginx.contains("listen 80 "), "{nginx}");
+    assert!(
+        !nginx.contains("listen 80;") && !nginx.contains("listen 80 "),
+        "{nginx}"
+    );
 
     apply_checked(
         &emu,
