@@ -364,7 +364,24 @@ pub async fn init(
         }
         h
     };
-    let mut manifest = json!({
+    // Port 80: redirected by the load balancer itself, or forwarded to the backends' port
+    // 80 (whose nginx redirects), with a target group of its own.
+    let app = json!({ "port": APP_PORT, "protocol": "HTTP", "health_check": health(None), "targets": targets });
+    let (port_80, target_groups) = if redirect_at_lb {
+        (
+            json!({ "port": 80, "protocol": "HTTP", "redirect": "https" }),
+            json!({ "app": app }),
+        )
+    } else {
+        (
+            json!({ "port": 80, "protocol": "HTTP", "forward": "http" }),
+            json!({
+                "http": { "port": 80, "protocol": "HTTP", "health_check": health(Some(APP_PORT)), "targets": targets },
+                "app": app
+            }),
+        )
+    };
+    let manifest = json!({
         "version": 1,
         "stack": stack,
         "region": region,
@@ -381,28 +398,18 @@ pub async fn init(
                 "ingress": merge_rules(ingress)
             }
         },
-        "target_groups": {
-            "http": { "port": 80, "protocol": "HTTP", "health_check": health(Some(APP_PORT)), "targets": targets },
-            "app": { "port": APP_PORT, "protocol": "HTTP", "health_check": health(None), "targets": targets }
-        },
+        "target_groups": target_groups,
         "load_balancer": {
             "scheme": "internet-facing",
             "subnets": chosen.iter().map(|(s, _)| s.clone()).collect::<Vec<_>>(),
             "security_groups": ["lb"],
             "listeners": [
-                { "port": 80, "protocol": "HTTP", "forward": "http" },
+                port_80,
                 { "port": 443, "protocol": "HTTPS", "certificate": "site", "forward": "app" }
             ]
         },
         "dns": { "zone": zone.name, "records": [dns_record] }
     });
-    if redirect_at_lb {
-        manifest["load_balancer"]["listeners"][0] =
-            json!({ "port": 80, "protocol": "HTTP", "redirect": "https" });
-        if let Some(groups) = manifest["target_groups"].as_object_mut() {
-            groups.remove("http");
-        }
-    }
     found(manifest, assumptions, review)
 }
 

@@ -719,6 +719,14 @@ impl ObservedRecord {
     }
 }
 
+impl ObservedSg {
+    /// Is it its VPC's default group? AWS names that one `default`, allows no other group
+    /// that name, and never deletes it; its name is the only mark the API gives of it.
+    pub fn is_vpc_default(&self) -> bool {
+        self.name == "default"
+    }
+}
+
 impl Observed {
     pub fn sg_by_id(&self, id: &str) -> Option<&ObservedSg> {
         self.security_groups.iter().find(|g| g.id == id)

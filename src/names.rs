@@ -26,6 +26,16 @@ pub fn security_group(stack: &str, key: &str) -> String {
     format!("{stack}-{key}")
 }
 
+/// The manifest key a resource of `stack` was named after: `<stack>-<key>` (a target group
+/// or security group), or a replacement's `<stack>-<key>-r`. The inverse of
+/// [`target_group`] and [`security_group`], for writing a stack's manifest back from what
+/// it owns (ownership itself is the tag's to say).
+pub fn key_of(stack: &str, name: &str) -> Option<String> {
+    let rest = name.strip_prefix(stack)?.strip_prefix('-')?;
+    let key = rest.strip_suffix(REPLACEMENT_SUFFIX).unwrap_or(rest);
+    (!key.is_empty()).then(|| key.to_owned())
+}
+
 /// Name of the TXT record next to a managed record where the start of its DNS waits is
 /// recorded (in AWS, not on local disk: CI runners are ephemeral).
 pub fn marker_record(record: &str) -> String {
@@ -48,5 +58,29 @@ mod tests {
     fn alternate_flips_between_two_names() {
         assert_eq!(alternate("www-example-http"), "www-example-http-r");
         assert_eq!(alternate("www-example-http-r"), "www-example-http");
+    }
+
+    #[test]
+    fn key_of_inverts_the_derived_names() {
+        for key in ["http", "app", "lb", "a-b"] {
+            assert_eq!(
+                key_of("www-example", &target_group("www-example", key)).as_deref(),
+                Some(key)
+            );
+            assert_eq!(
+                key_of(
+                    "www-example",
+                    &alternate(&security_group("www-example", key))
+                )
+                .as_deref(),
+                Some(key)
+            );
+        }
+        assert_eq!(key_of("www-example", "www-example"), None);
+        assert_eq!(key_of("www-example", "handmade-app"), None);
+        assert_eq!(
+            key_of("www", "www-example-app").as_deref(),
+            Some("example-app")
+        );
     }
 }

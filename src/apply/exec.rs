@@ -415,7 +415,7 @@ async fn run_once(ctx: &Context, op: &Op) -> Result<(), Error> {
             tg,
             ..
         } => {
-            let mut forward: Vec<(String, u32)> = serving.iter().map(|a| (a.clone(), 1)).collect();
+            let mut forward = sending(serving);
             forward.push((ctx.target_group(tg)?, 0));
             elb.modify_listener(
                 arn,
@@ -448,7 +448,7 @@ async fn run_once(ctx: &Context, op: &Op) -> Result<(), Error> {
             serving,
             ..
         } => {
-            let forward: Vec<(String, u32)> = serving.iter().map(|a| (a.clone(), 1)).collect();
+            let forward = sending(serving);
             elb.modify_listener(
                 arn,
                 protocol,
@@ -530,6 +530,11 @@ async fn run_once(ctx: &Context, op: &Op) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// The groups a listener serves now, each sent traffic (weight 1).
+fn sending(serving: &[String]) -> Vec<(String, u32)> {
+    serving.iter().map(|a| (a.clone(), 1)).collect()
 }
 
 /// A listener's default action for the write adapter: the target group resolved

@@ -47,12 +47,9 @@ impl Owner {
         matches!(self, Owner::Stack(s) if crate::model::owned_by(tags, s))
     }
 
-    /// The manifest key of a resource of the stack named `<stack>-<key>` (or its
-    /// replacement's `<stack>-<key>-r`).
+    /// The manifest key of a resource the stack owns, from its derived name.
     fn key_in(&self, name: &str) -> Option<String> {
-        let rest = name.strip_prefix(&format!("{}-", self.stack()))?;
-        let key = rest.strip_suffix(names::REPLACEMENT_SUFFIX).unwrap_or(rest);
-        (!key.is_empty()).then(|| key.to_owned())
+        names::key_of(self.stack(), name)
     }
 }
 
@@ -226,7 +223,7 @@ pub(super) async fn init_behind(ec2: &Ec2, elb: &Elbv2, b: Behind<'_>) -> Result
         let rules: Option<Vec<Value>> = g.rules.iter().map(manifest_rule).collect();
         let foreign = g.tags.get(names::STACK_TAG).is_some_and(|s| *s != stack);
         match rules {
-            Some(rules) if (owned || g.name != "default") && !foreign => {
+            Some(rules) if (owned || !g.is_vpc_default()) && !foreign => {
                 let mut sg = json!({ "ingress": super::merge_rules(rules) });
                 if owned {
                     sg["description"] = json!(g.description);
@@ -242,7 +239,7 @@ pub(super) async fn init_behind(ec2: &Ec2, elb: &Elbv2, b: Behind<'_>) -> Result
                     "the load balancer's group {} ({}) is named by id, not adopted ({}): its rules stay as they are",
                     g.id,
                     g.name,
-                    if g.name == "default" { "the VPC's default group" } else if foreign { "another stack owns it" } else { "a rule of it cannot be written in a manifest" }
+                    if g.is_vpc_default() { "the VPC's default group" } else if foreign { "another stack owns it" } else { "a rule of it cannot be written in a manifest" }
                 ));
                 lb_refs.push(json!(g.id));
             }

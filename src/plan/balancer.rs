@@ -251,7 +251,8 @@ impl<'a> Differ<'a> {
             .filter(|l| serves.get(&l.port).is_some_and(|s| answers_right(l, s)))
             .filter(|l| matches!(serves.get(&l.port), Some(Serve::Forward(_))))
             .collect();
-        let mut hosted: BTreeMap<u16, Vec<TgRef>> = BTreeMap::new();
+        // Port → the groups this plan attaches on standby there for another listener.
+        let mut hosted: BTreeMap<u16, Vec<String>> = BTreeMap::new();
         for (port, dl) in &dlb.listeners {
             let Some(serve) = serves.get(port).cloned() else {
                 continue;
@@ -366,8 +367,10 @@ impl<'a> Differ<'a> {
                         match host {
                             _ if attached => {}
                             Some(h) => {
-                                hosted.entry(h.port).or_default().push(tg.clone());
                                 let (_, group) = label(&Serve::Forward(tg.clone()));
+                                if h.port != *port {
+                                    hosted.entry(h.port).or_default().push(group.clone());
+                                }
                                 self.change(
                                     NodeId::Listener {
                                         port: h.port,
@@ -429,8 +432,13 @@ impl<'a> Differ<'a> {
         // attached to it for another listener, and what an earlier run left there, is
         // detached after everything is built, verified and moved.
         for l in &steady {
-            let keeps: Vec<String> = l.standby.clone();
-            if keeps.is_empty() && !hosted.contains_key(&l.port) {
+            let mut on_standby: Vec<String> = l
+                .standby
+                .iter()
+                .map(|a| self.o.tg_by_arn(a).map_or(a.clone(), |t| t.name.clone()))
+                .collect();
+            on_standby.extend(hosted.get(&l.port).into_iter().flatten().cloned());
+            if on_standby.is_empty() {
                 continue;
             }
             if hosted.get(&l.port).is_some_and(|h| h.len() > 1) {
@@ -453,7 +461,7 @@ impl<'a> Differ<'a> {
                     resource: resource("listener", &format!("{}/{}", l.port, l.protocol), true),
                     action: Action::Update,
                     reason: "groups on standby here are health-checked elsewhere now, or by nobody: detached".into(),
-                    attrs: vec![attr("standby", Some(json!("(standby groups)")), None)],
+                    attrs: vec![attr("standby", Some(json!(on_standby.join(", "))), None)],
                     op: Op::DetachStandby {
                         arn: l.arn.clone(),
                         port: l.port,

@@ -32,7 +32,7 @@ impl<'a> Differ<'a> {
                     ),
                     // AWS never deletes a VPC's default group, and every instance
                     // launched without a group has it: it is not one to own.
-                    Some(g) if g.name == "default" => self.block(
+                    Some(g) if g.is_vpc_default() => self.block(
                         path,
                         format!("security group {id} is its VPC's default group, which cannot be adopted"),
                         "name it by id where it is used (a load balancer's `security_groups` takes an sg- id), or as `existing` to manage its rules",

@@ -338,12 +338,11 @@ fn port_80_to_a_redirect_and_back_under_every_seed() {
     for &seed in SEEDS {
         let (emu, s) = start(seed);
         apply_checked(&emu, &s.manifest, &format!("migration, seed {seed}"));
-        let redirect = crate::support::edited(&s.manifest, "redirect.json", |v| {
-            v["load_balancer"]["listeners"][0] =
-                serde_json::json!({ "port": 80, "protocol": "HTTP", "redirect": "https" });
-            v["target_groups"].as_object_mut().unwrap().remove("http");
-            v["security_groups"]["backend"]["ingress"][0]["ports"] = serde_json::json!([8088]);
-        });
+        let redirect = crate::support::edited(
+            &s.manifest,
+            "redirect.json",
+            crate::frontdoor::redirect_at_the_load_balancer,
+        );
         apply_checked(
             &emu,
             &redirect,

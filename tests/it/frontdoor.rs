@@ -12,6 +12,16 @@ fn path(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
+/// The example manifest's edit to the modern front door: port 80 redirected to https by
+/// the load balancer itself, no port-80 target group, the backend admitting the load
+/// balancer on the app's port only (as manifests/site.redirect.json).
+pub fn redirect_at_the_load_balancer(v: &mut serde_json::Value) {
+    v["load_balancer"]["listeners"][0] =
+        serde_json::json!({ "port": 80, "protocol": "HTTP", "redirect": "https" });
+    v["target_groups"].as_object_mut().unwrap().remove("http");
+    v["security_groups"]["backend"]["ingress"][0]["ports"] = serde_json::json!([8088]);
+}
+
 /// Listener 80 of the stack's load balancer answers a 301 to https on 443, keeping host,
 /// path and query, and no target group of the stack serves port 80.
 fn assert_redirects(emu: &Emulator) {
@@ -88,12 +98,7 @@ fn port_80_moves_to_a_redirect_and_back_keeping_the_site_served() {
     let s = emu.seed(&["--ttl", "3", "--transition-ttl", "1"]);
     let out = emu.reconcile(&["apply", "-f", path(&s.manifest), "--yes"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let redirect = edited(&s.manifest, "redirect.json", |v| {
-        v["load_balancer"]["listeners"][0] =
-            serde_json::json!({ "port": 80, "protocol": "HTTP", "redirect": "https" });
-        v["target_groups"].as_object_mut().unwrap().remove("http");
-        v["security_groups"]["backend"]["ingress"][0]["ports"] = serde_json::json!([8088]);
-    });
+    let redirect = edited(&s.manifest, "redirect.json", redirect_at_the_load_balancer);
     let ops = apply_checked(&emu, &redirect, "forward to redirect");
     let at = |op: &str| ops.iter().position(|o| o == op).unwrap_or(usize::MAX);
     assert!(at("ModifyListener") < at("DeleteTargetGroup"), "{ops:?}");

@@ -749,13 +749,8 @@ fn adopting_what_another_stack_owns_or_what_does_not_exist_is_blocked() {
 
 /// The example with port 80 redirected to https by the load balancer itself: no port-80
 /// target group, the backend admitting the load balancer on the app's port only.
-pub fn redirecting() -> reconcile::model::Desired {
-    desired_edited(|v| {
-        v["load_balancer"]["listeners"][0] =
-            serde_json::json!({ "port": 80, "protocol": "HTTP", "redirect": "https" });
-        v["target_groups"].as_object_mut().unwrap().remove("http");
-        v["security_groups"]["backend"]["ingress"][0]["ports"] = serde_json::json!([8088]);
-    })
+fn redirecting() -> reconcile::model::Desired {
+    desired_edited(crate::frontdoor::redirect_at_the_load_balancer)
 }
 
 fn change_of(p: &Plan, f: impl Fn(&Op) -> bool) -> &reconcile::plan::Node {
