@@ -254,6 +254,17 @@ pub struct DesiredLb {
     pub adopt: Option<String>,
 }
 
+impl DesiredLb {
+    /// The ports of the listeners the manifest gives `headers` to.
+    pub fn header_ports(&self) -> BTreeSet<u16> {
+        self.listeners
+            .values()
+            .filter(|l| l.headers.is_some())
+            .map(|l| l.port)
+            .collect()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DesiredListener {
     pub port: u16,
@@ -261,6 +272,133 @@ pub struct DesiredListener {
     pub to: ListenerTo,
     /// Key of the certificate.
     pub certificate: Option<String>,
+    /// The TLS policy of an HTTPS listener (none for HTTP).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssl_policy: Option<SslPolicy>,
+    /// The response headers it sets, by attribute, only those not at AWS's default; `None`
+    /// when the manifest gives it no `headers` (they are then not the stack's to manage,
+    /// unless it managed them before: [`names::HEADERS_TAG`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headers: Option<Headers>,
+}
+
+/// An HTTPS listener's TLS security policy, and whether the manifest left it to the default.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SslPolicy {
+    pub name: String,
+    pub defaulted: bool,
+}
+
+/// The TLS policy an HTTPS listener gets when the manifest names none: TLS 1.3 and 1.2
+/// (the API's own default, `ELBSecurityPolicy-2016-08`, still takes TLS 1.0).
+pub const DEFAULT_SSL_POLICY: &str = "ELBSecurityPolicy-TLS13-1-2-2021-06";
+
+/// A listener's response headers: each managed header attribute with a value other than
+/// AWS's default (an attribute at its default is left out, so that equal maps mean equal
+/// listeners).
+pub type Headers = BTreeMap<ResponseHeader, String>;
+
+/// A response header the load balancer sets (or, for `Server`, leaves out): one listener
+/// attribute each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResponseHeader {
+    Hsts,
+    ContentSecurityPolicy,
+    XFrameOptions,
+    XContentTypeOptions,
+    Server,
+}
+
+impl ResponseHeader {
+    pub const ALL: [ResponseHeader; 5] = [
+        ResponseHeader::Hsts,
+        ResponseHeader::ContentSecurityPolicy,
+        ResponseHeader::XFrameOptions,
+        ResponseHeader::XContentTypeOptions,
+        ResponseHeader::Server,
+    ];
+
+    /// The listener attribute's key.
+    pub fn attribute(self) -> &'static str {
+        match self {
+            ResponseHeader::Hsts => "routing.http.response.strict_transport_security.header_value",
+            ResponseHeader::ContentSecurityPolicy => {
+                "routing.http.response.content_security_policy.header_value"
+            }
+            ResponseHeader::XFrameOptions => "routing.http.response.x_frame_options.header_value",
+            ResponseHeader::XContentTypeOptions => {
+                "routing.http.response.x_content_type_options.header_value"
+            }
+            ResponseHeader::Server => "routing.http.response.server.enabled",
+        }
+    }
+
+    /// The attribute's value when nothing is set (what setting it back removes the header
+    /// with).
+    pub fn unset(self) -> &'static str {
+        match self {
+            ResponseHeader::Server => "true",
+            _ => "",
+        }
+    }
+
+    /// Its field in the manifest's `headers`.
+    pub fn field(self) -> &'static str {
+        match self {
+            ResponseHeader::Hsts => "hsts",
+            ResponseHeader::ContentSecurityPolicy => "content_security_policy",
+            ResponseHeader::XFrameOptions => "x_frame_options",
+            ResponseHeader::XContentTypeOptions => "x_content_type_options",
+            ResponseHeader::Server => "server",
+        }
+    }
+
+    /// The header as a browser sees it.
+    pub fn http_name(self) -> &'static str {
+        match self {
+            ResponseHeader::Hsts => "Strict-Transport-Security",
+            ResponseHeader::ContentSecurityPolicy => "Content-Security-Policy",
+            ResponseHeader::XFrameOptions => "X-Frame-Options",
+            ResponseHeader::XContentTypeOptions => "X-Content-Type-Options",
+            ResponseHeader::Server => "Server",
+        }
+    }
+
+    /// The managed headers among a listener's attributes as AWS describes them, those at
+    /// their default left out.
+    pub fn from_attributes<'a>(attrs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Headers {
+        let attrs: BTreeMap<&str, &str> = attrs.into_iter().collect();
+        ResponseHeader::ALL
+            .into_iter()
+            .filter_map(|h| {
+                let v = attrs.get(h.attribute())?;
+                (*v != h.unset()).then(|| (h, (*v).to_owned()))
+            })
+            .collect()
+    }
+
+    /// The manifest's `headers` as attributes, those at their default left out.
+    pub fn from_manifest(h: &manifest::Headers) -> Headers {
+        let server = h.server.map(|on| on.to_string());
+        let values = [
+            (ResponseHeader::Hsts, h.hsts.clone()),
+            (
+                ResponseHeader::ContentSecurityPolicy,
+                h.content_security_policy.clone(),
+            ),
+            (ResponseHeader::XFrameOptions, h.x_frame_options.clone()),
+            (
+                ResponseHeader::XContentTypeOptions,
+                h.x_content_type_options.clone(),
+            ),
+            (ResponseHeader::Server, server),
+        ];
+        values
+            .into_iter()
+            .filter_map(|(k, v)| v.filter(|v| v != k.unset()).map(|v| (k, v)))
+            .collect()
+    }
 }
 
 /// What a listener does with a request.
@@ -460,11 +598,21 @@ impl Desired {
                         }
                         (f, None) => ListenerTo::Forward(f.clone().unwrap_or_default()),
                     };
+                    let https = l.protocol == manifest::Protocol::Https;
+                    let ssl_policy = https.then(|| SslPolicy {
+                        name: l
+                            .ssl_policy
+                            .clone()
+                            .unwrap_or_else(|| DEFAULT_SSL_POLICY.to_owned()),
+                        defaulted: l.ssl_policy.is_none(),
+                    });
                     let listener = DesiredListener {
                         port: p,
                         protocol: l.protocol.as_str().to_owned(),
                         to,
                         certificate: l.certificate.clone(),
+                        ssl_policy,
+                        headers: l.headers.as_ref().map(ResponseHeader::from_manifest),
                     };
                     (p, listener)
                 })
@@ -623,6 +771,14 @@ pub struct ObservedListener {
     /// The default action's redirect, when it redirects.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redirect: Option<Redirect>,
+    /// The TLS policy as described (AWS describes one on HTTP listeners too: meaningless
+    /// there, and ignored).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssl_policy: Option<String>,
+    /// Its response headers, when read (for the listeners the manifest sets `headers` on
+    /// and those the load balancer's [`names::HEADERS_TAG`] lists: one request each).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headers: Option<Headers>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

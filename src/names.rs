@@ -4,6 +4,29 @@
 /// Tag key that marks a resource as owned by a stack; its value is the stack id.
 pub const STACK_TAG: &str = "reconcile:stack";
 
+/// Tag key on a stack's load balancer listing the ports of the listeners whose response
+/// headers the stack manages (`"443"`, `"80 443"`; empty once none): those listeners'
+/// attributes are read, so that a header the manifest no longer sets, even with its whole
+/// `headers` gone, is removed.
+pub const HEADERS_TAG: &str = "reconcile:headers";
+
+/// The ports a [`HEADERS_TAG`] value lists (what does not parse is ignored).
+pub fn header_ports(value: &str) -> std::collections::BTreeSet<u16> {
+    value
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+/// The [`HEADERS_TAG`] value for these ports.
+pub fn header_ports_value(ports: impl IntoIterator<Item = u16>) -> String {
+    ports
+        .into_iter()
+        .map(|p| p.to_string())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Longest load balancer or target group name AWS accepts.
 pub const MAX_ELB_NAME: usize = 32;
 

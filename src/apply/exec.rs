@@ -394,18 +394,30 @@ async fn run_once(ctx: &Context, op: &Op) -> Result<(), Error> {
             port,
             protocol,
             certificate,
+            ssl_policy,
             serve,
+            headers,
         } => {
             let lb = ctx.load_balancer(lb)?;
             let forward = ctx.forward_of(serve)?;
-            elb.create_listener(
-                &lb.arn,
-                *port,
-                protocol,
-                certificate.as_deref(),
-                action(serve, &forward),
-            )
-            .await?;
+            let arn = elb
+                .create_listener(
+                    &lb.arn,
+                    *port,
+                    protocol,
+                    certificate.as_deref(),
+                    ssl_policy.as_deref(),
+                    action(serve, &forward),
+                )
+                .await?;
+            // A "not found" here is the new listener not known everywhere yet: the whole
+            // operation is tried again, and finds the listener made.
+            let headers: Vec<_> = headers.iter().map(|(h, v)| (*h, v.clone())).collect();
+            elb.set_listener_headers(&arn, &headers).await?;
+        }
+        Op::SetListenerHeaders { arn, headers, .. } => {
+            let headers: Vec<_> = headers.iter().map(|(h, v)| (*h, v.clone())).collect();
+            elb.set_listener_headers(arn, &headers).await?;
         }
         Op::AttachStandby {
             arn,
@@ -421,6 +433,7 @@ async fn run_once(ctx: &Context, op: &Op) -> Result<(), Error> {
                 arn,
                 protocol,
                 certificate.as_deref(),
+                None,
                 ListenerAction::Forward(&forward),
             )
             .await?;
@@ -429,6 +442,7 @@ async fn run_once(ctx: &Context, op: &Op) -> Result<(), Error> {
             arn,
             protocol,
             certificate,
+            ssl_policy,
             serve,
             ..
         } => {
@@ -437,6 +451,7 @@ async fn run_once(ctx: &Context, op: &Op) -> Result<(), Error> {
                 arn,
                 protocol,
                 certificate.as_deref(),
+                ssl_policy.as_deref(),
                 action(serve, &forward),
             )
             .await?;
@@ -453,6 +468,7 @@ async fn run_once(ctx: &Context, op: &Op) -> Result<(), Error> {
                 arn,
                 protocol,
                 certificate.as_deref(),
+                None,
                 ListenerAction::Forward(&forward),
             )
             .await?;

@@ -17,7 +17,8 @@ use super::settle::{self, LISTED_SETTLE};
 use super::{need, paginate, sdk_error, try_join_all, Answer, Meter, Result, Round, Service};
 use crate::manifest::net;
 use crate::model::{
-    HealthCheck, ObservedLb, ObservedListener, ObservedTg, Redirect, Tags, TargetHealth,
+    Headers, HealthCheck, ObservedLb, ObservedListener, ObservedTg, Redirect, ResponseHeader, Tags,
+    TargetHealth,
 };
 
 const SERVICE: Service = Service::Elbv2;
@@ -282,6 +283,40 @@ impl Elbv2 {
     }
 }
 
+impl Elbv2 {
+    /// The response headers a listener sets (its managed attributes not at their default);
+    /// `None` when the listener no longer exists.
+    pub async fn listener_headers(
+        &self,
+        listener_arn: &str,
+        after: Round,
+    ) -> Result<Answer<Option<Headers>>> {
+        const OP: &str = "DescribeListenerAttributes";
+        let round = self.meter.record(OP, after);
+        let sent = self
+            .client
+            .describe_listener_attributes()
+            .listener_arn(listener_arn)
+            .send()
+            .await;
+        let value = match sent {
+            Ok(out) => Some(ResponseHeader::from_attributes(
+                out.attributes()
+                    .iter()
+                    .filter_map(|a| Some((a.key()?, a.value()?))),
+            )),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_listener_not_found_exception()) =>
+            {
+                None
+            }
+            Err(e) => return Err(sdk_error(SERVICE, OP, e)),
+        };
+        Ok(Answer { value, round })
+    }
+}
+
 fn is_not_found<R>(
     e: &aws_sdk_elasticloadbalancingv2::error::SdkError<
         aws_sdk_elasticloadbalancingv2::operation::describe_tags::DescribeTagsError,
@@ -368,6 +403,8 @@ fn listener(l: &Listener) -> Result<ObservedListener> {
         forward,
         standby,
         redirect,
+        ssl_policy: l.ssl_policy().map(str::to_owned),
+        headers: None,
     })
 }
 

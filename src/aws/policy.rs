@@ -38,6 +38,7 @@ use Service::{Acm, Ec2, Elbv2, Route53};
 pub const OPERATIONS: &[Operation] = &[
     op(Elbv2, "DescribeLoadBalancers", Read),
     op(Elbv2, "DescribeListeners", Read),
+    op(Elbv2, "DescribeListenerAttributes", Read),
     op(Elbv2, "DescribeTargetGroups", Read),
     op(Elbv2, "DescribeTargetHealth", Read),
     op(Elbv2, "DescribeTags", Read),
@@ -47,6 +48,7 @@ pub const OPERATIONS: &[Operation] = &[
     op(Elbv2, "SetSubnets", Write),
     op(Elbv2, "CreateListener", Write),
     op(Elbv2, "ModifyListener", Write),
+    op(Elbv2, "ModifyListenerAttributes", Write),
     op(Elbv2, "DeleteListener", Write),
     op(Elbv2, "CreateTargetGroup", Write),
     op(Elbv2, "ModifyTargetGroup", Write),

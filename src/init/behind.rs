@@ -11,11 +11,11 @@ use serde_json::{json, Map, Value};
 use super::{manifest_rule, shared_group, transition_for, Error, Found};
 use crate::aws::ec2::Ec2;
 use crate::aws::elbv2::Elbv2;
-use crate::aws::Round;
+use crate::aws::{try_join_all, Round};
 use crate::manifest::net;
 use crate::model::{
-    HealthPort, ObservedInstance, ObservedLb, ObservedRecord, ObservedSg, ObservedTg, ObservedZone,
-    Redirect, Source, Tags,
+    HealthPort, ObservedInstance, ObservedLb, ObservedListener, ObservedRecord, ObservedSg,
+    ObservedTg, ObservedZone, Redirect, ResponseHeader, Source, Tags, DEFAULT_SSL_POLICY,
 };
 use crate::names;
 
@@ -113,6 +113,21 @@ pub(super) async fn init_behind(ec2: &Ec2, elb: &Elbv2, b: Behind<'_>) -> Result
             }
         }
     }
+    // Their response headers, so that the manifest describes them as they are.
+    let headers = try_join_all(
+        listeners
+            .iter()
+            .map(|l| elb.listener_headers(&l.arn, Round::START)),
+    )
+    .await?;
+    let listeners: Vec<ObservedListener> = listeners
+        .into_iter()
+        .zip(headers)
+        .map(|(mut l, h)| {
+            l.headers = h.value;
+            l
+        })
+        .collect();
     let used: BTreeSet<&String> = listeners.iter().flat_map(|l| &l.forward).collect();
     let all = elb.target_groups(&[], Round::START).await?.value;
     let tgs: Vec<&ObservedTg> = all.iter().filter(|t| used.contains(&t.arn)).collect();
@@ -337,6 +352,29 @@ pub(super) async fn init_behind(ec2: &Ec2, elb: &Elbv2, b: Behind<'_>) -> Result
             }
             if let Some(k) = l.certificates.first().and_then(|a| cert_keys.get(a)) {
                 v["certificate"] = json!(k);
+            }
+            // Pinned as it is: left out, the plan would move it to the default.
+            let https = l.protocol == "HTTPS";
+            if let Some(p) = l
+                .ssl_policy
+                .as_ref()
+                .filter(|p| https && *p != DEFAULT_SSL_POLICY)
+            {
+                v["ssl_policy"] = json!(p);
+            }
+            let headers = l.headers.clone().unwrap_or_default();
+            if !headers.is_empty() {
+                v["headers"] = headers
+                    .iter()
+                    .map(|(h, value)| {
+                        let value = match h {
+                            ResponseHeader::Server => json!(value == "true"),
+                            _ => json!(value),
+                        };
+                        (h.field().to_owned(), value)
+                    })
+                    .collect::<serde_json::Map<_, _>>()
+                    .into();
             }
             v
         })

@@ -196,9 +196,117 @@ pub fn check_matcher(m: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The TLS security policies Application Load Balancers offer (`aws elbv2
+/// describe-ssl-policies`, December 2026): a name outside it would be refused by AWS in
+/// the middle of an apply.
+pub const SSL_POLICIES: &[&str] = &[
+    "ELBSecurityPolicy-TLS13-1-2-2021-06",
+    "ELBSecurityPolicy-TLS13-1-2-Res-2021-06",
+    "ELBSecurityPolicy-TLS13-1-2-Ext1-2021-06",
+    "ELBSecurityPolicy-TLS13-1-2-Ext2-2021-06",
+    "ELBSecurityPolicy-TLS13-1-1-2021-06",
+    "ELBSecurityPolicy-TLS13-1-0-2021-06",
+    "ELBSecurityPolicy-TLS13-1-3-2021-06",
+    "ELBSecurityPolicy-TLS13-1-2-PQ-2025-09",
+    "ELBSecurityPolicy-TLS13-1-2-Res-PQ-2025-09",
+    "ELBSecurityPolicy-TLS13-1-2-Ext1-PQ-2025-09",
+    "ELBSecurityPolicy-TLS13-1-2-Ext2-PQ-2025-09",
+    "ELBSecurityPolicy-TLS13-1-0-PQ-2025-09",
+    "ELBSecurityPolicy-TLS13-1-3-PQ-2025-09",
+    "ELBSecurityPolicy-TLS13-1-3-FIPS-2023-04",
+    "ELBSecurityPolicy-TLS13-1-2-Res-FIPS-2023-04",
+    "ELBSecurityPolicy-TLS13-1-2-FIPS-2023-04",
+    "ELBSecurityPolicy-TLS13-1-2-Ext0-FIPS-2023-04",
+    "ELBSecurityPolicy-TLS13-1-2-Ext1-FIPS-2023-04",
+    "ELBSecurityPolicy-TLS13-1-2-Ext2-FIPS-2023-04",
+    "ELBSecurityPolicy-TLS13-1-1-FIPS-2023-04",
+    "ELBSecurityPolicy-TLS13-1-0-FIPS-2023-04",
+    "ELBSecurityPolicy-FS-1-2-Res-2020-10",
+    "ELBSecurityPolicy-FS-1-2-Res-2019-08",
+    "ELBSecurityPolicy-FS-1-2-2019-08",
+    "ELBSecurityPolicy-FS-1-1-2019-08",
+    "ELBSecurityPolicy-FS-2018-06",
+    "ELBSecurityPolicy-TLS-1-2-Ext-2018-06",
+    "ELBSecurityPolicy-TLS-1-2-2017-01",
+    "ELBSecurityPolicy-TLS-1-1-2017-01",
+    "ELBSecurityPolicy-2016-08",
+    "ELBSecurityPolicy-TLS-1-0-2015-04",
+    "ELBSecurityPolicy-2015-05",
+];
+
+/// The longest response-header value the listener attributes take.
+pub const MAX_HEADER_VALUE: usize = 1000;
+
+/// A `Strict-Transport-Security` value (RFC 6797): `max-age=<seconds>` once, optionally
+/// `includeSubDomains` and `preload`, separated by `;`.
+pub fn check_hsts(v: &str) -> Result<(), String> {
+    let mut max_age = None;
+    for d in v.split(';').map(str::trim).filter(|d| !d.is_empty()) {
+        let (name, value) = match d.split_once('=') {
+            Some((n, val)) => (n.trim(), Some(val.trim().trim_matches('"'))),
+            None => (d, None),
+        };
+        match (name.to_ascii_lowercase().as_str(), value) {
+            ("max-age", Some(secs)) => {
+                if max_age.is_some() {
+                    return Err("`max-age` is given twice".to_owned());
+                }
+                let secs: u64 = secs
+                    .parse()
+                    .map_err(|_| format!("max-age \"{secs}\" is not a number of seconds"))?;
+                max_age = Some(secs);
+            }
+            ("includesubdomains" | "preload", None) => {}
+            _ => return Err(format!("\"{d}\" is not a Strict-Transport-Security directive (max-age, includeSubDomains, preload)")),
+        }
+    }
+    match max_age {
+        Some(_) => Ok(()),
+        None => Err("Strict-Transport-Security needs `max-age=<seconds>`".to_owned()),
+    }
+}
+
+/// `DENY`, `SAMEORIGIN` or `ALLOW-FROM <http(s) origin>`.
+pub fn is_x_frame_options(v: &str) -> bool {
+    match v.split_once(' ') {
+        None => v == "DENY" || v == "SAMEORIGIN",
+        Some(("ALLOW-FROM", uri)) => {
+            let host = uri
+                .strip_prefix("https://")
+                .or_else(|| uri.strip_prefix("http://"));
+            host.is_some_and(|h| {
+                let h = h.trim_end_matches('/');
+                let h = h.split_once(':').map_or(h, |(h, _)| h);
+                is_dns_name(h, false)
+            })
+        }
+        Some(_) => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hsts_values() {
+        assert!(check_hsts("max-age=31536000; includeSubDomains; preload").is_ok());
+        assert!(check_hsts("max-age=0").is_ok());
+        assert!(check_hsts("includeSubDomains").is_err());
+        assert!(check_hsts("max-age=a year").is_err());
+        assert!(check_hsts("max-age=1; max-age=2").is_err());
+        assert!(check_hsts("max-age=1; nosniff").is_err());
+    }
+
+    #[test]
+    fn x_frame_options_values() {
+        assert!(is_x_frame_options("DENY"));
+        assert!(is_x_frame_options("SAMEORIGIN"));
+        assert!(is_x_frame_options("ALLOW-FROM https://example.com/"));
+        assert!(!is_x_frame_options("deny"));
+        assert!(!is_x_frame_options("ALLOW-FROM example.com"));
+        assert!(!is_x_frame_options("ALLOW-ALL"));
+    }
 
     #[test]
     fn ids() {

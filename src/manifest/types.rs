@@ -272,6 +272,43 @@ pub struct Listener {
     /// Key of `certificates`; required for HTTPS, not allowed for HTTP.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub certificate: Option<String>,
+    /// The TLS security policy of an HTTPS listener (AWS's `SslPolicy`), e.g.
+    /// `ELBSecurityPolicy-TLS13-1-2-2021-06`, the default: TLS 1.3 and 1.2 only, rather
+    /// than the API's own default `ELBSecurityPolicy-2016-08`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssl_policy: Option<String>,
+    /// Response headers the load balancer sets on every answer of this listener (listener
+    /// attributes `routing.http.response.*`). A header left out is not set: one set
+    /// earlier, by hand or by an older manifest, is removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headers: Option<Headers>,
+}
+
+/// Response headers set by the load balancer, each one listener attribute.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Headers {
+    /// `Strict-Transport-Security`, e.g. `max-age=31536000; includeSubDomains` (attribute
+    /// `routing.http.response.strict_transport_security.header_value`). HTTPS listeners only:
+    /// browsers ignore it over plain HTTP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hsts: Option<String>,
+    /// `Content-Security-Policy`, e.g. `default-src 'self'` (attribute
+    /// `routing.http.response.content_security_policy.header_value`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_security_policy: Option<String>,
+    /// `X-Frame-Options`: `DENY`, `SAMEORIGIN` or `ALLOW-FROM <uri>` (attribute
+    /// `routing.http.response.x_frame_options.header_value`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub x_frame_options: Option<String>,
+    /// `X-Content-Type-Options`: `nosniff`, its one value (attribute
+    /// `routing.http.response.x_content_type_options.header_value`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub x_content_type_options: Option<String>,
+    /// `false`: the load balancer's own `Server` header is left out of its answers
+    /// (attribute `routing.http.response.server.enabled`; AWS's default is true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<bool>,
 }
 
 /// The hosted zone and the records managed in it.

@@ -604,6 +604,93 @@ impl Validator<'_> {
                 }
                 _ => {}
             }
+            if let Some(policy) = &l.ssl_policy {
+                if l.protocol == Protocol::Http {
+                    self.err(
+                        &lp.key("ssl_policy"),
+                        "an HTTP listener takes no TLS policy",
+                        "remove it, or make the listener HTTPS",
+                    );
+                } else if !net::SSL_POLICIES.contains(&policy.as_str()) {
+                    self.err(
+                        &lp.key("ssl_policy"),
+                        format!("\"{policy}\" is not a TLS security policy of Application Load Balancers"),
+                        format!(
+                            "use one of AWS's ELBSecurityPolicy-... names (aws elbv2 describe-ssl-policies), e.g. {}, or leave it out for that default",
+                            crate::model::DEFAULT_SSL_POLICY
+                        ),
+                    );
+                }
+            }
+            if let Some(h) = &l.headers {
+                self.headers(&lp.key("headers"), h, l.protocol);
+            }
+        }
+    }
+
+    /// Response headers: values AWS and browsers take, each on a listener it means
+    /// something on.
+    fn headers(&mut self, p: &Path, h: &crate::manifest::Headers, protocol: Protocol) {
+        let text = [
+            ("hsts", &h.hsts),
+            ("content_security_policy", &h.content_security_policy),
+            ("x_frame_options", &h.x_frame_options),
+            ("x_content_type_options", &h.x_content_type_options),
+        ];
+        for (field, value) in text {
+            let Some(v) = value else { continue };
+            if v.trim().is_empty() {
+                self.err(
+                    &p.key(field),
+                    "a header value cannot be empty",
+                    "leave the header out to have none (one set earlier is then removed)",
+                );
+            } else if !v.chars().all(|c| c == ' ' || c.is_ascii_graphic()) {
+                self.err(
+                    &p.key(field),
+                    "a header value holds printable ASCII only (no line breaks, tabs or other characters)",
+                    "write it on one line; percent-encode what is not ASCII",
+                );
+            } else if v.len() > net::MAX_HEADER_VALUE {
+                self.err(
+                    &p.key(field),
+                    format!("{} characters is longer than the {} AWS takes in a header value", v.len(), net::MAX_HEADER_VALUE),
+                    "shorten it (a Content-Security-Policy can often move sources into fewer directives)",
+                );
+            }
+        }
+        if let Some(v) = &h.hsts {
+            if protocol == Protocol::Http {
+                self.err(
+                    &p.key("hsts"),
+                    "Strict-Transport-Security on an HTTP listener: browsers ignore it over plain HTTP",
+                    "set it on the HTTPS listener (443), and redirect port 80 to https",
+                );
+            } else if let Err(why) = net::check_hsts(v) {
+                self.err(
+                    &p.key("hsts"),
+                    why,
+                    "e.g. \"max-age=31536000; includeSubDomains\"",
+                );
+            }
+        }
+        if let Some(v) = &h.x_frame_options {
+            if !net::is_x_frame_options(v) {
+                self.err(
+                    &p.key("x_frame_options"),
+                    format!("\"{v}\" is not an X-Frame-Options value"),
+                    "use DENY, SAMEORIGIN, or ALLOW-FROM https://origin.example.com",
+                );
+            }
+        }
+        if let Some(v) = &h.x_content_type_options {
+            if v != "nosniff" {
+                self.err(
+                    &p.key("x_content_type_options"),
+                    format!("\"{v}\" is not an X-Content-Type-Options value"),
+                    "its one value is \"nosniff\"",
+                );
+            }
         }
     }
 

@@ -35,8 +35,8 @@ use crate::aws::route53::Route53;
 use crate::aws::settle::{self, LISTED_SETTLE};
 use crate::aws::{self, try_join_all, Clients, Meter, Round};
 use crate::model::{
-    Desired, Observed, ObservedCert, ObservedInstance, ObservedLb, ObservedSg, ObservedSubnet,
-    ObservedTg, ObservedZone, Tags,
+    Desired, Observed, ObservedCert, ObservedInstance, ObservedLb, ObservedListener, ObservedSg,
+    ObservedSubnet, ObservedTg, ObservedZone, Tags,
 };
 
 use scope::{Scope, Scopes};
@@ -299,6 +299,11 @@ async fn read_elb(
         try_join_all(health_calls),
         subnets_call,
     )?;
+    let listener_round = listeners
+        .iter()
+        .map(|a| a.round)
+        .max()
+        .unwrap_or(Round::START);
     let tag_round = tag_answers
         .iter()
         .map(|a| a.round)
@@ -316,6 +321,25 @@ async fn read_elb(
             Some(lb)
         })
         .collect();
+    // The response headers of the listeners whose headers the stacks manage: known from
+    // the manifests and the load balancers' tags, so read in the round after both.
+    let after_listeners = listener_round.max(tag_round);
+    try_join_all(load_balancers.iter_mut().map(|lb| {
+        let wanting: Vec<&Scope> = scopes
+            .0
+            .iter()
+            .filter(|s| s.wants_load_balancer(lb))
+            .collect();
+        let elb = elb_for(wanting.iter().map(|s| s.stack.clone()).collect());
+        async move {
+            let tags = lb.tags.clone();
+            read_headers(&elb, &mut lb.listeners, after_listeners, |l| {
+                wanting.iter().any(|s| s.wants_headers(&tags, l))
+            })
+            .await
+        }
+    }))
+    .await?;
     load_balancers.sort_by(|a, b| (&a.name, &a.arn).cmp(&(&b.name, &b.arn)));
     let mut target_groups: Vec<ObservedTg> = tgs
         .value
@@ -362,6 +386,30 @@ async fn read_elb(
     )
     .await?;
     Ok((lbs, tgs, others, subnets.value))
+}
+
+/// The response headers of the listeners `wanted`, one request each, sent together after
+/// `after`; a listener gone meanwhile keeps `headers: None`, as if not read.
+async fn read_headers(
+    elb: &Elbv2,
+    listeners: &mut [ObservedListener],
+    after: Round,
+    wanted: impl Fn(&ObservedListener) -> bool,
+) -> Result<()> {
+    let reads = listeners
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| wanted(l))
+        .map(|(i, l)| {
+            let arn = l.arn.clone();
+            async move { Ok::<_, aws::Error>((i, elb.listener_headers(&arn, after).await?)) }
+        });
+    for (i, answer) in try_join_all(reads).await? {
+        if let Some(l) = listeners.get_mut(i) {
+            l.headers = answer.value;
+        }
+    }
+    Ok(())
 }
 
 /// A load balancer of another name that carries a stack's tag is one the stack adopted
@@ -418,7 +466,20 @@ async fn read_adopted_earlier(
         .collect();
     let arns: Vec<String> = used.iter().map(|(_, t)| t.arn.clone()).collect();
     let (listeners, tags, health) = tokio::try_join!(
-        try_join_all(mine.iter().map(|(_, l)| elb.listeners(&l.arn, after))),
+        try_join_all(mine.iter().map(|(i, l)| {
+            let scope = &scopes.0[*i];
+            let elb = &elb;
+            async move {
+                let mut listeners = elb.listeners(&l.arn, after).await?;
+                if let Some(list) = listeners.value.as_mut() {
+                    read_headers(elb, list, listeners.round, |x| {
+                        scope.wants_headers(&l.tags, x)
+                    })
+                    .await?;
+                }
+                Ok::<_, aws::Error>(listeners)
+            }
+        })),
         async {
             if arns.is_empty() {
                 Ok(aws::Answer {

@@ -5,7 +5,8 @@ use std::collections::BTreeSet;
 
 use crate::manifest::net;
 use crate::model::{
-    CertSpec, Desired, GroupRef, ObservedLb, ObservedSg, ObservedTg, RecordTo, Source,
+    CertSpec, Desired, GroupRef, ObservedLb, ObservedListener, ObservedSg, ObservedTg, RecordTo,
+    Source, Tags,
 };
 use crate::names;
 
@@ -40,6 +41,9 @@ pub(super) struct Scope {
     /// that own them are read, for the security groups that guard them.
     pub addresses: BTreeSet<String>,
     pub host_names: BTreeSet<String>,
+    /// Ports of the listeners the manifest sets response headers on; `None` without a
+    /// load balancer (its listeners' headers are then nothing to compare with).
+    pub header_ports: Option<BTreeSet<u16>>,
 }
 
 /// The values of the records that lead to the instances directly: host names (CNAME) or
@@ -124,7 +128,20 @@ impl Scope {
                 .unwrap_or_default(),
             addresses: direct_values(desired, false),
             host_names: direct_values(desired, true),
+            header_ports: desired.load_balancer.as_ref().map(|lb| lb.header_ports()),
         }
+    }
+
+    /// Are a listener's response headers to be read: one the manifest gives `headers` to,
+    /// or one whose headers the stack managed before (its load balancer's
+    /// [`names::HEADERS_TAG`] lists it), of a load balancer the manifest keeps?
+    pub fn wants_headers(&self, lb_tags: &Tags, l: &ObservedListener) -> bool {
+        let before = lb_tags
+            .get(names::HEADERS_TAG)
+            .is_some_and(|v| names::header_ports(v).contains(&l.port));
+        self.header_ports
+            .as_ref()
+            .is_some_and(|ports| ports.contains(&l.port) || before)
     }
 
     /// Is a load balancer the stack's to read: named after it, or adopted?

@@ -7,11 +7,44 @@ use serde_json::json;
 
 use super::diff::{attr, resource, Differ};
 use super::id::{LbPart, ListenerPart};
-use super::{Action, Change, LbRef, NodeId, Op, Serve, SgRef, Tagged, TgRef};
-use crate::model::{owned_by, Desired, ListenerTo, ObservedLb, ObservedListener};
+use super::{Action, Change, LbRef, NodeId, Op, Serve, SgRef, Tagged, Tags, TgRef};
+use crate::model::{
+    owned_by, Desired, Headers, ListenerTo, ObservedLb, ObservedListener, ResponseHeader,
+    DEFAULT_SSL_POLICY,
+};
 use crate::names;
 
+/// Said of an HTTPS listener whose TLS policy the manifest leaves to the default.
+fn defaulted_policy(defaulted: bool) -> String {
+    if defaulted {
+        format!("; ssl_policy not set: {DEFAULT_SSL_POLICY} (TLS 1.3 and 1.2), the default, rather than the API's own ELBSecurityPolicy-2016-08")
+    } else {
+        String::new()
+    }
+}
+
 impl<'a> Differ<'a> {
+    /// The tags the stack's load balancer carries: the manifest's, and the ports whose
+    /// response headers the stack manages ([`names::HEADERS_TAG`]) when there are any, or
+    /// when `live` lists some (the list then shrinks, down to empty, never to absent: the
+    /// tag is how a later run knows to look).
+    fn lb_tags(&self, live: Option<&Tags>) -> Tags {
+        let mut tags = self.d.tags.clone();
+        let ports = self
+            .d
+            .load_balancer
+            .as_ref()
+            .map(|lb| lb.header_ports())
+            .unwrap_or_default();
+        if !ports.is_empty() || live.is_some_and(|t| t.contains_key(names::HEADERS_TAG)) {
+            tags.insert(
+                names::HEADERS_TAG.to_owned(),
+                names::header_ports_value(ports),
+            );
+        }
+        tags
+    }
+
     /// Decides the load balancer; returns the one that will serve and, when it exists
     /// already, its observed state.
     pub(super) fn load_balancer(&mut self) -> Option<(LbRef, Option<&'a ObservedLb>)> {
@@ -71,7 +104,8 @@ impl<'a> Differ<'a> {
                         l.name.as_str(),
                     );
                     let on = Tagged::LoadBalancer { arn: l.arn.clone() };
-                    if !self.adopt("load_balancer.adopt", node, &l.tags, on) {
+                    let want = self.lb_tags(Some(&l.tags));
+                    if !self.adopt_with("load_balancer.adopt", node, &l.tags, &want, on) {
                         return None;
                     }
                 }
@@ -138,11 +172,12 @@ impl<'a> Differ<'a> {
                         },
                     );
                 }
-                self.retag(
+                let want = self.lb_tags(Some(&l.tags));
+                self.retag_to(
                     NodeId::Balancer(LbPart::Tags),
-                    "load_balancer",
-                    &l.name,
+                    ("load_balancer", &l.name),
                     &l.tags,
+                    &want,
                     Tagged::LoadBalancer { arn: l.arn.clone() },
                 );
                 self.out.lb_not_active = l.state != "active";
@@ -188,7 +223,7 @@ impl<'a> Differ<'a> {
                             scheme: dlb.scheme.clone(),
                             subnets: dlb.subnets.iter().cloned().collect(),
                             security_groups: groups,
-                            tags: self.d.tags.clone(),
+                            tags: self.lb_tags(None),
                         },
                     },
                 );
@@ -276,33 +311,69 @@ impl<'a> Differ<'a> {
             };
             let (what, shown) = label(&serve);
             let name = format!("{port}/{}", dl.protocol);
+            let policy = dl.ssl_policy.as_ref().map(|p| p.name.clone());
+            let defaulted = dl.ssl_policy.as_ref().is_some_and(|p| p.defaulted);
+            // The headers the stack manages here: the manifest's, or none at all on a
+            // listener whose headers it managed before (the tag lists it).
+            let managed: Option<Headers> = dl.headers.clone().or_else(|| {
+                live.and_then(|lb| lb.tags.get(names::HEADERS_TAG))
+                    .is_some_and(|v| names::header_ports(v).contains(port))
+                    .then(Headers::new)
+            });
+            let want = managed.clone().unwrap_or_default();
+            let header_attrs = |live: Option<&Headers>| {
+                ResponseHeader::ALL
+                    .into_iter()
+                    .filter_map(|h| {
+                        let before = live.and_then(|l| l.get(&h));
+                        let after = want.get(&h);
+                        (before != after).then(|| {
+                            attr(
+                                &format!("headers.{}", h.field()),
+                                before.map(|v| json!(v)),
+                                after.map(|v| json!(v)),
+                            )
+                        })
+                    })
+                    .collect::<Vec<_>>()
+            };
             match live_listeners.iter().find(|l| l.port == *port) {
-                None => self.change(
-                    NodeId::Listener {
-                        port: *port,
-                        part: ListenerPart::Create,
-                    },
-                    Change {
-                        resource: resource("listener", &name, true),
-                        action: Action::Create,
-                        reason: "declared in the manifest and not found".into(),
-                        attrs: vec![
-                            attr("protocol", None, Some(json!(dl.protocol))),
-                            attr(what, None, Some(json!(shown))),
-                            attr("certificate", None, cert.as_ref().map(|c| json!(c))),
-                        ]
-                        .into_iter()
-                        .filter(|a| a.after.is_some())
-                        .collect(),
-                        op: Op::CreateListener {
-                            lb: lb_ref.clone(),
+                None => {
+                    let mut attrs: Vec<_> = vec![
+                        attr("protocol", None, Some(json!(dl.protocol))),
+                        attr(what, None, Some(json!(shown))),
+                        attr("certificate", None, cert.as_ref().map(|c| json!(c))),
+                        attr("ssl_policy", None, policy.as_ref().map(|p| json!(p))),
+                    ]
+                    .into_iter()
+                    .filter(|a| a.after.is_some())
+                    .collect();
+                    attrs.extend(header_attrs(None));
+                    self.change(
+                        NodeId::Listener {
                             port: *port,
-                            protocol: dl.protocol.clone(),
-                            certificate: cert,
-                            serve,
+                            part: ListenerPart::Create,
                         },
-                    },
-                ),
+                        Change {
+                            resource: resource("listener", &name, true),
+                            action: Action::Create,
+                            reason: format!(
+                                "declared in the manifest and not found{}",
+                                defaulted_policy(defaulted)
+                            ),
+                            attrs,
+                            op: Op::CreateListener {
+                                lb: lb_ref.clone(),
+                                port: *port,
+                                protocol: dl.protocol.clone(),
+                                certificate: cert,
+                                ssl_policy: policy,
+                                serve,
+                                headers: want.clone(),
+                            },
+                        },
+                    )
+                }
                 Some(l) => {
                     let mut attrs = Vec::new();
                     if l.protocol != dl.protocol {
@@ -319,6 +390,50 @@ impl<'a> Differ<'a> {
                             live_cert.map(|c| json!(c)),
                             cert.as_ref().map(|c| json!(c)),
                         ));
+                    }
+                    let mut policy_changes = false;
+                    if let Some(p) = &policy {
+                        if l.ssl_policy.as_ref() != Some(p) {
+                            policy_changes = true;
+                            attrs.push(attr(
+                                "ssl_policy",
+                                l.ssl_policy.as_ref().map(|c| json!(c)),
+                                Some(json!(p)),
+                            ));
+                        }
+                    }
+                    // Compared where the stack manages them (and they were read: one the
+                    // read missed, gone meanwhile, is only set, which is safe to repeat).
+                    let live_headers = l.headers.as_ref();
+                    if managed.is_some() && (live_headers.is_some() || !want.is_empty()) {
+                        let changes = header_attrs(live_headers);
+                        if !changes.is_empty() {
+                            let set = ResponseHeader::ALL
+                                .into_iter()
+                                .filter(|h| live_headers.and_then(|l| l.get(h)) != want.get(h))
+                                .map(|h| {
+                                    let v = want.get(&h).map_or(h.unset(), String::as_str);
+                                    (h, v.to_owned())
+                                })
+                                .collect();
+                            self.change(
+                                NodeId::Listener {
+                                    port: *port,
+                                    part: ListenerPart::Headers,
+                                },
+                                Change {
+                                    resource: resource("listener", &name, true),
+                                    action: Action::Update,
+                                    reason: "response headers differ from the manifest (listener attributes); a header the manifest no longer sets is removed".into(),
+                                    attrs: changes,
+                                    op: Op::SetListenerHeaders {
+                                        arn: l.arn.clone(),
+                                        port: *port,
+                                        headers: set,
+                                    },
+                                },
+                            );
+                        }
                     }
                     let right = answers_right(l, &serve);
                     if !right {
@@ -412,13 +527,17 @@ impl<'a> Differ<'a> {
                             Change {
                                 resource: resource("listener", &name, true),
                                 action: Action::Update,
-                                reason: "differs from the manifest; changed in place".into(),
+                                reason: format!(
+                                    "differs from the manifest; changed in place{}",
+                                    defaulted_policy(policy_changes && defaulted)
+                                ),
                                 attrs,
                                 op: Op::ModifyListener {
                                     arn: l.arn.clone(),
                                     port: *port,
                                     protocol: dl.protocol.clone(),
                                     certificate: cert,
+                                    ssl_policy: policy,
                                     serve,
                                     moves_traffic: moves_to.is_some(),
                                 },

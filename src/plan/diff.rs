@@ -127,12 +127,24 @@ impl<'a> Differ<'a> {
     /// is missing or has another value. Tags the manifest does not name are left alone:
     /// AWS and other tools add their own.
     pub(super) fn retag(&mut self, id: NodeId, kind: &str, name: &str, live: &Tags, on: Tagged) {
+        let want = self.d.tags.clone();
+        self.retag_to(id, (kind, name), live, &want, on);
+    }
+
+    /// As [`Self::retag`], to the tags `want` (the manifest's, and for the load balancer
+    /// its own).
+    pub(super) fn retag_to(
+        &mut self,
+        id: NodeId,
+        (kind, name): (&str, &str),
+        live: &Tags,
+        want: &Tags,
+        on: Tagged,
+    ) {
         if self.adopting.contains(tagged_id(&on)) {
             return;
         }
-        let differ: Tags = self
-            .d
-            .tags
+        let differ: Tags = want
             .iter()
             .filter(|(k, v)| live.get(*k) != Some(*v))
             .map(|(k, v)| (k.clone(), v.clone()))
@@ -140,7 +152,7 @@ impl<'a> Differ<'a> {
         if differ.is_empty() {
             return;
         }
-        let attrs = self.tag_attrs(live);
+        let attrs = tag_attrs(want, live);
         self.change(
             id,
             Change {
@@ -157,22 +169,6 @@ impl<'a> Differ<'a> {
         );
     }
 
-    /// The manifest's tags that `live` lacks or holds with another value, before and after.
-    fn tag_attrs(&self, live: &Tags) -> Vec<AttrDiff> {
-        self.d
-            .tags
-            .iter()
-            .filter(|(k, v)| live.get(*k) != Some(*v))
-            .map(|(k, v)| {
-                attr(
-                    &format!("tags.{k}"),
-                    live.get(k).map(|b| Value::from(b.as_str())),
-                    Some(Value::from(v.as_str())),
-                )
-            })
-            .collect()
-    }
-
     /// A resource the manifest names by `adopt` (at `path`), found as `live`: taken over
     /// by tagging it with the stack first, unless it carries the stack's tag already (an
     /// earlier run adopted it). Returns whether the stack may treat it as its own; one
@@ -182,6 +178,19 @@ impl<'a> Differ<'a> {
         path: &str,
         (id, kind, name): (NodeId, &str, &str),
         live: &Tags,
+        on: Tagged,
+    ) -> bool {
+        let want = self.d.tags.clone();
+        self.adopt_with(path, (id, kind, name), live, &want, on)
+    }
+
+    /// As [`Self::adopt`], tagging with `want` (the load balancer's own tags).
+    pub(super) fn adopt_with(
+        &mut self,
+        path: &str,
+        (id, kind, name): (NodeId, &str, &str),
+        live: &Tags,
+        want: &Tags,
         on: Tagged,
     ) -> bool {
         match live.get(names::STACK_TAG) {
@@ -196,7 +205,7 @@ impl<'a> Differ<'a> {
                 false
             }
             None => {
-                let attrs = self.tag_attrs(live);
+                let attrs = tag_attrs(want, live);
                 self.adopting.insert(tagged_id(&on).to_owned());
                 self.change(
                     id,
@@ -207,7 +216,7 @@ impl<'a> Differ<'a> {
                         attrs,
                         op: Op::Adopt {
                             resource: on,
-                            tags: self.d.tags.clone(),
+                            tags: want.clone(),
                         },
                     },
                 );
@@ -297,4 +306,18 @@ impl<'a> Differ<'a> {
             );
         }
     }
+}
+
+/// The tags of `want` that `live` lacks or holds with another value, before and after.
+fn tag_attrs(want: &Tags, live: &Tags) -> Vec<AttrDiff> {
+    want.iter()
+        .filter(|(k, v)| live.get(*k) != Some(*v))
+        .map(|(k, v)| {
+            attr(
+                &format!("tags.{k}"),
+                live.get(k).map(|b| Value::from(b.as_str())),
+                Some(Value::from(v.as_str())),
+            )
+        })
+        .collect()
 }

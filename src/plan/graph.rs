@@ -22,7 +22,7 @@ use petgraph::algo::{tarjan_scc, toposort};
 use petgraph::graph::{DiGraph, NodeIndex};
 
 use super::diff::Decided;
-use super::id::{DnsWait, GateId, GroupPart, LbPart, TgPart};
+use super::id::{DnsWait, GateId, GroupPart, LbPart, ListenerPart, TgPart};
 use super::{Change, DnsStep, Gate, LbRef, Node, NodeId, NodeKind, Op, Plan, SgRef, TgRef};
 use crate::model::{Desired, RuleKey, Source};
 
@@ -49,7 +49,8 @@ pub enum Class {
     Build,
     Dns(DnsStep),
     Removal,
-    /// Changes no path to the site (tags): nothing to verify, nothing to wait for.
+    /// Changes no path to the site (tags, response headers): nothing to verify, nothing to
+    /// wait for.
     Label,
     /// Removes what serves nothing to free its name for a build, which waits for it.
     Clear,
@@ -73,7 +74,7 @@ impl Op {
             | Op::DeleteSecurityGroup { .. }
             | Op::ClearMarker { .. } => Class::Removal,
             Op::SetRecord { step, .. } => Class::Dns(*step),
-            Op::SetTags { .. } => Class::Label,
+            Op::SetTags { .. } | Op::SetListenerHeaders { .. } => Class::Label,
             Op::Adopt { .. } => Class::Adopt,
             Op::CreateSecurityGroup { .. }
             | Op::AuthorizeIngress { .. }
@@ -158,6 +159,7 @@ impl Op {
             | Op::DeleteLoadBalancer { .. }
             | Op::DeleteListener { .. }
             | Op::DetachStandby { .. }
+            | Op::SetListenerHeaders { .. }
             | Op::ClearMarker { .. } => vec![],
         }
     }
@@ -239,6 +241,7 @@ pub fn build(desired: &Desired, mut decided: Decided) -> Result<Plan, GraphError
     references(&mut b, !decided.blockers.is_empty())?;
     adopt_first(&mut b);
     rules_first(&mut b);
+    headers_after_protocol(&mut b);
     let verify = verification(&mut b, &decided);
     let old_answers = dns_choreography(&mut b, &decided, &verify);
     add_before_remove(&mut b, &verify, &old_answers);
@@ -304,6 +307,39 @@ fn rules_first(b: &mut Builder) {
     for swap in &swaps {
         for rule in &rules_added {
             b.edge(rule, swap);
+        }
+    }
+}
+
+/// A listener's headers are set once its protocol is the manifest's (HSTS belongs on an
+/// HTTPS listener), and before the load balancer's tag of the listeners whose headers the
+/// stack manages shrinks (were it to shrink first, a run that stopped in between would no
+/// longer read, nor remove, a header left behind).
+fn headers_after_protocol(b: &mut Builder) {
+    let headers: Vec<u16> = b
+        .nodes
+        .iter()
+        .filter_map(|(id, _)| match id {
+            NodeId::Listener {
+                port,
+                part: ListenerPart::Headers,
+            } => Some(*port),
+            _ => None,
+        })
+        .collect();
+    for port in headers {
+        let update = NodeId::Listener {
+            port,
+            part: ListenerPart::Update,
+        };
+        let set = NodeId::Listener {
+            port,
+            part: ListenerPart::Headers,
+        };
+        b.edge_if(&update, &set);
+        let tags = NodeId::Balancer(LbPart::Tags);
+        if b.has(&tags) {
+            b.edge(&set, &tags);
         }
     }
 }

@@ -49,6 +49,8 @@ pub enum ListenerPart {
     /// A new target group attached with weight zero, before traffic moves to it.
     Attach,
     Update,
+    /// Its response headers (listener attributes) set.
+    Headers,
     /// Groups on standby detached once the plan no longer needs them health-checked there.
     Detach,
     Delete,
@@ -181,10 +183,11 @@ const LB_PARTS: [(LbPart, &str); 5] = [
     (LbPart::Subnets, "subnets"),
     (LbPart::SecurityGroups, "security_groups"),
 ];
-const LISTENER_PARTS: [(ListenerPart, &str); 5] = [
+const LISTENER_PARTS: [(ListenerPart, &str); 6] = [
     (ListenerPart::Create, "create"),
     (ListenerPart::Attach, "attach"),
     (ListenerPart::Update, "update"),
+    (ListenerPart::Headers, "headers"),
     (ListenerPart::Detach, "detach"),
     (ListenerPart::Delete, "delete"),
 ];

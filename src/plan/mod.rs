@@ -21,7 +21,9 @@ use serde::{Deserialize, Serialize};
 
 pub use id::NodeId;
 
-use crate::model::{Desired, HealthCheck, Observed, ObservedRecord, RuleKey, Tags};
+use crate::model::{
+    Desired, Headers, HealthCheck, Observed, ObservedRecord, ResponseHeader, RuleKey, Tags,
+};
 
 /// What a change does to its resource. Reasons only explain; they decide nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -274,7 +276,13 @@ pub enum Op {
         port: u16,
         protocol: String,
         certificate: Option<String>,
+        /// The TLS policy of an HTTPS listener.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ssl_policy: Option<String>,
         serve: Serve,
+        /// Response headers set once it exists (its attributes).
+        #[serde(default, skip_serializing_if = "Headers::is_empty")]
+        headers: Headers,
     },
     /// Attaches a target group to a listener's default action with weight zero, beside the
     /// groups serving, so that the load balancer health-checks it before it takes traffic.
@@ -293,6 +301,9 @@ pub enum Op {
         port: u16,
         protocol: String,
         certificate: Option<String>,
+        /// The TLS policy of an HTTPS listener.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ssl_policy: Option<String>,
         serve: Serve,
         /// Moves the listener's traffic to another group, one the load balancer already
         /// health-checks (attached by an earlier run, or by the plan first): the move waits
@@ -308,6 +319,13 @@ pub enum Op {
         protocol: String,
         certificate: Option<String>,
         serving: Vec<String>,
+    },
+    /// Sets response-header attributes of a listener, each to its value (the unset value
+    /// removes a header).
+    SetListenerHeaders {
+        arn: String,
+        port: u16,
+        headers: BTreeMap<ResponseHeader, String>,
     },
     DeleteListener {
         arn: String,

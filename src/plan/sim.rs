@@ -316,6 +316,7 @@ impl<'a> World<'a> {
                 LbRef::Arn(a) => lb_owned(a),
             },
             Op::ModifyListener { arn, .. }
+            | Op::SetListenerHeaders { arn, .. }
             | Op::DetachStandby { arn, .. }
             | Op::DeleteListener { arn, .. }
             | Op::AttachStandby { arn, .. } => listener_ok(arn),
@@ -537,7 +538,9 @@ impl<'a> World<'a> {
                 port,
                 protocol,
                 certificate,
+                ssl_policy,
                 serve,
+                headers,
             } => {
                 let arn = self.lb_arn(lb).ok_or("the load balancer does not exist")?;
                 let (tg, redirect) = self.serve(serve)?;
@@ -554,6 +557,8 @@ impl<'a> World<'a> {
                     forward: tg.iter().cloned().collect(),
                     standby: vec![],
                     redirect,
+                    ssl_policy: ssl_policy.clone(),
+                    headers: Some(headers.clone()),
                 });
                 if let Some(tg) = &tg {
                     self.attach(&arn, tg)?;
@@ -572,6 +577,7 @@ impl<'a> World<'a> {
                 arn,
                 protocol,
                 certificate,
+                ssl_policy,
                 serve,
                 ..
             } => {
@@ -592,7 +598,22 @@ impl<'a> World<'a> {
                 l.forward = tg.into_iter().collect();
                 l.standby.clear();
                 l.redirect = redirect;
+                if ssl_policy.is_some() {
+                    l.ssl_policy = ssl_policy.clone();
+                }
                 self.refresh_attachments();
+            }
+            // Headers change no path to the site; the model keeps them for convergence.
+            Op::SetListenerHeaders { arn, headers, .. } => {
+                let l = self.listener_mut(arn)?;
+                let live = l.headers.get_or_insert_with(Default::default);
+                for (h, v) in headers {
+                    if v == h.unset() {
+                        live.remove(h);
+                    } else {
+                        live.insert(*h, v.clone());
+                    }
+                }
             }
             Op::DetachStandby { arn, serving, .. } => {
                 let l = self.listener_mut(arn)?;

@@ -107,3 +107,100 @@ fn port_80_moves_to_a_redirect_and_back_keeping_the_site_served() {
     let at = |op: &str| ops.iter().position(|o| o == op).unwrap_or(usize::MAX);
     assert!(at("CreateTargetGroup") < at("ModifyListener"), "{ops:?}");
 }
+
+/// The example's modern headers on the HTTPS listener (443 is `listeners[1]`).
+pub fn hsts_and_friends(v: &mut serde_json::Value) {
+    v["load_balancer"]["listeners"][1]["headers"] = serde_json::json!({
+        "hsts": "max-age=31536000; includeSubDomains",
+        "x_content_type_options": "nosniff",
+        "server": false,
+    });
+}
+
+/// Listener 443's TLS policy and response-header attributes as AWS describes them.
+fn tls_and_headers(emu: &Emulator) -> serde_json::Value {
+    let out = emu.boto_output(
+        "import json\n\
+         lb = [l for l in elb.describe_load_balancers()['LoadBalancers'] if l['LoadBalancerName'] == 'www-example'][0]\n\
+         l = [l for l in elb.describe_listeners(LoadBalancerArn=lb['LoadBalancerArn'])['Listeners'] if l['Port'] == 443][0]\n\
+         attrs = elb.describe_listener_attributes(ListenerArn=l['ListenerArn'])['Attributes']\n\
+         print(json.dumps({'policy': l['SslPolicy'], 'arn': l['ListenerArn'], 'attrs': {a['Key']: a['Value'] for a in attrs if a['Key'].startswith('routing.http.response.')}}))",
+    );
+    serde_json::from_str(out.trim()).unwrap()
+}
+
+const HSTS: &str = "routing.http.response.strict_transport_security.header_value";
+const XFO: &str = "routing.http.response.x_frame_options.header_value";
+const SERVER: &str = "routing.http.response.server.enabled";
+
+/// The modern front door from the starting point in one apply (the site served after every
+/// call): the TLS 1.3 policy and the headers on 443; then drift on the policy and the
+/// headers (HSTS dropped, X-Frame-Options added by hand) found by `plan
+/// --detailed-exitcode` and repaired; then HSTS left out of the manifest is removed.
+#[test]
+fn headers_and_the_tls_policy_are_set_drift_is_repaired_and_a_header_removed() {
+    let emu = Emulator::start();
+    let s = emu.seed(&["--ttl", "3", "--transition-ttl", "1"]);
+    let modern = edited(&s.manifest, "modern.json", |v| {
+        redirect_at_the_load_balancer(v);
+        hsts_and_friends(v);
+    });
+    apply_checked(&emu, &modern, "the migration to the modern front door");
+    assert_redirects(&emu);
+    let live = tls_and_headers(&emu);
+    assert_eq!(
+        live["policy"], "ELBSecurityPolicy-TLS13-1-2-2021-06",
+        "{live}"
+    );
+    assert_eq!(
+        live["attrs"][HSTS], "max-age=31536000; includeSubDomains",
+        "{live}"
+    );
+    assert_eq!(live["attrs"][SERVER], "false", "{live}");
+
+    // Drift by hand: the API's old policy, HSTS gone, a header the manifest does not set.
+    let arn = live["arn"].as_str().unwrap();
+    emu.boto(&format!(
+        "elb.modify_listener(ListenerArn='{arn}', SslPolicy='ELBSecurityPolicy-2016-08')\n\
+         elb.modify_listener_attributes(ListenerArn='{arn}', Attributes=[{{'Key': '{HSTS}', 'Value': ''}}, {{'Key': '{XFO}', 'Value': 'SAMEORIGIN'}}])"
+    ));
+    let out = emu.reconcile(&["plan", "-f", path(&modern), "--detailed-exitcode"]);
+    assert_eq!(out.status.code(), Some(2), "drift: {}", text(&out));
+    let shown = text(&out);
+    for said in [
+        "ssl_policy: ELBSecurityPolicy-2016-08 → ELBSecurityPolicy-TLS13-1-2-2021-06",
+        "headers.hsts",
+        "headers.x_frame_options",
+    ] {
+        assert!(shown.contains(said), "{said} not in:\n{shown}");
+    }
+    let ops = apply_checked(&emu, &modern, "the drift repaired");
+    assert_eq!(
+        ops,
+        vec!["ModifyListener", "ModifyListenerAttributes"],
+        "{ops:?}"
+    );
+    let live = tls_and_headers(&emu);
+    assert_eq!(
+        live["policy"], "ELBSecurityPolicy-TLS13-1-2-2021-06",
+        "{live}"
+    );
+    assert_eq!(
+        live["attrs"][HSTS], "max-age=31536000; includeSubDomains",
+        "{live}"
+    );
+    assert_eq!(live["attrs"][XFO], "", "{live}");
+
+    // HSTS left out of the manifest: removed from the listener, the others kept.
+    let without = edited(&modern, "without-hsts.json", |v| {
+        v["load_balancer"]["listeners"][1]["headers"]
+            .as_object_mut()
+            .unwrap()
+            .remove("hsts");
+    });
+    let ops = apply_checked(&emu, &without, "HSTS removed");
+    assert_eq!(ops, vec!["ModifyListenerAttributes"], "{ops:?}");
+    let live = tls_and_headers(&emu);
+    assert_eq!(live["attrs"][HSTS], "", "{live}");
+    assert_eq!(live["attrs"][SERVER], "false", "{live}");
+}

@@ -1,7 +1,7 @@
 //! Pure planner tests: fixtures in, plan out, compared with golden renderings under
 //! tests/output (regenerate with UPDATE_GOLDEN=1 after checking the difference by eye).
 
-use reconcile::model::{Observed, ObservedCert, Source};
+use reconcile::model::{Observed, ObservedCert, ResponseHeader, Source};
 use reconcile::plan::{Action, DnsStep, Gate, NodeKind, Op, Plan};
 use reconcile::render::human::{self, Style};
 
@@ -877,4 +877,171 @@ fn port_80_moves_from_forward_to_redirect_and_back_under_the_checker() {
             .expect_err(&format!("without {from} → {to}"));
         assert!(c.message.contains("80"), "{from} → {to}: {c}");
     }
+}
+
+fn listener_mut(o: &mut Observed, port: u16) -> &mut reconcile::model::ObservedListener {
+    o.load_balancers[0]
+        .listeners
+        .iter_mut()
+        .find(|l| l.port == port)
+        .unwrap()
+}
+
+#[test]
+fn drift_tls_policy_set_back_to_the_api_default() {
+    drift(
+        "tls-policy",
+        |o| listener_mut(o, 443).ssl_policy = Some("ELBSecurityPolicy-2016-08".into()),
+        "listener.443.update",
+        "ssl_policy",
+    );
+}
+
+#[test]
+fn drift_hsts_set_by_hand_where_the_stack_managed_headers() {
+    drift(
+        "hsts-by-hand",
+        |o| {
+            o.load_balancers[0]
+                .tags
+                .insert(reconcile::names::HEADERS_TAG.into(), "443".into());
+            listener_mut(o, 443).headers = Some(reconcile::model::Headers::from([(
+                ResponseHeader::Hsts,
+                "max-age=60".to_owned(),
+            )]))
+        },
+        "listener.443.headers",
+        "headers.hsts",
+    );
+}
+
+/// With the example's headers on 443 (HSTS, no Server header).
+fn with_headers() -> reconcile::model::Desired {
+    desired_edited(|v| {
+        v["load_balancer"]["listeners"][1]["headers"] = serde_json::json!({
+            "hsts": "max-age=31536000; includeSubDomains",
+            "server": false,
+        })
+    })
+}
+
+#[test]
+fn response_headers_are_set_then_removed_as_listener_attributes_with_no_gate() {
+    let start = converged();
+    let d = with_headers();
+    let p = plan_of(&d, &start);
+    assert!(p.blockers.is_empty(), "{:?}", p.blockers);
+    // The headers, and the load balancer's tag naming the listener whose headers the stack
+    // now manages; nothing to wait for: neither changes a path to the site.
+    assert_eq!(ids(&p), vec!["listener.443.headers", "lb.tags"]);
+    let set = change_of(&p, |op| matches!(op, Op::SetListenerHeaders { .. }));
+    let NodeKind::Change(c) = &set.kind else {
+        unreachable!()
+    };
+    let Op::SetListenerHeaders { headers, .. } = &c.op else {
+        unreachable!()
+    };
+    assert_eq!(
+        headers,
+        &std::collections::BTreeMap::from([
+            (
+                ResponseHeader::Hsts,
+                "max-age=31536000; includeSubDomains".to_owned()
+            ),
+            (ResponseHeader::Server, "false".to_owned()),
+        ])
+    );
+    let set_up = run_in_order(&d, &start, &p);
+    assert!(!plan_of(&d, &set_up).has_changes(), "converges");
+
+    // HSTS left out of the manifest again: it is removed (set to its unset value), the
+    // Server header's setting stays.
+    let d2 = desired_edited(|v| {
+        v["load_balancer"]["listeners"][1]["headers"] = serde_json::json!({ "server": false })
+    });
+    let p = plan_of(&d2, &set_up);
+    assert_eq!(ids(&p), vec!["listener.443.headers"]);
+    let NodeKind::Change(c) = &p.nodes[0].kind else {
+        unreachable!()
+    };
+    assert!(set_up.load_balancers[0].tags[reconcile::names::HEADERS_TAG] == "443");
+    assert!(
+        matches!(&c.op, Op::SetListenerHeaders { headers, .. }
+            if headers == &std::collections::BTreeMap::from([(ResponseHeader::Hsts, String::new())])),
+        "{:?}",
+        c.op
+    );
+    let removed = run_in_order(&d2, &set_up, &p);
+    assert!(!plan_of(&d2, &removed).has_changes(), "converges");
+    // And the whole `headers` left out: the Server header comes back, and only then does
+    // the tag stop naming the listener (emptied, not removed).
+    let p = plan_of(&desired(), &removed);
+    assert_eq!(ids(&p), vec!["listener.443.headers", "lb.tags"]);
+    precedes(&p, "listener.443.headers", "lb.tags");
+    let bare = run_in_order(&desired(), &removed, &p);
+    assert_eq!(
+        bare.load_balancers[0].tags[reconcile::names::HEADERS_TAG],
+        ""
+    );
+    let l443 = bare.load_balancers[0]
+        .listeners
+        .iter()
+        .find(|l| l.port == 443)
+        .unwrap();
+    assert_eq!(l443.headers, Some(reconcile::model::Headers::new()));
+    assert!(!plan_of(&desired(), &bare).has_changes(), "converges");
+}
+
+#[test]
+fn a_listener_whose_headers_the_stack_never_managed_is_left_alone() {
+    let mut o = converged();
+    listener_mut(&mut o, 80).headers = None;
+    assert!(!plan_of(&desired(), &o).has_changes());
+    // Even read with a header on it: the manifest gives it no `headers`, and the tag does
+    // not name it.
+    listener_mut(&mut o, 443).headers = Some(reconcile::model::Headers::from([(
+        ResponseHeader::XFrameOptions,
+        "DENY".to_owned(),
+    )]));
+    assert!(!plan_of(&desired(), &o).has_changes());
+    // Asked for headers, it gets them even unread (setting them is safe to repeat).
+    let d = desired_edited(|v| {
+        v["load_balancer"]["listeners"][0]["headers"] =
+            serde_json::json!({ "x_content_type_options": "nosniff" })
+    });
+    let p = plan_of(&d, &o);
+    assert_eq!(ids(&p), vec!["listener.80.headers", "lb.tags"]);
+}
+
+#[test]
+fn the_migration_states_the_default_tls_policy_and_sets_the_headers_on_the_new_listener() {
+    let d = with_headers();
+    let o = starting_point();
+    let p = plan_of(&d, &o);
+    assert!(p.blockers.is_empty(), "{:?}", p.blockers);
+    let create = change_of(&p, |op| matches!(op, Op::CreateListener { port: 443, .. }));
+    let NodeKind::Change(c) = &create.kind else {
+        unreachable!()
+    };
+    assert!(c.reason.contains("ssl_policy not set"), "{}", c.reason);
+    assert!(
+        matches!(&c.op, Op::CreateListener { ssl_policy: Some(p), headers, .. }
+            if p == reconcile::model::DEFAULT_SSL_POLICY && headers.len() == 2),
+        "{:?}",
+        c.op
+    );
+    assert!(c.attrs.iter().any(|a| a.name == "headers.hsts"));
+    let after = run_in_order(&d, &o, &p);
+    assert!(!plan_of(&d, &after).has_changes(), "converges");
+    // A policy the manifest names is not said to be a default.
+    let named = desired_edited(|v| {
+        v["load_balancer"]["listeners"][1]["ssl_policy"] =
+            serde_json::json!("ELBSecurityPolicy-TLS13-1-3-2021-06")
+    });
+    let p = plan_of(&named, &after);
+    let NodeKind::Change(c) = &change_of(&p, |op| matches!(op, Op::ModifyListener { .. })).kind
+    else {
+        unreachable!()
+    };
+    assert!(!c.reason.contains("ssl_policy not set"), "{}", c.reason);
 }

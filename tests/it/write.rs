@@ -27,7 +27,8 @@ use reconcile::aws::elbv2::{Elbv2, ListenerAction};
 use reconcile::aws::route53::{ChangeAction, RecordSet, Route53};
 use reconcile::aws::{Clients, Error, Meter, Round};
 use reconcile::model::{
-    AliasTarget, HealthCheck, HealthPort, ObservedRecord, RuleKey, Source, Tags,
+    AliasTarget, Headers, HealthCheck, HealthPort, ObservedRecord, ResponseHeader, RuleKey, Source,
+    Tags, DEFAULT_SSL_POLICY,
 };
 use serde_json::Value;
 
@@ -436,6 +437,7 @@ async fn load_balancer_and_listener_writes_repeat_safely() {
             80,
             "HTTP",
             None,
+            None,
             ListenerAction::Forward(&[(http.clone(), 1)]),
         )
         .await
@@ -446,6 +448,7 @@ async fn load_balancer_and_listener_writes_repeat_safely() {
             443,
             "HTTPS",
             Some(&cert),
+            Some(DEFAULT_SSL_POLICY),
             ListenerAction::Forward(&[(app.clone(), 1)]),
         )
         .await
@@ -456,6 +459,7 @@ async fn load_balancer_and_listener_writes_repeat_safely() {
             &lb.arn,
             80,
             "HTTP",
+            None,
             None,
             ListenerAction::Forward(&[(app.clone(), 1)]),
         )
@@ -490,11 +494,48 @@ async fn load_balancer_and_listener_writes_repeat_safely() {
         ]
     );
 
+    // The TLS policy reads back; response headers are set, read back, and removed by
+    // setting their unset value.
+    assert_eq!(read[1].ssl_policy.as_deref(), Some(DEFAULT_SSL_POLICY));
+    let headers = |elb: Elbv2, arn: String| async move {
+        elb.listener_headers(&arn, Round::START)
+            .await
+            .expect("DescribeListenerAttributes")
+            .value
+            .expect("the listener exists")
+    };
+    assert_eq!(headers(elb.clone(), l443.clone()).await, Headers::new());
+    let hsts = "max-age=31536000; includeSubDomains".to_owned();
+    elb.set_listener_headers(
+        &l443,
+        &[
+            (ResponseHeader::Hsts, hsts.clone()),
+            (ResponseHeader::Server, "false".into()),
+        ],
+    )
+    .await
+    .expect("ModifyListenerAttributes");
+    assert_eq!(
+        headers(elb.clone(), l443.clone()).await,
+        Headers::from([
+            (ResponseHeader::Hsts, hsts),
+            (ResponseHeader::Server, "false".into())
+        ])
+    );
+    elb.set_listener_headers(&l443, &[(ResponseHeader::Hsts, String::new())])
+        .await
+        .expect("ModifyListenerAttributes (removal)");
+    assert_eq!(
+        headers(elb.clone(), l443.clone()).await,
+        Headers::from([(ResponseHeader::Server, "false".into())])
+    );
+
     // A replacement attached with weight 0 beside the serving group reads as standby.
     elb.modify_listener(
         &l443,
         "HTTPS",
         Some(&cert),
+        None,
         ListenerAction::Forward(&[(app.clone(), 1), (http.clone(), 0)]),
     )
     .await
@@ -513,6 +554,7 @@ async fn load_balancer_and_listener_writes_repeat_safely() {
     elb.modify_listener(
         &l443,
         "HTTP",
+        None,
         None,
         ListenerAction::Forward(&[(http.clone(), 1)]),
     )

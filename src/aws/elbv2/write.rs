@@ -4,14 +4,14 @@
 //! something already gone is success.
 
 use aws_sdk_elasticloadbalancingv2::types::{
-    Action, ActionTypeEnum, Certificate, ForwardActionConfig, LoadBalancerSchemeEnum,
-    LoadBalancerTypeEnum, Matcher, ProtocolEnum, RedirectActionConfig,
+    Action, ActionTypeEnum, Certificate, ForwardActionConfig, ListenerAttribute,
+    LoadBalancerSchemeEnum, LoadBalancerTypeEnum, Matcher, ProtocolEnum, RedirectActionConfig,
     RedirectActionStatusCodeEnum, Tag, TargetDescription, TargetGroupTuple, TargetTypeEnum,
 };
 
 use super::{load_balancer, Elbv2, SERVICE};
 use crate::aws::{need, sdk_error, settle, Error, Result, Round};
-use crate::model::{owned_by, HealthCheck, HealthPort, ObservedLb, Redirect, Tags};
+use crate::model::{owned_by, HealthCheck, HealthPort, ObservedLb, Redirect, ResponseHeader, Tags};
 
 /// A listener's default action as the create and modify calls take it.
 #[derive(Debug, Clone, Copy)]
@@ -407,6 +407,7 @@ impl Elbv2 {
         port: u16,
         protocol: &str,
         certificate: Option<&str>,
+        ssl_policy: Option<&str>,
         to: ListenerAction<'_>,
     ) -> Result<String> {
         const OP: &str = "CreateListener";
@@ -429,6 +430,7 @@ impl Elbv2 {
                     .port(i32::from(port))
                     .protocol(ProtocolEnum::from(protocol))
                     .set_certificates(certificates(certificate))
+                    .set_ssl_policy(ssl_policy.map(str::to_owned))
                     .default_actions(action.clone())
                     .customize()
                     .config_override(no_sdk_retries())
@@ -440,7 +442,7 @@ impl Elbv2 {
         .await?;
         let out = match looked {
             Looked::Found(arn) => {
-                self.modify_listener(&arn, protocol, certificate, to)
+                self.modify_listener(&arn, protocol, certificate, ssl_policy, to)
                     .await?;
                 return Ok(arn);
             }
@@ -456,14 +458,15 @@ impl Elbv2 {
         .to_owned())
     }
 
-    /// Sets a listener's protocol, certificate and default forward. Going from HTTPS to
-    /// HTTP, AWS drops the certificate; moto keeps reporting it, and the read side ignores
-    /// certificates on HTTP listeners.
+    /// Sets a listener's protocol, certificate, TLS policy (kept as it is when `None`) and
+    /// default action. Going from HTTPS to HTTP, AWS drops the certificate; moto keeps
+    /// reporting it, and the read side ignores certificates on HTTP listeners.
     pub async fn modify_listener(
         &self,
         arn: &str,
         protocol: &str,
         certificate: Option<&str>,
+        ssl_policy: Option<&str>,
         to: ListenerAction<'_>,
     ) -> Result<()> {
         const OP: &str = "ModifyListener";
@@ -474,7 +477,39 @@ impl Elbv2 {
             .listener_arn(arn)
             .protocol(ProtocolEnum::from(protocol))
             .set_certificates(certificates(certificate))
+            .set_ssl_policy(ssl_policy.map(str::to_owned))
             .default_actions(action)
+            .send()
+            .await
+            .map_err(|e| sdk_error(SERVICE, OP, e))?;
+        Ok(())
+    }
+
+    /// Sets response-header attributes of a listener, each to its value (a header's unset
+    /// value removes it). Safe to repeat.
+    pub async fn set_listener_headers(
+        &self,
+        arn: &str,
+        headers: &[(ResponseHeader, String)],
+    ) -> Result<()> {
+        const OP: &str = "ModifyListenerAttributes";
+        if headers.is_empty() {
+            return Ok(());
+        }
+        let attributes = headers
+            .iter()
+            .map(|(h, v)| {
+                ListenerAttribute::builder()
+                    .key(h.attribute())
+                    .value(v)
+                    .build()
+            })
+            .collect();
+        self.meter.record(OP, Round::START);
+        self.client
+            .modify_listener_attributes()
+            .listener_arn(arn)
+            .set_attributes(Some(attributes))
             .send()
             .await
             .map_err(|e| sdk_error(SERVICE, OP, e))?;
