@@ -294,7 +294,15 @@ def t_refusals(env):
     c7 = code_of(ec2.authorize_security_group_ingress, GroupId=sg, IpPermissions=[
         {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "IpRanges": rng(1, 2)}])   # 61st
     expect(c7 == "RulesPerSecurityGroupLimitExceeded", "61st rule: %s" % c7)
-    return "apex CNAME, 33-char LB/TG names, one-AZ subnets (create and SetSubnets), 61st rule refused"
+    elb.modify_load_balancer_attributes(LoadBalancerArn=lb, Attributes=[
+        {"Key": "deletion_protection.enabled", "Value": "true"}])
+    c8 = code_of(elb.delete_load_balancer, LoadBalancerArn=lb)
+    expect(c8 == "OperationNotPermitted", "protected LB deleted: %s" % c8)
+    elb.modify_load_balancer_attributes(LoadBalancerArn=lb, Attributes=[
+        {"Key": "deletion_protection.enabled", "Value": "false"}])
+    elb.delete_load_balancer(LoadBalancerArn=lb)
+    return ("apex CNAME, 33-char LB/TG names, one-AZ subnets (create and SetSubnets), 61st rule, "
+            "a protected load balancer's delete refused")
 
 
 def t_throttle(env):

@@ -725,6 +725,8 @@ class Layer:
     # ---- refusals moto lacks ----
     async def refusal(self, service, region, op, params, req):
         if service == "elasticloadbalancing":
+            if op == "DeleteLoadBalancer":
+                return await self.deletion_protected(region, params)
             if op in ("CreateLoadBalancer", "CreateTargetGroup"):
                 name = params.get("Name", "")
                 if len(name) > 32:
@@ -751,6 +753,20 @@ class Layer:
                 return await self.rules_limit(region, params)
         elif service == "route53" and op == "ChangeResourceRecordSets":
             return await self.apex_cname(region, req)
+        return None
+
+    async def deletion_protected(self, region, params):
+        """AWS refuses to delete a load balancer whose deletion protection is on; moto does not."""
+        arn = params.get("LoadBalancerArn")
+        try:
+            root = await self.query("elasticloadbalancing", region, "DescribeLoadBalancerAttributes",
+                                    {"LoadBalancerArn": arn})
+        except UpstreamError:
+            return None
+        for m in root.iter("member"):
+            if first(m, "Key") == "deletion_protection.enabled" and first(m, "Value") == "true":
+                return ("OperationNotPermitted",
+                        "Load balancer '%s' cannot be deleted because deletion protection is enabled" % arn)
         return None
 
     async def sg_dependency(self, region, params):

@@ -252,6 +252,138 @@ pub struct DesiredLb {
     /// ARN of a load balancer made by hand that the stack takes over (it keeps its name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adopt: Option<String>,
+    /// Every managed attribute with its value (defaults filled in).
+    #[serde(default)]
+    pub attributes: LbAttributes,
+}
+
+/// A load balancer's managed attributes, each with its value: all of them on the desired
+/// side (defaults filled in), all of them on the observed side too (AWS's default for one
+/// it did not describe), so that an unset attribute is never drift.
+pub type LbAttributes = BTreeMap<LbAttr, String>;
+
+/// A load-balancer attribute the manifest manages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LbAttr {
+    DropInvalidHeaderFields,
+    DeletionProtection,
+    IdleTimeout,
+    DesyncMitigationMode,
+    AccessLogsEnabled,
+    AccessLogsBucket,
+    AccessLogsPrefix,
+}
+
+impl LbAttr {
+    pub const ALL: [LbAttr; 7] = [
+        LbAttr::DropInvalidHeaderFields,
+        LbAttr::DeletionProtection,
+        LbAttr::IdleTimeout,
+        LbAttr::DesyncMitigationMode,
+        LbAttr::AccessLogsEnabled,
+        LbAttr::AccessLogsBucket,
+        LbAttr::AccessLogsPrefix,
+    ];
+
+    /// AWS's key.
+    pub fn key(self) -> &'static str {
+        match self {
+            LbAttr::DropInvalidHeaderFields => "routing.http.drop_invalid_header_fields.enabled",
+            LbAttr::DeletionProtection => "deletion_protection.enabled",
+            LbAttr::IdleTimeout => "idle_timeout.timeout_seconds",
+            LbAttr::DesyncMitigationMode => "routing.http.desync_mitigation_mode",
+            LbAttr::AccessLogsEnabled => "access_logs.s3.enabled",
+            LbAttr::AccessLogsBucket => "access_logs.s3.bucket",
+            LbAttr::AccessLogsPrefix => "access_logs.s3.prefix",
+        }
+    }
+
+    /// AWS's value for a load balancer nobody set it on.
+    pub fn aws_default(self) -> &'static str {
+        match self {
+            LbAttr::DropInvalidHeaderFields
+            | LbAttr::DeletionProtection
+            | LbAttr::AccessLogsEnabled => "false",
+            LbAttr::IdleTimeout => "60",
+            LbAttr::DesyncMitigationMode => "defensive",
+            LbAttr::AccessLogsBucket | LbAttr::AccessLogsPrefix => "",
+        }
+    }
+
+    /// Its name in the plan (the manifest's field under `attributes`).
+    pub fn field(self) -> &'static str {
+        match self {
+            LbAttr::DropInvalidHeaderFields => "drop_invalid_header_fields",
+            LbAttr::DeletionProtection => "deletion_protection",
+            LbAttr::IdleTimeout => "idle_timeout",
+            LbAttr::DesyncMitigationMode => "desync_mitigation_mode",
+            LbAttr::AccessLogsEnabled => "access_logs.enabled",
+            LbAttr::AccessLogsBucket => "access_logs.bucket",
+            LbAttr::AccessLogsPrefix => "access_logs.prefix",
+        }
+    }
+
+    /// The managed attributes among those AWS describes, AWS's default for each missing.
+    pub fn from_aws<'a>(attrs: impl IntoIterator<Item = (&'a str, &'a str)>) -> LbAttributes {
+        let attrs: BTreeMap<&str, &str> = attrs.into_iter().collect();
+        let mut out: LbAttributes = LbAttr::ALL
+            .into_iter()
+            .map(|a| {
+                (
+                    a,
+                    attrs
+                        .get(a.key())
+                        .copied()
+                        .unwrap_or(a.aws_default())
+                        .to_owned(),
+                )
+            })
+            .collect();
+        // A bucket left behind by logs turned off is not where anything goes.
+        if out.get(&LbAttr::AccessLogsEnabled).map(String::as_str) != Some("true") {
+            out.insert(LbAttr::AccessLogsBucket, String::new());
+            out.insert(LbAttr::AccessLogsPrefix, String::new());
+        }
+        out
+    }
+
+    /// The manifest's `attributes` with every default filled in.
+    pub fn from_manifest(m: Option<&manifest::LbAttributes>) -> LbAttributes {
+        let m = m.cloned().unwrap_or_default();
+        let logs = m.access_logs.as_ref();
+        [
+            (
+                LbAttr::DropInvalidHeaderFields,
+                m.drop_invalid_header_fields.unwrap_or(true).to_string(),
+            ),
+            (
+                LbAttr::DeletionProtection,
+                m.deletion_protection.unwrap_or(false).to_string(),
+            ),
+            (
+                LbAttr::IdleTimeout,
+                m.idle_timeout.unwrap_or(60).to_string(),
+            ),
+            (
+                LbAttr::DesyncMitigationMode,
+                m.desync_mitigation_mode
+                    .map_or("defensive", |d| d.as_str())
+                    .to_owned(),
+            ),
+            (LbAttr::AccessLogsEnabled, logs.is_some().to_string()),
+            (
+                LbAttr::AccessLogsBucket,
+                logs.map(|l| l.bucket.clone()).unwrap_or_default(),
+            ),
+            (
+                LbAttr::AccessLogsPrefix,
+                logs.and_then(|l| l.prefix.clone()).unwrap_or_default(),
+            ),
+        ]
+        .into_iter()
+        .collect()
+    }
 }
 
 impl DesiredLb {
@@ -618,6 +750,7 @@ impl Desired {
                 })
                 .collect(),
             adopt: lb.adopt.clone(),
+            attributes: LbAttr::from_manifest(lb.attributes.as_ref()),
         });
         let dns = m.dns.as_ref().map(|d| DesiredDns {
             zone: net::normalize_dns(&d.zone),
@@ -753,6 +886,10 @@ pub struct ObservedLb {
     pub security_groups: BTreeSet<String>,
     pub tags: Tags,
     pub listeners: Vec<ObservedListener>,
+    /// Its managed attributes, when read (every attribute there: AWS's default for one not
+    /// described).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attributes: Option<LbAttributes>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -9,7 +9,7 @@ use crate::aws::elbv2::Elbv2;
 use crate::aws::elbv2::ListenerAction;
 use crate::aws::route53::{ChangeAction, RecordSet, Route53};
 use crate::aws::{Clients, Meter};
-use crate::model::{Observed, ObservedRecord, RuleKey, Source};
+use crate::model::{LbAttr, Observed, ObservedRecord, RuleKey, Source};
 use crate::plan::dns::marker_values;
 use crate::plan::{DnsStep, LbRef, Op, Serve, SgRef, Tagged, TgRef};
 
@@ -389,6 +389,15 @@ async fn run_once(ctx: &Context, op: &Op) -> Result<(), Error> {
                 .await?
         }
         Op::DeleteLoadBalancer { arn, .. } => elb.delete_load_balancer(arn).await?,
+        Op::SetLbAttributes { lb, attributes } => {
+            let attributes: Vec<_> = attributes.iter().map(|(a, v)| (*a, v.clone())).collect();
+            elb.set_lb_attributes(&ctx.load_balancer(lb)?.arn, &attributes)
+                .await?
+        }
+        Op::Unprotect { arn, .. } => {
+            elb.set_lb_attributes(arn, &[(LbAttr::DeletionProtection, "false".to_owned())])
+                .await?
+        }
         Op::CreateListener {
             lb,
             port,

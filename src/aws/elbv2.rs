@@ -17,8 +17,8 @@ use super::settle::{self, LISTED_SETTLE};
 use super::{need, paginate, sdk_error, try_join_all, Answer, Meter, Result, Round, Service};
 use crate::manifest::net;
 use crate::model::{
-    Headers, HealthCheck, ObservedLb, ObservedListener, ObservedTg, Redirect, ResponseHeader, Tags,
-    TargetHealth,
+    Headers, HealthCheck, LbAttr, LbAttributes, ObservedLb, ObservedListener, ObservedTg, Redirect,
+    ResponseHeader, Tags, TargetHealth,
 };
 
 const SERVICE: Service = Service::Elbv2;
@@ -284,6 +284,38 @@ impl Elbv2 {
 }
 
 impl Elbv2 {
+    /// A load balancer's managed attributes (AWS's default for any it does not describe);
+    /// `None` when it no longer exists.
+    pub async fn lb_attributes(
+        &self,
+        load_balancer_arn: &str,
+        after: Round,
+    ) -> Result<Answer<Option<LbAttributes>>> {
+        const OP: &str = "DescribeLoadBalancerAttributes";
+        let round = self.meter.record(OP, after);
+        let sent = self
+            .client
+            .describe_load_balancer_attributes()
+            .load_balancer_arn(load_balancer_arn)
+            .send()
+            .await;
+        let value = match sent {
+            Ok(out) => Some(LbAttr::from_aws(
+                out.attributes()
+                    .iter()
+                    .filter_map(|a| Some((a.key()?, a.value()?))),
+            )),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_load_balancer_not_found_exception()) =>
+            {
+                None
+            }
+            Err(e) => return Err(sdk_error(SERVICE, OP, e)),
+        };
+        Ok(Answer { value, round })
+    }
+
     /// The response headers a listener sets (its managed attributes not at their default);
     /// `None` when the listener no longer exists.
     pub async fn listener_headers(
@@ -361,6 +393,7 @@ fn load_balancer(lb: &LoadBalancer) -> Result<ObservedLb> {
         security_groups: lb.security_groups().iter().cloned().collect(),
         tags: Tags::new(),
         listeners: Vec::new(),
+        attributes: None,
     })
 }
 

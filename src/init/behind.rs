@@ -14,8 +14,9 @@ use crate::aws::elbv2::Elbv2;
 use crate::aws::{try_join_all, Round};
 use crate::manifest::net;
 use crate::model::{
-    HealthPort, ObservedInstance, ObservedLb, ObservedListener, ObservedRecord, ObservedSg,
-    ObservedTg, ObservedZone, Redirect, ResponseHeader, Source, Tags, DEFAULT_SSL_POLICY,
+    HealthPort, LbAttr, LbAttributes, ObservedInstance, ObservedLb, ObservedListener,
+    ObservedRecord, ObservedSg, ObservedTg, ObservedZone, Redirect, ResponseHeader, Source, Tags,
+    DEFAULT_SSL_POLICY,
 };
 use crate::names;
 
@@ -388,6 +389,13 @@ pub(super) async fn init_behind(ec2: &Ec2, elb: &Elbv2, b: Behind<'_>) -> Result
     if adopting {
         load_balancer["adopt"] = json!(lb.arn);
     }
+    // Its attributes where they differ from the manifest's defaults, as they are.
+    let live = elb.lb_attributes(&lb.arn, Round::START).await?.value;
+    if let Some(attributes) = live.as_ref().map(attributes_as_they_are) {
+        if !attributes.is_empty() {
+            load_balancer["attributes"] = Value::Object(attributes);
+        }
+    }
 
     // The records as they are: each still leads to the load balancer.
     let dns_records: Vec<Value> = records
@@ -438,4 +446,39 @@ pub(super) async fn init_behind(ec2: &Ec2, elb: &Elbv2, b: Behind<'_>) -> Result
         assumptions,
         review,
     })
+}
+
+/// The `attributes` of a manifest that keeps a load balancer's attributes as they are:
+/// those that differ from the manifest's defaults.
+fn attributes_as_they_are(live: &LbAttributes) -> Map<String, Value> {
+    let defaults = LbAttr::from_manifest(None);
+    let differs = |a: LbAttr| live.get(&a) != defaults.get(&a);
+    let value = |a: LbAttr| live.get(&a).cloned().unwrap_or_default();
+    let mut out = Map::new();
+    for a in [LbAttr::DropInvalidHeaderFields, LbAttr::DeletionProtection] {
+        if differs(a) {
+            out.insert(a.field().to_owned(), json!(value(a) == "true"));
+        }
+    }
+    if differs(LbAttr::IdleTimeout) {
+        if let Ok(secs) = value(LbAttr::IdleTimeout).parse::<i64>() {
+            out.insert("idle_timeout".into(), json!(secs));
+        }
+    }
+    if differs(LbAttr::DesyncMitigationMode) {
+        out.insert(
+            "desync_mitigation_mode".into(),
+            json!(value(LbAttr::DesyncMitigationMode)),
+        );
+    }
+    if value(LbAttr::AccessLogsEnabled) == "true" {
+        let mut logs = Map::new();
+        logs.insert("bucket".into(), json!(value(LbAttr::AccessLogsBucket)));
+        let prefix = value(LbAttr::AccessLogsPrefix);
+        if !prefix.is_empty() {
+            logs.insert("prefix".into(), json!(prefix));
+        }
+        out.insert("access_logs".into(), Value::Object(logs));
+    }
+    out
 }

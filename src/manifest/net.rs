@@ -234,6 +234,19 @@ pub const SSL_POLICIES: &[&str] = &[
     "ELBSecurityPolicy-2015-05",
 ];
 
+/// An S3 bucket name: 3..63 of lowercase letters, digits, `.` and `-`, starting and ending
+/// with a letter or digit, no `..`, not shaped like an IP address.
+pub fn is_s3_bucket(b: &str) -> bool {
+    let ok_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-';
+    let edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    (3..=63).contains(&b.len())
+        && b.chars().all(ok_char)
+        && edge(b.chars().next())
+        && edge(b.chars().last())
+        && !b.contains("..")
+        && b.parse::<std::net::Ipv4Addr>().is_err()
+}
+
 /// The longest response-header value the listener attributes take.
 pub const MAX_HEADER_VALUE: usize = 1000;
 
@@ -287,6 +300,18 @@ pub fn is_x_frame_options(v: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn s3_bucket_names() {
+        assert!(is_s3_bucket("example-logs"));
+        assert!(is_s3_bucket("logs.example.com"));
+        assert!(!is_s3_bucket("Example"));
+        assert!(!is_s3_bucket("ab"));
+        assert!(!is_s3_bucket("-logs"));
+        assert!(!is_s3_bucket("a..b"));
+        assert!(!is_s3_bucket("192.168.1.1"));
+        assert!(!is_s3_bucket("arn:aws:s3:::logs"));
+    }
 
     #[test]
     fn hsts_values() {

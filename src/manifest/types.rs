@@ -244,6 +244,67 @@ pub struct LoadBalancer {
     /// manifest for as long as the load balancer lives.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adopt: Option<String>,
+    /// Load-balancer attributes; each one left out takes its default (AWS's, except
+    /// `drop_invalid_header_fields`, on by default here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attributes: Option<LbAttributes>,
+}
+
+/// Attributes of the load balancer (AWS's `ModifyLoadBalancerAttributes`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LbAttributes {
+    /// Drop request headers whose names are not valid HTTP (attribute
+    /// `routing.http.drop_invalid_header_fields.enabled`). Default true (AWS's is false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drop_invalid_header_fields: Option<bool>,
+    /// Refuse to delete the load balancer (attribute `deletion_protection.enabled`).
+    /// Default false. When true, a replacement or `destroy` turns it off first, as a
+    /// planned step of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion_protection: Option<bool>,
+    /// Seconds a connection may stay idle, 1..4000 (attribute
+    /// `idle_timeout.timeout_seconds`). Default 60.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_timeout: Option<i64>,
+    /// How requests that may be HTTP desync attacks are treated (attribute
+    /// `routing.http.desync_mitigation_mode`). Default `defensive`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub desync_mitigation_mode: Option<DesyncMitigationMode>,
+    /// Access logs to an existing S3 bucket whose policy lets Elastic Load Balancing write
+    /// (attributes `access_logs.s3.*`). Default off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_logs: Option<AccessLogs>,
+}
+
+/// `routing.http.desync_mitigation_mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DesyncMitigationMode {
+    Monitor,
+    Defensive,
+    Strictest,
+}
+
+impl DesyncMitigationMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DesyncMitigationMode::Monitor => "monitor",
+            DesyncMitigationMode::Defensive => "defensive",
+            DesyncMitigationMode::Strictest => "strictest",
+        }
+    }
+}
+
+/// Where access logs go.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AccessLogs {
+    /// Name of the S3 bucket (in the load balancer's region).
+    pub bucket: String,
+    /// Prefix of the log objects' keys inside the bucket (no leading or trailing `/`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
 }
 
 /// Where a listener redirects to.

@@ -515,6 +515,35 @@ impl Validator<'_> {
         let m = self.m;
         let Some(lb) = &m.load_balancer else { return };
         let p = root().key("load_balancer");
+        if let Some(a) = &lb.attributes {
+            let ap = p.key("attributes");
+            if let Some(t) = a.idle_timeout {
+                self.range(&ap.key("idle_timeout"), t, 1, 4000, "idle_timeout");
+            }
+            if let Some(logs) = &a.access_logs {
+                let lp = ap.key("access_logs");
+                if !net::is_s3_bucket(&logs.bucket) {
+                    self.err(
+                        &lp.key("bucket"),
+                        format!("\"{}\" is not an S3 bucket name", logs.bucket),
+                        "bucket names are 3 to 63 lowercase letters, digits, dots and hyphens, starting and ending with a letter or digit (the bucket's name, not its ARN or URL)",
+                    );
+                }
+                if let Some(prefix) = &logs.prefix {
+                    if prefix.starts_with('/')
+                        || prefix.ends_with('/')
+                        || prefix.contains("AWSLogs")
+                        || prefix.is_empty()
+                    {
+                        self.err(
+                            &lp.key("prefix"),
+                            format!("\"{prefix}\" is not a prefix AWS takes for access logs"),
+                            "no leading or trailing `/`, and not `AWSLogs` (AWS adds AWSLogs/<account>/ after it); leave it out for the bucket's root",
+                        );
+                    }
+                }
+            }
+        }
         if lb.subnets.len() < 2 {
             self.err(
                 &p.key("subnets"),

@@ -293,8 +293,15 @@ async fn read_elb(
             .await
         }
     });
-    let (listeners, tag_answers, health, subnets) = tokio::try_join!(
+    // Their attributes, beside the listeners (deletion protection matters to one the plan
+    // deletes as much as the rest to one it keeps).
+    let attribute_calls = lbs.value.iter().map(|lb| {
+        let elb = elb_for(scopes.stacks_where(|s| s.wants_load_balancer(lb)));
+        async move { elb.lb_attributes(&lb.arn, after_lbs).await }
+    });
+    let (listeners, attributes, tag_answers, health, subnets) = tokio::try_join!(
         try_join_all(listener_calls),
+        try_join_all(attribute_calls),
         try_join_all(tag_calls),
         try_join_all(health_calls),
         subnets_call,
@@ -314,9 +321,10 @@ async fn read_elb(
     let mut load_balancers: Vec<ObservedLb> = lbs
         .value
         .into_iter()
-        .zip(listeners)
-        .filter_map(|(mut lb, listeners)| {
+        .zip(listeners.into_iter().zip(attributes))
+        .filter_map(|(mut lb, (listeners, attributes))| {
             lb.listeners = listeners.value?;
+            lb.attributes = attributes.value;
             lb.tags = tags.get(&lb.arn).cloned().unwrap_or_default();
             Some(lb)
         })
@@ -465,7 +473,8 @@ async fn read_adopted_earlier(
         })
         .collect();
     let arns: Vec<String> = used.iter().map(|(_, t)| t.arn.clone()).collect();
-    let (listeners, tags, health) = tokio::try_join!(
+    let (attributes, listeners, tags, health) = tokio::try_join!(
+        try_join_all(mine.iter().map(|(_, l)| elb.lb_attributes(&l.arn, after))),
         try_join_all(mine.iter().map(|(i, l)| {
             let scope = &scopes.0[*i];
             let elb = &elb;
@@ -493,12 +502,15 @@ async fn read_adopted_earlier(
         try_join_all(used.iter().map(|(_, t)| elb.target_health(&t.arn, after))),
     )?;
     let mut found: Vec<(usize, ObservedLb)> = Vec::new();
-    for ((i, mut lb), answer) in mine.into_iter().zip(listeners) {
+    for ((i, mut lb), (answer, attributes)) in
+        mine.into_iter().zip(listeners.into_iter().zip(attributes))
+    {
         // Deleted meanwhile: left out, as any resource that vanishes between two rounds.
         let Some(listeners) = answer.value else {
             continue;
         };
         lb.listeners = listeners;
+        lb.attributes = attributes.value;
         found.push((i, lb));
     }
     for ((i, mut t), targets) in used.into_iter().zip(health) {

@@ -304,6 +304,7 @@ mod tests {
             security_groups: BTreeSet::new(),
             tags: Default::default(),
             listeners: vec![],
+            attributes: None,
         }
     }
 

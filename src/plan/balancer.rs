@@ -9,8 +9,8 @@ use super::diff::{attr, resource, Differ};
 use super::id::{LbPart, ListenerPart};
 use super::{Action, Change, LbRef, NodeId, Op, Serve, SgRef, Tagged, Tags, TgRef};
 use crate::model::{
-    owned_by, Desired, Headers, ListenerTo, ObservedLb, ObservedListener, ResponseHeader,
-    DEFAULT_SSL_POLICY,
+    owned_by, Desired, Headers, LbAttr, LbAttributes, ListenerTo, ObservedLb, ObservedListener,
+    ResponseHeader, DEFAULT_SSL_POLICY,
 };
 use crate::names;
 
@@ -184,6 +184,7 @@ impl<'a> Differ<'a> {
                 for other in named.iter().filter(|o| o.arn != l.arn) {
                     self.delete_lb(other, &format!("a leftover copy of {}", l.name));
                 }
+                self.lb_attributes(&lb, &l.name, l.attributes.as_ref());
                 (lb, Some(l))
             }
             None => {
@@ -230,18 +231,93 @@ impl<'a> Differ<'a> {
                 for o in &named {
                     self.delete_lb(o, &format!("replaced by {name}"));
                 }
-                (LbRef::New(name), None)
+                let lb = LbRef::New(name.clone());
+                self.lb_attributes(&lb, &name, None);
+                (lb, None)
             }
         };
         self.out.lb = Some(chosen.0.clone());
         Some(chosen)
     }
 
-    pub(super) fn delete_lb(&mut self, l: &ObservedLb, reason: &str) {
+    /// The load balancer's attributes set to the manifest's: on the one kept, those that
+    /// differ (one not read is left as it is); on a new one, those not at AWS's default.
+    fn lb_attributes(&mut self, lb: &LbRef, name: &str, live: Option<&LbAttributes>) {
+        let Some(dlb) = &self.d.load_balancer else {
+            return;
+        };
+        let defaults = LbAttr::from_aws([]);
+        let before = match (lb, live) {
+            (LbRef::New(_), _) => &defaults,
+            (LbRef::Arn(_), Some(live)) => live,
+            (LbRef::Arn(_), None) => return,
+        };
+        let set: BTreeMap<LbAttr, String> = dlb
+            .attributes
+            .iter()
+            .filter(|(a, v)| before.get(a) != Some(v))
+            .map(|(a, v)| (*a, v.clone()))
+            .collect();
+        if set.is_empty() {
+            return;
+        }
+        let attrs = set
+            .iter()
+            .map(|(a, v)| {
+                attr(
+                    &format!("attributes.{}", a.field()),
+                    before.get(a).map(|b| json!(b)),
+                    Some(json!(v)),
+                )
+            })
+            .collect();
+        let reason = match lb {
+            LbRef::New(_) => "the manifest's attributes where they differ from AWS's defaults (drop_invalid_header_fields is on unless the manifest turns it off)",
+            LbRef::Arn(_) => "attributes differ from the manifest (an attribute it leaves out is compared with its default); set in place",
+        };
         self.change(
-            NodeId::BalancerDelete {
-                id: l.arn.rsplit('/').next().unwrap_or(&l.name).to_owned(),
+            NodeId::Balancer(LbPart::Attributes),
+            Change {
+                resource: resource("load_balancer", name, true),
+                action: Action::Update,
+                reason: reason.into(),
+                attrs,
+                op: Op::SetLbAttributes {
+                    lb: lb.clone(),
+                    attributes: set,
+                },
             },
+        );
+    }
+
+    pub(super) fn delete_lb(&mut self, l: &ObservedLb, reason: &str) {
+        let id = l.arn.rsplit('/').next().unwrap_or(&l.name).to_owned();
+        let protected = l
+            .attributes
+            .as_ref()
+            .and_then(|a| a.get(&LbAttr::DeletionProtection))
+            .is_some_and(|v| v == "true");
+        if protected {
+            self.change(
+                NodeId::BalancerUnprotect { id: id.clone() },
+                Change {
+                    resource: resource("load_balancer", &l.name, true),
+                    action: Action::Update,
+                    reason: "deletion protection is on: turned off right before the load balancer is deleted".into(),
+                    attrs: vec![attr(
+                        "attributes.deletion_protection",
+                        Some(json!("true")),
+                        Some(json!("false")),
+                    )],
+                    op: Op::Unprotect {
+                        arn: l.arn.clone(),
+                        name: l.name.clone(),
+                    },
+                },
+            );
+        }
+        self.change(
+            NodeId::BalancerDelete { id },
             Change {
                 resource: resource("load_balancer", &l.name, true),
                 action: Action::Delete,

@@ -74,7 +74,12 @@ impl Op {
             | Op::DeleteSecurityGroup { .. }
             | Op::ClearMarker { .. } => Class::Removal,
             Op::SetRecord { step, .. } => Class::Dns(*step),
-            Op::SetTags { .. } | Op::SetListenerHeaders { .. } => Class::Label,
+            Op::SetTags { .. } | Op::SetListenerHeaders { .. } | Op::SetLbAttributes { .. } => {
+                Class::Label
+            }
+            // Right before the delete it allows (an edge of `unprotect_before_delete`), so
+            // a removal like it: the load balancer stays protected while it may serve.
+            Op::Unprotect { .. } => Class::Removal,
             Op::Adopt { .. } => Class::Adopt,
             Op::CreateSecurityGroup { .. }
             | Op::AuthorizeIngress { .. }
@@ -130,7 +135,9 @@ impl Op {
                 v.extend(lb(l));
                 v
             }
-            Op::SetSubnets { lb: l, .. } => lb(l).into_iter().collect(),
+            Op::SetSubnets { lb: l, .. } | Op::SetLbAttributes { lb: l, .. } => {
+                lb(l).into_iter().collect()
+            }
             Op::ModifyHealthCheck { tg: t, .. }
             | Op::RegisterTargets { tg: t, .. }
             | Op::DeregisterTargets { tg: t, .. } => tg(t).into_iter().collect(),
@@ -160,6 +167,7 @@ impl Op {
             | Op::DeleteListener { .. }
             | Op::DetachStandby { .. }
             | Op::SetListenerHeaders { .. }
+            | Op::Unprotect { .. }
             | Op::ClearMarker { .. } => vec![],
         }
     }
@@ -242,6 +250,7 @@ pub fn build(desired: &Desired, mut decided: Decided) -> Result<Plan, GraphError
     adopt_first(&mut b);
     rules_first(&mut b);
     headers_after_protocol(&mut b);
+    unprotect_before_delete(&mut b);
     let verify = verification(&mut b, &decided);
     let old_answers = dns_choreography(&mut b, &decided, &verify);
     add_before_remove(&mut b, &verify, &old_answers);
@@ -341,6 +350,24 @@ fn headers_after_protocol(b: &mut Builder) {
         if b.has(&tags) {
             b.edge(&set, &tags);
         }
+    }
+}
+
+/// A protected load balancer's protection goes just before it does.
+fn unprotect_before_delete(b: &mut Builder) {
+    let ids: Vec<String> = b
+        .nodes
+        .iter()
+        .filter_map(|(id, _)| match id {
+            NodeId::BalancerUnprotect { id } => Some(id.clone()),
+            _ => None,
+        })
+        .collect();
+    for id in ids {
+        b.edge(
+            &NodeId::BalancerUnprotect { id: id.clone() },
+            &NodeId::BalancerDelete { id },
+        );
     }
 }
 

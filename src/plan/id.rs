@@ -40,6 +40,8 @@ pub enum LbPart {
     Tags,
     Subnets,
     SecurityGroups,
+    /// Its attributes (deletion protection, idle timeout, access logs...).
+    Attributes,
 }
 
 /// A change to a listener.
@@ -115,6 +117,10 @@ pub enum NodeId {
     BalancerDelete {
         id: String,
     },
+    /// Its deletion protection turned off, just before it goes.
+    BalancerUnprotect {
+        id: String,
+    },
     Listener {
         port: u16,
         part: ListenerPart,
@@ -176,12 +182,13 @@ const TG_PARTS: [(TgPart, &str); 6] = [
     (TgPart::TargetsAdd, "targets.add"),
     (TgPart::TargetsRemove, "targets.remove"),
 ];
-const LB_PARTS: [(LbPart, &str); 5] = [
+const LB_PARTS: [(LbPart, &str); 6] = [
     (LbPart::Adopt, "adopt"),
     (LbPart::Create, "create"),
     (LbPart::Tags, "tags"),
     (LbPart::Subnets, "subnets"),
     (LbPart::SecurityGroups, "security_groups"),
+    (LbPart::Attributes, "attributes"),
 ];
 const LISTENER_PARTS: [(ListenerPart, &str); 6] = [
     (ListenerPart::Create, "create"),
@@ -231,6 +238,7 @@ impl fmt::Display for NodeId {
             NodeId::TargetGroupDelete { name } => write!(f, "tg.{name}.delete"),
             NodeId::Balancer(part) => write!(f, "lb.{}", text(&LB_PARTS, *part)),
             NodeId::BalancerDelete { id } => write!(f, "lb.{id}.delete"),
+            NodeId::BalancerUnprotect { id } => write!(f, "lb.{id}.unprotect"),
             NodeId::Listener { port, part } => {
                 write!(f, "listener.{port}.{}", text(&LISTENER_PARTS, *part))
             }
@@ -302,6 +310,9 @@ impl FromStr for NodeId {
             if let Some(id) = rest.strip_suffix(".delete").filter(|n| !n.is_empty()) {
                 return Ok(NodeId::BalancerDelete { id: owned(id) });
             }
+            if let Some(id) = rest.strip_suffix(".unprotect").filter(|n| !n.is_empty()) {
+                return Ok(NodeId::BalancerUnprotect { id: owned(id) });
+            }
             let part = LB_PARTS
                 .iter()
                 .find(|(_, t)| *t == rest)
@@ -368,6 +379,7 @@ mod tests {
             name().prop_map(|name| NodeId::TargetGroupDelete { name }),
             pick(LB_PARTS.len()).prop_map(|i| NodeId::Balancer(LB_PARTS[i].0)),
             name().prop_map(|id| NodeId::BalancerDelete { id }),
+            name().prop_map(|id| NodeId::BalancerUnprotect { id }),
             (any::<u16>(), pick(LISTENER_PARTS.len())).prop_map(|(port, i)| NodeId::Listener {
                 port,
                 part: LISTENER_PARTS[i].0

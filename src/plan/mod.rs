@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 pub use id::NodeId;
 
 use crate::model::{
-    Desired, Headers, HealthCheck, Observed, ObservedRecord, ResponseHeader, RuleKey, Tags,
+    Desired, Headers, HealthCheck, LbAttr, Observed, ObservedRecord, ResponseHeader, RuleKey, Tags,
 };
 
 /// What a change does to its resource. Reasons only explain; they decide nothing.
@@ -268,6 +268,16 @@ pub enum Op {
         groups: Vec<SgRef>,
     },
     DeleteLoadBalancer {
+        arn: String,
+        name: String,
+    },
+    /// Sets attributes of a load balancer, each to its value.
+    SetLbAttributes {
+        lb: LbRef,
+        attributes: BTreeMap<LbAttr, String>,
+    },
+    /// Turns a load balancer's deletion protection off, right before it is deleted.
+    Unprotect {
         arn: String,
         name: String,
     },

@@ -284,7 +284,11 @@ impl<'a> World<'a> {
                 LbRef::New(_) => true,
                 LbRef::Arn(a) => lb_owned(a),
             },
-            Op::DeleteLoadBalancer { arn, .. } => lb_owned(arn),
+            Op::DeleteLoadBalancer { arn, .. } | Op::Unprotect { arn, .. } => lb_owned(arn),
+            Op::SetLbAttributes { lb, .. } => match lb {
+                LbRef::New(_) => true,
+                LbRef::Arn(a) => lb_owned(a),
+            },
             // An `existing` group is the stack's to edit rules on, not to tag.
             Op::SetTags { resource, .. } => match resource {
                 Tagged::LoadBalancer { arn } => lb_owned(arn),
@@ -515,6 +519,7 @@ impl<'a> World<'a> {
                     security_groups: groups,
                     tags: tags.clone(),
                     listeners: vec![],
+                    attributes: Some(crate::model::LbAttr::from_aws([])),
                 });
             }
             Op::SetSubnets { lb, subnets } => {
@@ -528,6 +533,36 @@ impl<'a> World<'a> {
                     .map(|g| self.sg_id(g).ok_or("a group does not exist"))
                     .collect::<Result<_, _>>()?;
                 self.lb_mut(&arn)?.security_groups = ids;
+            }
+            Op::SetLbAttributes { lb, attributes } => {
+                let arn = self.lb_arn(lb).ok_or("the load balancer does not exist")?;
+                let live = self
+                    .lb_mut(&arn)?
+                    .attributes
+                    .get_or_insert_with(Default::default);
+                live.extend(attributes.iter().map(|(a, v)| (*a, v.clone())));
+            }
+            Op::Unprotect { arn, .. } => {
+                let live = self
+                    .lb_mut(arn)?
+                    .attributes
+                    .get_or_insert_with(Default::default);
+                live.insert(crate::model::LbAttr::DeletionProtection, "false".into());
+            }
+            // AWS refuses to delete a protected load balancer (OperationNotPermitted).
+            Op::DeleteLoadBalancer { arn, .. }
+                if self
+                    .observed
+                    .load_balancers
+                    .iter()
+                    .find(|l| &l.arn == arn)
+                    .and_then(|l| l.attributes.as_ref())
+                    .and_then(|a| a.get(&crate::model::LbAttr::DeletionProtection))
+                    .is_some_and(|v| v == "true") =>
+            {
+                return Err(format!(
+                    "OperationNotPermitted: {arn} has deletion protection on"
+                ));
             }
             Op::DeleteLoadBalancer { arn, .. } => {
                 self.observed.load_balancers.retain(|l| &l.arn != arn);

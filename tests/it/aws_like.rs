@@ -358,3 +358,30 @@ fn port_80_to_a_redirect_and_back_under_every_seed() {
         assert!(at("CreateTargetGroup") < at("ModifyListener"), "{ops:?}");
     }
 }
+
+/// A protected load balancer on AWS as it behaves (which refuses to delete it while its
+/// protection is on): the migration with deletion protection, then the way back, which
+/// turns the protection off as a step of its own right before the delete; the site served
+/// after every call.
+#[test]
+fn the_way_back_lifts_deletion_protection_first_under_every_seed() {
+    for &seed in SEEDS {
+        let (emu, s) = start(seed);
+        let hardened =
+            crate::support::edited(&s.manifest, "hardened.json", crate::frontdoor::hardened);
+        apply_checked(
+            &emu,
+            &hardened,
+            &format!("migration, protected, seed {seed}"),
+        );
+        let direct = crate::lifecycle::init_direct(&emu, &s);
+        let what = format!("the way back from a protected load balancer, seed {seed}");
+        let hook = apply_checked(&emu, &direct, &what);
+        let ops = hook.operations();
+        let last = |op: &str| ops.iter().rposition(|o| o == op).unwrap_or(usize::MAX);
+        assert!(
+            last("ModifyLoadBalancerAttributes") < position(&ops, "DeleteLoadBalancer", seed),
+            "{what}: {ops:?}"
+        );
+    }
+}

@@ -204,3 +204,76 @@ fn headers_and_the_tls_policy_are_set_drift_is_repaired_and_a_header_removed() {
     assert_eq!(live["attrs"][HSTS], "", "{live}");
     assert_eq!(live["attrs"][SERVER], "false", "{live}");
 }
+
+/// The hardened load balancer: deletion protection, a longer idle timeout.
+pub fn hardened(v: &mut serde_json::Value) {
+    v["load_balancer"]["attributes"] =
+        serde_json::json!({ "deletion_protection": true, "idle_timeout": 120 });
+}
+
+/// The stack's load balancer's attributes as AWS describes them.
+fn lb_attributes(emu: &Emulator) -> serde_json::Value {
+    let out = emu.boto_output(
+        "import json\n\
+         lb = [l for l in elb.describe_load_balancers()['LoadBalancers'] if l['LoadBalancerName'] == 'www-example'][0]\n\
+         attrs = elb.describe_load_balancer_attributes(LoadBalancerArn=lb['LoadBalancerArn'])['Attributes']\n\
+         print(json.dumps({'arn': lb['LoadBalancerArn'], 'attrs': {a['Key']: a['Value'] for a in attrs}}))",
+    );
+    serde_json::from_str(out.trim()).unwrap()
+}
+
+const DROP: &str = "routing.http.drop_invalid_header_fields.enabled";
+
+/// Load-balancer attributes from the starting point in one apply (invalid header fields
+/// dropped by default, deletion protection and the idle timeout as declared); drift on
+/// two of them found and repaired; then the way back deletes the protected load balancer
+/// after turning its protection off, a step of its own.
+#[test]
+fn load_balancer_attributes_are_set_drift_repaired_and_protection_lifted_before_a_delete() {
+    let emu = Emulator::start();
+    let s = emu.seed(&["--ttl", "3", "--transition-ttl", "1"]);
+    let manifest = edited(&s.manifest, "hardened.json", hardened);
+    apply_checked(&emu, &manifest, "the migration, hardened");
+    let live = lb_attributes(&emu);
+    assert_eq!(live["attrs"][DROP], "true", "{live}");
+    assert_eq!(
+        live["attrs"]["deletion_protection.enabled"], "true",
+        "{live}"
+    );
+    assert_eq!(
+        live["attrs"]["idle_timeout.timeout_seconds"], "120",
+        "{live}"
+    );
+
+    let arn = live["arn"].as_str().unwrap();
+    emu.boto(&format!(
+        "elb.modify_load_balancer_attributes(LoadBalancerArn='{arn}', Attributes=[{{'Key': '{DROP}', 'Value': 'false'}}, {{'Key': 'idle_timeout.timeout_seconds', 'Value': '30'}}])"
+    ));
+    let out = emu.reconcile(&["plan", "-f", path(&manifest), "--detailed-exitcode"]);
+    assert_eq!(out.status.code(), Some(2), "drift: {}", text(&out));
+    let shown = text(&out);
+    for said in [
+        "attributes.drop_invalid_header_fields: false → true",
+        "attributes.idle_timeout: 30 → 120",
+    ] {
+        assert!(shown.contains(said), "{said} not in:\n{shown}");
+    }
+    let ops = apply_checked(&emu, &manifest, "attribute drift repaired");
+    assert_eq!(ops, vec!["ModifyLoadBalancerAttributes"], "{ops:?}");
+
+    // The way back: the plan shows the protection lifted, and lifts it right before the
+    // delete.
+    let direct = crate::lifecycle::init_direct(&emu, &s);
+    let out = emu.reconcile(&["plan", "-f", path(&direct)]);
+    let shown = text(&out);
+    assert!(
+        shown.contains("attributes.deletion_protection: true → false"),
+        "{shown}"
+    );
+    let ops = apply_checked(&emu, &direct, "the way back from a protected load balancer");
+    let at = |op: &str| ops.iter().rposition(|o| o == op).unwrap_or(usize::MAX);
+    assert!(
+        at("ModifyLoadBalancerAttributes") < at("DeleteLoadBalancer"),
+        "{ops:?}"
+    );
+}

@@ -1,7 +1,7 @@
 //! Pure planner tests: fixtures in, plan out, compared with golden renderings under
 //! tests/output (regenerate with UPDATE_GOLDEN=1 after checking the difference by eye).
 
-use reconcile::model::{Observed, ObservedCert, ResponseHeader, Source};
+use reconcile::model::{LbAttr, Observed, ObservedCert, ResponseHeader, Source};
 use reconcile::plan::{Action, DnsStep, Gate, NodeKind, Op, Plan};
 use reconcile::render::human::{self, Style};
 
@@ -1044,4 +1044,126 @@ fn the_migration_states_the_default_tls_policy_and_sets_the_headers_on_the_new_l
         unreachable!()
     };
     assert!(!c.reason.contains("ssl_policy not set"), "{}", c.reason);
+}
+
+fn lb_attr_set(p: &Plan) -> std::collections::BTreeMap<LbAttr, String> {
+    let NodeKind::Change(c) = &change_of(p, |op| matches!(op, Op::SetLbAttributes { .. })).kind
+    else {
+        unreachable!()
+    };
+    match &c.op {
+        Op::SetLbAttributes { attributes, .. } => attributes.clone(),
+        _ => unreachable!(),
+    }
+}
+
+#[test]
+fn a_new_load_balancer_drops_invalid_header_fields_and_nothing_else_differs_from_aws() {
+    let d = desired();
+    let o = starting_point();
+    let p = plan_of(&d, &o);
+    assert_eq!(
+        lb_attr_set(&p),
+        std::collections::BTreeMap::from([(LbAttr::DropInvalidHeaderFields, "true".to_owned())])
+    );
+    precedes(&p, "lb.create", "lb.attributes");
+    let after = run_in_order(&d, &o, &p);
+    assert!(!plan_of(&d, &after).has_changes(), "converges");
+}
+
+#[test]
+fn drift_invalid_header_fields_let_through_again() {
+    drift(
+        "drop-invalid-header-fields",
+        |o| {
+            let a = o.load_balancers[0].attributes.as_mut().unwrap();
+            a.insert(LbAttr::DropInvalidHeaderFields, "false".into());
+        },
+        "lb.attributes",
+        "attributes.drop_invalid_header_fields",
+    );
+}
+
+#[test]
+fn drift_idle_timeout_changed_by_hand() {
+    drift(
+        "idle-timeout",
+        |o| {
+            let a = o.load_balancers[0].attributes.as_mut().unwrap();
+            a.insert(LbAttr::IdleTimeout, "600".into());
+        },
+        "lb.attributes",
+        "attributes.idle_timeout",
+    );
+}
+
+#[test]
+fn attributes_aws_did_not_describe_are_its_defaults_not_drift() {
+    let mut o = converged();
+    // As moto and older load balancers answer: no idle timeout, no desync mode.
+    o.load_balancers[0].attributes = Some(LbAttr::from_aws([
+        ("routing.http.drop_invalid_header_fields.enabled", "true"),
+        ("access_logs.s3.bucket", "old-logs"),
+        ("access_logs.s3.enabled", "false"),
+    ]));
+    assert!(!plan_of(&desired(), &o).has_changes());
+}
+
+/// The example with deletion protection, idle timeout, desync mode and access logs.
+fn hardened() -> reconcile::model::Desired {
+    desired_edited(|v| {
+        v["load_balancer"]["attributes"] = serde_json::json!({
+            "deletion_protection": true,
+            "idle_timeout": 120,
+            "desync_mitigation_mode": "strictest",
+            "access_logs": { "bucket": "example-logs", "prefix": "www" },
+        })
+    })
+}
+
+#[test]
+fn a_protected_load_balancer_is_unprotected_right_before_it_goes() {
+    let start = converged();
+    let d = hardened();
+    let p = plan_of(&d, &start);
+    assert_eq!(ids(&p), vec!["lb.attributes"]);
+    let set = lb_attr_set(&p);
+    assert_eq!(set[&LbAttr::DeletionProtection], "true");
+    assert_eq!(set[&LbAttr::AccessLogsBucket], "example-logs");
+    assert_eq!(set[&LbAttr::AccessLogsEnabled], "true");
+    let protected = run_in_order(&d, &start, &p);
+    assert!(!plan_of(&d, &protected).has_changes(), "converges");
+
+    // The way back deletes it: protection goes first, as a step of its own, after the
+    // waits that guard the delete.
+    let back = desired_from("manifests/site.direct.json");
+    let p = plan_of(&back, &protected);
+    assert!(p.blockers.is_empty(), "{:?}", p.blockers);
+    let unprotect = change_of(&p, |op| matches!(op, Op::Unprotect { .. }))
+        .id
+        .to_string();
+    let delete = change_of(&p, |op| matches!(op, Op::DeleteLoadBalancer { .. }))
+        .id
+        .to_string();
+    precedes(&p, &unprotect, &delete);
+    reconcile::plan::check::check(&back, &protected, &p).expect("proven");
+    let gone = run_in_order(&back, &protected, &p);
+    assert!(gone.load_balancers.is_empty());
+    // Without that edge the model of AWS refuses the delete in some order.
+    let mut q = p.clone();
+    q.edges
+        .retain(|(from, to)| !(from.to_string() == unprotect && to.to_string() == delete));
+    assert!(reconcile::plan::check::check(&back, &protected, &q).is_err());
+    // Unprotected by hand meanwhile: no such step.
+    let mut o = protected.clone();
+    o.load_balancers[0]
+        .attributes
+        .as_mut()
+        .unwrap()
+        .insert(LbAttr::DeletionProtection, "false".into());
+    let p = plan_of(&back, &o);
+    assert!(!p
+        .nodes
+        .iter()
+        .any(|n| n.id.to_string().ends_with(".unprotect")));
 }

@@ -5,13 +5,16 @@
 
 use aws_sdk_elasticloadbalancingv2::types::{
     Action, ActionTypeEnum, Certificate, ForwardActionConfig, ListenerAttribute,
-    LoadBalancerSchemeEnum, LoadBalancerTypeEnum, Matcher, ProtocolEnum, RedirectActionConfig,
-    RedirectActionStatusCodeEnum, Tag, TargetDescription, TargetGroupTuple, TargetTypeEnum,
+    LoadBalancerAttribute, LoadBalancerSchemeEnum, LoadBalancerTypeEnum, Matcher, ProtocolEnum,
+    RedirectActionConfig, RedirectActionStatusCodeEnum, Tag, TargetDescription, TargetGroupTuple,
+    TargetTypeEnum,
 };
 
 use super::{load_balancer, Elbv2, SERVICE};
 use crate::aws::{need, sdk_error, settle, Error, Result, Round};
-use crate::model::{owned_by, HealthCheck, HealthPort, ObservedLb, Redirect, ResponseHeader, Tags};
+use crate::model::{
+    owned_by, HealthCheck, HealthPort, LbAttr, ObservedLb, Redirect, ResponseHeader, Tags,
+};
 
 /// A listener's default action as the create and modify calls take it.
 #[derive(Debug, Clone, Copy)]
@@ -479,6 +482,36 @@ impl Elbv2 {
             .set_certificates(certificates(certificate))
             .set_ssl_policy(ssl_policy.map(str::to_owned))
             .default_actions(action)
+            .send()
+            .await
+            .map_err(|e| sdk_error(SERVICE, OP, e))?;
+        Ok(())
+    }
+
+    /// Sets attributes of a load balancer, each to its value. Safe to repeat.
+    pub async fn set_lb_attributes(
+        &self,
+        arn: &str,
+        attributes: &[(LbAttr, String)],
+    ) -> Result<()> {
+        const OP: &str = "ModifyLoadBalancerAttributes";
+        if attributes.is_empty() {
+            return Ok(());
+        }
+        let attributes = attributes
+            .iter()
+            .map(|(a, v)| {
+                LoadBalancerAttribute::builder()
+                    .key(a.key())
+                    .value(v)
+                    .build()
+            })
+            .collect();
+        self.meter.record(OP, Round::START);
+        self.client
+            .modify_load_balancer_attributes()
+            .load_balancer_arn(arn)
+            .set_attributes(Some(attributes))
             .send()
             .await
             .map_err(|e| sdk_error(SERVICE, OP, e))?;
