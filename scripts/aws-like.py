@@ -128,6 +128,7 @@ DEFAULTS = {
     "seed": 1,
     "latency": [5.0, 60.0],
     "provisioning": 3.0,
+    "cert_issue": 1.0,
     "health_scale": 0.05,
     "draining_scale": 0.01,
     "route53_pending": 2.0,
@@ -537,6 +538,7 @@ class Layer:
                       "refused": {}, "check_errors": 0, "checks": 0, "calls": []}
         self.lb_created = {}        # lb arn -> created at
         self.new_ids = {}           # id/arn -> (kind, created at)
+        self.validated = {}         # requested certificate arn -> when its records were seen
         self.reg_time = {}          # (tg, id, port) -> registered at
         self.draining = {}          # (tg, id, port) -> draining until
         self.tg_usage = {}          # lb arn -> set of tg arns its listeners/rules forward to
@@ -727,6 +729,10 @@ class Layer:
         if service == "elasticloadbalancing":
             if op == "DeleteLoadBalancer":
                 return await self.deletion_protected(region, params)
+            if op in ("CreateListener", "ModifyListener"):
+                refused = await self.unissued_certificate(region, params)
+                if refused:
+                    return refused
             if op in ("CreateLoadBalancer", "CreateTargetGroup"):
                 name = params.get("Name", "")
                 if len(name) > 32:
@@ -987,9 +993,102 @@ class Layer:
                 return await self.overlay_target_health(region, params, resp)
             if service == "route53" and op == "ChangeResourceRecordSets":
                 return self.overlay_change(resp)
+            if service == "acm" and op == "DescribeCertificate":
+                return await self.overlay_certificate(region, resp)
+            if service == "acm" and op == "ListCertificates":
+                return await self.overlay_certificates(region, params, resp)
         except Exception as e:  # never break an answer because of an overlay
             log("overlay %s failed: %r" % (op, e))
         return resp
+
+    # ---- ACM: a requested certificate is issued only once its validation records exist ----
+    async def acm_call(self, region, target, body):
+        headers = self._auth("acm", region) + [
+            ("Content-Type", "application/x-amz-json-1.1"),
+            ("X-Amz-Target", "CertificateManager." + target)]
+        r = await http_call(self.up_host, self.up_port, "POST", "/", headers, json.dumps(body).encode())
+        if r.status >= 300:
+            raise UpstreamError("acm", r.body[:200])
+        return json.loads(r.body)
+
+    async def records_exist(self, region, names):
+        r = await self.rest("route53", region, "GET", "/2013-04-01/hostedzone")
+        zones = [(first(z, "Id") or "").split("/")[-1] for z in parse_xml(r.body).iter("HostedZone")]
+        found = set()
+        for z in zones:
+            for n in names:
+                rr = await self.rest("route53", region, "GET",
+                                     "/2013-04-01/hostedzone/%s/rrset?name=%s&type=CNAME&maxitems=1"
+                                     % (z, urllib.parse.quote(n)))
+                for rrs in parse_xml(rr.body).iter("ResourceRecordSet"):
+                    if ((first(rrs, "Name") or "").rstrip(".").lower() == n.rstrip(".").lower()
+                            and first(rrs, "Type") == "CNAME"):
+                        found.add(n)
+        return set(names) <= found
+
+    async def cert_issued(self, region, cert):
+        """Whether AWS would report a requested (AMAZON_ISSUED) certificate ISSUED: only a
+        while (cert_issue seconds) after every one of its validation records is in a zone."""
+        arn = cert.get("CertificateArn")
+        if cert.get("Type") != "AMAZON_ISSUED" or cert.get("Status") != "ISSUED":
+            return cert.get("Status") == "ISSUED"
+        if arn not in self.validated:
+            names = [o.get("ResourceRecord", {}).get("Name") for o in cert.get("DomainValidationOptions", [])]
+            names = sorted({n for n in names if n})
+            if not names or not await self.records_exist(region, names):
+                return False
+            self.validated[arn] = now()
+        return now() >= self.validated[arn] + float(self.config["cert_issue"])
+
+    def held_pending(self, cert):
+        cert["Status"] = "PENDING_VALIDATION"
+        for o in cert.get("DomainValidationOptions", []):
+            o["ValidationStatus"] = "PENDING_VALIDATION"
+        cert.pop("NotAfter", None)
+
+    async def overlay_certificate(self, region, resp):
+        body = json.loads(resp.body)
+        cert = body.get("Certificate", {})
+        if cert.get("Status") == "ISSUED" and not await self.cert_issued(region, cert):
+            self.held_pending(cert)
+            return json_response(body)
+        return resp
+
+    async def overlay_certificates(self, region, params, resp):
+        body = json.loads(resp.body)
+        statuses = params.get("CertificateStatuses") or []
+        kept, changed = [], False
+        for summary in body.get("CertificateSummaryList", []):
+            if summary.get("Status", "ISSUED") == "ISSUED" and summary.get("Type", "AMAZON_ISSUED") == "AMAZON_ISSUED":
+                cert = summary
+                if "DomainValidationOptions" not in summary:
+                    described = await self.acm_call(region, "DescribeCertificate",
+                                                    {"CertificateArn": summary.get("CertificateArn")})
+                    cert = described.get("Certificate", {})
+                if not await self.cert_issued(region, cert):
+                    changed = True
+                    if statuses and "PENDING_VALIDATION" not in statuses:
+                        continue
+                    summary["Status"] = "PENDING_VALIDATION"
+            kept.append(summary)
+        if not changed:
+            return resp
+        body["CertificateSummaryList"] = kept
+        return json_response(body)
+
+    async def unissued_certificate(self, region, params):
+        """A listener may not use a certificate AWS has not issued yet (UnsupportedCertificate)."""
+        arns = [v for k, v in params.items() if re.match(r"Certificates\.member\.\d+\.CertificateArn$", k)]
+        for arn in arns:
+            try:
+                described = await self.acm_call(region, "DescribeCertificate", {"CertificateArn": arn})
+            except UpstreamError:
+                continue
+            if not await self.cert_issued(region, described.get("Certificate", {})):
+                return ("UnsupportedCertificate",
+                        "The certificate '%s' must have a fully-qualified domain name, a supported "
+                        "signature, and a supported key size." % arn)
+        return None
 
     def overlay_lb_state(self, resp):
         root = parse_xml(resp.body)
@@ -1327,6 +1426,8 @@ def parse_args(argv):
     ap.add_argument("--health-scale", type=float, default=DEFAULTS["health_scale"])
     ap.add_argument("--draining-scale", type=float, default=DEFAULTS["draining_scale"])
     ap.add_argument("--route53-pending", type=float, default=DEFAULTS["route53_pending"])
+    ap.add_argument("--cert-issue", type=float, default=DEFAULTS["cert_issue"],
+                    help="seconds from a requested certificate's validation records existing to it being ISSUED")
     ap.add_argument("--consistency", type=float, default=DEFAULTS["consistency"])
     ap.add_argument("--eni-linger", type=float, default=DEFAULTS["eni_linger"])
     ap.add_argument("--no-throttle", action="store_true")
@@ -1340,7 +1441,7 @@ async def main(argv):
     lo, hi = (float(x) for x in a.latency.split(","))
     config = dict(DEFAULTS)
     config.update(seed=a.seed, latency=[lo, hi], provisioning=a.provisioning, health_scale=a.health_scale,
-                  draining_scale=a.draining_scale, route53_pending=a.route53_pending,
+                  draining_scale=a.draining_scale, route53_pending=a.route53_pending, cert_issue=a.cert_issue,
                   consistency=a.consistency, eni_linger=a.eni_linger, throttle=not a.no_throttle,
                   rate_scale=a.rate_scale, check_url=a.check_url)
     layer = Layer(a.upstream, config)

@@ -305,7 +305,7 @@ pub async fn init(
 
     // The certificate.
     let certs = Acm::new(&clients.acm, meter)
-        .issued(Round::START)
+        .issued(false, Round::START)
         .await?
         .value;
     let cert = certs

@@ -202,6 +202,20 @@ pub enum CertSpec {
     /// The ISSUED certificate covering this name (wildcards count).
     Domain(String),
     Arn(String),
+    /// An ISSUED certificate covering every one of these names (the first is its domain),
+    /// else one the stack requests from ACM and validates through the zone.
+    Request(Vec<String>),
+}
+
+impl CertSpec {
+    /// The names a certificate must cover to answer it (none for one pinned by ARN).
+    pub fn names(&self) -> Vec<String> {
+        match self {
+            CertSpec::Domain(d) => vec![d.clone()],
+            CertSpec::Request(names) => names.clone(),
+            CertSpec::Arn(_) => vec![],
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -673,9 +687,15 @@ impl Desired {
             .certificates
             .iter()
             .map(|(k, c)| {
-                let spec = match (&c.arn, &c.domain) {
+                let domain = net::normalize_dns(c.domain.as_deref().unwrap_or(""));
+                let spec = match (&c.arn, c.request == Some(true)) {
                     (Some(arn), _) => CertSpec::Arn(arn.clone()),
-                    (None, d) => CertSpec::Domain(net::normalize_dns(d.as_deref().unwrap_or(""))),
+                    (None, true) => CertSpec::Request(
+                        std::iter::once(domain)
+                            .chain(c.alternative_names.iter().map(|n| net::normalize_dns(n)))
+                            .collect(),
+                    ),
+                    (None, false) => CertSpec::Domain(domain),
                 };
                 (k.clone(), spec)
             })
@@ -969,6 +989,36 @@ pub struct ObservedCert {
     pub status: String,
     /// Expiry, seconds since the epoch.
     pub not_after: Option<i64>,
+    /// It expires within [`EXPIRY_WARNING_DAYS`] of when it was read.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub expiring: bool,
+    /// ACM's managed renewal status (`SUCCESS`, `PENDING_AUTO_RENEWAL`,
+    /// `PENDING_VALIDATION`, `FAILED`), when described and ACM renews it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renewal: Option<String>,
+    /// The DNS validation records ACM asks for (described, DNS-validated certificates).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub validation: Vec<ValidationRecord>,
+}
+
+/// A CNAME record by which ACM validates (and renews) a certificate.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ValidationRecord {
+    /// In normal form (lowercase, no trailing dot).
+    pub name: String,
+    pub value: String,
+}
+
+/// A certificate in use that expires within this many days is warned about.
+pub const EXPIRY_WARNING_DAYS: i64 = 30;
+
+/// Whether a certificate expiring at `not_after` (seconds since the epoch) expires within
+/// [`EXPIRY_WARNING_DAYS`] from now.
+pub fn expires_soon(not_after: Option<i64>) -> bool {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    not_after.is_some_and(|t| t - now < EXPIRY_WARNING_DAYS * 86_400)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -1064,4 +1114,58 @@ pub struct ObservedSubnet {
     pub zone: String,
     #[serde(default)]
     pub vpc: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expiry_is_soon_within_thirty_days_only() {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        assert!(expires_soon(Some(now - 1)), "expired");
+        assert!(expires_soon(Some(now + 29 * 86_400)));
+        assert!(!expires_soon(Some(now + 31 * 86_400)));
+        assert!(!expires_soon(Some(i64::MAX)));
+        assert!(!expires_soon(None));
+    }
+
+    #[test]
+    fn lb_attributes_unset_are_aws_defaults_and_the_manifest_drops_invalid_headers() {
+        let aws = LbAttr::from_aws([]);
+        let mine = LbAttr::from_manifest(None);
+        let differ: Vec<LbAttr> = LbAttr::ALL
+            .into_iter()
+            .filter(|a| aws.get(a) != mine.get(a))
+            .collect();
+        assert_eq!(differ, vec![LbAttr::DropInvalidHeaderFields]);
+    }
+
+    #[test]
+    fn headers_at_their_default_are_left_out() {
+        let h = ResponseHeader::from_attributes([
+            ("routing.http.response.server.enabled", "true"),
+            (
+                "routing.http.response.strict_transport_security.header_value",
+                "",
+            ),
+            ("routing.http.response.x_frame_options.header_value", "DENY"),
+        ]);
+        assert_eq!(
+            h,
+            Headers::from([(ResponseHeader::XFrameOptions, "DENY".to_owned())])
+        );
+        let m = manifest::Headers {
+            server: Some(true),
+            hsts: Some("max-age=1".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            ResponseHeader::from_manifest(&m),
+            Headers::from([(ResponseHeader::Hsts, "max-age=1".to_owned())])
+        );
+    }
 }

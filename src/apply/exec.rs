@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
+use crate::aws::acm::Acm;
 use crate::aws::ec2::Ec2;
 use crate::aws::elbv2::Elbv2;
 use crate::aws::elbv2::ListenerAction;
@@ -11,7 +12,7 @@ use crate::aws::route53::{ChangeAction, RecordSet, Route53};
 use crate::aws::{Clients, Meter};
 use crate::model::{LbAttr, Observed, ObservedRecord, RuleKey, Source};
 use crate::plan::dns::marker_values;
-use crate::plan::{DnsStep, LbRef, Op, Serve, SgRef, Tagged, TgRef};
+use crate::plan::{CertRef, DnsStep, LbRef, Op, Serve, SgRef, Tagged, TgRef};
 
 use std::time::{Duration, Instant};
 
@@ -42,6 +43,8 @@ pub struct Refs {
     pub markers: BTreeMap<String, RecordSet>,
     /// Hosted zone of each record changed by this run.
     pub zones: BTreeMap<String, String>,
+    /// Certificates this run requested, by manifest key.
+    pub certificates: BTreeMap<String, String>,
 }
 
 impl Refs {
@@ -94,6 +97,24 @@ impl Context {
 
     pub fn route53(&self) -> Route53 {
         Route53::new(&self.clients.route53, &self.meter)
+    }
+
+    pub fn acm(&self) -> Acm {
+        Acm::new(&self.clients.acm, &self.meter)
+    }
+
+    /// The ARN of a certificate: known to the plan, or requested by this run.
+    pub fn certificate(&self, c: &CertRef) -> Result<String, Error> {
+        match c {
+            CertRef::Arn(a) | CertRef::Issuing { arn: Some(a), .. } => Ok(a.clone()),
+            CertRef::Issuing { key, arn: None } => {
+                self.refs().certificates.get(key).cloned().ok_or_else(|| {
+                    Error::Bug(format!(
+                        "certificate \"{key}\" used before it was requested"
+                    ))
+                })
+            }
+        }
     }
 
     pub(super) fn group(&self, g: &SgRef) -> Result<String, Error> {
@@ -228,6 +249,39 @@ pub async fn run(
             format!("AWS knows {} ({code})", subject(op))
         };
         waiting(&what, t0.elapsed());
+        tokio::time::sleep(settle::pause(attempt)).await;
+        attempt += 1;
+    }
+}
+
+/// TTL of the validation records written for ACM.
+const VALIDATION_TTL: u32 = 300;
+
+/// The validation records of a certificate just requested: ACM makes them a few seconds
+/// after the request, so they are asked for until they are there (every name's), within
+/// [`settle::SETTLE`].
+async fn validation_records(
+    ctx: &Context,
+    key: &str,
+    arn: &str,
+) -> Result<Vec<crate::model::ValidationRecord>, Error> {
+    let t0 = Instant::now();
+    let mut attempt = 0;
+    loop {
+        if let Some((_, records)) = ctx.acm().status(arn).await? {
+            if !records.is_empty() {
+                return Ok(records);
+            }
+        }
+        if t0.elapsed() > settle::SETTLE {
+            return Err(Error::Failed {
+                node: format!("cert.{key}.validation"),
+                message: format!(
+                    "ACM gave no DNS validation records for {arn} within {:?}",
+                    settle::SETTLE
+                ),
+            });
+        }
         tokio::time::sleep(settle::pause(attempt)).await;
         attempt += 1;
     }
@@ -389,6 +443,40 @@ async fn run_once(ctx: &Context, op: &Op) -> Result<(), Error> {
                 .await?
         }
         Op::DeleteLoadBalancer { arn, .. } => elb.delete_load_balancer(arn).await?,
+        Op::RequestCertificate { key, names, token } => {
+            let arn = ctx.acm().request(names, token).await?;
+            settle::created(&arn);
+            ctx.refs().certificates.insert(key.clone(), arn);
+        }
+        Op::WriteValidation {
+            key,
+            zone_id,
+            cert,
+            records,
+        } => {
+            let arn = ctx.certificate(cert)?;
+            let records = if records.is_empty() {
+                validation_records(ctx, key, &arn).await?
+            } else {
+                records.clone()
+            };
+            let changes: Vec<(ChangeAction, RecordSet)> = records
+                .iter()
+                .map(|r| {
+                    let set = RecordSet {
+                        name: r.name.clone(),
+                        kind: "CNAME".into(),
+                        ttl: Some(VALIDATION_TTL),
+                        values: vec![r.value.clone()],
+                        alias: None,
+                    };
+                    (ChangeAction::Upsert, set)
+                })
+                .collect();
+            ctx.route53()
+                .change(zone_id, &changes, "reconcile: certificate validation")
+                .await?;
+        }
         Op::SetLbAttributes { lb, attributes } => {
             let attributes: Vec<_> = attributes.iter().map(|(a, v)| (*a, v.clone())).collect();
             elb.set_lb_attributes(&ctx.load_balancer(lb)?.arn, &attributes)
@@ -409,6 +497,10 @@ async fn run_once(ctx: &Context, op: &Op) -> Result<(), Error> {
         } => {
             let lb = ctx.load_balancer(lb)?;
             let forward = ctx.forward_of(serve)?;
+            let certificate = certificate
+                .as_ref()
+                .map(|c| ctx.certificate(c))
+                .transpose()?;
             let arn = elb
                 .create_listener(
                     &lb.arn,
@@ -456,6 +548,10 @@ async fn run_once(ctx: &Context, op: &Op) -> Result<(), Error> {
             ..
         } => {
             let forward = ctx.forward_of(serve)?;
+            let certificate = certificate
+                .as_ref()
+                .map(|c| ctx.certificate(c))
+                .transpose()?;
             elb.modify_listener(
                 arn,
                 protocol,

@@ -16,6 +16,14 @@ use super::{now, now_ceil, Context, Error, Hooks, NodeEnd, Options};
 /// check's interval times its healthy threshold, a few minutes at most).
 pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 
+/// How long ACM may take to issue a requested certificate once its validation records
+/// are in the zone (usually minutes; AWS allows up to 72 hours before giving up). Past
+/// it the run stops with an error; the request stays, and a later apply waits on.
+pub const CERT_TIMEOUT: Duration = Duration::from_secs(60 * 60);
+
+/// When a paused run may look at a pending certificate again.
+const CERT_POLL: Duration = Duration::from_secs(60);
+
 /// How long from now until `end` (epoch seconds), to the millisecond; zero once passed.
 fn until(end: i64) -> Duration {
     let end = Duration::from_secs(u64::try_from(end).unwrap_or(0));
@@ -163,6 +171,36 @@ pub async fn wait(
                 }
                 hooks.waiting(node, &what, t0.elapsed(), None);
                 tokio::time::sleep(poll.next()).await;
+            }
+        }
+        Gate::CertIssued { key, cert } => {
+            let arn = ctx.certificate(cert)?;
+            let what = format!("ACM has issued certificate \"{key}\" (validated by DNS)");
+            loop {
+                match ctx.acm().status(&arn).await? {
+                    Some((status, _)) if status == "ISSUED" => return Ok(NodeEnd::Done),
+                    Some((status, _)) if status != "PENDING_VALIDATION" => {
+                        return Err(fail(format!(
+                            "certificate {arn} is {status}: ACM will not issue it (see aws acm describe-certificate); remove it, and the next apply requests another"
+                        )))
+                    }
+                    None if !unknown_yet(&arn, t0) => {
+                        return Err(fail(format!("certificate {arn} is gone")))
+                    }
+                    _ => {}
+                }
+                // Validation takes minutes, sometimes longer: beyond --max-wait the run
+                // pauses, and the next one finds the request pending and waits on.
+                if deadline.is_some_and(|d| now() >= d) {
+                    return Ok(NodeEnd::Paused {
+                        resume_at: now() + CERT_POLL.as_secs() as i64,
+                    });
+                }
+                if t0.elapsed() > CERT_TIMEOUT {
+                    return Err(timeout(&what, t0.elapsed()));
+                }
+                hooks.waiting(node, &what, t0.elapsed(), None);
+                tokio::time::sleep(poll.next().max(Duration::from_millis(500))).await;
             }
         }
         Gate::DnsInSync {

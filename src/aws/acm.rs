@@ -1,12 +1,13 @@
-//! ACM reads: the ISSUED certificates of the region and certificates by ARN, as the
-//! project's own types (names lowercase, expiry in seconds since the epoch).
+//! ACM: the ISSUED (and pending) certificates of the region and certificates by ARN, as
+//! the project's own types (names lowercase, expiry in seconds since the epoch); and the
+//! request of a DNS-validated certificate.
 
 use aws_sdk_acm::types::{CertificateStatus, Filters, KeyAlgorithm};
 use aws_sdk_acm::Client;
 
 use super::{need, paginate, sdk_error, Answer, Meter, Result, Round, Service};
 use crate::manifest::net;
-use crate::model::ObservedCert;
+use crate::model::{expires_soon, ObservedCert, ValidationRecord};
 
 const SERVICE: Service = Service::Acm;
 
@@ -39,8 +40,8 @@ impl Acm {
     }
 
     /// Every ISSUED certificate with a key a load balancer can use (by default the listing
-    /// shows RSA 2048 keys only).
-    pub async fn issued(&self, after: Round) -> Result<Answer<Vec<ListedCert>>> {
+    /// shows RSA 2048 keys only); with `pending`, those awaiting validation too.
+    pub async fn issued(&self, pending: bool, after: Round) -> Result<Answer<Vec<ListedCert>>> {
         const OP: &str = "ListCertificates";
         let keys = Filters::builder()
             .set_key_types(Some(vec![
@@ -57,7 +58,14 @@ impl Acm {
             let out = self
                 .client
                 .list_certificates()
-                .certificate_statuses(CertificateStatus::Issued)
+                .set_certificate_statuses(Some(if pending {
+                    vec![
+                        CertificateStatus::Issued,
+                        CertificateStatus::PendingValidation,
+                    ]
+                } else {
+                    vec![CertificateStatus::Issued]
+                }))
                 .includes(keys.clone())
                 .max_items(PAGE_SIZE)
                 .set_next_token(token)
@@ -75,6 +83,9 @@ impl Acm {
                         names: names(domain, sans),
                         status: s.status().map_or("ISSUED", |s| s.as_str()).to_owned(),
                         not_after: s.not_after().map(|t| t.secs()),
+                        expiring: expires_soon(s.not_after().map(|t| t.secs())),
+                        renewal: None,
+                        validation: vec![],
                     },
                     names_complete: !sans.is_empty()
                         && s.has_additional_subject_alternative_names() != Some(true),
@@ -121,11 +132,67 @@ impl Acm {
             names: names(domain, c.subject_alternative_names()),
             status: c.status().map_or("", |s| s.as_str()).to_owned(),
             not_after: c.not_after().map(|t| t.secs()),
+            expiring: expires_soon(c.not_after().map(|t| t.secs())),
+            renewal: c
+                .renewal_summary()
+                .map(|r| r.renewal_status().as_str().to_owned()),
+            validation: validation_records(c.domain_validation_options()),
         };
         Ok(Answer {
             value: Some(value),
             round,
         })
+    }
+}
+
+/// The DNS validation records of a certificate, each once (names that share a parent
+/// share a record), in normal form; none until ACM has made them.
+pub(crate) fn validation_records(
+    options: &[aws_sdk_acm::types::DomainValidation],
+) -> Vec<ValidationRecord> {
+    let mut records: Vec<ValidationRecord> = options
+        .iter()
+        .filter_map(|o| o.resource_record())
+        .map(|r| ValidationRecord {
+            name: net::normalize_dns(r.name()),
+            value: r.value().trim_end_matches('.').to_owned(),
+        })
+        .collect();
+    records.sort();
+    records.dedup();
+    records
+}
+
+impl Acm {
+    /// Requests a DNS-validated certificate for `names` (the first is its domain); the
+    /// same `token` within an hour returns the same certificate (ACM's idempotency), so a
+    /// repeated request after a lost answer makes no second one. Returns its ARN.
+    pub async fn request(&self, names: &[String], token: &str) -> Result<String> {
+        const OP: &str = "RequestCertificate";
+        let (domain, sans) = names
+            .split_first()
+            .ok_or_else(|| super::Error::Bug("a certificate request without a name".into()))?;
+        self.meter.record(OP, Round::START);
+        let out = self
+            .client
+            .request_certificate()
+            .domain_name(domain)
+            .set_subject_alternative_names((!sans.is_empty()).then(|| sans.to_vec()))
+            .validation_method(aws_sdk_acm::types::ValidationMethod::Dns)
+            .idempotency_token(token)
+            .send()
+            .await
+            .map_err(|e| sdk_error(SERVICE, OP, e))?;
+        Ok(need(out.certificate_arn(), SERVICE, OP, "CertificateArn")?.to_owned())
+    }
+
+    /// A certificate's status and validation records, `None` when it does not exist.
+    pub async fn status(&self, arn: &str) -> Result<Option<(String, Vec<ValidationRecord>)>> {
+        Ok(self
+            .certificate(arn, Round::START)
+            .await?
+            .value
+            .map(|c| (c.status, c.validation)))
     }
 }
 

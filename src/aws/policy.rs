@@ -75,6 +75,7 @@ pub const OPERATIONS: &[Operation] = &[
     op(Route53, "ChangeResourceRecordSets", Write),
     op(Acm, "ListCertificates", Read),
     op(Acm, "DescribeCertificate", Read),
+    op(Acm, "RequestCertificate", Write),
 ];
 
 /// The IAM action of an operation: `elasticloadbalancing:CreateListener`.

@@ -122,6 +122,9 @@ pub struct Site {
     pub https_port: Option<u16>,
     /// Ports whose listeners redirect to https at the load balancer: no server for them.
     pub redirected_at_lb: Vec<u16>,
+    /// Response headers the HTTPS listeners set at the load balancer (`headers`): the
+    /// servers need not add them.
+    pub headers_at_lb: crate::model::Headers,
     /// Servers in the order they are written: the application first.
     pub ports: Vec<Port>,
 }
@@ -305,6 +308,13 @@ pub fn site(m: &Manifest, source: &str) -> Result<Site> {
             .values()
             .filter(|l| l.to.forward().is_none())
             .map(|l| l.port)
+            .collect(),
+        headers_at_lb: lb
+            .listeners
+            .values()
+            .filter(|l| l.protocol == Protocol::Https.as_str())
+            .flat_map(|l| l.headers.iter().flatten())
+            .map(|(h, v)| (*h, v.clone()))
             .collect(),
         ports: out,
     })

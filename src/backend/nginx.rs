@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 
 use super::{comment, groups_phrase, Port, Probe, Role, Site};
+use crate::model::ResponseHeader;
 
 pub(super) fn render(site: &Site) -> String {
     let mut o = String::new();
@@ -100,14 +101,52 @@ fn server(o: &mut String, site: &Site, port: &Port) {
     listen(o, site, port);
     server_name(o, site);
     if let Role::App { redirect_plain } = port.role {
-        if site.https_port.is_some() {
-            let _ = writeln!(
-                o,
-                "
+        let at_lb = &site.headers_at_lb;
+        match at_lb.get(&ResponseHeader::Hsts) {
+            Some(value) => {
+                o.push('\n');
+                comment(
+                    o,
+                    "    ",
+                    &format!("Strict-Transport-Security ({value}) is set by the load balancer on every answer of its HTTPS listener (the manifest's `headers.hsts`): no add_header for it here."),
+                );
+            }
+            None if site.https_port.is_some() => {
+                let _ = writeln!(
+                    o,
+                    "
     # Kept from the port-443 server, so browsers keep using https. (A location with its
-    # own add_header loses this one: repeat it there.)
+    # own add_header loses this one: repeat it there.) Or let the load balancer set it:
+    # `headers.hsts` on the HTTPS listener in the manifest.
     add_header Strict-Transport-Security \"max-age=31536000\" always;"
+                );
+            }
+            None => {}
+        }
+        let others: Vec<String> = at_lb
+            .iter()
+            .filter(|(h, _)| !matches!(h, ResponseHeader::Hsts | ResponseHeader::Server))
+            .map(|(h, v)| format!("{}: {v}", h.http_name()))
+            .collect();
+        if !others.is_empty() {
+            o.push('\n');
+            comment(
+                o,
+                "    ",
+                &format!(
+                    "The load balancer also sets {} (the manifest's `headers`): adding them here too is not needed.",
+                    others.join(", ")
+                ),
             );
+        }
+        if at_lb.contains_key(&ResponseHeader::Server) {
+            o.push('\n');
+            comment(
+                o,
+                "    ",
+                "The load balancer leaves its own Server header out (`headers.server: false`); this hides nginx's version in what passes through.",
+            );
+            let _ = writeln!(o, "    server_tokens off;");
         }
         if redirect_plain {
             o.push('\n');

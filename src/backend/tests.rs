@@ -222,3 +222,34 @@ fn one_path_probed_on_two_ports_is_one_django_route_for_both_groups() -> Result<
     );
     Ok(())
 }
+
+#[test]
+fn headers_set_at_the_load_balancer_are_not_added_by_nginx() -> Result<(), String> {
+    let s = site_of(|v| {
+        v["load_balancer"]["listeners"][1]["headers"] = json!({
+            "hsts": "max-age=63072000; includeSubDomains",
+            "x_content_type_options": "nosniff",
+            "server": false,
+        });
+    })?;
+    let text = nginx::render(&s);
+    assert!(
+        !text.contains("add_header Strict-Transport-Security"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "# Strict-Transport-Security (max-age=63072000; includeSubDomains) is set by the load"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("X-Content-Type-Options: nosniff"), "{text}");
+    assert!(text.contains("server_tokens off;"), "{text}");
+    // Without them, nginx keeps adding HSTS as the article's server did.
+    let plain = nginx::render(&site_of(|_| {})?);
+    assert!(
+        plain.contains("add_header Strict-Transport-Security"),
+        "{plain}"
+    );
+    Ok(())
+}

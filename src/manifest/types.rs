@@ -50,7 +50,8 @@ pub struct Manifest {
 }
 
 /// An ACM certificate: found by `domain` (the ISSUED certificate covering that name,
-/// wildcards count) or pinned by `arn`. Exactly one of the two.
+/// wildcards count), requested by the stack (`domain` with `request: true`), or pinned by
+/// `arn`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Certificate {
@@ -60,6 +61,15 @@ pub struct Certificate {
     /// The ARN of one ACM certificate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub arn: Option<String>,
+    /// `true`: when no ISSUED certificate covers `domain` (and `alternative_names`), the
+    /// stack requests one from ACM, validated by DNS through the manifest's zone (its
+    /// validation records are written there and kept: ACM renews with them), and waits
+    /// until it is ISSUED before a listener uses it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<bool>,
+    /// Further names a requested certificate covers (inside the manifest's zone).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alternative_names: Vec<String>,
 }
 
 /// A security group. With `existing` only its ingress rules are managed.

@@ -220,6 +220,81 @@ impl Validator<'_> {
                     }
                 }
             }
+            let requested = cert.request == Some(true);
+            if requested && cert.arn.is_some() {
+                self.err(
+                    &p.key("request"),
+                    "a certificate pinned by `arn` is not requested",
+                    "keep `arn` to use that certificate, or `domain` with `request: true` to have the stack request one",
+                );
+            }
+            if !requested && !cert.alternative_names.is_empty() {
+                self.err(
+                    &p.key("alternative_names"),
+                    "`alternative_names` are names of a certificate the stack requests",
+                    "add \"request\": true, or leave them out (a certificate found by `domain` is any ISSUED one covering it)",
+                );
+            }
+            if requested && cert.domain.is_some() {
+                self.requested(&p, cert);
+            }
+        }
+    }
+
+    /// A certificate the stack requests: its names valid, each once, and inside the zone
+    /// its DNS validation records are written to.
+    fn requested(&mut self, p: &Path, cert: &crate::manifest::Certificate) {
+        let zone = self.m.dns.as_ref().map(|d| net::normalize_dns(&d.zone));
+        let Some(zone) = zone else {
+            self.err(
+                &p.key("request"),
+                "a requested certificate is validated through the manifest's hosted zone, and the manifest has no `dns`",
+                "add `dns` with the zone that holds these names, or request and validate the certificate in ACM yourself and find it by `domain`",
+            );
+            return;
+        };
+        let mut seen = BTreeSet::new();
+        if let Some(d) = &cert.domain {
+            seen.insert(net::normalize_dns(d));
+        }
+        for (i, name) in cert.alternative_names.iter().enumerate() {
+            let np = p.key("alternative_names").index(i);
+            if !net::is_dns_name(name, true) {
+                self.err(
+                    &np,
+                    format!("\"{name}\" is not a valid host name"),
+                    "e.g. example.com or *.example.com",
+                );
+            } else if !seen.insert(net::normalize_dns(name)) {
+                self.err(
+                    &np,
+                    format!("{name} is named twice"),
+                    "list each name once; `domain` is covered already",
+                );
+            }
+        }
+        let names: Vec<(Path, String)> = cert
+            .domain
+            .iter()
+            .map(|d| (p.key("domain"), d.clone()))
+            .chain(
+                cert.alternative_names
+                    .iter()
+                    .enumerate()
+                    .map(|(i, n)| (p.key("alternative_names").index(i), n.clone())),
+            )
+            .collect();
+        for (np, name) in names {
+            let n = net::normalize_dns(&name);
+            let bare = n.strip_prefix("*.").unwrap_or(&n);
+            let inside = bare == zone || bare.ends_with(&format!(".{zone}"));
+            if !inside {
+                self.err(
+                    &np,
+                    format!("{name} is outside the zone {zone}, where the certificate's DNS validation records go"),
+                    "request it for names of this zone, or validate it in ACM yourself and find it by `domain`",
+                );
+            }
         }
     }
 
@@ -1055,7 +1130,15 @@ impl Validator<'_> {
             .clone()
             .filter(|l| l.protocol == Protocol::Https)
             .filter_map(|l| m.certificates.get(l.certificate.as_deref()?))
-            .filter_map(|c| c.domain.as_deref())
+            .flat_map(|c| {
+                // A requested certificate covers its alternative names too.
+                let sans = c
+                    .alternative_names
+                    .iter()
+                    .filter(|_| c.request == Some(true))
+                    .map(String::as_str);
+                c.domain.as_deref().into_iter().chain(sans)
+            })
             .collect();
         let https_list = {
             let mut d: Vec<String> = https_domains.iter().map(|x| (*x).to_owned()).collect();

@@ -686,8 +686,9 @@ async fn read_certificates(
         if by_domain.is_empty() {
             Ok(None)
         } else {
+            let pending = scopes.0.iter().any(|s| !s.requested_domains.is_empty());
             acm_for(by_domain.clone())
-                .issued(Round::START)
+                .issued(pending, Round::START)
                 .await
                 .map(Some)
         }
@@ -757,9 +758,13 @@ async fn read_certificates(
         .collect())
 }
 
-/// Do the names the listing gave settle every domain this stack asks for?
+/// Do the names the listing gave settle every domain this stack asks for? A pending
+/// certificate for a domain the stack requests never does: its validation records are only
+/// in its description.
 fn settles(s: &Scope, l: &ListedCert) -> bool {
-    l.names_complete || s.covers_every_domain(&l.cert.names)
+    let awaits_validation =
+        l.cert.status != "ISSUED" && s.requested_domains.contains(&l.cert.domain);
+    (l.names_complete || s.covers_every_domain(&l.cert.names)) && !awaits_validation
 }
 
 /// Must this stack see the full names of a listed certificate it does not pin?

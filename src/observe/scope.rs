@@ -33,6 +33,12 @@ pub(super) struct Scope {
     pub record_names: Vec<String>,
     pub cert_domains: BTreeSet<String>,
     pub cert_arns: BTreeSet<String>,
+    /// Domains of the certificates the stack requests: pending ones for them are read
+    /// (their validation records).
+    pub requested_domains: BTreeSet<String>,
+    /// The names those certificates cover (wildcards without `*.`): their DNS validation
+    /// records (`_<token>.<name>`) are read from the zone.
+    pub requested_names: BTreeSet<String>,
     /// Instances the target groups list: read for the security groups that guard them.
     pub targets: BTreeSet<String>,
     /// The load balancer's subnets: read for their VPC and availability zone.
@@ -84,11 +90,25 @@ impl Scope {
             }
         }
         let (mut cert_domains, mut cert_arns) = (BTreeSet::new(), BTreeSet::new());
+        let mut requested_domains = BTreeSet::new();
+        let mut requested_names = BTreeSet::new();
         for spec in desired.certificates.values() {
             match spec {
-                CertSpec::Domain(d) => cert_domains.insert(net::normalize_dns(d)),
-                CertSpec::Arn(a) => cert_arns.insert(a.clone()),
-            };
+                CertSpec::Domain(d) => {
+                    cert_domains.insert(net::normalize_dns(d));
+                }
+                CertSpec::Arn(a) => {
+                    cert_arns.insert(a.clone());
+                }
+                CertSpec::Request(names) => {
+                    cert_domains.extend(names.iter().map(|n| net::normalize_dns(n)));
+                    requested_domains.extend(names.first().map(|n| net::normalize_dns(n)));
+                    requested_names.extend(names.iter().map(|n| {
+                        let n = net::normalize_dns(n);
+                        n.strip_prefix("*.").map(str::to_owned).unwrap_or(n)
+                    }));
+                }
+            }
         }
         Scope {
             stack: desired.stack.clone(),
@@ -116,6 +136,8 @@ impl Scope {
                 .collect(),
             cert_domains,
             cert_arns,
+            requested_domains,
+            requested_names,
             targets: desired
                 .target_groups
                 .values()
@@ -170,14 +192,20 @@ impl Scope {
                     || g.tags.get(names::STACK_TAG) == Some(&self.stack)))
     }
 
-    /// Is a record (name in normal form) one the manifest speaks about, or under one?
+    /// Is a record (name in normal form) one the manifest speaks about, or under one, or
+    /// the validation record of a certificate it requests (one `_` label right under one
+    /// of its names)?
     pub fn keeps_record(&self, name: &str) -> bool {
-        self.record_names.iter().any(|want| {
-            name == want
-                || name
-                    .strip_suffix(want.as_str())
-                    .is_some_and(|head| head.ends_with('.'))
-        })
+        let under = |want: &str| {
+            name.strip_suffix(want)
+                .and_then(|head| head.strip_suffix('.'))
+        };
+        self.record_names
+            .iter()
+            .any(|want| name == want || under(want).is_some())
+            || self.requested_names.iter().any(|want| {
+                under(want).is_some_and(|label| label.starts_with('_') && !label.contains('.'))
+            })
     }
 
     /// Do these names cover every domain a certificate is asked for by?

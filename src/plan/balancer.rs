@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::diff::{attr, resource, Differ};
 use super::id::{LbPart, ListenerPart};
-use super::{Action, Change, LbRef, NodeId, Op, Serve, SgRef, Tagged, Tags, TgRef};
+use super::{Action, CertRef, Change, LbRef, NodeId, Op, Serve, SgRef, Tagged, Tags, TgRef};
 use crate::model::{
     owned_by, Desired, Headers, LbAttr, LbAttributes, ListenerTo, ObservedLb, ObservedListener,
     ResponseHeader, DEFAULT_SSL_POLICY,
@@ -368,13 +368,20 @@ impl<'a> Differ<'a> {
             let Some(serve) = serves.get(port).cloned() else {
                 continue;
             };
-            let cert = match &dl.certificate {
-                Some(k) => match self.cert_arns.get(k) {
-                    Some(arn) => Some(arn.clone()),
+            let cert: Option<CertRef> = match &dl.certificate {
+                Some(k) => match self.cert_refs.get(k) {
+                    Some(c) => Some(c.clone()),
                     None => continue, // already a blocker
                 },
                 None => None,
             };
+            // As the plan shows it: the ARN, or the certificate being issued.
+            let cert_shown = cert.as_ref().map(|c| match c {
+                CertRef::Arn(a) | CertRef::Issuing { arn: Some(a), .. } => json!(a),
+                CertRef::Issuing { key, arn: None } => {
+                    json!(format!("(certificate \"{key}\" requested by this run)"))
+                }
+            });
             let label = |serve: &Serve| match serve {
                 Serve::Forward(TgRef::Arn(arn)) => (
                     "forward",
@@ -418,7 +425,7 @@ impl<'a> Differ<'a> {
                     let mut attrs: Vec<_> = vec![
                         attr("protocol", None, Some(json!(dl.protocol))),
                         attr(what, None, Some(json!(shown))),
-                        attr("certificate", None, cert.as_ref().map(|c| json!(c))),
+                        attr("certificate", None, cert_shown.clone()),
                         attr("ssl_policy", None, policy.as_ref().map(|p| json!(p))),
                     ]
                     .into_iter()
@@ -460,11 +467,16 @@ impl<'a> Differ<'a> {
                         ));
                     }
                     let live_cert = l.certificates.first().cloned();
-                    if live_cert != cert {
+                    let same_cert = match &cert {
+                        Some(CertRef::Arn(a)) => live_cert.as_ref() == Some(a),
+                        Some(CertRef::Issuing { .. }) => false,
+                        None => live_cert.is_none(),
+                    };
+                    if !same_cert {
                         attrs.push(attr(
                             "certificate",
                             live_cert.map(|c| json!(c)),
-                            cert.as_ref().map(|c| json!(c)),
+                            cert_shown.clone(),
                         ));
                     }
                     let mut policy_changes = false;

@@ -10,9 +10,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
-use super::{Action, AttrDiff, Blocker, Change, LbRef, NodeId, Op, Resource, Tagged, TgRef};
+use super::id::CertPart;
+use super::{
+    Action, AttrDiff, Blocker, CertRef, Change, LbRef, NodeId, Op, Resource, Tagged, TgRef, Warning,
+};
 use crate::manifest::net;
-use crate::model::{CertSpec, Desired, Tags};
+use crate::model::{CertSpec, Desired, Tags, ValidationRecord};
 use crate::names;
 
 /// What the diff decided: changes by id, blockers, and the facts the graph needs.
@@ -28,6 +31,19 @@ pub struct Decided {
     pub traffic: Vec<(String, TgRef)>,
     /// Records whose value switches (their DNS chain gates the direct-path removals).
     pub switched: Vec<SwitchedRecord>,
+    /// What the plan should say without it being a change (a certificate about to expire).
+    pub warnings: Vec<Warning>,
+    /// Certificates ACM is to issue during the run, by key: a gate waits for each.
+    pub issuing: Vec<(String, CertRef)>,
+}
+
+/// ACM's idempotency token for a request (at most 32 word characters): the same stack,
+/// certificate and names give the same token, so a request repeated within the hour (a
+/// lost answer, a run killed right after it) returns the certificate already requested.
+fn request_token(stack: &str, key: &str, names: &[String]) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(format!("{stack}\n{key}\n{}", names.join("\n")));
+    digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
 }
 
 /// A record whose value changes, with the waits its choreography needs.
@@ -53,7 +69,7 @@ pub(super) struct Differ<'a> {
     /// Target-group key → reference of the group that will serve.
     pub(super) tg_refs: BTreeMap<String, TgRef>,
     /// Certificate key → resolved ARN.
-    pub(super) cert_arns: BTreeMap<String, String>,
+    pub(super) cert_refs: BTreeMap<String, CertRef>,
     /// AWS names held by something the stack does not own (each already a blocker).
     pub(super) taken: BTreeSet<String>,
     /// ARNs and ids of what this plan adopts (tagged by its adoption, not retagged).
@@ -67,7 +83,7 @@ pub fn diff(d: &Desired, o: &crate::model::Observed) -> Decided {
         out: Decided::default(),
         sg_ids: BTreeMap::new(),
         tg_refs: BTreeMap::new(),
-        cert_arns: BTreeMap::new(),
+        cert_refs: BTreeMap::new(),
         taken: BTreeSet::new(),
         adopting: BTreeSet::new(),
     };
@@ -225,6 +241,38 @@ impl<'a> Differ<'a> {
         }
     }
 
+    /// Warnings about a certificate the listeners are to use: it expires soon, or ACM
+    /// fails to renew it.
+    fn certificate_health(&mut self, key: &str, c: &crate::model::ObservedCert) {
+        let subject = format!("certificates.{key}");
+        if c.expiring {
+            let when = c
+                .not_after
+                .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
+                .and_then(|t| {
+                    t.format(time::macros::format_description!("[year]-[month]-[day]"))
+                        .ok()
+                })
+                .unwrap_or_else(|| "soon".to_owned());
+            self.out.warnings.push(Warning {
+                subject: subject.clone(),
+                message: format!(
+                    "certificate {} expires on {when}, within {} days",
+                    c.arn,
+                    crate::model::EXPIRY_WARNING_DAYS
+                ),
+                hint: "ACM renews the certificates it issued while their DNS validation records stay in the zone; an imported one must be imported again (or pin another)".into(),
+            });
+        }
+        if let Some(r) = c.renewal.as_deref().filter(|r| *r != "SUCCESS") {
+            self.out.warnings.push(Warning {
+                subject,
+                message: format!("ACM's renewal of certificate {} is {r}, not SUCCESS", c.arn),
+                hint: "check that its validation CNAME records are still in the zone (aws acm describe-certificate shows them)".into(),
+            });
+        }
+    }
+
     pub(super) fn conflict(&mut self, kind: &str, name: &str, id: &str) {
         let tag = format!("{}={}", names::STACK_TAG, self.d.stack);
         self.taken.insert(name.to_owned());
@@ -240,19 +288,34 @@ impl<'a> Differ<'a> {
 
     pub(super) fn certificates(&mut self) {
         for (key, spec) in &self.d.certificates {
-            let found = match spec {
-                CertSpec::Domain(domain) => self
-                    .o
+            let issued_covering = |names: &[String]| {
+                self.o
                     .certificates
                     .iter()
                     .filter(|c| c.status == "ISSUED")
-                    .filter(|c| c.names.iter().any(|n| net::covers(n, domain)))
-                    .max_by_key(|c| (c.not_after, c.arn.clone())),
+                    .filter(|c| {
+                        names
+                            .iter()
+                            .all(|d| c.names.iter().any(|n| net::covers(n, d)))
+                    })
+                    .max_by_key(|c| (c.not_after, c.arn.clone()))
+            };
+            let found = match spec {
+                CertSpec::Domain(domain) => issued_covering(std::slice::from_ref(domain)),
+                CertSpec::Request(names) => match issued_covering(names) {
+                    Some(c) => Some(c),
+                    None => {
+                        self.request_certificate(key, names);
+                        continue;
+                    }
+                },
                 CertSpec::Arn(arn) => self.o.certificates.iter().find(|c| &c.arn == arn),
             };
             match (found, spec) {
                 (Some(c), _) if c.status == "ISSUED" => {
-                    self.cert_arns.insert(key.clone(), c.arn.clone());
+                    self.cert_refs
+                        .insert(key.clone(), CertRef::Arn(c.arn.clone()));
+                    self.certificate_health(key, c);
                 }
                 (Some(c), _) => self.block(
                     format!("certificates.{key}"),
@@ -262,41 +325,60 @@ impl<'a> Differ<'a> {
                 (None, CertSpec::Domain(domain)) => self.block(
                     format!("certificates.{key}"),
                     format!("no ISSUED ACM certificate covers {domain}"),
-                    "request or import one in ACM in the stack's region (wildcards count), or pin one by `arn`",
+                    "request or import one in ACM in the stack's region (wildcards count), pin one by `arn`, or add \"request\": true to have the stack request it",
                 ),
-                (None, CertSpec::Arn(arn)) => self.block(
-                    format!("certificates.{key}"),
-                    format!("certificate {arn} does not exist"),
-                    "check the ARN and the region",
-                ),
+                (None, _) => {
+                    let arn = match spec {
+                        CertSpec::Arn(a) => a.as_str(),
+                        _ => "",
+                    };
+                    self.block(
+                        format!("certificates.{key}"),
+                        format!("certificate {arn} does not exist"),
+                        "check the ARN and the region",
+                    )
+                }
             }
         }
-        // Every record must be covered by some HTTPS listener's certificate.
+        // Every record must be covered by some HTTPS listener's certificate: one found
+        // (its names as ACM has them), or one being issued (the names requested).
         let https: Vec<&String> = self
             .d
             .load_balancer
             .iter()
             .flat_map(|lb| lb.listeners.values())
             .filter_map(|l| l.certificate.as_ref())
-            .filter_map(|k| self.cert_arns.get(k))
+            .filter(|k| self.cert_refs.contains_key(*k))
             .collect();
         if https.is_empty() {
             return;
         }
-        let covered = |name: &str| {
-            self.o
-                .certificates
-                .iter()
-                .filter(|c| https.contains(&&c.arn))
-                .any(|c| c.names.iter().any(|n| net::covers(n, name)))
+        let names_of = |k: &String| -> Vec<String> {
+            match self.cert_refs.get(k) {
+                Some(CertRef::Arn(arn)) => self
+                    .o
+                    .certificates
+                    .iter()
+                    .find(|c| &c.arn == arn)
+                    .map(|c| c.names.clone())
+                    .unwrap_or_default(),
+                Some(CertRef::Issuing { .. }) => self
+                    .d
+                    .certificates
+                    .get(k)
+                    .map(CertSpec::names)
+                    .unwrap_or_default(),
+                None => vec![],
+            }
         };
+        let covering: Vec<String> = https.iter().flat_map(|k| names_of(k)).collect();
         let uncovered: Vec<String> = self
             .d
             .dns
             .iter()
             .flat_map(|d| d.records.iter())
             .map(|r| r.name.clone())
-            .filter(|n| !covered(n))
+            .filter(|name| !covering.iter().any(|n| net::covers(n, name)))
             .collect();
         for name in uncovered {
             self.block(
@@ -305,6 +387,104 @@ impl<'a> Differ<'a> {
                 "use a certificate that names it (or a wildcard for its parent)",
             );
         }
+    }
+
+    /// No ISSUED certificate covers what the manifest requests: one awaiting validation
+    /// for exactly these names (requested by an earlier run) is waited for, else one is
+    /// requested; either way its DNS validation records are written into the zone when
+    /// they are not there, and the listeners that use it wait until ACM has issued it.
+    fn request_certificate(&mut self, key: &str, names: &[String]) {
+        let Some(zone) = self.o.zone.as_ref() else {
+            self.block(
+                format!("certificates.{key}"),
+                "the certificate is to be validated through the manifest's hosted zone, which was not found",
+                "create the zone in Route53 (or fix `dns.zone`)",
+            );
+            return;
+        };
+        let wanted: BTreeSet<&String> = names.iter().collect();
+        let pending = self
+            .o
+            .certificates
+            .iter()
+            .filter(|c| c.status == "PENDING_VALIDATION")
+            .filter(|c| Some(&c.domain) == names.first())
+            .filter(|c| c.names.iter().collect::<BTreeSet<_>>() == wanted)
+            .max_by_key(|c| c.arn.clone());
+        let in_zone = |r: &ValidationRecord| {
+            zone.records
+                .iter()
+                .any(|z| z.name == r.name && z.kind == "CNAME" && z.values == [r.value.clone()])
+        };
+        let (cert, records, write) = match pending {
+            Some(c) => {
+                let write = c.validation.is_empty() || !c.validation.iter().all(in_zone);
+                let cert = CertRef::Issuing {
+                    key: key.to_owned(),
+                    arn: Some(c.arn.clone()),
+                };
+                (cert, c.validation.clone(), write)
+            }
+            None => {
+                let token = request_token(&self.d.stack, key, names);
+                self.change(
+                    NodeId::Certificate {
+                        key: key.to_owned(),
+                        part: CertPart::Request,
+                    },
+                    Change {
+                        resource: resource("certificate", key, true),
+                        action: Action::Create,
+                        reason: "no ISSUED ACM certificate covers these names: requested, validated by DNS through the zone".into(),
+                        attrs: vec![attr("names", None, Some(Value::from(names.to_vec())))],
+                        op: Op::RequestCertificate {
+                            key: key.to_owned(),
+                            names: names.to_vec(),
+                            token,
+                        },
+                    },
+                );
+                let cert = CertRef::Issuing {
+                    key: key.to_owned(),
+                    arn: None,
+                };
+                (cert, vec![], true)
+            }
+        };
+        if write {
+            let shown: Vec<String> = records
+                .iter()
+                .map(|r| format!("{} CNAME {}", r.name, r.value))
+                .collect();
+            self.change(
+                NodeId::Certificate {
+                    key: key.to_owned(),
+                    part: CertPart::Validation,
+                },
+                Change {
+                    resource: resource("certificate", key, true),
+                    action: Action::Update,
+                    reason: "its DNS validation records written into the zone (UPSERT), and kept there: ACM renews with them".into(),
+                    attrs: vec![attr(
+                        "validation",
+                        None,
+                        Some(if shown.is_empty() {
+                            Value::from("the records ACM gives once it has made them")
+                        } else {
+                            Value::from(shown)
+                        }),
+                    )],
+                    op: Op::WriteValidation {
+                        key: key.to_owned(),
+                        zone_id: zone.id.clone(),
+                        cert: cert.clone(),
+                        records,
+                    },
+                },
+            );
+        }
+        self.out.issuing.push((key.to_owned(), cert.clone()));
+        self.cert_refs.insert(key.to_owned(), cert);
     }
 }
 

@@ -22,8 +22,10 @@ use petgraph::algo::{tarjan_scc, toposort};
 use petgraph::graph::{DiGraph, NodeIndex};
 
 use super::diff::Decided;
-use super::id::{DnsWait, GateId, GroupPart, LbPart, ListenerPart, TgPart};
-use super::{Change, DnsStep, Gate, LbRef, Node, NodeId, NodeKind, Op, Plan, SgRef, TgRef};
+use super::id::{CertPart, DnsWait, GateId, GroupPart, LbPart, ListenerPart, TgPart};
+use super::{
+    CertRef, Change, DnsStep, Gate, LbRef, Node, NodeId, NodeKind, Op, Plan, SgRef, TgRef,
+};
 use crate::model::{Desired, RuleKey, Source};
 
 /// The graph could not be built: a bug in reconcile, never the user's fault.
@@ -92,7 +94,9 @@ impl Op {
             | Op::SetSecurityGroups { .. }
             | Op::CreateListener { .. }
             | Op::AttachStandby { .. }
-            | Op::ModifyListener { .. } => Class::Build,
+            | Op::ModifyListener { .. }
+            | Op::RequestCertificate { .. }
+            | Op::WriteValidation { .. } => Class::Build,
         }
     }
 
@@ -110,6 +114,13 @@ impl Op {
         let lb = |l: &LbRef| match l {
             LbRef::New(_) => Some(NodeId::Balancer(LbPart::Create)),
             LbRef::Arn(_) => None,
+        };
+        // A certificate being issued: the listener waits until ACM has issued it.
+        let cert = |c: &CertRef| match c {
+            CertRef::Issuing { key, .. } => {
+                Some(NodeId::Gate(GateId::CertIssued { key: key.clone() }))
+            }
+            CertRef::Arn(_) => None,
         };
         let rule_sources = |rules: &[(crate::model::RuleKey, Option<String>)]| {
             rules
@@ -141,13 +152,32 @@ impl Op {
             Op::ModifyHealthCheck { tg: t, .. }
             | Op::RegisterTargets { tg: t, .. }
             | Op::DeregisterTargets { tg: t, .. } => tg(t).into_iter().collect(),
-            Op::CreateListener { lb: l, serve, .. } => lb(l)
+            Op::CreateListener {
+                lb: l,
+                serve,
+                certificate,
+                ..
+            } => lb(l)
                 .into_iter()
                 .chain(serve.target_group().and_then(tg))
+                .chain(certificate.as_ref().and_then(cert))
                 .collect(),
-            Op::ModifyListener { serve, .. } => {
-                serve.target_group().and_then(tg).into_iter().collect()
-            }
+            Op::ModifyListener {
+                serve, certificate, ..
+            } => serve
+                .target_group()
+                .and_then(tg)
+                .into_iter()
+                .chain(certificate.as_ref().and_then(cert))
+                .collect(),
+            Op::WriteValidation {
+                cert: CertRef::Issuing { key, arn: None },
+                ..
+            } => vec![NodeId::Certificate {
+                key: key.clone(),
+                part: CertPart::Request,
+            }],
+            Op::WriteValidation { .. } | Op::RequestCertificate { .. } => vec![],
             Op::AttachStandby { tg: t, .. } => tg(t).into_iter().collect(),
             Op::SetRecord { value, .. } => match value {
                 super::RecordValue::LoadBalancer(l) => lb(l).into_iter().collect(),
@@ -246,6 +276,7 @@ pub fn build(desired: &Desired, mut decided: Decided) -> Result<Plan, GraphError
             .collect(),
         edges: BTreeSet::new(),
     };
+    certificate_gates(&mut b, &decided);
     references(&mut b, !decided.blockers.is_empty())?;
     adopt_first(&mut b);
     rules_first(&mut b);
@@ -256,7 +287,30 @@ pub fn build(desired: &Desired, mut decided: Decided) -> Result<Plan, GraphError
     add_before_remove(&mut b, &verify, &old_answers);
     let mut plan = order(desired, b)?;
     plan.blockers = decided.blockers;
+    plan.warnings = decided.warnings;
     Ok(plan)
+}
+
+/// A certificate ACM is to issue during the run: a gate waits for it, after its request and
+/// its validation records (the listeners that use it wait for the gate, by reference).
+fn certificate_gates(b: &mut Builder, decided: &Decided) {
+    for (key, cert) in &decided.issuing {
+        let gate = NodeId::Gate(GateId::CertIssued { key: key.clone() });
+        b.gate(
+            gate.clone(),
+            Gate::CertIssued {
+                key: key.clone(),
+                cert: cert.clone(),
+            },
+        );
+        for part in [CertPart::Request, CertPart::Validation] {
+            let node = NodeId::Certificate {
+                key: key.clone(),
+                part,
+            };
+            b.edge_if(&node, &gate);
+        }
+    }
 }
 
 /// Rule 1: a node needs what it names. A reference to a node the plan does not hold is a

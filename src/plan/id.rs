@@ -58,6 +58,14 @@ pub enum ListenerPart {
     Delete,
 }
 
+/// A certificate the stack requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum CertPart {
+    Request,
+    /// Its DNS validation records written into the zone.
+    Validation,
+}
+
 /// A change to a managed DNS record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum RecordPart {
@@ -85,9 +93,20 @@ pub enum DnsWait {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum GateId {
     LbActive,
-    Healthy { key: String },
-    Rules { key: String },
-    Dns { record: String, wait: DnsWait },
+    Healthy {
+        key: String,
+    },
+    /// A certificate the run waits for ACM to issue, by manifest key.
+    CertIssued {
+        key: String,
+    },
+    Rules {
+        key: String,
+    },
+    Dns {
+        record: String,
+        wait: DnsWait,
+    },
 }
 
 /// A node of the plan graph.
@@ -124,6 +143,11 @@ pub enum NodeId {
     Listener {
         port: u16,
         part: ListenerPart,
+    },
+    /// A certificate the manifest has the stack request, by key.
+    Certificate {
+        key: String,
+        part: CertPart,
     },
     Record {
         name: String,
@@ -190,6 +214,10 @@ const LB_PARTS: [(LbPart, &str); 6] = [
     (LbPart::SecurityGroups, "security_groups"),
     (LbPart::Attributes, "attributes"),
 ];
+const CERT_PARTS: [(CertPart, &str); 2] = [
+    (CertPart::Request, "request"),
+    (CertPart::Validation, "validation"),
+];
 const LISTENER_PARTS: [(ListenerPart, &str); 6] = [
     (ListenerPart::Create, "create"),
     (ListenerPart::Attach, "attach"),
@@ -249,6 +277,10 @@ impl fmt::Display for NodeId {
             NodeId::Gate(GateId::LbActive) => f.write_str("gate.lb.active"),
             NodeId::Gate(GateId::Healthy { key }) => write!(f, "gate.tg.{key}.healthy"),
             NodeId::Gate(GateId::Rules { key }) => write!(f, "gate.sg.{key}.rules"),
+            NodeId::Gate(GateId::CertIssued { key }) => write!(f, "gate.cert.{key}.issued"),
+            NodeId::Certificate { key, part } => {
+                write!(f, "cert.{key}.{}", text(&CERT_PARTS, *part))
+            }
             NodeId::Gate(GateId::Dns { record, wait }) => {
                 write!(f, "gate.dns.{record}.{}", text(&DNS_WAITS, *wait))
             }
@@ -285,12 +317,26 @@ impl FromStr for NodeId {
             {
                 return Ok(NodeId::Gate(GateId::Rules { key: owned(key) }));
             }
+            if let Some(key) = rest
+                .strip_prefix("cert.")
+                .and_then(|r| r.strip_suffix(".issued"))
+                .filter(|k| !k.is_empty())
+            {
+                return Ok(NodeId::Gate(GateId::CertIssued { key: owned(key) }));
+            }
             if let Some((record, wait)) =
                 rest.strip_prefix("dns.").and_then(|r| split(&DNS_WAITS, r))
             {
                 return Ok(NodeId::dns_gate(record, wait));
             }
             return Err(bad());
+        }
+        if let Some(rest) = s.strip_prefix("cert.") {
+            let (key, part) = split(&CERT_PARTS, rest).ok_or_else(bad)?;
+            return Ok(NodeId::Certificate {
+                key: owned(key),
+                part,
+            });
         }
         if let Some(rest) = s.strip_prefix("sg.") {
             if let Some(name) = rest.strip_suffix(".delete").filter(|n| !n.is_empty()) {
@@ -393,6 +439,11 @@ mod tests {
             Just(NodeId::Gate(GateId::LbActive)),
             name().prop_map(|k| NodeId::healthy(&k)),
             name().prop_map(|key| NodeId::Gate(GateId::Rules { key })),
+            name().prop_map(|key| NodeId::Gate(GateId::CertIssued { key })),
+            (name(), pick(CERT_PARTS.len())).prop_map(|(key, i)| NodeId::Certificate {
+                key,
+                part: CERT_PARTS[i].0
+            }),
             (name(), pick(4)).prop_map(|(r, i)| NodeId::dns_gate(&r, DNS_WAITS[i].0)),
         ]
     }

@@ -23,6 +23,7 @@ pub use id::NodeId;
 
 use crate::model::{
     Desired, Headers, HealthCheck, LbAttr, Observed, ObservedRecord, ResponseHeader, RuleKey, Tags,
+    ValidationRecord,
 };
 
 /// What a change does to its resource. Reasons only explain; they decide nothing.
@@ -94,6 +95,26 @@ pub enum TgRef {
 pub enum LbRef {
     Arn(String),
     New(String),
+}
+
+/// The certificate a listener change uses: one that is ISSUED, by ARN, or one ACM issues
+/// during the run (requested by this plan, `arn: None`, or earlier and still awaiting its
+/// validation): the change then waits for the `gate.cert.<key>.issued` gate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CertRef {
+    Arn(String),
+    Issuing { key: String, arn: Option<String> },
+}
+
+impl CertRef {
+    /// Its ARN when the plan knows it.
+    pub fn arn(&self) -> Option<&str> {
+        match self {
+            CertRef::Arn(a) => Some(a),
+            CertRef::Issuing { arn, .. } => arn.as_deref(),
+        }
+    }
 }
 
 /// What a DNS record is set to.
@@ -271,6 +292,22 @@ pub enum Op {
         arn: String,
         name: String,
     },
+    /// Requests a DNS-validated certificate for `names` (the first its domain); `token`
+    /// makes a repeated request within the hour return the same certificate.
+    RequestCertificate {
+        key: String,
+        names: Vec<String>,
+        token: String,
+    },
+    /// UPSERTs a certificate's DNS validation records into the zone (the records known
+    /// now, or, for one requested by this run, those ACM gives once it has made them).
+    /// Never deleted after: ACM renews with them.
+    WriteValidation {
+        key: String,
+        zone_id: String,
+        cert: CertRef,
+        records: Vec<ValidationRecord>,
+    },
     /// Sets attributes of a load balancer, each to its value.
     SetLbAttributes {
         lb: LbRef,
@@ -285,7 +322,7 @@ pub enum Op {
         lb: LbRef,
         port: u16,
         protocol: String,
-        certificate: Option<String>,
+        certificate: Option<CertRef>,
         /// The TLS policy of an HTTPS listener.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         ssl_policy: Option<String>,
@@ -310,7 +347,7 @@ pub enum Op {
         arn: String,
         port: u16,
         protocol: String,
-        certificate: Option<String>,
+        certificate: Option<CertRef>,
         /// The TLS policy of an HTTPS listener.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         ssl_policy: Option<String>,
@@ -414,6 +451,8 @@ pub enum Gate {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         mark: Option<Mark>,
     },
+    /// ACM reports the certificate ISSUED (its DNS validation done).
+    CertIssued { key: String, cert: CertRef },
     /// Clients may cache the record's previous answer this long.
     WaitTtl {
         record: String,
@@ -522,7 +561,8 @@ impl Plan {
 pub fn plan(desired: &Desired, observed: &Observed) -> Result<Plan, graph::GraphError> {
     let decided = diff::diff(desired, observed);
     let mut plan = graph::build(desired, decided)?;
-    plan.warnings = neighbour_warnings(observed, &plan);
+    let neighbours = neighbour_warnings(observed, &plan);
+    plan.warnings.extend(neighbours);
     let (blockers, warnings) = placement(desired, observed, &plan);
     plan.blockers.extend(blockers);
     plan.warnings.extend(warnings);

@@ -48,6 +48,8 @@ pub struct World<'a> {
     sg_keys: BTreeMap<String, String>,
     tg_keys: BTreeMap<String, String>,
     lb_names: BTreeMap<String, String>,
+    /// Certificates requested during the run, by key.
+    cert_keys: BTreeMap<String, String>,
     /// Every load balancer DNS name seen so far: an answer naming one that is gone serves
     /// nothing.
     seen_lbs: BTreeSet<String>,
@@ -81,6 +83,7 @@ impl<'a> World<'a> {
             sg_keys: BTreeMap::new(),
             tg_keys: BTreeMap::new(),
             lb_names: BTreeMap::new(),
+            cert_keys: BTreeMap::new(),
             seen_lbs: BTreeSet::new(),
         };
         w.seen_lbs = load_balancer_names(&w.observed);
@@ -233,10 +236,58 @@ impl<'a> World<'a> {
                     return Err(format!("{} never reads back with {r}", g.name));
                 }
             }
+            // ACM issues a certificate once every validation record it asks for is in
+            // the zone, and not before.
+            Gate::CertIssued { cert, .. } => {
+                let arn = self.cert_arn(cert)?;
+                let records = self.records();
+                let c = self
+                    .observed
+                    .certificates
+                    .iter_mut()
+                    .find(|c| c.arn == arn)
+                    .ok_or("the certificate does not exist")?;
+                let validated = !c.validation.is_empty()
+                    && c.validation.iter().all(|v| {
+                        records.iter().any(|r| {
+                            r.name == v.name && r.kind == "CNAME" && r.values == [v.value.clone()]
+                        })
+                    });
+                if !validated {
+                    return Err(format!(
+                        "{arn} is never issued: its validation records are not in the zone"
+                    ));
+                }
+                c.status = "ISSUED".into();
+            }
             Gate::DnsInSync { .. } => {}
             Gate::WaitTtl { seconds, .. } => self.clock += u64::from(*seconds),
         }
         Ok(())
+    }
+
+    fn cert_arn(&self, c: &super::CertRef) -> Result<String, String> {
+        match c {
+            super::CertRef::Arn(a) | super::CertRef::Issuing { arn: Some(a), .. } => Ok(a.clone()),
+            super::CertRef::Issuing { key, arn: None } => self
+                .cert_keys
+                .get(key)
+                .cloned()
+                .ok_or_else(|| format!("certificate \"{key}\" used before it was requested")),
+        }
+    }
+
+    /// A listener may use only an ISSUED certificate (AWS refuses others).
+    fn usable_cert(&self, c: &Option<super::CertRef>) -> Result<Option<String>, String> {
+        let Some(c) = c else { return Ok(None) };
+        let arn = self.cert_arn(c)?;
+        match self.observed.certificates.iter().find(|x| x.arn == arn) {
+            Some(x) if x.status != "ISSUED" => Err(format!(
+                "UnsupportedCertificate: {arn} is {}, not ISSUED",
+                x.status
+            )),
+            _ => Ok(Some(arn)),
+        }
     }
 
     /// The stack may modify or delete only what it owns, with the two declared exceptions.
@@ -285,6 +336,10 @@ impl<'a> World<'a> {
                 LbRef::Arn(a) => lb_owned(a),
             },
             Op::DeleteLoadBalancer { arn, .. } | Op::Unprotect { arn, .. } => lb_owned(arn),
+            // The stack's own request, and the records ACM asks for it (names of the
+            // zone under the requested names, never a record the manifest lists).
+            Op::RequestCertificate { .. } => true,
+            Op::WriteValidation { cert, .. } => self.cert_arn(cert).is_ok(),
             Op::SetLbAttributes { lb, .. } => match lb {
                 LbRef::New(_) => true,
                 LbRef::Arn(a) => lb_owned(a),
@@ -542,6 +597,51 @@ impl<'a> World<'a> {
                     .get_or_insert_with(Default::default);
                 live.extend(attributes.iter().map(|(a, v)| (*a, v.clone())));
             }
+            Op::RequestCertificate { key, names, .. } => {
+                let arn = format!("arn:sim:acm:certificate/{}", self.id("cert"));
+                let validation = names
+                    .iter()
+                    .map(|n| crate::model::ValidationRecord {
+                        name: format!("_sim.{}", n.strip_prefix("*.").unwrap_or(n)),
+                        value: "_sim.acm-validations.aws".into(),
+                    })
+                    .collect::<BTreeSet<_>>()
+                    .into_iter()
+                    .collect();
+                self.observed.certificates.push(crate::model::ObservedCert {
+                    arn: arn.clone(),
+                    domain: names.first().cloned().unwrap_or_default(),
+                    names: names.clone(),
+                    status: "PENDING_VALIDATION".into(),
+                    not_after: None,
+                    expiring: false,
+                    renewal: None,
+                    validation,
+                });
+                self.cert_keys.insert(key.clone(), arn);
+            }
+            Op::WriteValidation { cert, .. } => {
+                let arn = self.cert_arn(cert)?;
+                let records = self
+                    .observed
+                    .certificates
+                    .iter()
+                    .find(|c| c.arn == arn)
+                    .map(|c| c.validation.clone())
+                    .ok_or("the certificate does not exist")?;
+                let zone = self.observed.zone.as_mut().ok_or("no zone")?;
+                for v in records {
+                    zone.records
+                        .retain(|r| !(r.name == v.name && r.kind == "CNAME"));
+                    zone.records.push(ObservedRecord {
+                        name: v.name.clone(),
+                        kind: "CNAME".into(),
+                        ttl: Some(300),
+                        values: vec![v.value.clone()],
+                        alias: None,
+                    });
+                }
+            }
             Op::Unprotect { arn, .. } => {
                 let live = self
                     .lb_mut(arn)?
@@ -577,6 +677,7 @@ impl<'a> World<'a> {
                 serve,
                 headers,
             } => {
+                let cert = self.usable_cert(certificate)?;
                 let arn = self.lb_arn(lb).ok_or("the load balancer does not exist")?;
                 let (tg, redirect) = self.serve(serve)?;
                 let id = self.id("listener");
@@ -588,7 +689,7 @@ impl<'a> World<'a> {
                     arn: format!("{arn}/{id}"),
                     port: *port,
                     protocol: protocol.clone(),
-                    certificates: certificate.iter().cloned().collect(),
+                    certificates: cert.into_iter().collect(),
                     forward: tg.iter().cloned().collect(),
                     standby: vec![],
                     redirect,
@@ -616,6 +717,7 @@ impl<'a> World<'a> {
                 serve,
                 ..
             } => {
+                let cert = self.usable_cert(certificate)?;
                 let (tg, redirect) = self.serve(serve)?;
                 let lb = self.lb_of_listener(arn)?;
                 if let Some(tg) = &tg {
@@ -629,7 +731,7 @@ impl<'a> World<'a> {
                     .find(|l| &l.arn == arn)
                     .ok_or("the listener does not exist")?;
                 l.protocol = protocol.clone();
-                l.certificates = certificate.iter().cloned().collect();
+                l.certificates = cert.into_iter().collect();
                 l.forward = tg.into_iter().collect();
                 l.standby.clear();
                 l.redirect = redirect;

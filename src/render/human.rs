@@ -108,6 +108,9 @@ pub fn gate_line(g: &Gate) -> String {
                 rules.join(", ")
             )
         }
+        Gate::CertIssued { key, .. } => {
+            format!("wait until ACM has issued certificate \"{key}\" (DNS validation)")
+        }
         Gate::DnsInSync { record, after, .. } => {
             let what = match after {
                 DnsStep::LowerTtl => "the lowered TTL",

@@ -385,3 +385,29 @@ fn the_way_back_lifts_deletion_protection_first_under_every_seed() {
         );
     }
 }
+
+/// A requested certificate on AWS as it behaves: ACM issues it only once its validation
+/// record is in the zone, and a listener cannot use it before (UnsupportedCertificate);
+/// the migration requests it, writes the record, waits, and converges in one apply under
+/// every seed with the site served after every call.
+#[test]
+fn a_requested_certificate_is_issued_only_after_its_record_under_every_seed() {
+    for &seed in SEEDS {
+        let (emu, s) = start(seed);
+        crate::frontdoor::without_issued_certificates(&emu);
+        let requested = crate::support::edited(
+            &s.manifest,
+            "requested.json",
+            crate::frontdoor::requested_certificate,
+        );
+        let what = format!("migration with a requested certificate, seed {seed}");
+        let hook = apply_checked(&emu, &requested, &what);
+        let ops = hook.operations();
+        // The layer refuses a listener with a certificate not yet issued, and issues it
+        // only once its record is in the zone: the run got there in that order.
+        assert!(
+            position(&ops, "RequestCertificate", seed) < position(&ops, "CreateListener", seed),
+            "{what}: {ops:?}"
+        );
+    }
+}

@@ -226,13 +226,14 @@ fn nginx_cmd(nginx: &Path, dir: &Path, conf: &Path) -> Command {
     cmd
 }
 
-/// The manifests whose nginx output is checked by nginx: the two in manifests/ and
+/// The manifests whose nginx output is checked by nginx: three in manifests/ and
 /// variants that take the generator's other branches.
 fn nginx_cases(dir: &Path) -> Vec<(String, PathBuf)> {
-    let mut cases: Vec<(String, PathBuf)> = ["site.example.json", "site.alias.json"]
-        .iter()
-        .map(|m| (m.to_string(), repo_file(&format!("manifests/{m}"))))
-        .collect();
+    let mut cases: Vec<(String, PathBuf)> =
+        ["site.example.json", "site.alias.json", "site.modern.json"]
+            .iter()
+            .map(|m| (m.to_string(), repo_file(&format!("manifests/{m}"))))
+            .collect();
     type Edit = fn(&mut serde_json::Value);
     let variants: [(&str, Edit); 3] = [
         ("health check on port 80", |v| {

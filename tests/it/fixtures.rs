@@ -65,6 +65,9 @@ pub fn empty_account() -> Observed {
             names: vec!["www.example.com".into()],
             status: "ISSUED".into(),
             not_after: Some(2_000_000_000),
+            expiring: false,
+            renewal: None,
+            validation: vec![],
         }],
         zone: Some(ObservedZone {
             id: "Z0123456789ABCDEFGHIJ".into(),

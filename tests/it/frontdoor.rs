@@ -129,6 +129,21 @@ fn tls_and_headers(emu: &Emulator) -> serde_json::Value {
     serde_json::from_str(out.trim()).unwrap()
 }
 
+/// Listener 443 as [`hsts_and_friends`] leaves it: the TLS 1.3 policy and HSTS; returns
+/// what AWS describes.
+fn modern_443(emu: &Emulator) -> serde_json::Value {
+    let live = tls_and_headers(emu);
+    assert_eq!(
+        live["policy"], "ELBSecurityPolicy-TLS13-1-2-2021-06",
+        "{live}"
+    );
+    assert_eq!(
+        live["attrs"][HSTS], "max-age=31536000; includeSubDomains",
+        "{live}"
+    );
+    live
+}
+
 const HSTS: &str = "routing.http.response.strict_transport_security.header_value";
 const XFO: &str = "routing.http.response.x_frame_options.header_value";
 const SERVER: &str = "routing.http.response.server.enabled";
@@ -147,15 +162,7 @@ fn headers_and_the_tls_policy_are_set_drift_is_repaired_and_a_header_removed() {
     });
     apply_checked(&emu, &modern, "the migration to the modern front door");
     assert_redirects(&emu);
-    let live = tls_and_headers(&emu);
-    assert_eq!(
-        live["policy"], "ELBSecurityPolicy-TLS13-1-2-2021-06",
-        "{live}"
-    );
-    assert_eq!(
-        live["attrs"][HSTS], "max-age=31536000; includeSubDomains",
-        "{live}"
-    );
+    let live = modern_443(&emu);
     assert_eq!(live["attrs"][SERVER], "false", "{live}");
 
     // Drift by hand: the API's old policy, HSTS gone, a header the manifest does not set.
@@ -180,15 +187,7 @@ fn headers_and_the_tls_policy_are_set_drift_is_repaired_and_a_header_removed() {
         vec!["ModifyListener", "ModifyListenerAttributes"],
         "{ops:?}"
     );
-    let live = tls_and_headers(&emu);
-    assert_eq!(
-        live["policy"], "ELBSecurityPolicy-TLS13-1-2-2021-06",
-        "{live}"
-    );
-    assert_eq!(
-        live["attrs"][HSTS], "max-age=31536000; includeSubDomains",
-        "{live}"
-    );
+    let live = modern_443(&emu);
     assert_eq!(live["attrs"][XFO], "", "{live}");
 
     // HSTS left out of the manifest: removed from the listener, the others kept.
@@ -275,5 +274,63 @@ fn load_balancer_attributes_are_set_drift_repaired_and_protection_lifted_before_
     assert!(
         at("ModifyLoadBalancerAttributes") < at("DeleteLoadBalancer"),
         "{ops:?}"
+    );
+}
+
+/// The example's certificate requested by the stack instead of found.
+pub fn requested_certificate(v: &mut serde_json::Value) {
+    v["certificates"]["site"] = serde_json::json!({ "domain": "www.example.com", "request": true });
+}
+
+/// The seeded account without its issued certificate: a requested one is the only way.
+pub fn without_issued_certificates(emu: &Emulator) {
+    emu.boto_output(
+        "acm = boto3.client('acm', **kw)\n\
+         for c in acm.list_certificates()['CertificateSummaryList']:\n    acm.delete_certificate(CertificateArn=c['CertificateArn'])",
+    );
+}
+
+/// The article's migration to the modern front door (redirect at the load balancer,
+/// headers, a requested certificate) from the starting point with no certificate in ACM:
+/// one apply requests it, writes its validation record into the zone, waits until ACM has
+/// issued it, and only then gives it to the HTTPS listener; the site served after every
+/// call, the plan clean after.
+#[test]
+fn the_modern_front_door_with_a_requested_certificate_converges_in_one_apply() {
+    let emu = Emulator::start();
+    let s = emu.seed(&["--ttl", "3", "--transition-ttl", "1"]);
+    without_issued_certificates(&emu);
+    let modern = edited(&s.manifest, "modern.json", |v| {
+        redirect_at_the_load_balancer(v);
+        hsts_and_friends(v);
+        requested_certificate(v);
+    });
+    let out = emu.reconcile(&["plan", "-f", path(&modern)]);
+    let shown = text(&out);
+    for said in [
+        "+ certificate site",
+        "wait until ACM has issued certificate \"site\"",
+    ] {
+        assert!(shown.contains(said), "{said} not in:\n{shown}");
+    }
+    let ops = apply_checked(
+        &emu,
+        &modern,
+        "the modern front door, certificate requested",
+    );
+    let at = |op: &str| ops.iter().position(|o| o == op).unwrap_or(usize::MAX);
+    assert!(at("RequestCertificate") < at("CreateListener"), "{ops:?}");
+    assert_redirects(&emu);
+    modern_443(&emu);
+    emu.boto(
+        "acm = boto3.client('acm', **kw)\n\
+         lb = [l for l in elb.describe_load_balancers()['LoadBalancers'] if l['LoadBalancerName'] == 'www-example'][0]\n\
+         l = [l for l in elb.describe_listeners(LoadBalancerArn=lb['LoadBalancerArn'])['Listeners'] if l['Port'] == 443][0]\n\
+         c = acm.describe_certificate(CertificateArn=l['Certificates'][0]['CertificateArn'])['Certificate']\n\
+         assert c['Type'] == 'AMAZON_ISSUED' and c['Status'] == 'ISSUED', c\n\
+         rr = c['DomainValidationOptions'][0]['ResourceRecord']\n\
+         z = r53.list_hosted_zones()['HostedZones'][0]['Id']\n\
+         got = r53.list_resource_record_sets(HostedZoneId=z, StartRecordName=rr['Name'], StartRecordType='CNAME', MaxItems='1')['ResourceRecordSets'][0]\n\
+         assert got['Name'] == rr['Name'] and got['ResourceRecords'][0]['Value'].rstrip('.') == rr['Value'].rstrip('.'), (got, rr)",
     );
 }

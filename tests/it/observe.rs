@@ -626,7 +626,16 @@ async fn reads_a_converged_front_door() {
         .load_balancers
         .iter()
         .all(|lb| lb.name == "www-example"));
-    check_bound("converged, duplicate load balancer", &meter.stats());
+    // The contract's bound is for the example's one load balancer: each more costs its
+    // listeners and its attributes, in the same rounds.
+    let stats = meter.stats();
+    assert!(
+        stats.requests <= MAX_REQUESTS + 2 && stats.rounds <= MAX_ROUNDS,
+        "converged, duplicate load balancer: {} requests in {} rounds: {:?}",
+        stats.requests,
+        stats.rounds,
+        stats.by_operation
+    );
 }
 
 #[tokio::test]

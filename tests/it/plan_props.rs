@@ -68,6 +68,9 @@ fn with_pinned_cert(mut o: Observed) -> Observed {
         names: vec!["www.example.com".into(), "example.com".into()],
         status: "ISSUED".into(),
         not_after: Some(1_900_000_000),
+        expiring: false,
+        renewal: None,
+        validation: vec![],
     });
     o
 }

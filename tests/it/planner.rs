@@ -260,6 +260,9 @@ fn drift_listener_certificate_swapped() {
                 names: vec!["shop.example.com".into()],
                 status: "ISSUED".into(),
                 not_after: Some(2_100_000_000),
+                expiring: false,
+                renewal: None,
+                validation: vec![],
             });
             let l = o.load_balancers[0]
                 .listeners
@@ -1166,4 +1169,105 @@ fn a_protected_load_balancer_is_unprotected_right_before_it_goes() {
         .nodes
         .iter()
         .any(|n| n.id.to_string().ends_with(".unprotect")));
+}
+
+#[test]
+fn a_certificate_about_to_expire_or_failing_renewal_is_warned_about() {
+    let d = desired();
+    let mut o = converged();
+    assert!(plan_of(&d, &o).warnings.is_empty());
+    o.certificates[0].expiring = true;
+    o.certificates[0].renewal = Some("FAILED".into());
+    let p = plan_of(&d, &o);
+    assert!(!p.has_changes(), "a warning, not a change");
+    let said: Vec<&str> = p.warnings.iter().map(|w| w.message.as_str()).collect();
+    assert_eq!(said.len(), 2, "{said:?}");
+    assert!(
+        said[0].contains("expires on 2033-05-18, within 30 days"),
+        "{said:?}"
+    );
+    assert!(said[1].contains("renewal of certificate"), "{said:?}");
+    assert!(p.warnings.iter().all(|w| w.subject == "certificates.site"));
+}
+
+/// The example with its certificate requested by the stack (the starting point's issued
+/// one taken away).
+fn requesting() -> (reconcile::model::Desired, Observed) {
+    let d = desired_edited(crate::frontdoor::requested_certificate);
+    let mut o = starting_point();
+    o.certificates.clear();
+    (d, o)
+}
+
+#[test]
+fn a_requested_certificate_is_validated_through_the_zone_and_waited_for_before_a_listener_uses_it()
+{
+    let (d, o) = requesting();
+    let p = plan_of(&d, &o);
+    assert!(p.blockers.is_empty(), "{:?}", p.blockers);
+    precedes(&p, "cert.site.request", "cert.site.validation");
+    precedes(&p, "cert.site.validation", "gate.cert.site.issued");
+    precedes(&p, "gate.cert.site.issued", "listener.443.create");
+    reconcile::plan::check::check(&d, &o, &p).expect("proven");
+    let after = run_in_order(&d, &o, &p);
+    let issued: Vec<_> = after
+        .certificates
+        .iter()
+        .filter(|c| c.status == "ISSUED")
+        .collect();
+    assert_eq!(issued.len(), 1, "{:?}", after.certificates);
+    let zone = after.zone.as_ref().unwrap();
+    for v in &issued[0].validation {
+        assert!(
+            zone.records
+                .iter()
+                .any(|r| r.name == v.name && r.kind == "CNAME"),
+            "{v:?} not in the zone"
+        );
+    }
+    assert!(!plan_of(&d, &after).has_changes(), "converges");
+    // Without the validation records written first, ACM never issues it: the checker
+    // finds the gate unreachable.
+    let mut q = p.clone();
+    q.edges.retain(|(from, to)| {
+        !(from.to_string() == "cert.site.validation" && to.to_string() == "gate.cert.site.issued")
+    });
+    assert!(reconcile::plan::check::check(&d, &o, &q).is_err());
+}
+
+#[test]
+fn a_request_left_pending_by_an_earlier_run_is_waited_for_not_repeated() {
+    let (d, o) = requesting();
+    let p = plan_of(&d, &o);
+    // The run stopped right after the request: the certificate is there, pending, with
+    // its records not yet in the zone.
+    let mut stopped = o.clone();
+    stopped.certificates.push(reconcile::model::ObservedCert {
+        arn: "arn:aws:acm:us-east-1:123456789012:certificate/pending".into(),
+        domain: "www.example.com".into(),
+        names: vec!["www.example.com".into()],
+        status: "PENDING_VALIDATION".into(),
+        not_after: None,
+        expiring: false,
+        renewal: None,
+        validation: vec![reconcile::model::ValidationRecord {
+            name: "_abc.www.example.com".into(),
+            value: "_def.acm-validations.aws".into(),
+        }],
+    });
+    assert!(ids(&p).contains(&"cert.site.request".to_owned()));
+    let again = plan_of(&d, &stopped);
+    assert!(again.blockers.is_empty(), "{:?}", again.blockers);
+    let again_ids = ids(&again);
+    assert!(
+        !again_ids.contains(&"cert.site.request".to_owned()),
+        "{again_ids:?}"
+    );
+    assert!(
+        again_ids.contains(&"cert.site.validation".to_owned()),
+        "{again_ids:?}"
+    );
+    reconcile::plan::check::check(&d, &stopped, &again).expect("proven");
+    let after = run_in_order(&d, &stopped, &again);
+    assert!(!plan_of(&d, &after).has_changes(), "converges");
 }
