@@ -68,7 +68,7 @@ pub(super) struct Differ<'a> {
     pub(super) sg_ids: BTreeMap<String, String>,
     /// Target-group key → reference of the group that will serve.
     pub(super) tg_refs: BTreeMap<String, TgRef>,
-    /// Certificate key → resolved ARN.
+    /// Certificate key → the certificate its listeners use (found, or being issued).
     pub(super) cert_refs: BTreeMap<String, CertRef>,
     /// AWS names held by something the stack does not own (each already a blocker).
     pub(super) taken: BTreeSet<String>,
