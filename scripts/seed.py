@@ -12,7 +12,9 @@ Creates, with no reconcile tags (so nothing here is owned by the tool):
   - two running t3.micro instances, one per subnet (zones a and b), in that group;
   - an elastic IP on the first instance;
   - hosted zone example.com with www.example.com A <elastic ip>, TTL 3600;
-  - an ISSUED ACM certificate for www.example.com (imported, self-signed).
+  - an ISSUED ACM certificate for www.example.com (imported, self-signed); with
+    --iam-cert the same certificate uploaded to IAM instead (server certificate
+    `www-example`, as the article does), and the manifest pins it by ARN.
 
 Then prints the manifest <repo>/manifests/site.example.json with the real ids
 substituted (to --out, default stdout; --ids-out gets every created id as JSON).
@@ -99,7 +101,7 @@ def self_signed_cert(host):
     return cert.public_bytes(serialization.Encoding.PEM), key_pem
 
 
-def seed(session, endpoint, stopped, ttl=3600, stacks=0):
+def seed(session, endpoint, stopped, ttl=3600, stacks=0, iam_cert=False):
     ec2 = session.client("ec2", endpoint_url=endpoint)
     r53 = session.client("route53", endpoint_url=endpoint)
     acm = session.client("acm", endpoint_url=endpoint)
@@ -165,7 +167,15 @@ def seed(session, endpoint, stopped, ttl=3600, stacks=0):
 
     # TLS: requested certificates stay PENDING_VALIDATION in moto; imported ones are ISSUED.
     cert_pem, key_pem = self_signed_cert(HOST)
-    cert_arn = acm.import_certificate(Certificate=cert_pem, PrivateKey=key_pem)["CertificateArn"]
+    if iam_cert:
+        iam = session.client("iam", endpoint_url=endpoint)
+        cert_arn = iam.upload_server_certificate(
+            ServerCertificateName="www-example",
+            CertificateBody=cert_pem.decode(),
+            PrivateKey=key_pem.decode(),
+        )["ServerCertificateMetadata"]["Arn"]
+    else:
+        cert_arn = acm.import_certificate(Certificate=cert_pem, PrivateKey=key_pem)["CertificateArn"]
 
     if stopped:
         ec2.stop_instances(InstanceIds=instances)
@@ -276,7 +286,7 @@ def stack_manifest(site, i, backend):
     return dumps(m)
 
 
-def manifest(ids, ttl=None, transition_ttl=None):
+def manifest(ids, ttl=None, transition_ttl=None, iam_cert=False):
     """The example manifest with the seeded ids in place of the placeholders (and, when
     given, the record's TTLs: short ones make the demo's and tests' waits short)."""
     with open(TEMPLATE) as f:
@@ -285,6 +295,9 @@ def manifest(ids, ttl=None, transition_ttl=None):
     m["vpc"] = ids["vpc"]
     m["security_groups"]["backend"]["existing"] = ids["security_group"]
     m["load_balancer"]["subnets"] = ids["subnets"]
+    if iam_cert:
+        # Only ACM's certificates are found by name: IAM's is pinned.
+        m["certificates"]["site"] = {"arn": ids["certificate_arn"]}
     for tg in m["target_groups"].values():
         tg["targets"] = ids["instances"]
     for r in m["dns"]["records"]:
@@ -329,6 +342,9 @@ def main():
                    help="also write this many stack manifests site-1..site-N to --stacks-dir, "
                         "and import a wildcard certificate they use")
     p.add_argument("--stacks-dir", help="folder for the --stacks manifests (created)")
+    p.add_argument("--iam-cert", action="store_true",
+                   help="upload the certificate to IAM (server certificate www-example) instead "
+                        "of importing it into ACM, as the article does")
     p.add_argument("--handmade", action="store_true",
                    help="then put the site behind a load balancer made by hand (untagged), "
                         "its record a CNAME to it")
@@ -343,10 +359,11 @@ def main():
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
     session = boto3.Session(region_name=args.region)
 
-    ids = seed(session, args.endpoint, args.stopped, args.ttl, args.stacks)
+    ids = seed(session, args.endpoint, args.stopped, args.ttl, args.stacks, args.iam_cert)
     if args.handmade:
         handmade(session, args.endpoint, ids, args.ttl)
-    site = manifest(ids, args.ttl if args.ttl != 3600 else None, args.transition_ttl)
+    site = manifest(ids, args.ttl if args.ttl != 3600 else None, args.transition_ttl,
+                    args.iam_cert)
     write(args.out, site)
     if args.ids_out:
         write(args.ids_out, dumps(ids))

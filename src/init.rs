@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use crate::aws::acm::Acm;
 use crate::aws::ec2::Ec2;
 use crate::aws::elbv2::Elbv2;
+use crate::aws::iam::Iam;
 use crate::aws::route53::Route53;
 use crate::aws::{self, Clients, Meter, Round};
 use crate::manifest::net;
@@ -312,12 +313,43 @@ pub async fn init(
         .iter()
         .filter(|c| c.cert.names.iter().any(|n| net::covers(n, &name)))
         .max_by_key(|c| c.cert.not_after);
-    match cert {
-        Some(c) => assumptions.push(format!("certificate: {} (ISSUED, covers {name})", c.cert.arn)),
-        None => review.push(format!(
-            "no ISSUED ACM certificate covers {name} in {region}: request or import one before `apply` (the plan will say so)"
-        )),
-    }
+    // ACM's, found by the name; else one uploaded to IAM (as the article does), pinned by
+    // its ARN since only ACM's are found by name.
+    let certificate = match cert {
+        Some(c) => {
+            assumptions.push(format!(
+                "certificate: {} (ISSUED, covers {name})",
+                c.cert.arn
+            ));
+            json!({ "domain": name })
+        }
+        None => {
+            let uploaded = Iam::new(&clients.iam, meter)
+                .certificates(Round::START)
+                .await?
+                .value;
+            let iam = uploaded
+                .iter()
+                .filter(|c| c.status == "ISSUED")
+                .filter(|c| c.names.iter().any(|n| net::covers(n, &name)))
+                .max_by_key(|c| c.not_after);
+            match iam {
+                Some(c) => {
+                    assumptions.push(format!(
+                        "certificate: {} (IAM server certificate, covers {name}; AWS never renews it: consider \"request\": true to move to ACM)",
+                        c.arn
+                    ));
+                    json!({ "arn": c.arn })
+                }
+                None => {
+                    review.push(format!(
+                        "no ISSUED ACM certificate covers {name} in {region}, nor an IAM server certificate: request or import one before `apply` (the plan will say so), or set \"request\": true"
+                    ));
+                    json!({ "domain": name })
+                }
+            }
+        }
+    };
 
     // The record after the switch.
     let stack = stack_of(&name);
@@ -386,7 +418,7 @@ pub async fn init(
         "stack": stack,
         "region": region,
         "vpc": vpc,
-        "certificates": { "site": { "domain": name } },
+        "certificates": { "site": certificate },
         "security_groups": {
             "lb": {
                 "description": format!("Public entry for {name}"),

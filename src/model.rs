@@ -999,6 +999,14 @@ pub struct ObservedCert {
     /// The DNS validation records ACM asks for (described, DNS-validated certificates).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub validation: Vec<ValidationRecord>,
+    /// ACM's, or an IAM server certificate (never renewed by AWS; `status` is `ISSUED`
+    /// until it expires, then `EXPIRED`).
+    #[serde(default, skip_serializing_if = "is_acm")]
+    pub store: net::CertStore,
+}
+
+fn is_acm(s: &net::CertStore) -> bool {
+    *s == net::CertStore::Acm
 }
 
 /// A CNAME record by which ACM validates (and renews) a certificate.

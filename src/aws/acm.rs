@@ -86,6 +86,7 @@ impl Acm {
                         expiring: expires_soon(s.not_after().map(|t| t.secs())),
                         renewal: None,
                         validation: vec![],
+                        store: net::CertStore::Acm,
                     },
                     names_complete: !sans.is_empty()
                         && s.has_additional_subject_alternative_names() != Some(true),
@@ -137,6 +138,7 @@ impl Acm {
                 .renewal_summary()
                 .map(|r| r.renewal_status().as_str().to_owned()),
             validation: validation_records(c.domain_validation_options()),
+            store: net::CertStore::Acm,
         };
         Ok(Answer {
             value: Some(value),

@@ -109,6 +109,9 @@ fn buckets(service: Service, operation: &str) -> Vec<(Key, Bucket)> {
             "ImportCertificate" => api(1, 1.0),
             _ => api(5, 5.0),
         }],
+        // IAM publishes no request rates; it throttles per account, and the tool reads
+        // it only for server certificates. A small bucket is the safe side.
+        Service::Iam => vec![account(10, 5.0)],
     }
 }
 
@@ -345,7 +348,13 @@ mod tests {
     #[test]
     fn client_paces_never_overflow_aws_buckets() {
         let l = Limiter::new(1.0);
-        for service in [Service::Route53, Service::Ec2, Service::Elbv2, Service::Acm] {
+        for service in [
+            Service::Route53,
+            Service::Ec2,
+            Service::Elbv2,
+            Service::Acm,
+            Service::Iam,
+        ] {
             for op in [
                 "DescribeSecurityGroups",
                 "AuthorizeSecurityGroupIngress",

@@ -6,6 +6,7 @@
 pub mod acm;
 pub mod ec2;
 pub mod elbv2;
+pub mod iam;
 pub mod limit;
 pub mod policy;
 pub mod route53;
@@ -106,6 +107,7 @@ pub struct Clients {
     pub ec2: aws_sdk_ec2::Client,
     pub route53: aws_sdk_route53::Client,
     pub acm: aws_sdk_acm::Client,
+    pub iam: aws_sdk_iam::Client,
 }
 
 impl Clients {
@@ -126,6 +128,7 @@ impl Clients {
             ec2: client!(aws_sdk_ec2),
             route53: client!(aws_sdk_route53),
             acm: client!(aws_sdk_acm),
+            iam: client!(aws_sdk_iam),
         }
     }
 
@@ -149,6 +152,7 @@ impl Clients {
             ec2: client!(aws_sdk_ec2, Service::Ec2),
             route53: client!(aws_sdk_route53, Service::Route53),
             acm: client!(aws_sdk_acm, Service::Acm),
+            iam: client!(aws_sdk_iam, Service::Iam),
         }
     }
 
@@ -205,6 +209,7 @@ pub enum Service {
     Ec2,
     Route53,
     Acm,
+    Iam,
 }
 
 impl std::fmt::Display for Service {
@@ -214,6 +219,7 @@ impl std::fmt::Display for Service {
             Service::Ec2 => "ec2",
             Service::Route53 => "route53",
             Service::Acm => "acm",
+            Service::Iam => "iam",
         })
     }
 }

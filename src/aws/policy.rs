@@ -32,7 +32,7 @@ const fn op(service: Service, name: &'static str, access: Access) -> Operation {
 }
 
 use Access::{Read, Write};
-use Service::{Acm, Ec2, Elbv2, Route53};
+use Service::{Acm, Ec2, Elbv2, Iam, Route53};
 
 /// Every operation reconcile can send.
 pub const OPERATIONS: &[Operation] = &[
@@ -76,6 +76,9 @@ pub const OPERATIONS: &[Operation] = &[
     op(Acm, "ListCertificates", Read),
     op(Acm, "DescribeCertificate", Read),
     op(Acm, "RequestCertificate", Write),
+    // A listener's certificate uploaded to IAM (pinned by ARN, or found by `init`).
+    op(Iam, "GetServerCertificate", Read),
+    op(Iam, "ListServerCertificates", Read),
 ];
 
 /// The IAM action of an operation: `elasticloadbalancing:CreateListener`.

@@ -329,9 +329,9 @@ pub(super) async fn init_behind(ec2: &Ec2, elb: &Elbv2, b: Behind<'_>) -> Result
         if cert_keys.contains_key(arn) {
             continue;
         }
-        if !net::is_acm_arn(arn) {
+        if net::cert_store(arn).is_none() {
             return Err(Error::Unsupported(format!(
-                "a listener of {} uses certificate {arn}, which is not an ACM certificate; import it into ACM first",
+                "a listener of {} uses certificate {arn}, which is neither ACM's nor an IAM server certificate",
                 lb.name
             )));
         }

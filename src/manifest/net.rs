@@ -41,6 +41,55 @@ pub fn is_acm_arn(arn: &str) -> bool {
             .is_some_and(|id| !id.is_empty())
 }
 
+/// Where a certificate a listener may use is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CertStore {
+    /// AWS Certificate Manager, in the load balancer's region.
+    #[default]
+    Acm,
+    /// IAM's server certificates (global: one list per account).
+    Iam,
+}
+
+/// A certificate ARN a listener takes: ACM's, or an IAM server certificate's
+/// (`arn:<partition>:iam::<12-digit account>:server-certificate/[<path>/]<name>`).
+pub fn cert_store(arn: &str) -> Option<CertStore> {
+    if is_acm_arn(arn) {
+        Some(CertStore::Acm)
+    } else if iam_server_cert_name(arn).is_some() {
+        Some(CertStore::Iam)
+    } else {
+        None
+    }
+}
+
+/// The name of the IAM server certificate `arn` points at (what `GetServerCertificate`
+/// takes; names are unique in an account whatever their path). `None` when `arn` is not
+/// an IAM server-certificate ARN.
+pub fn iam_server_cert_name(arn: &str) -> Option<&str> {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    if !(parts.len() == 6
+        && parts[0] == "arn"
+        && parts[1].starts_with("aws")
+        && parts[2] == "iam"
+        && parts[3].is_empty()
+        && parts[4].len() == 12
+        && parts[4].bytes().all(|b| b.is_ascii_digit()))
+    {
+        return None;
+    }
+    let rest = parts[5].strip_prefix("server-certificate/")?;
+    let name = rest.rsplit('/').next()?;
+    // IAM's names: 1 to 128 of letters, digits and +=,.@_-.
+    let valid = !name.is_empty()
+        && name.len() <= 128
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b));
+    valid.then_some(name)
+}
+
 /// What an Elastic Load Balancing ARN names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ElbResource {
@@ -300,6 +349,31 @@ pub fn is_x_frame_options(v: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn certificate_arns_name_their_store() {
+        let acm =
+            "arn:aws:acm:us-east-1:123456789012:certificate/0b1c2d3e-aaaa-bbbb-cccc-0123456789ab";
+        assert_eq!(cert_store(acm), Some(CertStore::Acm));
+        let iam = "arn:aws:iam::123456789012:server-certificate/www-example";
+        assert_eq!(cert_store(iam), Some(CertStore::Iam));
+        assert_eq!(iam_server_cert_name(iam), Some("www-example"));
+        let pathed =
+            "arn:aws:iam::123456789012:server-certificate/cloudfront/site/www.example.com_2026";
+        assert_eq!(iam_server_cert_name(pathed), Some("www.example.com_2026"));
+        for not in [
+            "arn:aws:iam::123456789012:role/www-example",
+            "arn:aws:iam:us-east-1:123456789012:server-certificate/www",
+            "arn:aws:iam::1234:server-certificate/www",
+            "arn:aws:iam::123456789012:server-certificate/",
+            "arn:aws:iam::123456789012:server-certificate/a/",
+            "arn:aws:iam::123456789012:server-certificate/w w",
+            "arn:aws:acm:us-east-1:123456789012:certificate/",
+            "www-example",
+        ] {
+            assert_eq!(cert_store(not), None, "{not}");
+        }
+    }
 
     #[test]
     fn s3_bucket_names() {

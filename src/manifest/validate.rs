@@ -211,11 +211,11 @@ impl Validator<'_> {
                     }
                 }
                 (None, Some(arn)) => {
-                    if !net::is_acm_arn(arn) {
+                    if net::cert_store(arn).is_none() {
                         self.err(
                             &p.key("arn"),
-                            format!("\"{arn}\" is not an ACM certificate ARN"),
-                            "ARNs look like arn:aws:acm:us-east-1:123456789012:certificate/<uuid>",
+                            format!("\"{arn}\" is neither an ACM certificate ARN nor an IAM server certificate's"),
+                            "ARNs look like arn:aws:acm:us-east-1:123456789012:certificate/<uuid> (ACM) or arn:aws:iam::123456789012:server-certificate/<name> (IAM)",
                         );
                     }
                 }

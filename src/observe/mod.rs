@@ -31,9 +31,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::aws::acm::{Acm, ListedCert};
 use crate::aws::ec2::Ec2;
 use crate::aws::elbv2::{Elbv2, TAGS_PER_CALL};
+use crate::aws::iam::Iam;
 use crate::aws::route53::Route53;
 use crate::aws::settle::{self, LISTED_SETTLE};
 use crate::aws::{self, try_join_all, Clients, Meter, Round};
+use crate::manifest::net::{self, CertStore};
 use crate::model::{
     Desired, Observed, ObservedCert, ObservedInstance, ObservedLb, ObservedListener, ObservedSg,
     ObservedSubnet, ObservedTg, ObservedZone, Tags,
@@ -669,7 +671,8 @@ async fn read_zone(
     Ok(Some(zone))
 }
 
-/// Per stack: the certificates it pins by ARN (a missing one is left out), and, when it
+/// Per stack: the certificates it pins by ARN (from ACM or IAM, as the ARN says; a
+/// missing one is left out), and, when it
 /// asks for a certificate by domain, every ISSUED one. A listed certificate whose known
 /// names do not settle a stack's question is described for its full list of names; one
 /// whose domain already covers every domain the stack asks for is not, so when the listing
@@ -695,8 +698,15 @@ async fn read_certificates(
     };
     let pinned_arns = scopes.union(|s| &s.cert_arns);
     let pinned_calls = pinned_arns.iter().map(|arn| {
-        let acm = acm_for(scopes.stacks_where(|s| s.cert_arns.contains(arn)));
-        async move { acm.certificate(arn, Round::START).await }
+        let stacks = scopes.stacks_where(|s| s.cert_arns.contains(arn));
+        let acm = acm_for(stacks.clone());
+        let iam = Iam::new(&clients.iam, &meter.serving(stacks));
+        async move {
+            match net::cert_store(arn) {
+                Some(CertStore::Iam) => iam.certificate(arn, Round::START).await,
+                _ => acm.certificate(arn, Round::START).await,
+            }
+        }
     });
     let (listed, pinned) = tokio::try_join!(listing, try_join_all(pinned_calls))?;
     // Every certificate described, by the ARN it was asked for.

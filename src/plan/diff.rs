@@ -14,7 +14,7 @@ use super::id::CertPart;
 use super::{
     Action, AttrDiff, Blocker, CertRef, Change, LbRef, NodeId, Op, Resource, Tagged, TgRef, Warning,
 };
-use crate::manifest::net;
+use crate::manifest::net::{self, CertStore};
 use crate::model::{CertSpec, Desired, Tags, ValidationRecord};
 use crate::names;
 
@@ -261,7 +261,11 @@ impl<'a> Differ<'a> {
                     c.arn,
                     crate::model::EXPIRY_WARNING_DAYS
                 ),
-                hint: "ACM renews the certificates it issued while their DNS validation records stay in the zone; an imported one must be imported again (or pin another)".into(),
+                hint: match c.store {
+                    CertStore::Acm => "ACM renews the certificates it issued while their DNS validation records stay in the zone; an imported one must be imported again (or pin another)",
+                    CertStore::Iam => "AWS never renews an IAM server certificate: upload its successor and pin that, or move to ACM (`domain` with \"request\": true)",
+                }
+                .into(),
             });
         }
         if let Some(r) = c.renewal.as_deref().filter(|r| *r != "SUCCESS") {
@@ -292,7 +296,7 @@ impl<'a> Differ<'a> {
                 self.o
                     .certificates
                     .iter()
-                    .filter(|c| c.status == "ISSUED")
+                    .filter(|c| c.status == "ISSUED" && c.store == CertStore::Acm)
                     .filter(|c| {
                         names
                             .iter()
@@ -320,7 +324,10 @@ impl<'a> Differ<'a> {
                 (Some(c), _) => self.block(
                     format!("certificates.{key}"),
                     format!("certificate {} is {}, not ISSUED", c.arn, c.status),
-                    "finish its validation in ACM, or pin another certificate",
+                    match c.store {
+                        CertStore::Acm => "finish its validation in ACM, or pin another certificate",
+                        CertStore::Iam => "an expired IAM server certificate cannot serve: upload its successor and pin that, or move to ACM",
+                    },
                 ),
                 (None, CertSpec::Domain(domain)) => self.block(
                     format!("certificates.{key}"),
@@ -335,7 +342,10 @@ impl<'a> Differ<'a> {
                     self.block(
                         format!("certificates.{key}"),
                         format!("certificate {arn} does not exist"),
-                        "check the ARN and the region",
+                        match net::cert_store(arn) {
+                            Some(CertStore::Iam) => "check the ARN, path included (aws iam list-server-certificates lists the account's)",
+                            _ => "check the ARN and the region",
+                        },
                     )
                 }
             }

@@ -617,6 +617,7 @@ impl<'a> World<'a> {
                     expiring: false,
                     renewal: None,
                     validation,
+                    store: crate::manifest::net::CertStore::Acm,
                 });
                 self.cert_keys.insert(key.clone(), arn);
             }

@@ -411,3 +411,32 @@ fn a_requested_certificate_is_issued_only_after_its_record_under_every_seed() {
         );
     }
 }
+
+/// The article's certificate uploaded to IAM on AWS as it behaves: the migration on it
+/// converges, then the move to a certificate the stack requests from ACM (held pending
+/// until its record is in the zone, refused by a listener before) swaps the listener's
+/// certificate in place, under every seed with the site served after every call.
+#[test]
+fn the_iam_certificate_gives_way_to_a_requested_one_under_every_seed() {
+    for &seed in SEEDS {
+        let emu = Emulator::aws_like(seed, &[]);
+        let s = emu.seed(&["--ttl", "3", "--transition-ttl", "1", "--iam-cert"]);
+        let what = format!("migration on the IAM certificate, seed {seed}");
+        apply_checked(&emu, &s.manifest, &what);
+        let requested = crate::support::edited(
+            &s.manifest,
+            "requested.json",
+            crate::frontdoor::requested_certificate,
+        );
+        let what = format!("IAM certificate to a requested one, seed {seed}");
+        let ops = apply_checked(&emu, &requested, &what).operations();
+        assert!(
+            position(&ops, "RequestCertificate", seed) < position(&ops, "ModifyListener", seed),
+            "{what}: {ops:?}"
+        );
+        assert!(
+            !ops.iter().any(|o| o == "DeleteListener"),
+            "{what}: {ops:?}"
+        );
+    }
+}

@@ -68,6 +68,7 @@ pub fn empty_account() -> Observed {
             expiring: false,
             renewal: None,
             validation: vec![],
+            store: Default::default(),
         }],
         zone: Some(ObservedZone {
             id: "Z0123456789ABCDEFGHIJ".into(),

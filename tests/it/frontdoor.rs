@@ -334,3 +334,58 @@ fn the_modern_front_door_with_a_requested_certificate_converges_in_one_apply() {
          assert got['Name'] == rr['Name'] and got['ResourceRecords'][0]['Value'].rstrip('.') == rr['Value'].rstrip('.'), (got, rr)",
     );
 }
+
+/// The certificate of listener 443 of the stack's load balancer.
+fn listener_443_certificate(emu: &Emulator) -> String {
+    emu.boto_output(
+        "lb = [l for l in elb.describe_load_balancers()['LoadBalancers'] if l['LoadBalancerName'] == 'www-example'][0]\n\
+         l = [l for l in elb.describe_listeners(LoadBalancerArn=lb['LoadBalancerArn'])['Listeners'] if l['Port'] == 443][0]\n\
+         print(l['Certificates'][0]['CertificateArn'])",
+    )
+    .trim()
+    .to_owned()
+}
+
+/// The article's migration with its certificate uploaded to IAM, not ACM: `init` finds it
+/// and pins it by ARN, one apply converges with the site served after every call; then a
+/// move to a certificate the stack requests from ACM swaps the listener's certificate in
+/// place (no listener is deleted, so 443 never stops answering) and leaves the IAM one,
+/// which the stack does not own, where it is.
+#[test]
+fn the_article_s_iam_certificate_serves_and_later_gives_way_to_a_requested_one() {
+    let emu = Emulator::start();
+    let s = emu.seed(&["--ttl", "3", "--transition-ttl", "1", "--iam-cert"]);
+    let iam_arn = s.ids["certificate_arn"].as_str().unwrap().to_owned();
+    assert!(iam_arn.starts_with("arn:aws:iam::"), "{iam_arn}");
+    let out_file = s.manifest.with_file_name("init.json");
+    let out = emu.reconcile(&["init", "--name", "www.example.com", "-o", path(&out_file)]);
+    assert_eq!(out.status.code(), Some(0), "init: {}", text(&out));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains(&format!("certificate: {iam_arn} (IAM server certificate")),
+        "{said}"
+    );
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out_file).unwrap()).unwrap();
+    assert_eq!(m["certificates"]["site"]["arn"], iam_arn.as_str(), "{m}");
+
+    apply_checked(&emu, &out_file, "the migration on the IAM certificate");
+    assert_eq!(listener_443_certificate(&emu), iam_arn);
+
+    let acm = edited(&out_file, "acm.json", requested_certificate);
+    let ops = apply_checked(&emu, &acm, "from the IAM certificate to a requested one");
+    let at = |op: &str| ops.iter().position(|o| o == op).unwrap_or(usize::MAX);
+    assert!(at("RequestCertificate") < at("ModifyListener"), "{ops:?}");
+    assert!(
+        !ops.iter()
+            .any(|o| o == "DeleteListener" || o == "DeleteServerCertificate"),
+        "{ops:?}"
+    );
+    let now = listener_443_certificate(&emu);
+    assert!(now.starts_with("arn:aws:acm:"), "{now}");
+    emu.boto(
+        "iam = boto3.client('iam', **kw)\n\
+         names = [c['ServerCertificateName'] for c in iam.list_server_certificates()['ServerCertificateMetadataList']]\n\
+         assert names == ['www-example'], names",
+    );
+}

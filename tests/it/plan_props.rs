@@ -71,6 +71,7 @@ fn with_pinned_cert(mut o: Observed) -> Observed {
         expiring: false,
         renewal: None,
         validation: vec![],
+        store: Default::default(),
     });
     o
 }

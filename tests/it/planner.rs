@@ -263,6 +263,7 @@ fn drift_listener_certificate_swapped() {
                 expiring: false,
                 renewal: None,
                 validation: vec![],
+                store: Default::default(),
             });
             let l = o.load_balancers[0]
                 .listeners
@@ -1254,6 +1255,7 @@ fn a_request_left_pending_by_an_earlier_run_is_waited_for_not_repeated() {
             name: "_abc.www.example.com".into(),
             value: "_def.acm-validations.aws".into(),
         }],
+        store: Default::default(),
     });
     assert!(ids(&p).contains(&"cert.site.request".to_owned()));
     let again = plan_of(&d, &stopped);
@@ -1270,4 +1272,64 @@ fn a_request_left_pending_by_an_earlier_run_is_waited_for_not_repeated() {
     reconcile::plan::check::check(&d, &stopped, &again).expect("proven");
     let after = run_in_order(&d, &stopped, &again);
     assert!(!plan_of(&d, &after).has_changes(), "converges");
+}
+
+/// An IAM server certificate pinned by ARN serves like ACM's: nothing to change when the
+/// listener uses it, its expiry warned about with IAM's remedy (AWS never renews it), an
+/// expired one a blocker, and the move to an ACM certificate one listener update in place.
+#[test]
+fn an_iam_server_certificate_serves_warns_as_iam_and_gives_way_in_place() {
+    use reconcile::manifest::net::CertStore;
+    use reconcile::model::CertSpec;
+    let iam = "arn:aws:iam::123456789012:server-certificate/www-example";
+    let mut d = desired();
+    d.certificates
+        .insert("site".into(), CertSpec::Arn(iam.into()));
+    let mut o = converged();
+    o.certificates.push(ObservedCert {
+        arn: iam.into(),
+        domain: "www.example.com".into(),
+        names: vec!["www.example.com".into()],
+        status: "ISSUED".into(),
+        not_after: Some(2_000_000_000),
+        expiring: true,
+        renewal: None,
+        validation: vec![],
+        store: CertStore::Iam,
+    });
+    let l = o.load_balancers[0]
+        .listeners
+        .iter_mut()
+        .find(|l| l.port == 443)
+        .unwrap();
+    l.certificates = vec![iam.into()];
+    let p = plan_of(&d, &o);
+    assert!(p.blockers.is_empty(), "{:?}", p.blockers);
+    assert!(!p.has_changes(), "{:?}", ids(&p));
+    assert!(
+        p.warnings.iter().any(|w| w.subject == "certificates.site"
+            && w.hint.contains("never renews an IAM server certificate")),
+        "{:?}",
+        p.warnings
+    );
+
+    // To ACM's certificate (the fixture's `domain`): the listener changes in place.
+    let p = plan_of(&desired(), &o);
+    let changes: Vec<String> = p
+        .nodes
+        .iter()
+        .filter(|n| matches!(n.kind, NodeKind::Change(_)))
+        .map(|n| n.id.to_string())
+        .collect();
+    assert_eq!(changes, vec!["listener.443.update"], "{:?}", ids(&p));
+    let fixed = run_in_order(&desired(), &o, &p);
+    assert!(!plan_of(&desired(), &fixed).has_changes());
+
+    o.certificates.last_mut().unwrap().status = "EXPIRED".into();
+    let p = plan_of(&d, &o);
+    let [b] = &p.blockers[..] else {
+        panic!("one blocker: {:?}", p.blockers)
+    };
+    assert!(b.message.contains("is EXPIRED"), "{b:?}");
+    assert!(b.hint.contains("expired IAM server certificate"), "{b:?}");
 }
