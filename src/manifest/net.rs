@@ -26,19 +26,27 @@ pub fn is_region(r: &str) -> bool {
         && parts[parts.len() - 1].parse::<u8>().is_ok()
 }
 
-/// `arn:<partition>:acm:<region>:<12-digit account>:certificate/<id>`.
-pub fn is_acm_arn(arn: &str) -> bool {
+/// `arn:<partition>:<service>:<region>:<12-digit account>:<resource>` → (region,
+/// resource), for ARNs of `service`.
+fn arn_of<'a>(arn: &'a str, service: &str) -> Option<(&'a str, &'a str)> {
     let parts: Vec<&str> = arn.splitn(6, ':').collect();
-    parts.len() == 6
+    (parts.len() == 6
         && parts[0] == "arn"
         && parts[1].starts_with("aws")
-        && parts[2] == "acm"
-        && is_region(parts[3])
+        && parts[2] == service
         && parts[4].len() == 12
-        && parts[4].bytes().all(|b| b.is_ascii_digit())
-        && parts[5]
-            .strip_prefix("certificate/")
-            .is_some_and(|id| !id.is_empty())
+        && parts[4].bytes().all(|b| b.is_ascii_digit()))
+    .then(|| (parts[3], parts[5]))
+}
+
+/// `arn:<partition>:acm:<region>:<12-digit account>:certificate/<id>`.
+pub fn is_acm_arn(arn: &str) -> bool {
+    arn_of(arn, "acm").is_some_and(|(region, resource)| {
+        is_region(region)
+            && resource
+                .strip_prefix("certificate/")
+                .is_some_and(|id| !id.is_empty())
+    })
 }
 
 /// Where a certificate a listener may use is kept.
@@ -68,18 +76,11 @@ pub fn cert_store(arn: &str) -> Option<CertStore> {
 /// takes; names are unique in an account whatever their path). `None` when `arn` is not
 /// an IAM server-certificate ARN.
 pub fn iam_server_cert_name(arn: &str) -> Option<&str> {
-    let parts: Vec<&str> = arn.splitn(6, ':').collect();
-    if !(parts.len() == 6
-        && parts[0] == "arn"
-        && parts[1].starts_with("aws")
-        && parts[2] == "iam"
-        && parts[3].is_empty()
-        && parts[4].len() == 12
-        && parts[4].bytes().all(|b| b.is_ascii_digit()))
-    {
+    let (region, resource) = arn_of(arn, "iam")?;
+    if !region.is_empty() {
         return None;
     }
-    let rest = parts[5].strip_prefix("server-certificate/")?;
+    let rest = resource.strip_prefix("server-certificate/")?;
     let name = rest.rsplit('/').next()?;
     // IAM's names: 1 to 128 of letters, digits and +=,.@_-.
     let valid = !name.is_empty()
