@@ -759,6 +759,25 @@ class Layer:
                 return await self.rules_limit(region, params)
         elif service == "route53" and op == "ChangeResourceRecordSets":
             return await self.apex_cname(region, req)
+        elif service == "acm" and op == "DeleteCertificate":
+            return await self.certificate_in_use(region, params)
+        return None
+
+    async def certificate_in_use(self, region, params):
+        """ACM refuses to delete a certificate a listener uses (moto deletes it)."""
+        arn = params.get("CertificateArn") if isinstance(params, dict) else None
+        if not arn:
+            return None
+        try:
+            for root in await self.query_all("elasticloadbalancing", region, "DescribeLoadBalancers", {}):
+                for lb_arn in texts(root, "LoadBalancerArn"):
+                    listeners = await self.query("elasticloadbalancing", region, "DescribeListeners",
+                                                 {"LoadBalancerArn": lb_arn})
+                    if arn in texts(listeners, "CertificateArn"):
+                        return ("ResourceInUseException",
+                                "Certificate %s in use by %s" % (arn, lb_arn))
+        except UpstreamError:
+            return None
         return None
 
     async def deletion_protected(self, region, params):

@@ -979,7 +979,7 @@ pub struct ObservedRule {
     pub description: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObservedCert {
     pub arn: String,
     pub domain: String,
@@ -1003,6 +1003,21 @@ pub struct ObservedCert {
     /// until it expires, then `EXPIRED`).
     #[serde(default, skip_serializing_if = "is_acm")]
     pub store: net::CertStore,
+    /// When ACM was asked for it (seconds since the epoch), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<i64>,
+    /// It has awaited validation longer than [`PENDING_WARNING_SECS`] when it was read.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub overdue: bool,
+    /// Whether a load balancer (or another AWS service) uses it, as ACM tells; `None` when
+    /// not told (an IAM certificate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_use: Option<bool>,
+    /// Its tags, read for an ACM certificate that a stack may have requested (one no load
+    /// balancer uses, or one a listener of the stack's uses); empty otherwise. A stack's
+    /// own carries [`names::STACK_TAG`] and [`names::CERTIFICATE_TAG`] (the manifest's key).
+    #[serde(default, skip_serializing_if = "Tags::is_empty")]
+    pub tags: Tags,
 }
 
 fn is_acm(s: &net::CertStore) -> bool {
@@ -1023,10 +1038,24 @@ pub const EXPIRY_WARNING_DAYS: i64 = 30;
 /// Whether a certificate expiring at `not_after` (seconds since the epoch) expires within
 /// [`EXPIRY_WARNING_DAYS`] from now.
 pub fn expires_soon(not_after: Option<i64>) -> bool {
-    let now = std::time::SystemTime::now()
+    not_after.is_some_and(|t| t - epoch_now() < EXPIRY_WARNING_DAYS * 86_400)
+}
+
+/// A certificate awaiting DNS validation for longer than this (seconds) is warned about:
+/// with its records in the zone ACM issues within minutes, and it gives up after 72 hours.
+pub const PENDING_WARNING_SECS: i64 = 3600;
+
+/// Whether a certificate of `status` requested at `created_at` has awaited validation
+/// longer than [`PENDING_WARNING_SECS`].
+pub fn pending_too_long(status: &str, created_at: Option<i64>) -> bool {
+    status == "PENDING_VALIDATION"
+        && created_at.is_some_and(|t| epoch_now() - t > PENDING_WARNING_SECS)
+}
+
+fn epoch_now() -> i64 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-    not_after.is_some_and(|t| t - now < EXPIRY_WARNING_DAYS * 86_400)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -4,6 +4,11 @@
 /// Tag key that marks a resource as owned by a stack; its value is the stack id.
 pub const STACK_TAG: &str = "reconcile:stack";
 
+/// Tag key on a certificate a stack requested: the key of `certificates` it was requested
+/// for. With [`STACK_TAG`] it marks the certificate as the stack's own, deleted once no
+/// listener of the stack uses it and the manifest asks for another.
+pub const CERTIFICATE_TAG: &str = "reconcile:certificate";
+
 /// Tag key on a stack's load balancer listing the ports of the listeners whose response
 /// headers the stack manages (`"443"`, `"80 443"`; empty once none): those listeners'
 /// attributes are read, so that a header the manifest no longer sets, even with its whole

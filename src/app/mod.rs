@@ -397,6 +397,7 @@ pub fn plan_destroy(mut observation: Observation) -> Result<Planning, Error> {
         }
         if p.loaded.manifest.dns.is_none() && p.plan.has_changes() {
             p.plan.warnings.push(plan::Warning {
+                drift: false,
                 subject: format!("stack {}", p.plan.stack),
                 message: "the manifest manages no DNS record, so nothing tells whether a record still leads to the stack's load balancer; destroying it would take such a site down".to_owned(),
                 hint: "check the zone first, or keep the site's records under dns.records so that destroy refuses while they lead to the load balancer".to_owned(),

@@ -298,7 +298,11 @@ const NOT_YET_KNOWN: &[&str] = &[
 ];
 
 /// Error codes of a delete refused while something still uses the resource.
-const LETTING_GO: &[&str] = &["DependencyViolation", "ResourceInUse"];
+const LETTING_GO: &[&str] = &[
+    "DependencyViolation",
+    "ResourceInUse",
+    "ResourceInUseException",
+];
 
 fn is_delete(op: &Op) -> bool {
     matches!(
@@ -306,6 +310,7 @@ fn is_delete(op: &Op) -> bool {
         Op::DeleteSecurityGroup { .. }
             | Op::DeleteTargetGroup { .. }
             | Op::DeleteLoadBalancer { .. }
+            | Op::DeleteCertificate { .. }
     )
 }
 
@@ -315,6 +320,7 @@ fn subject(op: &Op) -> String {
         Op::DeleteSecurityGroup { id, .. } => format!("security group {id}"),
         Op::DeleteTargetGroup { arn, .. } => format!("target group {}", short_arn(arn)),
         Op::DeleteLoadBalancer { arn, .. } => format!("load balancer {}", short_arn(arn)),
+        Op::DeleteCertificate { arn, .. } => format!("certificate {arn}"),
         _ => "the resources of this change".to_owned(),
     }
 }
@@ -443,8 +449,14 @@ async fn run_once(ctx: &Context, op: &Op) -> Result<(), Error> {
                 .await?
         }
         Op::DeleteLoadBalancer { arn, .. } => elb.delete_load_balancer(arn).await?,
-        Op::RequestCertificate { key, names, token } => {
-            let arn = ctx.acm().request(names, token).await?;
+        Op::DeleteCertificate { arn, .. } => ctx.acm().delete(arn).await?,
+        Op::RequestCertificate {
+            key,
+            names,
+            token,
+            tags,
+        } => {
+            let arn = ctx.acm().request(names, token, tags).await?;
             settle::created(&arn);
             ctx.refs().certificates.insert(key.clone(), arn);
         }

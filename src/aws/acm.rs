@@ -7,7 +7,7 @@ use aws_sdk_acm::Client;
 
 use super::{need, paginate, sdk_error, Answer, Meter, Result, Round, Service};
 use crate::manifest::net;
-use crate::model::{expires_soon, ObservedCert, ValidationRecord};
+use crate::model::{expires_soon, pending_too_long, ObservedCert, ValidationRecord};
 
 const SERVICE: Service = Service::Acm;
 
@@ -40,7 +40,8 @@ impl Acm {
     }
 
     /// Every ISSUED certificate with a key a load balancer can use (by default the listing
-    /// shows RSA 2048 keys only); with `pending`, those awaiting validation too.
+    /// shows RSA 2048 keys only); with `pending`, those awaiting validation too, and
+    /// requests that failed or timed out.
     pub async fn issued(&self, pending: bool, after: Round) -> Result<Answer<Vec<ListedCert>>> {
         const OP: &str = "ListCertificates";
         let keys = Filters::builder()
@@ -59,9 +60,12 @@ impl Acm {
                 .client
                 .list_certificates()
                 .set_certificate_statuses(Some(if pending {
+                    // Failed requests too: the plan reports them, and asks again.
                     vec![
                         CertificateStatus::Issued,
                         CertificateStatus::PendingValidation,
+                        CertificateStatus::Failed,
+                        CertificateStatus::ValidationTimedOut,
                     ]
                 } else {
                     vec![CertificateStatus::Issued]
@@ -87,6 +91,13 @@ impl Acm {
                         renewal: None,
                         validation: vec![],
                         store: net::CertStore::Acm,
+                        created_at: s.created_at().map(|t| t.secs()),
+                        overdue: pending_too_long(
+                            s.status().map_or("ISSUED", |s| s.as_str()),
+                            s.created_at().map(|t| t.secs()),
+                        ),
+                        in_use: s.in_use(),
+                        tags: Default::default(),
                     },
                     names_complete: !sans.is_empty()
                         && s.has_additional_subject_alternative_names() != Some(true),
@@ -139,6 +150,13 @@ impl Acm {
                 .map(|r| r.renewal_status().as_str().to_owned()),
             validation: validation_records(c.domain_validation_options()),
             store: net::CertStore::Acm,
+            created_at: c.created_at().or(c.imported_at()).map(|t| t.secs()),
+            overdue: pending_too_long(
+                c.status().map_or("", |s| s.as_str()),
+                c.created_at().map(|t| t.secs()),
+            ),
+            in_use: Some(!c.in_use_by().is_empty()),
+            tags: Default::default(),
         };
         Ok(Answer {
             value: Some(value),
@@ -169,7 +187,14 @@ impl Acm {
     /// Requests a DNS-validated certificate for `names` (the first is its domain); the
     /// same `token` within an hour returns the same certificate (ACM's idempotency), so a
     /// repeated request after a lost answer makes no second one. Returns its ARN.
-    pub async fn request(&self, names: &[String], token: &str) -> Result<String> {
+    /// `tags` mark it as the stack's (ACM sets them with the request, so no certificate of
+    /// the stack is ever untagged).
+    pub async fn request(
+        &self,
+        names: &[String],
+        token: &str,
+        tags: &crate::model::Tags,
+    ) -> Result<String> {
         const OP: &str = "RequestCertificate";
         let (domain, sans) = names
             .split_first()
@@ -182,6 +207,12 @@ impl Acm {
             .set_subject_alternative_names((!sans.is_empty()).then(|| sans.to_vec()))
             .validation_method(aws_sdk_acm::types::ValidationMethod::Dns)
             .idempotency_token(token)
+            .set_tags(Some(
+                tags.iter()
+                    .map(|(k, v)| aws_sdk_acm::types::Tag::builder().key(k).value(v).build())
+                    .collect::<std::result::Result<Vec<_>, _>>()
+                    .map_err(|e| super::Error::Bug(format!("a certificate tag: {e}")))?,
+            ))
             .send()
             .await
             .map_err(|e| sdk_error(SERVICE, OP, e))?;
@@ -222,5 +253,67 @@ mod tests {
             vec!["www.example.com", "*.example.com"]
         );
         assert_eq!(names("Example.com", &[]), vec!["example.com"]);
+    }
+}
+
+impl Acm {
+    /// A certificate's tags; `None` when it no longer exists.
+    pub async fn tags(
+        &self,
+        arn: &str,
+        after: Round,
+    ) -> Result<Answer<Option<crate::model::Tags>>> {
+        const OP: &str = "ListTagsForCertificate";
+        let round = self.meter.record(OP, after);
+        let sent = self
+            .client
+            .list_tags_for_certificate()
+            .certificate_arn(arn)
+            .send()
+            .await;
+        let out = match sent {
+            Ok(out) => out,
+            Err(e)
+                if e.as_service_error().is_some_and(|e| {
+                    e.is_resource_not_found_exception() || e.is_invalid_arn_exception()
+                }) =>
+            {
+                return Ok(Answer { value: None, round })
+            }
+            Err(e) => return Err(sdk_error(SERVICE, OP, e)),
+        };
+        let tags = out
+            .tags()
+            .iter()
+            .map(|t| (t.key().to_owned(), t.value().unwrap_or_default().to_owned()))
+            .collect();
+        Ok(Answer {
+            value: Some(tags),
+            round,
+        })
+    }
+
+    /// Deletes a certificate; one already gone is no error (a run resumed after the
+    /// delete). ACM refuses one still in use (`ResourceInUseException`), which the
+    /// executor retries while a load balancer lets go of it.
+    pub async fn delete(&self, arn: &str) -> Result<()> {
+        const OP: &str = "DeleteCertificate";
+        self.meter.record(OP, Round::START);
+        match self
+            .client
+            .delete_certificate()
+            .certificate_arn(arn)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_resource_not_found_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(sdk_error(SERVICE, OP, e)),
+        }
     }
 }

@@ -145,6 +145,10 @@ fn observed(meta: &ServerCertificateMetadata, body: &str) -> ObservedCert {
         renewal: None,
         validation: vec![],
         store: CertStore::Iam,
+        created_at: meta.upload_date().map(|t| t.secs()),
+        overdue: false,
+        in_use: None,
+        tags: Default::default(),
     }
 }
 

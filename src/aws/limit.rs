@@ -104,7 +104,10 @@ fn buckets(service: Service, operation: &str) -> Vec<(Key, Bucket)> {
             },
         ],
         Service::Acm => vec![match operation {
-            "DescribeCertificate" | "GetCertificate" | "DeleteCertificate" => api(10, 10.0),
+            "DescribeCertificate"
+            | "GetCertificate"
+            | "DeleteCertificate"
+            | "ListTagsForCertificate" => api(10, 10.0),
             "ListCertificates" => api(8, 8.0),
             "ImportCertificate" => api(1, 1.0),
             _ => api(5, 5.0),

@@ -76,6 +76,11 @@ pub const OPERATIONS: &[Operation] = &[
     op(Acm, "ListCertificates", Read),
     op(Acm, "DescribeCertificate", Read),
     op(Acm, "RequestCertificate", Write),
+    // A request made with tags needs the tagging action too (ACM's permissions reference).
+    op(Acm, "AddTagsToCertificate", Write),
+    // Which certificates the stack requested; deleting one it no longer uses.
+    op(Acm, "ListTagsForCertificate", Read),
+    op(Acm, "DeleteCertificate", Write),
     // A listener's certificate uploaded to IAM (pinned by ARN, or found by `init`).
     op(Iam, "GetServerCertificate", Read),
     op(Iam, "ListServerCertificates", Read),

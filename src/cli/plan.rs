@@ -35,7 +35,7 @@ pub async fn plan(
     let planning = app::observe_and_plan_for(loaded, &mut conns, mode).await?;
     let planned = &planning.stacks;
     let blocked = planned.iter().any(|p| !p.plan.blockers.is_empty());
-    let changes = planned.iter().any(|p| p.plan.has_changes());
+    let changes = planned.iter().any(|p| p.plan.drifted());
     match view {
         PlanView::Graph(format) => {
             let plans: Vec<&reconcile::plan::Plan> = planned.iter().map(|p| &p.plan).collect();

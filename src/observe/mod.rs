@@ -144,7 +144,62 @@ pub async fn observe_many(
         )
         .collect();
     assign_foreign(&scopes, &mut observed, &others);
+    read_certificate_tags(clients, meter, &scopes, &mut observed).await?;
     Ok(observed)
+}
+
+/// For each stack that requests a certificate: the tags of the ACM certificates it read
+/// that it may have requested earlier, those no load balancer uses and those its own
+/// listeners use (a certificate in use elsewhere is never the stack's to delete). Each
+/// ARN is read once for every stack that needs it; one gone meanwhile keeps no tags.
+async fn read_certificate_tags(
+    clients: &Clients,
+    meter: &Meter,
+    scopes: &Scopes,
+    observed: &mut [Observed],
+) -> Result<()> {
+    let mut wanted: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (scope, o) in scopes.0.iter().zip(observed.iter()) {
+        if scope.requested_domains.is_empty() {
+            continue;
+        }
+        let on_listeners: BTreeSet<&String> = o
+            .load_balancers
+            .iter()
+            .flat_map(|lb| &lb.listeners)
+            .flat_map(|l| &l.certificates)
+            .collect();
+        for c in &o.certificates {
+            if c.store == CertStore::Acm
+                && (c.in_use != Some(true) || on_listeners.contains(&c.arn))
+            {
+                wanted
+                    .entry(c.arn.clone())
+                    .or_default()
+                    .push(scope.stack.clone());
+            }
+        }
+    }
+    let reads = wanted.into_iter().map(|(arn, stacks)| {
+        let acm = Acm::new(&clients.acm, &meter.serving(stacks));
+        async move {
+            let answer = acm.tags(&arn, Round(1)).await?;
+            Ok::<_, crate::aws::Error>((arn, answer.value))
+        }
+    });
+    let tags: BTreeMap<String, crate::model::Tags> = try_join_all(reads)
+        .await?
+        .into_iter()
+        .filter_map(|(arn, t)| Some((arn, t?)))
+        .collect();
+    for o in observed.iter_mut() {
+        for c in &mut o.certificates {
+            if let Some(t) = tags.get(&c.arn) {
+                c.tags = t.clone();
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The load balancers outside a stack's names that its managed records lead to now, with

@@ -15,7 +15,7 @@ use super::{
     Action, AttrDiff, Blocker, CertRef, Change, LbRef, NodeId, Op, Resource, Tagged, TgRef, Warning,
 };
 use crate::manifest::net::{self, CertStore};
-use crate::model::{CertSpec, Desired, Tags, ValidationRecord};
+use crate::model::{owned_by, CertSpec, Desired, ObservedCert, Tags, ValidationRecord};
 use crate::names;
 
 /// What the diff decided: changes by id, blockers, and the facts the graph needs.
@@ -40,9 +40,17 @@ pub struct Decided {
 /// ACM's idempotency token for a request (at most 32 word characters): the same stack,
 /// certificate and names give the same token, so a request repeated within the hour (a
 /// lost answer, a run killed right after it) returns the certificate already requested.
-fn request_token(stack: &str, key: &str, names: &[String]) -> String {
+/// The idempotency token of a request: the same for a retry of the same request, another
+/// once ACM failed the ones made before (`failed`, their ARNs), so that asking again within
+/// ACM's hour makes a new request rather than answering with the failed one.
+fn request_token(stack: &str, key: &str, names: &[String], failed: &[&str]) -> String {
     use sha2::Digest;
-    let digest = sha2::Sha256::digest(format!("{stack}\n{key}\n{}", names.join("\n")));
+    let mut text = format!("{stack}\n{key}\n{}", names.join("\n"));
+    for f in failed {
+        text.push_str("\nafter ");
+        text.push_str(f);
+    }
+    let digest = sha2::Sha256::digest(text);
     digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
 }
 
@@ -88,6 +96,7 @@ pub fn diff(d: &Desired, o: &crate::model::Observed) -> Decided {
         adopting: BTreeSet::new(),
     };
     x.certificates();
+    x.retire_certificates();
     x.security_groups();
     let lb = x.load_balancer();
     x.target_groups(lb.as_ref().map(|(_, live)| live.map(|l| l.arn.as_str())));
@@ -255,6 +264,7 @@ impl<'a> Differ<'a> {
                 })
                 .unwrap_or_else(|| "soon".to_owned());
             self.out.warnings.push(Warning {
+                drift: true,
                 subject: subject.clone(),
                 message: format!(
                     "certificate {} expires on {when}, within {} days",
@@ -270,6 +280,7 @@ impl<'a> Differ<'a> {
         }
         if let Some(r) = c.renewal.as_deref().filter(|r| *r != "SUCCESS") {
             self.out.warnings.push(Warning {
+                drift: true,
                 subject,
                 message: format!("ACM's renewal of certificate {} is {r}, not SUCCESS", c.arn),
                 hint: "check that its validation CNAME records are still in the zone (aws acm describe-certificate shows them)".into(),
@@ -302,7 +313,8 @@ impl<'a> Differ<'a> {
                             .iter()
                             .all(|d| c.names.iter().any(|n| net::covers(n, d)))
                     })
-                    .max_by_key(|c| (c.not_after, c.arn.clone()))
+                    // The stack's own first: it goes once unused, another is never touched.
+                    .max_by_key(|c| (owned_by(&c.tags, &self.d.stack), c.not_after, c.arn.clone()))
             };
             let found = match spec {
                 CertSpec::Domain(domain) => issued_covering(std::slice::from_ref(domain)),
@@ -399,6 +411,76 @@ impl<'a> Differ<'a> {
         }
     }
 
+    /// Certificates the stack requested (its tags say so) that the manifest no longer
+    /// uses: deleted, after every listener change (a removal: the listeners move to the
+    /// certificate that replaces it first). One that something outside the stack uses is
+    /// kept, and said. Nothing goes while some certificate of the manifest is unresolved.
+    pub(super) fn retire_certificates(&mut self) {
+        if self.cert_refs.len() < self.d.certificates.len() {
+            return;
+        }
+        let wanted: BTreeSet<&str> = self
+            .cert_refs
+            .values()
+            .filter_map(|r| match r {
+                CertRef::Arn(a) | CertRef::Issuing { arn: Some(a), .. } => Some(a.as_str()),
+                CertRef::Issuing { arn: None, .. } => None,
+            })
+            .collect();
+        let on_listeners: BTreeSet<&String> = self
+            .o
+            .load_balancers
+            .iter()
+            .flat_map(|lb| &lb.listeners)
+            .flat_map(|l| &l.certificates)
+            .collect();
+        let mut retired = Vec::new();
+        for c in &self.o.certificates {
+            let Some(key) = c.tags.get(names::CERTIFICATE_TAG) else {
+                continue;
+            };
+            if c.store != CertStore::Acm
+                || !owned_by(&c.tags, &self.d.stack)
+                || wanted.contains(c.arn.as_str())
+            {
+                continue;
+            }
+            if c.in_use == Some(true) && !on_listeners.contains(&c.arn) {
+                self.out.warnings.push(Warning {
+                    drift: false,
+                    subject: format!("certificate {}", c.arn),
+                    message: format!("the stack requested it for `certificates.{key}` and uses it no more, but something outside the stack does: kept"),
+                    hint: "aws acm describe-certificate shows what uses it (InUseBy); delete it by hand once nothing does".into(),
+                });
+                continue;
+            }
+            retired.push((
+                c.arn.clone(),
+                key.clone(),
+                c.names.clone(),
+                c.status.clone(),
+            ));
+        }
+        for (arn, key, names, status) in retired {
+            let id = arn.rsplit('/').next().unwrap_or(&arn).to_owned();
+            let why = match status.as_str() {
+                "ISSUED" => "no longer used",
+                "PENDING_VALIDATION" => "no longer awaited",
+                _ => "never issued",
+            };
+            self.change(
+                NodeId::CertificateDelete { id },
+                Change {
+                    resource: resource("certificate", &arn, true),
+                    action: Action::Delete,
+                    reason: format!("requested by the stack for `certificates.{key}`, {why}: deleted once no listener of the stack uses it"),
+                    attrs: vec![attr("names", Some(Value::from(names)), None)],
+                    op: Op::DeleteCertificate { arn, key },
+                },
+            );
+        }
+    }
+
     /// No ISSUED certificate covers what the manifest requests: one awaiting validation
     /// for exactly these names (requested by an earlier run) is waited for, else one is
     /// requested; either way its DNS validation records are written into the zone when
@@ -413,14 +495,52 @@ impl<'a> Differ<'a> {
             return;
         };
         let wanted: BTreeSet<&String> = names.iter().collect();
+        let for_these = |c: &&ObservedCert| {
+            c.store == CertStore::Acm
+                && Some(&c.domain) == names.first()
+                && c.names.iter().collect::<BTreeSet<_>>() == wanted
+        };
         let pending = self
             .o
             .certificates
             .iter()
             .filter(|c| c.status == "PENDING_VALIDATION")
-            .filter(|c| Some(&c.domain) == names.first())
-            .filter(|c| c.names.iter().collect::<BTreeSet<_>>() == wanted)
+            .filter(for_these)
             .max_by_key(|c| c.arn.clone());
+        // Requests for these names that ACM failed or gave up on: said, and asked again.
+        let failed: Vec<&ObservedCert> = self
+            .o
+            .certificates
+            .iter()
+            .filter(|c| matches!(c.status.as_str(), "FAILED" | "VALIDATION_TIMED_OUT"))
+            .filter(for_these)
+            .collect();
+        if pending.is_none() {
+            for c in &failed {
+                self.out.warnings.push(Warning {
+                    drift: true,
+                    subject: format!("certificates.{key}"),
+                    message: format!("ACM did not issue certificate {} for {}: it is {}", c.arn, names.join(", "), c.status),
+                    hint: if c.status == "FAILED" {
+                        "aws acm describe-certificate names the FailureReason (often a CAA record of the domain that does not allow amazon.com); the plan requests the certificate again".into()
+                    } else {
+                        "ACM found no validation record within 72 hours: check that the zone is the one the domain's registrar delegates to (dig NS); the plan requests the certificate again".into()
+                    },
+                });
+            }
+        }
+        if let Some(c) = pending.filter(|c| c.overdue) {
+            self.out.warnings.push(Warning {
+                drift: true,
+                subject: format!("certificates.{key}"),
+                message: format!(
+                    "certificate {} has awaited DNS validation for over {} minutes",
+                    c.arn,
+                    crate::model::PENDING_WARNING_SECS / 60
+                ),
+                hint: "with its validation CNAMEs in the zone ACM issues within minutes: check that the zone is the one the domain's registrar delegates to (dig NS) and that no CAA record forbids amazon.com; ACM gives up after 72 hours".into(),
+            });
+        }
         let in_zone = |r: &ValidationRecord| {
             zone.records
                 .iter()
@@ -436,7 +556,10 @@ impl<'a> Differ<'a> {
                 (cert, c.validation.clone(), write)
             }
             None => {
-                let token = request_token(&self.d.stack, key, names);
+                let failed_arns: Vec<&str> = failed.iter().map(|c| c.arn.as_str()).collect();
+                let token = request_token(&self.d.stack, key, names, &failed_arns);
+                let mut tags = self.d.tags.clone();
+                tags.insert(names::CERTIFICATE_TAG.to_owned(), key.to_owned());
                 self.change(
                     NodeId::Certificate {
                         key: key.to_owned(),
@@ -451,6 +574,7 @@ impl<'a> Differ<'a> {
                             key: key.to_owned(),
                             names: names.to_vec(),
                             token,
+                            tags,
                         },
                     },
                 );

@@ -74,6 +74,7 @@ impl Op {
             | Op::DeleteTargetGroup { .. }
             | Op::DeleteLoadBalancer { .. }
             | Op::DeleteSecurityGroup { .. }
+            | Op::DeleteCertificate { .. }
             | Op::ClearMarker { .. } => Class::Removal,
             Op::SetRecord { step, .. } => Class::Dns(*step),
             Op::SetTags { .. } | Op::SetListenerHeaders { .. } | Op::SetLbAttributes { .. } => {
@@ -198,6 +199,7 @@ impl Op {
             | Op::DetachStandby { .. }
             | Op::SetListenerHeaders { .. }
             | Op::Unprotect { .. }
+            | Op::DeleteCertificate { .. }
             | Op::ClearMarker { .. } => vec![],
         }
     }
@@ -654,6 +656,13 @@ fn add_before_remove(b: &mut Builder, verify: &[NodeId], old_answers: &[NodeId])
     for g in &sg_deletes {
         for dep in lb_deletes.iter().chain(&revokes) {
             b.edge(dep, g);
+        }
+    }
+    // ACM refuses to delete a certificate a listener still uses.
+    let cert_deletes = b.ops_where(|op| matches!(op, Op::DeleteCertificate { .. }));
+    for c in &cert_deletes {
+        for dep in listener_deletes.iter().chain(&lb_deletes) {
+            b.edge(dep, c);
         }
     }
     let restores = b.class_is(Class::Dns(DnsStep::RestoreTtl));

@@ -149,6 +149,10 @@ pub enum NodeId {
         key: String,
         part: CertPart,
     },
+    /// A certificate the stack requested and no longer uses, by the last part of its ARN.
+    CertificateDelete {
+        id: String,
+    },
     Record {
         name: String,
         kind: String,
@@ -281,6 +285,7 @@ impl fmt::Display for NodeId {
             NodeId::Certificate { key, part } => {
                 write!(f, "cert.{key}.{}", text(&CERT_PARTS, *part))
             }
+            NodeId::CertificateDelete { id } => write!(f, "cert.{id}.delete"),
             NodeId::Gate(GateId::Dns { record, wait }) => {
                 write!(f, "gate.dns.{record}.{}", text(&DNS_WAITS, *wait))
             }
@@ -332,6 +337,9 @@ impl FromStr for NodeId {
             return Err(bad());
         }
         if let Some(rest) = s.strip_prefix("cert.") {
+            if let Some(id) = rest.strip_suffix(".delete").filter(|n| !n.is_empty()) {
+                return Ok(NodeId::CertificateDelete { id: owned(id) });
+            }
             let (key, part) = split(&CERT_PARTS, rest).ok_or_else(bad)?;
             return Ok(NodeId::Certificate {
                 key: owned(key),
@@ -444,6 +452,7 @@ mod tests {
                 key,
                 part: CERT_PARTS[i].0
             }),
+            name().prop_map(|id| NodeId::CertificateDelete { id }),
             (name(), pick(4)).prop_map(|(r, i)| NodeId::dns_gate(&r, DNS_WAITS[i].0)),
         ]
     }
@@ -466,6 +475,7 @@ mod tests {
             "tg.app.targets.add",
             "lb.security_groups",
             "lb.abc123.delete",
+            "cert.0a1b2c3d-4e5f-6789-abcd-ef0123456789.delete",
             "listener.443.attach",
             "dns.www.example.com.CNAME.lower-ttl",
             "dns.www.example.com.marker.clear",

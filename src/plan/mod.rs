@@ -298,6 +298,16 @@ pub enum Op {
         key: String,
         names: Vec<String>,
         token: String,
+        /// The stack's tags and [`crate::names::CERTIFICATE_TAG`]: the request is the
+        /// stack's own, deleted once the stack no longer uses it.
+        #[serde(default)]
+        tags: Tags,
+    },
+    /// Deletes a certificate the stack requested (for `certificates.<key>`) and uses no
+    /// more, once no listener of the stack uses it.
+    DeleteCertificate {
+        arn: String,
+        key: String,
     },
     /// UPSERTs a certificate's DNS validation records into the zone (the records known
     /// now, or, for one requested by this run, those ACM gives once it has made them).
@@ -513,6 +523,18 @@ pub struct Warning {
     pub subject: String,
     pub message: String,
     pub hint: String,
+    /// The stack is not as it should be though no change of the plan repairs it (a
+    /// certificate that expires, fails its renewal or its validation): drift all the same,
+    /// so `plan --detailed-exitcode` exits 2 on it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub drift: bool,
+}
+
+impl Plan {
+    /// Does the plan change anything, or find drift that no change repairs?
+    pub fn drifted(&self) -> bool {
+        self.has_changes() || self.warnings.iter().any(|w| w.drift)
+    }
 }
 
 /// The whole plan of one stack.
@@ -640,6 +662,7 @@ pub fn placement(
                 .map(|(z, i)| (*z, i.join(", ")))
                 .unwrap_or_default();
             warnings.push(Warning {
+                drift: false,
                 subject: "load_balancer.subnets".to_owned(),
                 message: format!("subnets {ids} are all in {zone}; AWS refuses an Application Load Balancer without subnets in two availability zones"),
                 hint: "name a subnet of another availability zone of the VPC".to_owned(),
@@ -661,6 +684,7 @@ pub fn placement(
                     found.iter().map(|i| i.id.as_str()).collect();
                 let ids: Vec<&str> = ids.into_iter().collect();
                 warnings.push(Warning {
+                    drift: false,
                     subject: format!("security group {} ({})", g.name, g.id),
                     message: format!(
                         "none of the targets ({}) is in {}, so its rules admitting the load balancer do not reach them; on AWS they would stay unhealthy and the apply would stop at the health gate",
@@ -708,11 +732,13 @@ pub fn placement(
         for t in desired.target_groups.values().flat_map(|t| &t.targets) {
             match observed.instances.iter().find(|i| &i.id == t) {
                 None => warnings.push(Warning {
+                    drift: false,
                     subject: format!("target {t}"),
                     message: format!("instance {t} was not found in {region}; AWS refuses to register it"),
                     hint: "check the instance id and the region".to_owned(),
                 }),
                 Some(i) if i.state != "running" => warnings.push(Warning {
+                    drift: false,
                     subject: format!("target {t}"),
                     message: format!("instance {t} is {}: it will not turn healthy, and the apply stops at the health gate, before DNS moves", i.state),
                     hint: "start it, or take it out of the target group".to_owned(),
@@ -753,6 +779,7 @@ pub fn neighbour_warnings(observed: &Observed, plan: &Plan) -> Vec<Warning> {
                 .collect();
             let first = *shared.first()?;
             Some(Warning {
+                drift: false,
                 subject: format!("dns record {} {}", n.name, n.kind),
                 message: format!(
                     "{} ({}) is not in the manifest and leads where {first} leads now; once the backend's public rules are removed it no longer reaches the site",

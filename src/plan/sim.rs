@@ -50,6 +50,9 @@ pub struct World<'a> {
     lb_names: BTreeMap<String, String>,
     /// Certificates requested during the run, by key.
     cert_keys: BTreeMap<String, String>,
+    /// Certificates that ACM said were in use though no listener read used them: something
+    /// outside the stacks read uses them, and ACM refuses to delete them.
+    used_elsewhere: BTreeSet<String>,
     /// Every load balancer DNS name seen so far: an answer naming one that is gone serves
     /// nothing.
     seen_lbs: BTreeSet<String>,
@@ -84,9 +87,25 @@ impl<'a> World<'a> {
             tg_keys: BTreeMap::new(),
             lb_names: BTreeMap::new(),
             cert_keys: BTreeMap::new(),
+            used_elsewhere: BTreeSet::new(),
             seen_lbs: BTreeSet::new(),
         };
         w.seen_lbs = load_balancer_names(&w.observed);
+        let on_listeners: BTreeSet<&String> = w
+            .observed
+            .load_balancers
+            .iter()
+            .chain(&w.observed.foreign_load_balancers)
+            .flat_map(|l| &l.listeners)
+            .flat_map(|l| &l.certificates)
+            .collect();
+        w.used_elsewhere = w
+            .observed
+            .certificates
+            .iter()
+            .filter(|c| c.in_use == Some(true) && !on_listeners.contains(&c.arn))
+            .map(|c| c.arn.clone())
+            .collect();
         for name in w.record_names() {
             let records = w.records();
             for (answer, ttl) in answer_of(&records, &name) {
@@ -336,6 +355,10 @@ impl<'a> World<'a> {
                 LbRef::Arn(a) => lb_owned(a),
             },
             Op::DeleteLoadBalancer { arn, .. } | Op::Unprotect { arn, .. } => lb_owned(arn),
+            Op::DeleteCertificate { arn, .. } => o
+                .certificates
+                .iter()
+                .any(|c| &c.arn == arn && owned_by(&c.tags, stack)),
             // The stack's own request, and the records ACM asks for it (names of the
             // zone under the requested names, never a record the manifest lists).
             Op::RequestCertificate { .. } => true,
@@ -597,7 +620,9 @@ impl<'a> World<'a> {
                     .get_or_insert_with(Default::default);
                 live.extend(attributes.iter().map(|(a, v)| (*a, v.clone())));
             }
-            Op::RequestCertificate { key, names, .. } => {
+            Op::RequestCertificate {
+                key, names, tags, ..
+            } => {
                 let arn = format!("arn:sim:acm:certificate/{}", self.id("cert"));
                 let validation = names
                     .iter()
@@ -609,6 +634,7 @@ impl<'a> World<'a> {
                     .into_iter()
                     .collect();
                 self.observed.certificates.push(crate::model::ObservedCert {
+                    tags: tags.clone(),
                     arn: arn.clone(),
                     domain: names.first().cloned().unwrap_or_default(),
                     names: names.clone(),
@@ -618,6 +644,7 @@ impl<'a> World<'a> {
                     renewal: None,
                     validation,
                     store: crate::manifest::net::CertStore::Acm,
+                    ..Default::default()
                 });
                 self.cert_keys.insert(key.clone(), arn);
             }
@@ -668,6 +695,22 @@ impl<'a> World<'a> {
             Op::DeleteLoadBalancer { arn, .. } => {
                 self.observed.load_balancers.retain(|l| &l.arn != arn);
                 self.refresh_attachments();
+            }
+            // ACM refuses to delete a certificate in use (ResourceInUseException).
+            Op::DeleteCertificate { arn, .. } => {
+                let on_listener = self
+                    .observed
+                    .load_balancers
+                    .iter()
+                    .chain(&self.observed.foreign_load_balancers)
+                    .flat_map(|l| &l.listeners)
+                    .any(|l| l.certificates.contains(arn));
+                if on_listener || self.used_elsewhere.contains(arn) {
+                    return Err(format!(
+                        "ResourceInUseException: certificate {arn} is in use"
+                    ));
+                }
+                self.observed.certificates.retain(|c| &c.arn != arn);
             }
             Op::CreateListener {
                 lb,

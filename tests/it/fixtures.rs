@@ -69,6 +69,7 @@ pub fn empty_account() -> Observed {
             renewal: None,
             validation: vec![],
             store: Default::default(),
+            ..Default::default()
         }],
         zone: Some(ObservedZone {
             id: "Z0123456789ABCDEFGHIJ".into(),

@@ -72,6 +72,7 @@ fn with_pinned_cert(mut o: Observed) -> Observed {
         renewal: None,
         validation: vec![],
         store: Default::default(),
+        ..Default::default()
     });
     o
 }

@@ -264,6 +264,7 @@ fn drift_listener_certificate_swapped() {
                 renewal: None,
                 validation: vec![],
                 store: Default::default(),
+                ..Default::default()
             });
             let l = o.load_balancers[0]
                 .listeners
@@ -1256,6 +1257,7 @@ fn a_request_left_pending_by_an_earlier_run_is_waited_for_not_repeated() {
             value: "_def.acm-validations.aws".into(),
         }],
         store: Default::default(),
+        ..Default::default()
     });
     assert!(ids(&p).contains(&"cert.site.request".to_owned()));
     let again = plan_of(&d, &stopped);
@@ -1296,6 +1298,7 @@ fn an_iam_server_certificate_serves_warns_as_iam_and_gives_way_in_place() {
         renewal: None,
         validation: vec![],
         store: CertStore::Iam,
+        ..Default::default()
     });
     let l = o.load_balancers[0]
         .listeners
@@ -1332,4 +1335,225 @@ fn an_iam_server_certificate_serves_warns_as_iam_and_gives_way_in_place() {
     };
     assert!(b.message.contains("is EXPIRED"), "{b:?}");
     assert!(b.hint.contains("expired IAM server certificate"), "{b:?}");
+}
+
+/// The example requesting its certificate for one name more: the listener's certificate
+/// (`converged`'s) is the one the stack requested earlier.
+fn requested_earlier() -> (reconcile::model::Desired, Observed) {
+    let d = desired_edited(|v| {
+        v["certificates"]["site"] = serde_json::json!({
+            "domain": "www.example.com",
+            "request": true,
+            "alternative_names": ["static.example.com"],
+        });
+    });
+    let mut o = converged();
+    let c = &mut o.certificates[0];
+    c.tags = [
+        (reconcile::names::STACK_TAG.to_owned(), d.stack.clone()),
+        (
+            reconcile::names::CERTIFICATE_TAG.to_owned(),
+            "site".to_owned(),
+        ),
+    ]
+    .into();
+    c.in_use = Some(true);
+    (d, o)
+}
+
+fn cert_delete_id(arn: &str) -> String {
+    format!("cert.{}.delete", arn.rsplit('/').next().unwrap())
+}
+
+/// Changing the names requests the new certificate, moves the listener to it once ACM
+/// has issued it, and only then deletes the one the stack had requested: proven by the
+/// checker (ACM refuses to delete a certificate a listener uses), and never a certificate
+/// the stack did not request or that something else uses.
+#[test]
+fn a_certificate_the_stack_requested_goes_once_the_listeners_use_its_successor() {
+    let (d, o) = requested_earlier();
+    let p = plan_of(&d, &o);
+    assert!(p.blockers.is_empty(), "{:?}", p.blockers);
+    let delete = cert_delete_id(CERT);
+    precedes(&p, "cert.site.request", "gate.cert.site.issued");
+    precedes(&p, "gate.cert.site.issued", "listener.443.update");
+    precedes(&p, "listener.443.update", &delete);
+    let tags = p
+        .nodes
+        .iter()
+        .find_map(|n| match &n.kind {
+            NodeKind::Change(c) => match &c.op {
+                Op::RequestCertificate { tags, .. } => Some(tags.clone()),
+                _ => None,
+            },
+            _ => None,
+        })
+        .expect("a request");
+    assert_eq!(
+        tags.get(reconcile::names::CERTIFICATE_TAG)
+            .map(String::as_str),
+        Some("site")
+    );
+    assert_eq!(
+        tags.get(reconcile::names::STACK_TAG),
+        Some(&d.stack),
+        "{tags:?}"
+    );
+    reconcile::plan::check::check(&d, &o, &p).expect("proven");
+    let after = run_in_order(&d, &o, &p);
+    assert!(
+        !after.certificates.iter().any(|c| c.arn == CERT),
+        "{:?}",
+        after.certificates
+    );
+    assert!(!plan_of(&d, &after).has_changes(), "converges");
+    // Deleted before the listener lets go of it: ACM refuses, and the checker says so.
+    let mut q = p.clone();
+    q.edges.retain(|(_, to)| to.to_string() != delete);
+    assert!(reconcile::plan::check::check(&d, &o, &q).is_err());
+
+    // Not the stack's (no tags, or another stack's): kept.
+    for tags in [
+        reconcile::model::Tags::new(),
+        [
+            (reconcile::names::STACK_TAG.to_owned(), "another".to_owned()),
+            (
+                reconcile::names::CERTIFICATE_TAG.to_owned(),
+                "site".to_owned(),
+            ),
+        ]
+        .into(),
+    ] {
+        let mut o = o.clone();
+        o.certificates[0].tags = tags;
+        let p = plan_of(&d, &o);
+        assert!(!ids(&p).contains(&delete), "{:?}", ids(&p));
+        reconcile::plan::check::check(&d, &o, &p).expect("proven");
+    }
+
+    // The stack's, no longer used by its listener but by something else: kept, and said.
+    let mut o = o.clone();
+    o.load_balancers[0]
+        .listeners
+        .iter_mut()
+        .for_each(|l| l.certificates.clear());
+    let p = plan_of(&d, &o);
+    assert!(!ids(&p).contains(&delete), "{:?}", ids(&p));
+    assert!(
+        p.warnings
+            .iter()
+            .any(|w| w.message.contains("something outside the stack does: kept") && !w.drift),
+        "{:?}",
+        p.warnings
+    );
+}
+
+fn request_token(p: &Plan) -> Option<String> {
+    p.nodes.iter().find_map(|n| match &n.kind {
+        NodeKind::Change(c) => match &c.op {
+            Op::RequestCertificate { token, .. } => Some(token.clone()),
+            _ => None,
+        },
+        _ => None,
+    })
+}
+
+/// A request ACM failed is drift (a warning `plan --detailed-exitcode` exits 2 on), asked
+/// again with another idempotency token (the same one would answer with the failed
+/// certificate within ACM's hour), and the failed one, the stack's, deleted.
+#[test]
+fn a_failed_request_is_drift_asked_again_and_cleared() {
+    let (d, o) = requesting();
+    let first = request_token(&plan_of(&d, &o)).expect("a request");
+    let failed = "arn:aws:acm:us-east-1:123456789012:certificate/failed-1";
+    for status in ["FAILED", "VALIDATION_TIMED_OUT"] {
+        let mut o = o.clone();
+        o.certificates.push(ObservedCert {
+            arn: failed.into(),
+            domain: "www.example.com".into(),
+            names: vec!["www.example.com".into()],
+            status: status.into(),
+            tags: [
+                (reconcile::names::STACK_TAG.to_owned(), d.stack.clone()),
+                (
+                    reconcile::names::CERTIFICATE_TAG.to_owned(),
+                    "site".to_owned(),
+                ),
+            ]
+            .into(),
+            in_use: Some(false),
+            ..Default::default()
+        });
+        let p = plan_of(&d, &o);
+        assert!(p.blockers.is_empty(), "{:?}", p.blockers);
+        let w = p
+            .warnings
+            .iter()
+            .find(|w| w.subject == "certificates.site")
+            .expect("a warning");
+        assert!(w.drift, "{w:?}");
+        assert!(w.message.contains(&format!("it is {status}")), "{w:?}");
+        assert!(p.drifted());
+        let again = request_token(&p).expect("asked again");
+        assert_ne!(again, first, "another token once one failed");
+        assert!(ids(&p).contains(&cert_delete_id(failed)), "{:?}", ids(&p));
+        reconcile::plan::check::check(&d, &o, &p).expect("proven");
+        let after = run_in_order(&d, &o, &p);
+        assert!(!after.certificates.iter().any(|c| c.arn == failed));
+        assert!(!plan_of(&d, &after).drifted(), "converges");
+    }
+}
+
+/// A request awaiting validation for over an hour is drift, with the likely causes; one
+/// just made is not.
+#[test]
+fn a_request_awaiting_validation_too_long_is_drift() {
+    let (d, mut o) = requesting();
+    o.certificates.push(ObservedCert {
+        arn: "arn:aws:acm:us-east-1:123456789012:certificate/slow".into(),
+        domain: "www.example.com".into(),
+        names: vec!["www.example.com".into()],
+        status: "PENDING_VALIDATION".into(),
+        ..Default::default()
+    });
+    let p = plan_of(&d, &o);
+    assert!(!p.warnings.iter().any(|w| w.drift), "{:?}", p.warnings);
+    o.certificates.last_mut().unwrap().overdue = true;
+    let p = plan_of(&d, &o);
+    let w = p
+        .warnings
+        .iter()
+        .find(|w| w.drift)
+        .expect("a drift warning");
+    assert!(
+        w.message
+            .contains("has awaited DNS validation for over 60 minutes"),
+        "{w:?}"
+    );
+    assert!(w.hint.contains("registrar"), "{w:?}");
+    assert!(request_token(&p).is_none(), "waited for, not asked again");
+}
+
+#[test]
+fn a_certificate_warning_is_drift_a_neighbour_warning_is_not() {
+    let d = desired();
+    let mut o = converged();
+    assert!(!plan_of(&d, &o).drifted());
+    o.certificates[0].expiring = true;
+    let p = plan_of(&d, &o);
+    assert!(!p.has_changes());
+    assert!(p.drifted(), "{:?}", p.warnings);
+}
+
+#[test]
+fn pending_too_long_counts_from_the_request() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    use reconcile::model::pending_too_long;
+    assert!(!pending_too_long("PENDING_VALIDATION", Some(now - 60)));
+    assert!(pending_too_long("PENDING_VALIDATION", Some(now - 7200)));
+    assert!(!pending_too_long("ISSUED", Some(now - 7200)));
+    assert!(!pending_too_long("PENDING_VALIDATION", None));
 }
