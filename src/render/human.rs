@@ -195,6 +195,20 @@ fn change_lines(out: &mut String, c: &Change, style: &Style) {
     }
 }
 
+/// The plan's warnings, each after a blank line.
+fn warnings(out: &mut String, p: &Plan, style: &Style) {
+    for w in &p.warnings {
+        out.push('\n');
+        notice(
+            out,
+            &style.paint("33;1", "warning"),
+            &w.subject,
+            &w.message,
+            &w.hint,
+        );
+    }
+}
+
 /// A blocker or warning: `  <kind> <subject>: <message>` and its hint beneath.
 fn notice(out: &mut String, kind: &str, subject: &str, message: &str, hint: &str) {
     let _ = writeln!(out, "  {kind} {subject}: {message}\n        hint: {hint}");
@@ -215,9 +229,15 @@ pub fn plan(p: &Plan, label: &str, style: &Style) -> String {
     }
     if !p.has_changes() {
         // A blocked plan may have no changes only because the diff stopped at the blocker.
-        if p.blockers.is_empty() {
+        if p.blockers.is_empty() && p.drifted() {
+            let _ = writeln!(
+                out,
+                "  No changes to make, but drift that no change repairs (see the warnings)."
+            );
+        } else if p.blockers.is_empty() {
             let _ = writeln!(out, "  No changes: the live state matches the manifest.");
         }
+        warnings(&mut out, p, style);
         return out;
     }
     let mut current = 0;
@@ -233,16 +253,7 @@ pub fn plan(p: &Plan, label: &str, style: &Style) -> String {
             }
         }
     }
-    for w in &p.warnings {
-        out.push('\n');
-        notice(
-            &mut out,
-            &style.paint("33;1", "warning"),
-            &w.subject,
-            &w.message,
-            &w.hint,
-        );
-    }
+    warnings(&mut out, p, style);
     let _ = writeln!(out, "\nPlan: {}.", totals(p));
     if let Some(c) = &p.checked {
         let _ = writeln!(

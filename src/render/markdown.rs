@@ -45,8 +45,16 @@ pub fn render(plans: &[(&Plan, String)]) -> String {
             quote(&mut out, "Blocked", &b.subject, &b.message, &b.hint);
         }
         if !p.has_changes() {
-            if p.blockers.is_empty() {
+            if p.blockers.is_empty() && p.drifted() {
+                let _ = writeln!(
+                    out,
+                    "No changes to make, but drift that no change repairs (see the warnings).\n"
+                );
+            } else if p.blockers.is_empty() {
                 let _ = writeln!(out, "No changes: the live state matches the manifest.\n");
+            }
+            for w in &p.warnings {
+                quote(&mut out, "Warning", &w.subject, &w.message, &w.hint);
             }
             continue;
         }

@@ -415,7 +415,9 @@ fn a_requested_certificate_is_issued_only_after_its_record_under_every_seed() {
 /// The article's certificate uploaded to IAM on AWS as it behaves: the migration on it
 /// converges, then the move to a certificate the stack requests from ACM (held pending
 /// until its record is in the zone, refused by a listener before) swaps the listener's
-/// certificate in place, under every seed with the site served after every call.
+/// certificate in place; a later change of its names requests the successor and deletes
+/// the stack's own certificate once the listener has moved; under every seed with the
+/// site served after every call.
 #[test]
 fn the_iam_certificate_gives_way_to_a_requested_one_under_every_seed() {
     for &seed in SEEDS {
@@ -436,6 +438,18 @@ fn the_iam_certificate_gives_way_to_a_requested_one_under_every_seed() {
         );
         assert!(
             !ops.iter().any(|o| o == "DeleteListener"),
+            "{what}: {ops:?}"
+        );
+        // Then one name more: the stack's own request gives way to the new one, deleted
+        // only after the listener moved (the layer refuses deleting one in use).
+        let more = crate::support::edited(&requested, "more-names.json", |v| {
+            v["certificates"]["site"]["alternative_names"] =
+                serde_json::json!(["static.example.com"]);
+        });
+        let what = format!("a requested certificate to its successor, seed {seed}");
+        let ops = apply_checked(&emu, &more, &what).operations();
+        assert!(
+            position(&ops, "ModifyListener", seed) < position(&ops, "DeleteCertificate", seed),
             "{what}: {ops:?}"
         );
     }

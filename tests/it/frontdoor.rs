@@ -389,3 +389,77 @@ fn the_article_s_iam_certificate_serves_and_later_gives_way_to_a_requested_one()
          assert names == ['www-example'], names",
     );
 }
+
+/// A certificate the stack requested gives way when the manifest asks for other names:
+/// through the real binary, the new one is requested (tagged as the stack's), the listener
+/// moves to it in place once ACM has issued it, and only then is the old one deleted; the
+/// site served after every call, the plan clean after.
+#[test]
+fn a_certificate_the_stack_requested_is_deleted_once_its_successor_serves() {
+    let emu = Emulator::start();
+    let s = emu.seed(&["--ttl", "3", "--transition-ttl", "1"]);
+    without_issued_certificates(&emu);
+    let first = edited(&s.manifest, "requested.json", requested_certificate);
+    apply_checked(&emu, &first, "the migration on a requested certificate");
+    let old = listener_443_certificate(&emu);
+    let more = edited(&first, "more-names.json", |v| {
+        v["certificates"]["site"]["alternative_names"] = serde_json::json!(["static.example.com"]);
+    });
+    let ops = apply_checked(&emu, &more, "to a certificate for one name more");
+    let at = |op: &str| ops.iter().position(|o| o == op).unwrap_or(usize::MAX);
+    assert!(at("RequestCertificate") < at("ModifyListener"), "{ops:?}");
+    assert!(at("ModifyListener") < at("DeleteCertificate"), "{ops:?}");
+    assert!(!ops.iter().any(|o| o == "DeleteListener"), "{ops:?}");
+    let now = listener_443_certificate(&emu);
+    assert_ne!(now, old);
+    emu.boto(&format!(
+        "acm = boto3.client('acm', **kw)\n\
+         arns = [c['CertificateArn'] for c in acm.list_certificates()['CertificateSummaryList']]\n\
+         assert '{old}' not in arns and '{now}' in arns, arns\n\
+         tags = {{t['Key']: t.get('Value') for t in acm.list_tags_for_certificate(CertificateArn='{now}')['Tags']}}\n\
+         assert tags.get('reconcile:stack') == 'www-example' and tags.get('reconcile:certificate') == 'site', tags"
+    ));
+    let out = emu.reconcile(&["plan", "-f", path(&more), "--detailed-exitcode"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}
+
+/// A certificate about to expire is drift though no change repairs it: `plan
+/// --detailed-exitcode` exits 2 and says when it expires; the same plan with a certificate
+/// valid for a year exits 0.
+#[test]
+fn an_expiring_certificate_makes_drift_detection_exit_2() {
+    let emu = Emulator::start();
+    let s = emu.seed(&["--ttl", "3", "--transition-ttl", "1"]);
+    apply_checked(&emu, &s.manifest, "the migration");
+    let plan = || emu.reconcile(&["plan", "-f", path(&s.manifest), "--detailed-exitcode"]);
+    let out = plan();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let arn = listener_443_certificate(&emu);
+    // Imported again into the same ARN, valid for ten more days.
+    emu.boto(&format!(
+        "import datetime\n\
+         from cryptography import x509\n\
+         from cryptography.x509.oid import NameOID\n\
+         from cryptography.hazmat.primitives import hashes, serialization\n\
+         from cryptography.hazmat.primitives.asymmetric import rsa\n\
+         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)\n\
+         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, 'www.example.com')])\n\
+         now = datetime.datetime.now(datetime.timezone.utc)\n\
+         cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())\n\
+             .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=355))\n\
+             .not_valid_after(now + datetime.timedelta(days=10))\n\
+             .add_extension(x509.SubjectAlternativeName([x509.DNSName('www.example.com')]), critical=False)\n\
+             .sign(key, hashes.SHA256()))\n\
+         acm = boto3.client('acm', **kw)\n\
+         acm.import_certificate(CertificateArn='{arn}', Certificate=cert.public_bytes(serialization.Encoding.PEM),\n\
+             PrivateKey=key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()))"
+    ));
+    let out = plan();
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{shown}");
+    assert!(shown.contains("within 30 days"), "{shown}");
+    assert!(shown.contains(&arn), "{shown}");
+    let out = emu.reconcile(&["plan", "-f", path(&s.manifest), "--json"]);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["stacks"][0]["warnings"][0]["drift"], true, "{doc}");
+}

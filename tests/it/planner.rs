@@ -1557,3 +1557,21 @@ fn pending_too_long_counts_from_the_request() {
     assert!(!pending_too_long("ISSUED", Some(now - 7200)));
     assert!(!pending_too_long("PENDING_VALIDATION", None));
 }
+
+/// `destroy` deletes the certificate the stack requested, after the load balancer that
+/// used it.
+#[test]
+fn destroy_deletes_the_certificate_the_stack_requested_after_its_load_balancer() {
+    let (d, mut o) = requested_earlier();
+    // Away from the load balancer first (destroy refuses while the record leads to it).
+    o.zone.as_mut().unwrap().records.clear();
+    let gone = reconcile::plan::destroy_desired(&d, &o);
+    let p = plan_of(&gone, &o);
+    let delete = cert_delete_id(CERT);
+    let lb = ids(&p)
+        .into_iter()
+        .find(|i| i.starts_with("lb.") && i.ends_with(".delete"))
+        .expect("the load balancer goes");
+    precedes(&p, &lb, &delete);
+    reconcile::plan::check::check(&gone, &o, &p).expect("proven");
+}
