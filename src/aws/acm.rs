@@ -241,21 +241,6 @@ fn names(domain: &str, sans: &[String]) -> Vec<String> {
     names
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_start_with_the_domain_once() {
-        let sans = ["WWW.example.com".to_owned(), "*.example.com".to_owned()];
-        assert_eq!(
-            names("www.example.com", &sans),
-            vec!["www.example.com", "*.example.com"]
-        );
-        assert_eq!(names("Example.com", &[]), vec!["example.com"]);
-    }
-}
-
 impl Acm {
     /// A certificate's tags; `None` when it no longer exists.
     pub async fn tags(
@@ -315,5 +300,20 @@ impl Acm {
             }
             Err(e) => Err(sdk_error(SERVICE, OP, e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_start_with_the_domain_once() {
+        let sans = ["WWW.example.com".to_owned(), "*.example.com".to_owned()];
+        assert_eq!(
+            names("www.example.com", &sans),
+            vec!["www.example.com", "*.example.com"]
+        );
+        assert_eq!(names("Example.com", &[]), vec!["example.com"]);
     }
 }
