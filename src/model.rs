@@ -643,6 +643,18 @@ pub struct DesiredRecord {
     pub ttl: Option<u32>,
     /// TTL while the value changes.
     pub transition_ttl: u32,
+    /// Asked through the load balancer before the record switches to it.
+    pub probe: Option<DesiredProbe>,
+}
+
+/// A request through the load balancer, by the record's name, that must pass before the
+/// record switches to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DesiredProbe {
+    /// Absolute path, `/` by default.
+    pub path: String,
+    /// The statuses that pass.
+    pub expect: Vec<u16>,
 }
 
 impl DesiredRecord {
@@ -793,6 +805,13 @@ impl Desired {
                         },
                         ttl,
                         transition_ttl: transition,
+                        probe: r.probe.as_ref().map(|p| DesiredProbe {
+                            path: p.path.clone().unwrap_or_else(|| "/".to_owned()),
+                            expect: p.expect.as_ref().map_or_else(
+                                || vec![200],
+                                |e| e.iter().filter_map(|c| u16::try_from(*c).ok()).collect(),
+                            ),
+                        }),
                     }
                 })
                 .collect(),

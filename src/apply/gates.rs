@@ -10,7 +10,7 @@ use crate::aws::{settle, Round};
 use crate::plan::dns::{marker_values, MARKER_TTL};
 use crate::plan::{Gate, Node, TgRef};
 
-use super::{now, now_ceil, Context, Error, Hooks, NodeEnd, Options};
+use super::{now, now_ceil, probe, Context, Error, Hooks, NodeEnd, Options};
 
 /// How long targets may take to turn healthy after registration (AWS needs the health
 /// check's interval times its healthy threshold, a few minutes at most).
@@ -20,6 +20,33 @@ pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 /// are in the zone (usually minutes; AWS allows up to 72 hours before giving up). Past
 /// it the run stops with an error; the request stays, and a later apply waits on.
 pub const CERT_TIMEOUT: Duration = Duration::from_secs(60 * 60);
+
+/// How long the probe may go unanswered (a new load balancer's name resolving, its nodes
+/// accepting connections; a TLS handshake that keeps failing) before the run stops.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(3 * 60);
+
+/// Where the probe of `name:port` connects: a `--resolve` override, else the first address
+/// the load balancer's DNS name resolves to.
+async fn probe_address(
+    opts: &Options,
+    name: &str,
+    port: u16,
+    lb_dns: &str,
+) -> Result<std::net::SocketAddr, String> {
+    if let Some(r) = opts
+        .resolve
+        .iter()
+        .find(|r| r.name == name && r.port == port)
+    {
+        return Ok(r.addr);
+    }
+    match tokio::net::lookup_host((lb_dns, port)).await {
+        Ok(mut found) => found
+            .next()
+            .ok_or_else(|| format!("{lb_dns} resolves to no address yet")),
+        Err(e) => Err(format!("{lb_dns} does not resolve yet: {e}")),
+    }
+}
 
 /// When a paused run may look at a pending certificate again.
 const CERT_POLL: Duration = Duration::from_secs(60);
@@ -171,6 +198,62 @@ pub async fn wait(
                 }
                 hooks.waiting(node, &what, t0.elapsed(), None);
                 tokio::time::sleep(poll.next()).await;
+            }
+        }
+        Gate::Probe {
+            record,
+            lb,
+            path,
+            expect,
+            https,
+            http,
+        } => {
+            let dns = ctx.load_balancer(lb)?.dns_name;
+            let redirect = format!("https://{record}");
+            let mut asks: Vec<(&str, u16, Option<&str>)> = Vec::new();
+            if let Some(p) = https {
+                asks.push(("https", *p, None));
+            }
+            match (https, http) {
+                (Some(_), Some(p)) => asks.push(("http", *p, Some(redirect.as_str()))),
+                (None, Some(p)) => asks.push(("http", *p, None)),
+                _ => {}
+            }
+            let what = format!("{record}{path} answers through the load balancer");
+            loop {
+                let mut unreachable = None;
+                for (scheme, port, redirect_to) in &asks {
+                    let at = match probe_address(opts, record, *port, &dns).await {
+                        Ok(at) => at,
+                        Err(e) => {
+                            unreachable = Some(e);
+                            break;
+                        }
+                    };
+                    match probe::ask(scheme, record, *port, path, at, expect, *redirect_to).await {
+                        probe::Answer::Passed => {}
+                        probe::Answer::Wrong { message, hint } => {
+                            return Err(fail(format!(
+                                "{message}: the record was not switched, the old path serves as before ({hint})"
+                            )))
+                        }
+                        probe::Answer::Unreachable(e) => {
+                            unreachable = Some(e);
+                            break;
+                        }
+                    }
+                }
+                let Some(last) = unreachable else {
+                    return Ok(NodeEnd::Done);
+                };
+                if t0.elapsed() > PROBE_TIMEOUT {
+                    return Err(fail(format!(
+                        "no answer through the load balancer within {}s: {last}; the record was not switched",
+                        PROBE_TIMEOUT.as_secs()
+                    )));
+                }
+                hooks.waiting(node, &what, t0.elapsed(), None);
+                tokio::time::sleep(poll.next().max(Duration::from_secs(1))).await;
             }
         }
         Gate::CertIssued { key, cert } => {

@@ -7,6 +7,7 @@
 pub mod exec;
 pub mod gates;
 pub mod lock;
+pub mod probe;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -50,6 +51,8 @@ pub struct Options {
     pub poll: Duration,
     /// The stack's lock, asked before each change: a run that lost it stops.
     pub lease: Option<lock::Lease>,
+    /// Where probes connect instead of the load balancer (`--resolve`).
+    pub resolve: Vec<probe::Resolve>,
 }
 
 impl Default for Options {
@@ -60,6 +63,7 @@ impl Default for Options {
             settle_timeout: Duration::from_secs(15 * 60),
             poll: Duration::from_secs(5),
             lease: None,
+            resolve: Vec::new(),
         }
     }
 }

@@ -38,6 +38,7 @@ impl ApplyArgs {
                 walk: reconcile::apply::Options {
                     parallelism: usize::from(flags.parallelism),
                     max_wait: flags.max_wait,
+                    resolve: flags.resolve.clone(),
                     ..Default::default()
                 },
                 parallel_stacks: usize::from(flags.parallel_stacks),

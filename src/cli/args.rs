@@ -306,6 +306,11 @@ pub struct RunFlags {
     /// How long to wait for another run of the same stack to finish.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "2m")]
     pub lock_timeout: std::time::Duration,
+    /// Point a record's probe at ADDRESS instead of the load balancer, as curl's
+    /// --resolve (e.g. www.example.com:443:127.0.0.1); ADDRESS may carry its own port
+    /// (127.0.0.1:8443). Repeatable.
+    #[arg(long, value_name = "NAME:PORT:ADDRESS")]
+    pub resolve: Vec<reconcile::apply::probe::Resolve>,
 }
 
 #[derive(Args, Clone)]

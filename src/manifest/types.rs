@@ -446,4 +446,21 @@ pub struct Record {
     /// TTL used while the record's value changes (defaults to the smaller of 300 and `ttl`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transition_ttl: Option<i64>,
+    /// Before the record switches to the load balancer, ask the site through it, by this
+    /// record's name, and refuse to switch unless it answers as expected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe: Option<Probe>,
+}
+
+/// The request made through the load balancer before a record switches to it: the
+/// article's test with the name pointed at the load balancer in /etc/hosts, automated.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Probe {
+    /// The path requested (default `/`): a real page, not the health check's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// The statuses that pass (default `[200]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect: Option<Vec<i64>>,
 }

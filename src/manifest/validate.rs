@@ -1230,6 +1230,55 @@ impl Validator<'_> {
                     self.err(&rp.key("transition_ttl"), format!("transition_ttl {t} is above ttl {ttl}"), "the transition TTL is the short one used while the value changes; make it at most `ttl`");
                 }
             }
+            if let Some(probe) = &r.probe {
+                self.probe(&rp.key("probe"), r, probe);
+            }
+        }
+    }
+
+    /// A probe asks the load balancer, so only a record that leads to it has one; its path
+    /// is an absolute path, its statuses HTTP statuses.
+    fn probe(
+        &mut self,
+        at: &Path,
+        r: &crate::manifest::types::Record,
+        probe: &crate::manifest::types::Probe,
+    ) {
+        if r.to.is_none() {
+            self.err(at, "a probe asks the site through the load balancer before the record switches to it; this record has its own `values`", "remove `probe`, or point the record `to` the load balancer");
+        }
+        if self
+            .m
+            .load_balancer
+            .as_ref()
+            .is_none_or(|lb| lb.listeners.is_empty())
+        {
+            self.err(at, "a probe asks the site through the load balancer's listeners, and the manifest has none", "declare the listeners under load_balancer.listeners, or remove `probe`");
+        }
+        if let Some(path) = &probe.path {
+            if !path.starts_with('/')
+                || path
+                    .chars()
+                    .any(|c| c.is_whitespace() || c.is_control() || c == '#')
+            {
+                self.err(
+                    &at.key("path"),
+                    format!("\"{path}\" is not a path to request"),
+                    "an absolute path such as \"/\" or \"/about/\" (no spaces, no fragment)",
+                );
+            }
+        }
+        if let Some(expect) = &probe.expect {
+            if expect.is_empty() {
+                self.err(
+                    &at.key("expect"),
+                    "no status would pass",
+                    "list the statuses a working page answers, e.g. [200] or [200, 301, 302]",
+                );
+            }
+            for (i, code) in expect.iter().enumerate() {
+                self.range(&at.key("expect").index(i), *code, 100, 599, "HTTP status");
+            }
         }
     }
 

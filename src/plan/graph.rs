@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use petgraph::algo::{tarjan_scc, toposort};
 use petgraph::graph::{DiGraph, NodeIndex};
 
-use super::diff::Decided;
+use super::diff::{Decided, SwitchedRecord};
 use super::id::{CertPart, DnsWait, GateId, GroupPart, LbPart, ListenerPart, TgPart};
 use super::{
     CertRef, Change, DnsStep, Gate, LbRef, Node, NodeId, NodeKind, Op, Plan, SgRef, TgRef,
@@ -285,7 +285,7 @@ pub fn build(desired: &Desired, mut decided: Decided) -> Result<Plan, GraphError
     headers_after_protocol(&mut b);
     unprotect_before_delete(&mut b);
     let verify = verification(&mut b, &decided);
-    let old_answers = dns_choreography(&mut b, &decided, &verify);
+    let old_answers = dns_choreography(&mut b, desired, &decided, &verify);
     add_before_remove(&mut b, &verify, &old_answers);
     let mut plan = order(desired, b)?;
     plan.blockers = decided.blockers;
@@ -524,7 +524,12 @@ fn verification(b: &mut Builder, decided: &Decided) -> Vec<NodeId> {
 /// Rule 3: the DNS choreography, per record: lower the TTL, wait for Route53, wait out the old
 /// TTL, switch once everything is built and verified, wait for Route53, wait out the
 /// answers given before the switch. Returns the last wait of each record.
-fn dns_choreography(b: &mut Builder, decided: &Decided, verify: &[NodeId]) -> Vec<NodeId> {
+fn dns_choreography(
+    b: &mut Builder,
+    desired: &Desired,
+    decided: &Decided,
+    verify: &[NodeId],
+) -> Vec<NodeId> {
     let builds = b.class_is(Class::Build);
     let mut old_answers: Vec<NodeId> = Vec::new();
     for rec in &decided.switched {
@@ -573,6 +578,16 @@ fn dns_choreography(b: &mut Builder, decided: &Decided, verify: &[NodeId]) -> Ve
             }
             before_switch.push(wait);
         }
+        // The article's test before the switch: the site asked through the load balancer
+        // by the record's name, once everything else before the switch is done.
+        if let Some(gate) = probe_gate(desired, decided, rec) {
+            let id = NodeId::dns_gate(name, DnsWait::Probe);
+            b.gate(id.clone(), gate);
+            for dep in &before_switch {
+                b.edge(dep, &id);
+            }
+            before_switch.push(id);
+        }
         let mut after_switch: Option<NodeId> = None;
         for s in &switch {
             for dep in &before_switch {
@@ -613,6 +628,40 @@ fn dns_choreography(b: &mut Builder, decided: &Decided, verify: &[NodeId]) -> Ve
         }
     }
     old_answers
+}
+
+/// The probe of a record that switches to the load balancer, when the manifest asks for
+/// one: over HTTPS when the load balancer has an HTTPS listener (its HTTP one must then
+/// redirect), else over HTTP.
+fn probe_gate(desired: &Desired, decided: &Decided, rec: &SwitchedRecord) -> Option<Gate> {
+    if rec.to_values {
+        return None;
+    }
+    let probe = desired
+        .dns
+        .as_ref()?
+        .records
+        .iter()
+        .find(|r| r.name == rec.name)?
+        .probe
+        .clone()?;
+    let lb = decided.lb.clone()?;
+    let listeners = &desired.load_balancer.as_ref()?.listeners;
+    let port_of = |protocol: &str| {
+        listeners
+            .values()
+            .filter(|l| l.protocol == protocol)
+            .map(|l| l.port)
+            .min()
+    };
+    Some(Gate::Probe {
+        record: rec.name.clone(),
+        lb,
+        path: probe.path,
+        expect: probe.expect,
+        https: port_of("HTTPS"),
+        http: port_of("HTTP"),
+    })
 }
 
 /// Rule 4: add before remove: every removal waits for every addition, gate and switch; the

@@ -87,6 +87,8 @@ pub enum DnsWait {
     Switched,
     /// Answers given before the switch waited out.
     OldAnswers,
+    /// The site asked through the load balancer by the record's name, before the switch.
+    Probe,
 }
 
 /// A gate's id.
@@ -237,11 +239,12 @@ const RECORD_PARTS: [(RecordPart, &str); 5] = [
     (RecordPart::RestoreTtl, "restore-ttl"),
     (RecordPart::SetTtl, "set-ttl"),
 ];
-const DNS_WAITS: [(DnsWait, &str); 4] = [
+const DNS_WAITS: [(DnsWait, &str); 5] = [
     (DnsWait::Lowered, "lowered"),
     (DnsWait::OldTtl, "old-ttl"),
     (DnsWait::Switched, "switched"),
     (DnsWait::OldAnswers, "old-answers"),
+    (DnsWait::Probe, "probe"),
 ];
 
 fn text<P: PartialEq + Copy>(table: &[(P, &'static str)], part: P) -> &'static str {
@@ -453,7 +456,7 @@ mod tests {
                 part: CERT_PARTS[i].0
             }),
             name().prop_map(|id| NodeId::CertificateDelete { id }),
-            (name(), pick(4)).prop_map(|(r, i)| NodeId::dns_gate(&r, DNS_WAITS[i].0)),
+            (name(), pick(DNS_WAITS.len())).prop_map(|(r, i)| NodeId::dns_gate(&r, DNS_WAITS[i].0)),
         ]
     }
 

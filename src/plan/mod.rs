@@ -463,6 +463,21 @@ pub enum Gate {
     },
     /// ACM reports the certificate ISSUED (its DNS validation done).
     CertIssued { key: String, cert: CertRef },
+    /// The site answers through the load balancer, by the record's name, as the manifest
+    /// expects: `https://<record><path>` (TLS checked against the name) answers one of
+    /// `expect`, and `http://<record><path>` redirects to https; the record does not
+    /// switch otherwise.
+    Probe {
+        record: String,
+        lb: LbRef,
+        path: String,
+        expect: Vec<u16>,
+        /// The HTTPS listener's port, when the load balancer has one.
+        https: Option<u16>,
+        /// The HTTP listener's port, when it has one: with `https` it must redirect there,
+        /// without it it answers the page.
+        http: Option<u16>,
+    },
     /// Clients may cache the record's previous answer this long.
     WaitTtl {
         record: String,
@@ -823,6 +838,7 @@ pub fn destroy_desired(d: &Desired, o: &Observed) -> Desired {
                         )),
                         ttl: now.ttl,
                         transition_ttl: now.ttl.unwrap_or(0),
+                        probe: None,
                     })
                 })
                 .collect(),

@@ -279,6 +279,20 @@ impl<'a> World<'a> {
                 }
                 c.status = "ISSUED".into();
             }
+            // The probe passes when the load balancer serves the site, and not before.
+            Gate::Probe { lb, record, .. } => {
+                let arn = self.lb_arn(lb).ok_or("the load balancer does not exist")?;
+                let dns = self
+                    .observed
+                    .load_balancers
+                    .iter()
+                    .find(|l| l.arn == arn)
+                    .map(|l| crate::manifest::net::normalize_dns(&l.dns_name))
+                    .ok_or("the load balancer does not exist")?;
+                lb_path(self.desired, &self.observed, &dns).map_err(|e| {
+                    format!("the probe of {record} through the load balancer fails: {e}")
+                })?;
+            }
             Gate::DnsInSync { .. } => {}
             Gate::WaitTtl { seconds, .. } => self.clock += u64::from(*seconds),
         }

@@ -111,6 +111,26 @@ pub fn gate_line(g: &Gate) -> String {
         Gate::CertIssued { key, .. } => {
             format!("wait until ACM has issued certificate \"{key}\" (DNS validation)")
         }
+        Gate::Probe {
+            record,
+            path,
+            expect,
+            https,
+            http,
+            ..
+        } => {
+            let codes: Vec<String> = expect.iter().map(ToString::to_string).collect();
+            let scheme = if https.is_some() { "https" } else { "http" };
+            let redirect = if https.is_some() && http.is_some() {
+                format!(", and http://{record}{path} to redirect to https")
+            } else {
+                String::new()
+            };
+            format!(
+                "ask {scheme}://{record}{path} through the load balancer: expect {}{redirect}",
+                codes.join(" or ")
+            )
+        }
         Gate::DnsInSync { record, after, .. } => {
             let what = match after {
                 DnsStep::LowerTtl => "the lowered TTL",

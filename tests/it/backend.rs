@@ -177,7 +177,7 @@ fn edited_example(dir: &Path, edit: impl FnOnce(&mut serde_json::Value)) -> Path
 
 /// The nginx binary, from PATH or the sbin folders Debian puts it in. None when absent and
 /// `RECONCILE_REQUIRE_NGINX` is not 1 (CI sets it, so there a missing nginx fails).
-fn nginx() -> Option<PathBuf> {
+pub(crate) fn nginx() -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     let found = std::env::split_paths(&path)
         .chain(["/usr/sbin", "/usr/local/sbin", "/sbin"].map(PathBuf::from))
@@ -195,7 +195,7 @@ fn nginx() -> Option<PathBuf> {
 
 /// A minimal complete nginx.conf around the generated file, with every path it writes
 /// inside `dir`.
-fn full_conf(dir: &Path, site_conf: &Path) -> PathBuf {
+pub(crate) fn full_conf(dir: &Path, site_conf: &Path) -> PathBuf {
     let d = dir.display();
     let conf = format!(
         "pid {d}/nginx.pid;
@@ -220,7 +220,7 @@ http {{
     path
 }
 
-fn nginx_cmd(nginx: &Path, dir: &Path, conf: &Path) -> Command {
+pub(crate) fn nginx_cmd(nginx: &Path, dir: &Path, conf: &Path) -> Command {
     let mut cmd = Command::new(nginx);
     cmd.arg("-p").arg(dir).arg("-c").arg(conf);
     cmd
@@ -285,7 +285,7 @@ fn backend_nginx_output_passes_nginx_t() {
     }
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -295,20 +295,40 @@ fn free_port() -> u16 {
 
 /// Stands in for gunicorn: answers every request 200 "ok" and keeps each request's head.
 fn stub_app() -> (u16, Arc<Mutex<Vec<String>>>) {
+    let (port, seen, _) = stub_app_answering(200);
+    (port, seen)
+}
+
+/// A stub application answering every request with the status the returned cell holds
+/// (`200` "ok", anything else "no"), keeping each request's head.
+pub(crate) fn stub_app_answering(
+    status: u16,
+) -> (
+    u16,
+    Arc<Mutex<Vec<String>>>,
+    Arc<std::sync::atomic::AtomicU16>,
+) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let seen = Arc::new(Mutex::new(Vec::new()));
-    let keep = seen.clone();
+    let cell = Arc::new(std::sync::atomic::AtomicU16::new(status));
+    let (keep, answer) = (seen.clone(), cell.clone());
     std::thread::spawn(move || {
         for conn in listener.incoming() {
             let Ok(mut conn) = conn else { continue };
             let head = read_head(&mut conn);
             keep.lock().unwrap().push(head);
-            let _ = conn
-                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+            let status = answer.load(std::sync::atomic::Ordering::SeqCst);
+            let body = if status == 200 { "ok" } else { "no" };
+            let _ = conn.write_all(
+                format!(
+                    "HTTP/1.1 {status} X\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{body}"
+                )
+                .as_bytes(),
+            );
         }
     });
-    (port, seen)
+    (port, seen, cell)
 }
 
 fn read_head(conn: &mut TcpStream) -> String {
@@ -338,7 +358,7 @@ fn get(port: u16, path: &str, headers: &[&str]) -> String {
 }
 
 /// Kills the nginx this test started when the test ends, pass or fail.
-struct Running(Child);
+pub(crate) struct Running(pub(crate) Child);
 
 impl Drop for Running {
     fn drop(&mut self) {

@@ -18,6 +18,7 @@ mod observe;
 mod plan_cli;
 mod plan_props;
 mod planner;
+mod probe;
 mod props;
 mod proxy;
 mod reliability;

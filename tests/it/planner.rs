@@ -1575,3 +1575,53 @@ fn destroy_deletes_the_certificate_the_stack_requested_after_its_load_balancer()
     precedes(&p, &lb, &delete);
     reconcile::plan::check::check(&gone, &o, &p).expect("proven");
 }
+
+/// A record with a probe: the plan asks the site through the load balancer after every
+/// build and verification and the old TTL's wait, right before the switch; the checker
+/// proves it passes only once the load balancer serves (moved before the health gate, it
+/// is refused).
+#[test]
+fn a_probe_comes_right_before_the_switch_once_the_load_balancer_serves() {
+    let d = desired_edited(|v| {
+        v["dns"]["records"][0]["probe"] =
+            serde_json::json!({"path": "/about/", "expect": [200, 301]});
+    });
+    let o = starting_point();
+    let p = plan_of(&d, &o);
+    assert!(p.blockers.is_empty(), "{:?}", p.blockers);
+    let probe = "gate.dns.www.example.com.probe";
+    let switch = ids(&p)
+        .into_iter()
+        .find(|i| i.starts_with("dns.www.example.com.") && i.ends_with(".switch"))
+        .expect("a switch");
+    precedes(&p, probe, &switch);
+    for before in ["gate.tg.app.healthy", "gate.dns.www.example.com.old-ttl"] {
+        precedes(&p, before, probe);
+    }
+    let gate = p.nodes.iter().find(|n| n.id.to_string() == probe).unwrap();
+    let NodeKind::Gate(Gate::Probe {
+        path,
+        expect,
+        https,
+        http,
+        ..
+    }) = &gate.kind
+    else {
+        panic!("{gate:?}")
+    };
+    assert_eq!(
+        (path.as_str(), expect.as_slice()),
+        ("/about/", &[200, 301][..])
+    );
+    assert_eq!((*https, *http), (Some(443), Some(80)));
+    reconcile::plan::check::check(&d, &o, &p).expect("proven");
+    // Without a probe, no such gate; and a record already on the load balancer is not
+    // probed again.
+    assert!(!ids(&plan_of(&desired(), &o)).contains(&probe.to_owned()));
+    let after = run_in_order(&d, &o, &p);
+    assert!(!ids(&plan_of(&d, &after)).contains(&probe.to_owned()));
+    // Asked before the targets are healthy, it could not pass: the checker says so.
+    let mut q = p.clone();
+    q.edges.retain(|(_, to)| to.to_string() != probe);
+    assert!(reconcile::plan::check::check(&d, &o, &q).is_err());
+}
