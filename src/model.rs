@@ -645,7 +645,26 @@ pub struct DesiredRecord {
     pub transition_ttl: u32,
     /// Asked through the load balancer before the record switches to it.
     pub probe: Option<DesiredProbe>,
+    /// The switch made in weighted steps, watched, instead of at once.
+    pub cutover: Option<DesiredCutover>,
 }
+
+/// A staged switch in normal form.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DesiredCutover {
+    /// Shares of answers for the new value, rising, the last 100.
+    pub steps: Vec<u8>,
+    /// How long each step below 100 is held, seconds.
+    pub bake: u32,
+    /// The highest share of 5xx answers among the new path's requests, in hundredths of
+    /// a percent (100 = 1 %).
+    pub max_5xx_basis_points: u32,
+    /// The most unhealthy targets allowed.
+    pub max_unhealthy: u32,
+}
+
+/// The default bake of a cutover step: five minutes.
+pub const CUTOVER_BAKE_SECS: u32 = 300;
 
 /// A request through the load balancer, by the record's name, that must pass before the
 /// record switches to it.
@@ -805,6 +824,29 @@ impl Desired {
                         },
                         ttl,
                         transition_ttl: transition,
+                        cutover: r.cutover.as_ref().map(|c| DesiredCutover {
+                            steps: c
+                                .steps
+                                .iter()
+                                .filter_map(|s| u8::try_from(*s).ok())
+                                .collect(),
+                            bake: c
+                                .bake
+                                .as_deref()
+                                .and_then(|b| humantime::parse_duration(b).ok())
+                                .map_or(CUTOVER_BAKE_SECS, |d| {
+                                    u32::try_from(d.as_secs()).unwrap_or(u32::MAX)
+                                }),
+                            // Validation keeps it within 0..=100.
+                            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                            max_5xx_basis_points: (c.max_5xx_percent.unwrap_or(1.0) * 100.0)
+                                .round()
+                                .clamp(0.0, 10_000.0)
+                                as u32,
+                            max_unhealthy: c
+                                .max_unhealthy
+                                .map_or(0, |n| u32::try_from(n).unwrap_or(0)),
+                        }),
                         probe: r.probe.as_ref().map(|p| DesiredProbe {
                             path: p.path.clone().unwrap_or_else(|| "/".to_owned()),
                             expect: p.expect.as_ref().map_or_else(
@@ -1100,6 +1142,20 @@ pub struct ObservedRecord {
     /// Values in normal form (DNS names lowercased without trailing dot).
     pub values: Vec<String>,
     pub alias: Option<AliasTarget>,
+    /// Its place in a group of weighted records of the same name and type (Route53's
+    /// `SetIdentifier` and `Weight`); none for a simple record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weighted: Option<Weighted>,
+}
+
+/// A record set's identity and share in a routing group (a weighted one for a cutover).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Weighted {
+    /// `SetIdentifier`, unique among the sets of one name and type.
+    pub id: String,
+    /// `Weight`, 0..=255; none for another routing policy (latency, failover...), which
+    /// reconcile does not manage.
+    pub weight: Option<u8>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

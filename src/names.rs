@@ -70,6 +70,19 @@ pub fn marker_record(record: &str) -> String {
     format!("_reconcile.{record}")
 }
 
+/// The `SetIdentifier`s of a staged cutover's two weighted records: the old value's and
+/// the new one's. They name the record too, because a set identifier is what a DELETE
+/// names (moto deletes every set of the zone that carries it); at most 128 characters.
+pub fn cutover_set_ids(record: &str, kind: &str) -> (String, String) {
+    let id = |side: &str| {
+        format!("reconcile {side} {kind} {record}")
+            .chars()
+            .take(128)
+            .collect::<String>()
+    };
+    (id("old"), id("new"))
+}
+
 /// The other name of a resource that can be replaced: base name and replacement alternate.
 pub fn alternate(name: &str) -> String {
     match name.strip_suffix(REPLACEMENT_SUFFIX) {

@@ -12,7 +12,7 @@ use crate::aws::route53::{ChangeAction, RecordSet, Route53};
 use crate::aws::{Clients, Meter};
 use crate::model::{LbAttr, Observed, ObservedRecord, RuleKey, Source};
 use crate::plan::dns::marker_values;
-use crate::plan::{CertRef, DnsStep, LbRef, Op, Serve, SgRef, Tagged, TgRef};
+use crate::plan::{CertRef, CutoverStep, DnsStep, LbRef, Op, Serve, SgRef, Tagged, TgRef};
 
 use std::time::{Duration, Instant};
 
@@ -103,6 +103,10 @@ impl Context {
         Acm::new(&self.clients.acm, &self.meter)
     }
 
+    pub fn cloudwatch(&self) -> crate::aws::cloudwatch::CloudWatch {
+        crate::aws::cloudwatch::CloudWatch::new(&self.clients.cloudwatch, &self.meter)
+    }
+
     /// The ARN of a certificate: known to the plan, or requested by this run.
     pub fn certificate(&self, c: &CertRef) -> Result<String, Error> {
         match c {
@@ -187,13 +191,43 @@ impl Context {
 }
 
 fn record_set(o: &ObservedRecord) -> RecordSet {
-    RecordSet {
-        name: o.name.clone(),
-        kind: o.kind.clone(),
-        ttl: o.ttl,
-        values: o.values.clone(),
-        alias: o.alias.clone(),
+    RecordSet::from(o)
+}
+
+/// The batch of one cutover change: from the simple old record (or the weighted pair at
+/// `from`) to the pair at `to`, to the new value alone (100) or back to the old one (0).
+/// The deletes name the sets exactly as they stand, as Route53 asks.
+pub fn cutover_batch(c: &CutoverStep, new: &RecordSet) -> Vec<(ChangeAction, RecordSet)> {
+    let (old_id, new_id) = crate::names::cutover_set_ids(&new.name, &new.kind);
+    let old = record_set(&c.old);
+    let pair = |share: u8| {
+        [
+            RecordSet {
+                weighted: Some((old_id.clone(), 100 - share.min(100))),
+                ..old.clone()
+            },
+            RecordSet {
+                weighted: Some((new_id.clone(), share)),
+                ..new.clone()
+            },
+        ]
+    };
+    let mut changes = Vec::new();
+    match c.from {
+        None => changes.push((ChangeAction::Delete, old.clone())),
+        // Weights change in place (an UPSERT replaces the set of the same identifier);
+        // folding the pair into one record deletes both first.
+        Some(p) if c.to == 0 || c.to >= 100 => {
+            changes.extend(pair(p).into_iter().map(|s| (ChangeAction::Delete, s)));
+        }
+        Some(_) => {}
     }
+    match c.to {
+        0 => changes.push((ChangeAction::Upsert, old)),
+        t if t >= 100 => changes.push((ChangeAction::Upsert, new.clone())),
+        t => changes.extend(pair(t).into_iter().map(|s| (ChangeAction::Upsert, s))),
+    }
+    changes
 }
 
 /// How long a delete waits for what still depends on the resource to let go: a load
@@ -481,6 +515,7 @@ async fn run_once(ctx: &Context, op: &Op) -> Result<(), Error> {
                         ttl: Some(VALIDATION_TTL),
                         values: vec![r.value.clone()],
                         alias: None,
+                        weighted: None,
                     };
                     (ChangeAction::Upsert, set)
                 })
@@ -600,6 +635,7 @@ async fn run_once(ctx: &Context, op: &Op) -> Result<(), Error> {
             replaces,
             step,
             mark,
+            cutover,
         } => {
             let (values, alias) = value.contents(kind, |lb| {
                 ctx.load_balancer(lb).map(|a| (a.dns_name, a.zone_id))
@@ -609,22 +645,25 @@ async fn run_once(ctx: &Context, op: &Op) -> Result<(), Error> {
                 .map(|o| (ChangeAction::Delete, record_set(o)))
                 .collect();
             let ttl = if alias.is_some() { None } else { *ttl };
-            changes.push((
-                ChangeAction::Upsert,
-                RecordSet {
-                    name: name.clone(),
-                    kind: kind.clone(),
-                    ttl,
-                    values,
-                    alias,
-                },
-            ));
+            let set = RecordSet {
+                name: name.clone(),
+                kind: kind.clone(),
+                ttl,
+                values,
+                alias,
+                weighted: None,
+            };
+            match cutover {
+                Some(c) => changes.extend(cutover_batch(c, &set)),
+                None => changes.push((ChangeAction::Upsert, set)),
+            }
             let marker = mark.as_ref().map(|m| RecordSet {
                 name: m.record.clone(),
                 kind: "TXT".into(),
                 ttl: Some(crate::plan::dns::MARKER_TTL),
                 values: marker_values(&m.stack, &m.step, now_ceil(), m.ttl, true),
                 alias: None,
+                weighted: None,
             });
             if let Some(m) = &marker {
                 changes.push((ChangeAction::Upsert, m.clone()));
@@ -633,7 +672,10 @@ async fn run_once(ctx: &Context, op: &Op) -> Result<(), Error> {
             let id = match ctx.route53().change(zone_id, &changes, &comment).await {
                 // The records to replace are already gone: an earlier attempt of this very
                 // batch went through (its answer was lost). The upserts alone finish it.
-                Err(e) if e.code() == Some("InvalidChangeBatch") && !replaces.is_empty() => {
+                Err(e)
+                    if e.code() == Some("InvalidChangeBatch")
+                        && changes.iter().any(|(a, _)| *a == ChangeAction::Delete) =>
+                {
                     changes.retain(|(action, _)| matches!(action, ChangeAction::Upsert));
                     ctx.route53().change(zone_id, &changes, &comment).await?
                 }

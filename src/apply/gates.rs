@@ -48,6 +48,76 @@ async fn probe_address(
     }
 }
 
+/// How often a bake reads the metrics (the load balancer publishes them per minute).
+const BAKE_POLL: Duration = Duration::from_secs(10);
+
+/// What breaks a bake's thresholds since `start`, named with its value and threshold:
+/// the share of 5xx answers (the load balancer's and the targets') among the load
+/// balancer's requests, unhealthy targets by CloudWatch (the highest count in a minute) or
+/// by the target groups' health now.
+async fn bake_breach(
+    ctx: &Context,
+    watch: &crate::plan::Watch,
+    start: i64,
+) -> Result<Option<String>, Error> {
+    use crate::aws::cloudwatch::{dimension_of, Stat};
+    let lb_arn = ctx.load_balancer(&watch.lb)?.arn;
+    let Some(lb_dim) = dimension_of(&lb_arn, "loadbalancer/") else {
+        return Err(Error::Bug(format!("{lb_arn} is not a load balancer ARN")));
+    };
+    let cw = ctx.cloudwatch();
+    // A minute's margin on each side: data points are stamped at their minute's start.
+    let (from, to) = (start - 60, now() + 60);
+    let lb = [("LoadBalancer", lb_dim.clone())];
+    let requests = cw
+        .statistic("RequestCount", &lb, from, to, Stat::Sum)
+        .await?;
+    let elb_5xx = cw
+        .statistic("HTTPCode_ELB_5XX_Count", &lb, from, to, Stat::Sum)
+        .await?;
+    let target_5xx = cw
+        .statistic("HTTPCode_Target_5XX_Count", &lb, from, to, Stat::Sum)
+        .await?;
+    let errors = elb_5xx + target_5xx;
+    if requests > 0.0 || errors > 0.0 {
+        let share = 100.0 * errors / requests.max(errors).max(1.0);
+        let max = f64::from(watch.max_5xx_basis_points) / 100.0;
+        if share > max {
+            return Ok(Some(format!(
+                "HTTPCode_ELB_5XX_Count + HTTPCode_Target_5XX_Count = {elb_5xx} + {target_5xx} of RequestCount {requests}: {share:.2}% 5xx, above max_5xx_percent {max}"
+            )));
+        }
+    }
+    for (key, tg) in &watch.target_groups {
+        let arn = ctx.target_group_arn(tg)?;
+        if let Some(tg_dim) = dimension_of(&arn, "targetgroup/") {
+            let dims = [("TargetGroup", tg_dim), ("LoadBalancer", lb_dim.clone())];
+            let unhealthy = cw
+                .statistic("UnHealthyHostCount", &dims, from, to, Stat::Maximum)
+                .await?;
+            if unhealthy > f64::from(watch.max_unhealthy) {
+                return Ok(Some(format!(
+                    "UnHealthyHostCount of target group \"{key}\" reached {unhealthy}, above max_unhealthy {}",
+                    watch.max_unhealthy
+                )));
+            }
+        }
+        if let Some(health) = ctx.elbv2().target_health(&arn, Round::START).await?.value {
+            let unhealthy = health
+                .iter()
+                .filter(|t| !matches!(t.state.as_str(), "healthy" | "draining"))
+                .count();
+            if unhealthy > watch.max_unhealthy as usize {
+                return Ok(Some(format!(
+                    "{unhealthy} target(s) of target group \"{key}\" are not healthy, above max_unhealthy {}",
+                    watch.max_unhealthy
+                )));
+            }
+        }
+    }
+    Ok(None)
+}
+
 /// When a paused run may look at a pending certificate again.
 const CERT_POLL: Duration = Duration::from_secs(60);
 
@@ -319,6 +389,7 @@ pub async fn wait(
                     ttl: Some(MARKER_TTL),
                     values: marker_values(&m.stack, &m.step, synced, m.ttl, false),
                     alias: None,
+                    weighted: None,
                 };
                 if let Some(zone) = zone {
                     ctx.route53()
@@ -332,6 +403,76 @@ pub async fn wait(
                 }
             }
             Ok(NodeEnd::Done)
+        }
+        Gate::Bake {
+            record,
+            percent,
+            seconds,
+            since,
+            watch,
+            revert,
+        } => {
+            let start = since
+                .or_else(|| {
+                    ctx.refs()
+                        .in_sync
+                        .get(&(record.clone(), crate::plan::DnsStep::Weigh(*percent)))
+                        .copied()
+                })
+                .unwrap_or_else(now_ceil);
+            let end = start + i64::from(*seconds);
+            let what = format!(
+                "{percent}% of answers for {record} on the load balancer, watched for errors"
+            );
+            loop {
+                // Every look judges the whole bake so far: a breach while a paused run
+                // was away is seen when the next one resumes the bake.
+                if let Some(breach) = bake_breach(ctx, watch, start).await? {
+                    if let Some(lease) = &opts.lease {
+                        lease.check().map_err(|e| Error::LockLost(Box::new(e)))?;
+                    }
+                    let reverting = format!("{breach}: taking {record} back to its old value");
+                    hooks.waiting(node, &reverting, t0.elapsed(), None);
+                    let waiting = |w: &str, d: Duration| hooks.waiting(node, w, d, None);
+                    super::exec::run(ctx, revert, &waiting).await?;
+                    // Clients may hold the new value's answer for its TTL: the run ends
+                    // once none can, so that what follows (a fix, a re-run) starts clean.
+                    let new_ttl = match revert.as_ref() {
+                        crate::plan::Op::SetRecord { ttl, .. } => ttl.unwrap_or(60),
+                        _ => 60,
+                    };
+                    let until_end = Instant::now() + Duration::from_secs(u64::from(new_ttl));
+                    loop {
+                        let left = until_end.saturating_duration_since(Instant::now());
+                        if left.is_zero() {
+                            break;
+                        }
+                        hooks.waiting(
+                            node,
+                            "answers that named the load balancer to expire",
+                            t0.elapsed(),
+                            Some(left),
+                        );
+                        tokio::time::sleep(left.min(Duration::from_secs(1))).await;
+                    }
+                    return Err(fail(format!(
+                        "{breach}; {record} is back on its old value (every answer), and the load balancer's answers have expired: fix the new path, then apply again to start the cutover over"
+                    )));
+                }
+                if now() >= end {
+                    return Ok(NodeEnd::Done);
+                }
+                if deadline.is_some_and(|d| now() >= d) {
+                    return Ok(NodeEnd::Paused { resume_at: end });
+                }
+                hooks.waiting(node, &what, t0.elapsed(), Some(until(end)));
+                tokio::time::sleep(
+                    until(end)
+                        .min(opts.poll.max(Duration::from_secs(1)))
+                        .min(BAKE_POLL),
+                )
+                .await;
+            }
         }
         Gate::WaitTtl {
             record,

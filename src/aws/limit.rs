@@ -115,6 +115,9 @@ fn buckets(service: Service, operation: &str) -> Vec<(Key, Bucket)> {
         // IAM publishes no request rates; it throttles per account, and the tool reads
         // it only for server certificates. A small bucket is the safe side.
         Service::Iam => vec![account(10, 5.0)],
+        // GetMetricStatistics: 400 requests a second per account and region; a bake
+        // asks a handful every poll.
+        Service::CloudWatch => vec![account(50, 50.0)],
     }
 }
 
@@ -357,6 +360,7 @@ mod tests {
             Service::Elbv2,
             Service::Acm,
             Service::Iam,
+            Service::CloudWatch,
         ] {
             for op in [
                 "DescribeSecurityGroups",

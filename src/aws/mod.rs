@@ -4,6 +4,7 @@
 //! was sent in, for the run and for each stack the request served.
 
 pub mod acm;
+pub mod cloudwatch;
 pub mod ec2;
 pub mod elbv2;
 pub mod iam;
@@ -108,6 +109,7 @@ pub struct Clients {
     pub route53: aws_sdk_route53::Client,
     pub acm: aws_sdk_acm::Client,
     pub iam: aws_sdk_iam::Client,
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
 }
 
 impl Clients {
@@ -129,6 +131,7 @@ impl Clients {
             route53: client!(aws_sdk_route53),
             acm: client!(aws_sdk_acm),
             iam: client!(aws_sdk_iam),
+            cloudwatch: client!(aws_sdk_cloudwatch),
         }
     }
 
@@ -153,6 +156,7 @@ impl Clients {
             route53: client!(aws_sdk_route53, Service::Route53),
             acm: client!(aws_sdk_acm, Service::Acm),
             iam: client!(aws_sdk_iam, Service::Iam),
+            cloudwatch: client!(aws_sdk_cloudwatch, Service::CloudWatch),
         }
     }
 
@@ -210,6 +214,7 @@ pub enum Service {
     Route53,
     Acm,
     Iam,
+    CloudWatch,
 }
 
 impl std::fmt::Display for Service {
@@ -220,6 +225,7 @@ impl std::fmt::Display for Service {
             Service::Route53 => "route53",
             Service::Acm => "acm",
             Service::Iam => "iam",
+            Service::CloudWatch => "cloudwatch",
         })
     }
 }

@@ -32,7 +32,7 @@ const fn op(service: Service, name: &'static str, access: Access) -> Operation {
 }
 
 use Access::{Read, Write};
-use Service::{Acm, Ec2, Elbv2, Iam, Route53};
+use Service::{Acm, CloudWatch, Ec2, Elbv2, Iam, Route53};
 
 /// Every operation reconcile can send.
 pub const OPERATIONS: &[Operation] = &[
@@ -84,6 +84,8 @@ pub const OPERATIONS: &[Operation] = &[
     // A listener's certificate uploaded to IAM (pinned by ARN, or found by `init`).
     op(Iam, "GetServerCertificate", Read),
     op(Iam, "ListServerCertificates", Read),
+    // A cutover's bake: the new path's 5xx, request and unhealthy-host counts.
+    op(CloudWatch, "GetMetricStatistics", Read),
 ];
 
 /// The IAM action of an operation: `elasticloadbalancing:CreateListener`.

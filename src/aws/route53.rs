@@ -13,7 +13,7 @@ use aws_sdk_route53::Client;
 
 use super::{paginate, sdk_error, Answer, Error, Meter, Result, Round, Service};
 use crate::manifest::net;
-use crate::model::{AliasTarget, ObservedRecord, ObservedZone};
+use crate::model::{AliasTarget, ObservedRecord, ObservedZone, Weighted};
 
 const SERVICE: Service = Service::Route53;
 
@@ -173,6 +173,10 @@ fn record(set: &ResourceRecordSet) -> Option<ObservedRecord> {
         ttl: set.ttl().and_then(|t| u32::try_from(t).ok()),
         values,
         alias,
+        weighted: set.set_identifier().map(|id| Weighted {
+            id: id.to_owned(),
+            weight: set.weight().and_then(|w| u8::try_from(w).ok()),
+        }),
     })
 }
 
@@ -280,6 +284,7 @@ mod tests {
         assert_eq!(
             got,
             Some(ObservedRecord {
+                weighted: None,
                 name: "www.example.com".into(),
                 kind: "CNAME".into(),
                 ttl: Some(300),

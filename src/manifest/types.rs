@@ -450,6 +450,31 @@ pub struct Record {
     /// record's name, and refuse to switch unless it answers as expected.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probe: Option<Probe>,
+    /// Move visitors to the load balancer in weighted steps, each watched for errors, and
+    /// back to the old value on a breach, instead of all at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cutover: Option<Cutover>,
+}
+
+/// A staged switch: the share of answers that name the new value, step by step, each held
+/// for `bake` while the load balancer's errors are watched.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Cutover {
+    /// Percentages of answers for the new value, rising, the last one 100, e.g.
+    /// `[10, 50, 100]`.
+    pub steps: Vec<i64>,
+    /// How long each step below 100 is held and watched (`"5m"`, `"90s"`; default
+    /// `"5m"`); never shorter than the record's TTL once Route53 is in sync.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bake: Option<String>,
+    /// The highest share of 5xx answers (the load balancer's and the targets') among the
+    /// new path's requests during a bake, in percent (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_5xx_percent: Option<f64>,
+    /// The most unhealthy targets allowed during a bake (default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_unhealthy: Option<i64>,
 }
 
 /// The request made through the load balancer before a record switches to it: the

@@ -47,6 +47,9 @@ fn choices<'a>(keys: impl ExactSizeIterator<Item = &'a String>) -> String {
     }
 }
 
+/// The longest bake a cutover step may have.
+const CUTOVER_BAKE_MAX_SECS: u64 = 24 * 3600;
+
 impl Validator<'_> {
     fn err(&mut self, path: &Path, message: impl Into<String>, hint: impl Into<String>) {
         self.out.push(Diagnostic::new(path, message).hint(hint));
@@ -1233,6 +1236,9 @@ impl Validator<'_> {
             if let Some(probe) = &r.probe {
                 self.probe(&rp.key("probe"), r, probe);
             }
+            if let Some(cutover) = &r.cutover {
+                self.cutover(&rp.key("cutover"), r, cutover);
+            }
         }
     }
 
@@ -1279,6 +1285,85 @@ impl Validator<'_> {
             for (i, code) in expect.iter().enumerate() {
                 self.range(&at.key("expect").index(i), *code, 100, 599, "HTTP status");
             }
+        }
+    }
+
+    /// A cutover shifts a record to the load balancer: its steps rise to 100, its bake is
+    /// a duration, its thresholds are shares and counts.
+    fn cutover(
+        &mut self,
+        at: &Path,
+        r: &crate::manifest::types::Record,
+        c: &crate::manifest::types::Cutover,
+    ) {
+        if r.to.is_none() {
+            self.err(at, "a cutover moves a record to the load balancer step by step; this record has its own `values`", "remove `cutover`, or point the record `to` the load balancer");
+        }
+        let steps = at.key("steps");
+        if c.steps.is_empty() {
+            self.err(
+                &steps,
+                "no step",
+                "the shares of answers for the load balancer, rising to 100, e.g. [10, 50, 100]",
+            );
+        }
+        let mut last = 0;
+        for (i, step) in c.steps.iter().enumerate() {
+            let here = steps.index(i);
+            if !(1..=100).contains(step) {
+                self.err(
+                    &here,
+                    format!("step {step} is not a percentage from 1 to 100"),
+                    "e.g. [10, 50, 100]",
+                );
+            } else if *step <= last {
+                self.err(
+                    &here,
+                    format!("step {step} does not rise above the one before it ({last})"),
+                    "list the steps in rising order, e.g. [10, 50, 100]",
+                );
+            }
+            last = last.max(*step);
+        }
+        if let Some(final_step) = c.steps.last().filter(|s| **s != 100) {
+            self.err(
+                &steps.index(c.steps.len() - 1),
+                format!("the last step is {final_step}, so the switch would never finish"),
+                "end the steps with 100",
+            );
+        }
+        if let Some(bake) = &c.bake {
+            match humantime::parse_duration(bake) {
+                Ok(d) if d.as_secs() > CUTOVER_BAKE_MAX_SECS => self.err(
+                    &at.key("bake"),
+                    format!("a bake of {bake} is longer than a day"),
+                    "bake each step for minutes, e.g. \"5m\"",
+                ),
+                Ok(_) => {}
+                Err(e) => self.err(
+                    &at.key("bake"),
+                    format!("\"{bake}\" is not a duration ({e})"),
+                    "e.g. \"5m\", \"90s\", \"1h\"",
+                ),
+            }
+        }
+        if let Some(p) = c.max_5xx_percent {
+            if !(0.0..=100.0).contains(&p) {
+                self.err(
+                    &at.key("max_5xx_percent"),
+                    format!("{p} is not a percentage"),
+                    "a share from 0 to 100, e.g. 1",
+                );
+            }
+        }
+        if let Some(n) = c.max_unhealthy {
+            self.range(
+                &at.key("max_unhealthy"),
+                n,
+                0,
+                1000,
+                "unhealthy target count",
+            );
         }
     }
 

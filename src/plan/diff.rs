@@ -66,6 +66,20 @@ pub struct SwitchedRecord {
     /// The record moves to its own values (back to the instances): the rules opening the
     /// direct path are read back before it switches.
     pub to_values: bool,
+    /// The switch is staged: the shares held and watched before the last step.
+    pub cutover: Option<StagedSwitch>,
+}
+
+/// The bakes of a staged switch, in order: each share held below 100, since when if an
+/// earlier run wrote it, and the change that takes the record back from it on a breach.
+#[derive(Debug, Clone)]
+pub struct StagedSwitch {
+    pub bakes: Vec<(u8, Option<i64>, Op)>,
+    /// How long each share is held: the manifest's bake, and never less than the old
+    /// value's TTL (by then every client holding the old answer has asked again).
+    pub seconds: u32,
+    pub max_5xx_basis_points: u32,
+    pub max_unhealthy: u32,
 }
 
 pub(super) struct Differ<'a> {

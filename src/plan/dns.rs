@@ -4,9 +4,9 @@
 
 use serde_json::json;
 
-use super::diff::{attr, resource, Differ, SwitchedRecord};
+use super::diff::{attr, resource, Differ, StagedSwitch, SwitchedRecord};
 use super::id::RecordPart;
-use super::{Action, AttrDiff, Change, DnsStep, LbRef, Mark, NodeId, Op, RecordValue};
+use super::{Action, AttrDiff, Change, CutoverStep, DnsStep, LbRef, Mark, NodeId, Op, RecordValue};
 use crate::manifest::net;
 use crate::model::{normal_values, DesiredRecord, ObservedLb, ObservedRecord, RecordTo};
 use crate::names;
@@ -40,6 +40,8 @@ impl Stamp {
 pub struct Marker {
     pub lowered: Option<Stamp>,
     pub switched: Option<Stamp>,
+    /// A cutover step (the new value's share) and when it was written.
+    pub weighed: Option<(u8, Stamp)>,
 }
 
 /// The TXT values of a marker: `reconcile:stack=<stack>`, then `<step>=<epoch>;ttl=<n>`
@@ -82,7 +84,11 @@ pub fn parse_marker(values: &[String], stack: &str) -> Option<Marker> {
         match step {
             "lowered" => m.lowered = Some(stamp),
             "switched" => m.switched = Some(stamp),
-            _ => {}
+            _ => {
+                if let Some(p) = step.strip_prefix("weight-").and_then(|p| p.parse().ok()) {
+                    m.weighed = Some((p, stamp));
+                }
+            }
         }
     }
     Some(m)
@@ -170,6 +176,58 @@ impl<'a> Differ<'a> {
                 .iter()
                 .find(|o| o.name == marker_name && o.kind == "TXT");
             let marker = marker_record.and_then(|m| parse_marker(&m.values, &self.d.stack));
+            // Weighted (or otherwise routed) sets at the name: this stack's cutover under
+            // way, or sets it does not manage.
+            let (old_id, new_id) = names::cutover_set_ids(&r.name, &r.kind);
+            let ours = |o: &&ObservedRecord, id: &str| {
+                o.kind == r.kind
+                    && o.weighted
+                        .as_ref()
+                        .is_some_and(|w| w.id == id && w.weight.is_some())
+            };
+            let pair_old = relevant.iter().find(|o| ours(o, &old_id)).copied();
+            let pair_new = relevant.iter().find(|o| ours(o, &new_id)).copied();
+            let routed: Vec<&&ObservedRecord> =
+                relevant.iter().filter(|o| o.weighted.is_some()).collect();
+            let pair = match (pair_old, pair_new) {
+                (Some(o), Some(n)) if routed.len() == 2 && relevant.len() == 2 => Some((o, n)),
+                _ if routed.is_empty() => None,
+                _ => {
+                    let ids: Vec<String> = routed
+                        .iter()
+                        .filter_map(|o| {
+                            o.weighted
+                                .as_ref()
+                                .map(|w| format!("{} \"{}\"", o.kind, w.id))
+                        })
+                        .collect();
+                    self.block(
+                        format!("dns record {}", r.name),
+                        format!("{} has routed record sets reconcile does not manage as a whole ({}): a weighted, latency or failover group placed by hand, or half of a cutover", r.name, ids.join(", ")),
+                        "leave one simple record at the name (or the two sets of reconcile's cutover), then plan again",
+                    );
+                    continue;
+                }
+            };
+            if let Some((old, new)) = pair {
+                self.resume_cutover(r, &zone.id, &target, old, new, marker.as_ref());
+                if let Some(m) = marker_record.filter(|_| marker.is_some()) {
+                    self.clear_marker(&zone.id, m);
+                }
+                continue;
+            }
+            // Two weighted records of one name share a type: a cutover from a CNAME to an
+            // A record (or back) cannot be weighted.
+            if let (Some(_), Target::Lb(..)) = (&r.cutover, &target) {
+                if let Some(other) = relevant.iter().find(|o| o.kind != r.kind) {
+                    self.block(
+                        format!("dns record {}", r.name),
+                        format!("a cutover weighs the old value against the new one under one name and type, and {} is a {} record now while the manifest makes it a {}: Route53 keeps no weighted pair of two types", r.name, other.kind, r.kind),
+                        &format!("declare the record with \"type\": \"{}\" (an alias A record to the load balancer replaces an A record), or remove `cutover` to switch at once", other.kind),
+                    );
+                    continue;
+                }
+            }
             let same_kind = relevant.iter().find(|o| o.kind == r.kind).copied();
             let value_ok = match (&target, same_kind) {
                 _ if relevant.len() != 1 => false,
@@ -197,6 +255,7 @@ impl<'a> Differ<'a> {
                         old_ttl_wait: None,
                         switch_wait: Some((st.wait(), Some(st.since))),
                         to_values: matches!(target, Target::Values(_)),
+                        cutover: None,
                     });
                 }
                 let cur = same_kind.and_then(|c| c.ttl);
@@ -230,6 +289,7 @@ impl<'a> Differ<'a> {
                         ttl: Some(MARKER_TTL),
                         values: vec![],
                         alias: None,
+                        weighted: None,
                     },
                 );
             }
@@ -262,6 +322,7 @@ impl<'a> Differ<'a> {
                 step: step.to_owned(),
                 ttl,
             }),
+            cutover: None,
         }
     }
 
@@ -296,6 +357,7 @@ impl<'a> Differ<'a> {
             DnsStep::Switch => RecordPart::Switch,
             DnsStep::RestoreTtl => RecordPart::RestoreTtl,
             DnsStep::SetTtl => RecordPart::SetTtl,
+            DnsStep::Weigh(p) => RecordPart::Weigh(*p),
         };
         let id = NodeId::Record {
             name: name.clone(),
@@ -377,6 +439,7 @@ impl<'a> Differ<'a> {
                 old_ttl_wait: None,
                 switch_wait: None,
                 to_values: matches!(target, Target::Values(_)),
+                cutover: None,
             });
             return;
         }
@@ -435,6 +498,42 @@ impl<'a> Differ<'a> {
             .collect::<Vec<_>>()
             .join(", ");
         let switch_ttl = if r.is_alias() { None } else { Some(transition) };
+        let staged = r
+            .cutover
+            .as_ref()
+            .filter(|c| c.steps.iter().any(|s| *s < 100));
+        if let (Some(c), Target::Lb(..), [old]) = (staged, target, relevant) {
+            let old = ObservedRecord {
+                ttl: old.ttl.map(|t| t.min(transition)),
+                weighted: None,
+                ..(*old).clone()
+            };
+            let bakes = self.cutover_steps(
+                r,
+                zone_id,
+                &lb_value,
+                switch_ttl,
+                &old,
+                None,
+                &c.steps,
+                ttl_at_switch,
+                (&before, &after_value),
+            );
+            self.out.switched.push(SwitchedRecord {
+                name: r.name.clone(),
+                old_ttl_wait,
+                switch_wait: Some((ttl_at_switch, None)),
+                to_values: false,
+                cutover: Some(StagedSwitch {
+                    bakes,
+                    // Long enough for every old answer to have been asked again.
+                    seconds: c.bake.max(ttl_at_switch),
+                    max_5xx_basis_points: c.max_5xx_basis_points,
+                    max_unhealthy: c.max_unhealthy,
+                }),
+            });
+            return;
+        }
         let replaces = relevant
             .iter()
             .filter(|o| o.kind != r.kind)
@@ -492,7 +591,188 @@ impl<'a> Differ<'a> {
             old_ttl_wait,
             switch_wait: Some((ttl_at_switch, None)),
             to_values: matches!(target, Target::Values(_)),
+            cutover: None,
         });
+    }
+
+    /// A cutover an earlier run left under way (the weighted pair of this stack's set ids):
+    /// finished from the share it holds, its bake continued from the recorded start, when
+    /// its new value is still the load balancer; blocked otherwise.
+    fn resume_cutover(
+        &mut self,
+        r: &DesiredRecord,
+        zone_id: &str,
+        target: &Target<'_>,
+        old: &ObservedRecord,
+        new: &ObservedRecord,
+        marker: Option<&Marker>,
+    ) {
+        let leads_to_target = match target {
+            Target::Lb(_, Some(l)) => new.leads_to(&net::normalize_dns(&l.dns_name)),
+            _ => false,
+        };
+        let share = new.weighted.as_ref().and_then(|w| w.weight).unwrap_or(0);
+        if !leads_to_target {
+            self.block(
+                format!("dns record {}", r.name),
+                format!("a cutover of {} is under way ({share}% of answers for {}), and the manifest no longer leads the record there", r.name, new.alias.as_ref().map_or_else(|| new.values.join(" "), |a| a.dns_name.clone())),
+                "put `to` and the load balancer back to finish it, then change the record; or fold the weighted pair back into one record by hand",
+            );
+            return;
+        }
+        let old = ObservedRecord {
+            weighted: None,
+            ..old.clone()
+        };
+        let ttl_of = |o: &ObservedRecord| o.ttl.unwrap_or(60);
+        let ttl_at_switch = ttl_of(&old).max(ttl_of(new));
+        let steps: Vec<u8> = match &r.cutover {
+            Some(c) => c.steps.iter().copied().filter(|s| *s > share).collect(),
+            None => vec![100],
+        };
+        let steps = if steps.last() == Some(&100) {
+            steps
+        } else {
+            vec![100]
+        };
+        let describe = |o: &ObservedRecord| match &o.alias {
+            Some(a) => format!("{} ALIAS {}", o.kind, a.dns_name),
+            None => format!("{} {}", o.kind, o.values.join(" ")),
+        };
+        let (before, after) = (describe(&old), describe(new));
+        let new_ttl = if r.is_alias() { None } else { new.ttl };
+        let mut bakes = self.cutover_steps(
+            r,
+            zone_id,
+            &target.value(),
+            new_ttl,
+            &old,
+            Some(share),
+            &steps,
+            ttl_at_switch,
+            (&before, &after),
+        );
+        let since = marker
+            .and_then(|m| m.weighed)
+            .filter(|(p, _)| *p == share)
+            .map(|(_, st)| {
+                st.since + i64::from(if st.pending { PROPAGATION_ALLOWANCE } else { 0 })
+            });
+        if let Some(first) = bakes.first_mut().filter(|b| b.0 == share) {
+            first.1 = since;
+        }
+        let (bake, max_5xx, max_unhealthy) = r.cutover.as_ref().map_or((0, 100, 0), |c| {
+            (c.bake, c.max_5xx_basis_points, c.max_unhealthy)
+        });
+        // Without `cutover` now, the pair is folded into the new value at once.
+        if r.cutover.is_none() {
+            bakes.clear();
+        }
+        self.out.switched.push(SwitchedRecord {
+            name: r.name.clone(),
+            old_ttl_wait: None,
+            switch_wait: Some((ttl_at_switch, None)),
+            to_values: false,
+            cutover: Some(StagedSwitch {
+                bakes,
+                seconds: bake.max(ttl_of(&old)),
+                max_5xx_basis_points: max_5xx,
+                max_unhealthy,
+            }),
+        });
+    }
+
+    /// The changes of a staged switch from share `from` (none: the simple old record) up
+    /// through `steps` (the last one 100); returns its bakes: each share held below 100
+    /// (the one it starts from first), with the change that reverts it.
+    #[allow(clippy::too_many_arguments)]
+    fn cutover_steps(
+        &mut self,
+        r: &DesiredRecord,
+        zone_id: &str,
+        value: &RecordValue,
+        new_ttl: Option<u32>,
+        old: &ObservedRecord,
+        from: Option<u8>,
+        steps: &[u8],
+        ttl_at_switch: u32,
+        shown: (&str, &str),
+    ) -> Vec<(u8, Option<i64>, Op)> {
+        let revert = |me: &Self, p: u8| {
+            let mut op = me.set_op(
+                r,
+                zone_id,
+                &r.kind,
+                new_ttl,
+                value.clone(),
+                vec![],
+                DnsStep::Weigh(0),
+                None,
+            );
+            if let Op::SetRecord { cutover, .. } = &mut op {
+                *cutover = Some(CutoverStep {
+                    old: old.clone(),
+                    from: Some(p),
+                    to: 0,
+                });
+            }
+            op
+        };
+        let mut bakes = Vec::new();
+        if let Some(p) = from.filter(|p| (1..100).contains(p)) {
+            bakes.push((p, None, revert(self, p)));
+        }
+        let mut prev = from;
+        for &to in steps.iter().filter(|s| from.is_none_or(|f| **s > f)) {
+            let (step, mark) = if to >= 100 {
+                (DnsStep::Switch, "switched".to_owned())
+            } else {
+                (DnsStep::Weigh(to), format!("weight-{to}"))
+            };
+            let mut op = self.set_op(
+                r,
+                zone_id,
+                &r.kind,
+                new_ttl,
+                value.clone(),
+                vec![],
+                step,
+                Some((&mark, ttl_at_switch)),
+            );
+            if let Op::SetRecord { cutover, .. } = &mut op {
+                *cutover = Some(CutoverStep {
+                    old: old.clone(),
+                    from: prev,
+                    to: to.min(100),
+                });
+            }
+            let share = |p: Option<u8>| json!(format!("{}% on the load balancer", p.unwrap_or(0)));
+            let mut attrs = vec![attr("weight", Some(share(prev)), Some(share(Some(to))))];
+            if prev.is_none() {
+                attrs.insert(
+                    0,
+                    attr(
+                        "value",
+                        Some(json!(shown.0)),
+                        Some(json!(format!(
+                            "{} (weighted, beside the old value)",
+                            shown.1
+                        ))),
+                    ),
+                );
+            }
+            let reason = match (prev, to) {
+                (None, _) => "the first share of answers for the load balancer, as a weighted pair with the old value (one batch), once it serves and every target is healthy",
+                (Some(_), 100) => "every answer for the load balancer: the weighted pair folded back into one record, once every share held without a breach",
+                (Some(_), _) => "a larger share of answers for the load balancer, once the one before held without a breach",
+            };
+            self.dns_change(op, attrs, reason);
+            if to < 100 {
+                bakes.push((to, None, revert(self, to)));
+            }
+            prev = Some(to);
+        }
+        bakes
     }
 }
 

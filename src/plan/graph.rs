@@ -24,7 +24,7 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use super::diff::{Decided, SwitchedRecord};
 use super::id::{CertPart, DnsWait, GateId, GroupPart, LbPart, ListenerPart, TgPart};
 use super::{
-    CertRef, Change, DnsStep, Gate, LbRef, Node, NodeId, NodeKind, Op, Plan, SgRef, TgRef,
+    CertRef, Change, DnsStep, Gate, LbRef, Node, NodeId, NodeKind, Op, Plan, SgRef, TgRef, Watch,
 };
 use crate::model::{Desired, RuleKey, Source};
 
@@ -587,6 +587,72 @@ fn dns_choreography(
                 b.edge(dep, &id);
             }
             before_switch.push(id);
+        }
+        // A staged switch: each share written, confirmed in sync, held and watched, then
+        // the next; the last step (the switch proper) waits for the last bake.
+        if let Some(staged) = &rec.cutover {
+            let weighs = b.ops_where(|op| matches!(op, Op::SetRecord { name: n, step: DnsStep::Weigh(_), .. } if n == name));
+            let share_of = |b: &Builder, id: &NodeId| {
+                b.nodes
+                    .iter()
+                    .find(|(n, _)| n == id)
+                    .and_then(|(_, k)| match op_of(k) {
+                        Some(Op::SetRecord {
+                            step: DnsStep::Weigh(p),
+                            ..
+                        }) => Some(*p),
+                        _ => None,
+                    })
+            };
+            let mut prev = before_switch.clone();
+            for (share, since, revert) in &staged.bakes {
+                let weigh = weighs
+                    .iter()
+                    .find(|w| share_of(b, w) == Some(*share))
+                    .cloned();
+                if let Some(w) = &weigh {
+                    for dep in &prev {
+                        b.edge(dep, w);
+                    }
+                    let synced = NodeId::dns_gate(name, DnsWait::Weighed(*share));
+                    let mark = mark_of(b, w);
+                    b.gate(
+                        synced.clone(),
+                        Gate::DnsInSync {
+                            record: name.clone(),
+                            after: DnsStep::Weigh(*share),
+                            mark,
+                        },
+                    );
+                    b.edge(w, &synced);
+                    prev = vec![synced];
+                }
+                let Some(lb) = decided.lb.clone() else {
+                    continue;
+                };
+                let bake = NodeId::dns_gate(name, DnsWait::Bake(*share));
+                b.gate(
+                    bake.clone(),
+                    Gate::Bake {
+                        record: name.clone(),
+                        percent: *share,
+                        seconds: staged.seconds,
+                        since: *since,
+                        watch: Watch {
+                            lb,
+                            target_groups: decided.traffic.clone(),
+                            max_5xx_basis_points: staged.max_5xx_basis_points,
+                            max_unhealthy: staged.max_unhealthy,
+                        },
+                        revert: Box::new(revert.clone()),
+                    },
+                );
+                for dep in &prev {
+                    b.edge(dep, &bake);
+                }
+                prev = vec![bake];
+            }
+            before_switch = prev;
         }
         let mut after_switch: Option<NodeId> = None;
         for s in &switch {

@@ -74,6 +74,8 @@ pub enum RecordPart {
     Switch,
     RestoreTtl,
     SetTtl,
+    /// A step of a staged cutover, by the new value's share (text `weight-<percent>`).
+    Weigh(u8),
 }
 
 /// A wait in a record's choreography.
@@ -89,6 +91,17 @@ pub enum DnsWait {
     OldAnswers,
     /// The site asked through the load balancer by the record's name, before the switch.
     Probe,
+    /// Route53 in sync after a cutover step (text `weighed-<percent>`).
+    Weighed(u8),
+    /// A cutover step held and watched (text `bake-<percent>`).
+    Bake(u8),
+}
+
+/// `<head>.<prefix><percent>` → (head, percent), the percent written as `u8` writes it.
+fn split_percent<'s>(s: &'s str, prefix: &str) -> Option<(&'s str, u8)> {
+    let (head, n) = s.rsplit_once(&format!(".{prefix}"))?;
+    let p: u8 = n.parse().ok()?;
+    (!head.is_empty() && p.to_string() == n).then_some((head, p))
 }
 
 /// A gate's id.
@@ -277,6 +290,11 @@ impl fmt::Display for NodeId {
             NodeId::Listener { port, part } => {
                 write!(f, "listener.{port}.{}", text(&LISTENER_PARTS, *part))
             }
+            NodeId::Record {
+                name,
+                kind,
+                part: RecordPart::Weigh(p),
+            } => write!(f, "dns.{name}.{kind}.weight-{p}"),
             NodeId::Record { name, kind, part } => {
                 write!(f, "dns.{name}.{kind}.{}", text(&RECORD_PARTS, *part))
             }
@@ -289,9 +307,11 @@ impl fmt::Display for NodeId {
                 write!(f, "cert.{key}.{}", text(&CERT_PARTS, *part))
             }
             NodeId::CertificateDelete { id } => write!(f, "cert.{id}.delete"),
-            NodeId::Gate(GateId::Dns { record, wait }) => {
-                write!(f, "gate.dns.{record}.{}", text(&DNS_WAITS, *wait))
-            }
+            NodeId::Gate(GateId::Dns { record, wait }) => match wait {
+                DnsWait::Weighed(p) => write!(f, "gate.dns.{record}.weighed-{p}"),
+                DnsWait::Bake(p) => write!(f, "gate.dns.{record}.bake-{p}"),
+                _ => write!(f, "gate.dns.{record}.{}", text(&DNS_WAITS, *wait)),
+            },
         }
     }
 }
@@ -331,6 +351,14 @@ impl FromStr for NodeId {
                 .filter(|k| !k.is_empty())
             {
                 return Ok(NodeId::Gate(GateId::CertIssued { key: owned(key) }));
+            }
+            if let Some(r) = rest.strip_prefix("dns.") {
+                if let Some((record, p)) = split_percent(r, "weighed-") {
+                    return Ok(NodeId::dns_gate(record, DnsWait::Weighed(p)));
+                }
+                if let Some((record, p)) = split_percent(r, "bake-") {
+                    return Ok(NodeId::dns_gate(record, DnsWait::Bake(p)));
+                }
             }
             if let Some((record, wait)) =
                 rest.strip_prefix("dns.").and_then(|r| split(&DNS_WAITS, r))
@@ -388,7 +416,10 @@ impl FromStr for NodeId {
                     record: owned(record),
                 });
             }
-            let (head, part) = split(&RECORD_PARTS, rest).ok_or_else(bad)?;
+            let (head, part) = match split_percent(rest, "weight-") {
+                Some((head, p)) => (head, RecordPart::Weigh(p)),
+                None => split(&RECORD_PARTS, rest).ok_or_else(bad)?,
+            };
             let (name, kind) = head.rsplit_once('.').ok_or_else(bad)?;
             if name.is_empty() || kind.is_empty() {
                 return Err(bad());
@@ -457,6 +488,19 @@ mod tests {
             }),
             name().prop_map(|id| NodeId::CertificateDelete { id }),
             (name(), pick(DNS_WAITS.len())).prop_map(|(r, i)| NodeId::dns_gate(&r, DNS_WAITS[i].0)),
+            (name(), "(A|AAAA|CNAME)", any::<u8>()).prop_map(|(name, kind, p)| NodeId::Record {
+                name,
+                kind,
+                part: RecordPart::Weigh(p)
+            }),
+            (name(), any::<u8>(), any::<bool>()).prop_map(|(r, p, bake)| NodeId::dns_gate(
+                &r,
+                if bake {
+                    DnsWait::Bake(p)
+                } else {
+                    DnsWait::Weighed(p)
+                }
+            )),
         ]
     }
 

@@ -169,6 +169,35 @@ pub enum DnsStep {
     RestoreTtl,
     /// A TTL-only correction (the value is already right).
     SetTtl,
+    /// A step of a staged cutover: this share of answers (percent) for the new value.
+    Weigh(u8),
+}
+
+/// What one change of a staged cutover writes: the old value and the new one as two
+/// weighted records of the record's name and type (Route53 refuses a weighted record beside
+/// a simple one of that name and type, so each change is one atomic batch).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CutoverStep {
+    /// The value answered before the cutover, as it stands when the cutover starts (its
+    /// TTL lowered), without weight.
+    pub old: ObservedRecord,
+    /// The new value's share before this change; none while the simple old record stands.
+    pub from: Option<u8>,
+    /// Its share after it; 100: one simple record of the new value again.
+    pub to: u8,
+}
+
+/// What a bake watches and the thresholds it holds the new path to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Watch {
+    /// The load balancer whose CloudWatch metrics are read.
+    pub lb: LbRef,
+    /// The target groups it forwards to: their targets' health and 5xx answers.
+    pub target_groups: Vec<(String, TgRef)>,
+    /// The highest share of 5xx answers among requests, in hundredths of a percent.
+    pub max_5xx_basis_points: u32,
+    /// The most unhealthy targets allowed.
+    pub max_unhealthy: u32,
 }
 
 /// The start of a DNS wait, recorded in the TXT record [`names::marker_record`] next to
@@ -401,6 +430,10 @@ pub enum Op {
         /// Records the start of the wait this change begins (lowering, switch).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         mark: Option<Mark>,
+        /// A step of a staged cutover: the weighted pair it writes, or (at 100) the pair
+        /// it folds back into one simple record.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cutover: Option<CutoverStep>,
     },
     /// Removes a wait marker once its record's choreography is over.
     ClearMarker {
@@ -439,7 +472,7 @@ pub struct Change {
 }
 
 /// A wait under a deadline, between changes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "gate", rename_all = "snake_case")]
 pub enum Gate {
     /// The load balancer reports `active`.
@@ -478,6 +511,23 @@ pub enum Gate {
         /// without it it answers the page.
         http: Option<u16>,
     },
+    /// A cutover step held for its bake time while the new path is watched (CloudWatch's
+    /// 5xx and request counts of the load balancer and its target groups, and target
+    /// health); a breach takes the record back to its old value in one change, waits out
+    /// the new value's answers and fails the run.
+    Bake {
+        record: String,
+        /// The new value's share held.
+        percent: u8,
+        seconds: u32,
+        /// When the step was written (seconds since the epoch), if an earlier run did.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        since: Option<i64>,
+        watch: Watch,
+        /// The change taken on a breach: the weighted pair as it stands, folded back into
+        /// the old simple record.
+        revert: Box<Op>,
+    },
     /// Clients may cache the record's previous answer this long.
     WaitTtl {
         record: String,
@@ -496,7 +546,7 @@ impl Gate {
     /// The expected wait in seconds, when known in advance.
     pub fn expected_seconds(&self) -> Option<u32> {
         match self {
-            Gate::WaitTtl { seconds, .. } => Some(*seconds),
+            Gate::WaitTtl { seconds, .. } | Gate::Bake { seconds, .. } => Some(*seconds),
             _ => None,
         }
     }
@@ -839,6 +889,7 @@ pub fn destroy_desired(d: &Desired, o: &Observed) -> Desired {
                         ttl: now.ttl,
                         transition_ttl: now.ttl.unwrap_or(0),
                         probe: None,
+                        cutover: None,
                     })
                 })
                 .collect(),

@@ -295,6 +295,36 @@ impl<'a> World<'a> {
             }
             Gate::DnsInSync { .. } => {}
             Gate::WaitTtl { seconds, .. } => self.clock += u64::from(*seconds),
+            // A bake holds while the load balancer serves; its breach path (the revert) is
+            // checked by [`World::revert`] in every state a bake can be in.
+            Gate::Bake {
+                watch,
+                record,
+                seconds,
+                revert,
+                ..
+            } => {
+                let arn = self
+                    .lb_arn(&watch.lb)
+                    .ok_or("the load balancer does not exist")?;
+                let dns = self
+                    .observed
+                    .load_balancers
+                    .iter()
+                    .find(|l| l.arn == arn)
+                    .map(|l| crate::manifest::net::normalize_dns(&l.dns_name))
+                    .ok_or("the load balancer does not exist")?;
+                lb_path(self.desired, &self.observed, &dns).map_err(|e| {
+                    format!("the cutover of {record} holds a share on a load balancer that does not serve: {e}")
+                })?;
+                // The breach path: the revert must leave every answer serving too.
+                let mut reverted = self.clone();
+                reverted.apply(revert)?;
+                reverted
+                    .reachable()
+                    .map_err(|e| format!("reverting the cutover of {record} would leave {e}"))?;
+                self.clock += u64::from(*seconds);
+            }
         }
         Ok(())
     }
@@ -681,6 +711,7 @@ impl<'a> World<'a> {
                         ttl: Some(300),
                         values: vec![v.value.clone()],
                         alias: None,
+                        weighted: None,
                     });
                 }
             }
@@ -829,9 +860,10 @@ impl<'a> World<'a> {
                 value,
                 replaces,
                 mark,
+                cutover,
                 ..
             } => {
-                self.set_record(name, kind, *ttl, value, replaces)?;
+                self.set_record(name, kind, *ttl, value, replaces, cutover.as_ref())?;
                 if let Some(m) = mark {
                     let values = super::dns::marker_values(&m.stack, &m.step, 0, m.ttl, true);
                     let zone = self
@@ -847,6 +879,7 @@ impl<'a> World<'a> {
                         ttl: Some(super::dns::MARKER_TTL),
                         values,
                         alias: None,
+                        weighted: None,
                     });
                 }
             }
@@ -867,6 +900,7 @@ impl<'a> World<'a> {
         ttl: Option<u32>,
         value: &RecordValue,
         replaces: &[ObservedRecord],
+        cutover: Option<&super::CutoverStep>,
     ) -> Result<(), String> {
         let (values, alias) = value.contents(kind, |lb| {
             let arn = self.lb_arn(lb).ok_or("the load balancer does not exist")?;
@@ -882,13 +916,37 @@ impl<'a> World<'a> {
         zone.records.retain(|r| {
             !(r.name == name && (r.kind == kind || replaces.iter().any(|x| x.kind == r.kind)))
         });
-        zone.records.push(ObservedRecord {
+        let new = ObservedRecord {
             name: name.to_owned(),
             kind: kind.to_owned(),
             ttl: if alias.is_some() { None } else { ttl },
             values,
             alias,
-        });
+            weighted: None,
+        };
+        match cutover {
+            // Folded back: the old value alone.
+            Some(c) if c.to == 0 => zone.records.push(c.old.clone()),
+            // A weighted pair: both answers are served, in any share a client may get.
+            Some(c) if c.to < 100 => {
+                let (old_id, new_id) = crate::names::cutover_set_ids(name, kind);
+                zone.records.push(ObservedRecord {
+                    weighted: Some(crate::model::Weighted {
+                        id: old_id,
+                        weight: Some(100 - c.to),
+                    }),
+                    ..c.old.clone()
+                });
+                zone.records.push(ObservedRecord {
+                    weighted: Some(crate::model::Weighted {
+                        id: new_id,
+                        weight: Some(c.to),
+                    }),
+                    ..new
+                });
+            }
+            _ => zone.records.push(new),
+        }
         // Every answer for the name ends now; the new ones start.
         let now = self.clock;
         for s in self

@@ -133,11 +133,28 @@ pub fn gate_line(g: &Gate) -> String {
         }
         Gate::DnsInSync { record, after, .. } => {
             let what = match after {
-                DnsStep::LowerTtl => "the lowered TTL",
-                DnsStep::Switch => "the switch",
-                DnsStep::RestoreTtl | DnsStep::SetTtl => "the TTL",
+                DnsStep::LowerTtl => "the lowered TTL".to_owned(),
+                DnsStep::Switch => "the switch".to_owned(),
+                DnsStep::RestoreTtl | DnsStep::SetTtl => "the TTL".to_owned(),
+                DnsStep::Weigh(p) => format!("the {p}% step"),
             };
             format!("wait until Route53 has {what} of {record} in sync")
+        }
+        Gate::Bake {
+            record,
+            percent,
+            seconds,
+            since,
+            watch,
+            ..
+        } => {
+            let from = since.map_or_else(String::new, |t| format!(" (counting from {})", utc(t)));
+            format!(
+                "hold {percent}% of {record}'s answers on the load balancer for {}{from}, watching 5xx (at most {}%) and unhealthy targets (at most {}); on a breach, back to the old value",
+                duration(u64::from(*seconds)),
+                f64::from(watch.max_5xx_basis_points) / 100.0,
+                watch.max_unhealthy
+            )
         }
         Gate::WaitTtl {
             record,
@@ -180,21 +197,23 @@ pub fn unhealthy_target(t: &crate::model::TargetHealth) -> String {
 
 /// Which step of the DNS choreography a record change is, as a note after its name
 /// (`(lower TTL)`); empty for any other change.
-pub fn step_note(c: &Change) -> &'static str {
+pub fn step_note(c: &Change) -> String {
     match &c.op {
-        crate::plan::Op::SetRecord { step, .. } => match step {
-            DnsStep::LowerTtl => "(lower TTL)",
-            DnsStep::Switch => "(switch)",
-            DnsStep::RestoreTtl => "(restore TTL)",
-            DnsStep::SetTtl => "",
+        crate::plan::Op::SetRecord { step, cutover, .. } => match (step, cutover) {
+            (DnsStep::Switch, Some(_)) => "(switch: 100%)".to_owned(),
+            (DnsStep::LowerTtl, _) => "(lower TTL)".to_owned(),
+            (DnsStep::Switch, None) => "(switch)".to_owned(),
+            (DnsStep::RestoreTtl, _) => "(restore TTL)".to_owned(),
+            (DnsStep::SetTtl, _) => String::new(),
+            (DnsStep::Weigh(p), _) => format!("(cutover: {p}%)"),
         },
-        _ => "",
+        _ => String::new(),
     }
 }
 
 fn change_lines(out: &mut String, c: &Change, style: &Style) {
     let step = match step_note(c) {
-        "" => String::new(),
+        note if note.is_empty() => note,
         note => format!(" {note}"),
     };
     let _ = writeln!(

@@ -79,7 +79,7 @@ pub fn render(plans: &[(&Plan, String)]) -> String {
                         })
                         .collect();
                     let note = match step_note(c) {
-                        "" => String::new(),
+                        note if note.is_empty() => note,
                         note => format!(" {note}"),
                     };
                     let _ = writeln!(

@@ -122,6 +122,7 @@ pub fn starting_point() -> Observed {
     ];
     if let Some(z) = o.zone.as_mut() {
         z.records.push(ObservedRecord {
+            weighted: None,
             name: "www.example.com".into(),
             kind: "A".into(),
             ttl: Some(3600),

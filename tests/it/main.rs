@@ -6,6 +6,7 @@ mod aws_like;
 mod backend;
 mod bench;
 mod cli;
+mod cutover;
 mod drift;
 mod emulator;
 mod fixtures;

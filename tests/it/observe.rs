@@ -135,6 +135,7 @@ async fn reads_the_starting_point() {
     assert_eq!(
         zone.records,
         vec![ObservedRecord {
+            weighted: None,
             name: "www.example.com".into(),
             kind: "A".into(),
             ttl: Some(3600),
@@ -565,6 +566,7 @@ async fn reads_a_converged_front_door() {
         zone.records,
         vec![
             ObservedRecord {
+                weighted: None,
                 name: "_reconcile.www.example.com".into(),
                 kind: "TXT".into(),
                 ttl: Some(60),
@@ -572,6 +574,7 @@ async fn reads_a_converged_front_door() {
                 alias: None,
             },
             ObservedRecord {
+                weighted: None,
                 name: "lb.www.example.com".into(),
                 kind: "A".into(),
                 ttl: None,
@@ -582,6 +585,7 @@ async fn reads_a_converged_front_door() {
                 }),
             },
             ObservedRecord {
+                weighted: None,
                 name: "www.example.com".into(),
                 kind: "CNAME".into(),
                 ttl: Some(3600),

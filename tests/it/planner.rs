@@ -360,6 +360,7 @@ fn rules_from_the_new_group_refer_to_it_by_key() {
 
 fn marker(values: &[&str]) -> reconcile::model::ObservedRecord {
     reconcile::model::ObservedRecord {
+        weighted: None,
         name: "_reconcile.www.example.com".into(),
         kind: "TXT".into(),
         ttl: Some(60),
@@ -479,6 +480,7 @@ fn a_neighbour_on_the_old_address_is_warned_about_only_while_the_direct_path_clo
         let www = zone.records.first().cloned();
         let values = www.map_or_else(|| vec!["192.0.2.10".to_owned()], |r| r.values);
         zone.neighbours.push(reconcile::model::ObservedRecord {
+            weighted: None,
             name: "api.example.com".into(),
             kind: "A".into(),
             ttl: Some(300),

@@ -627,6 +627,7 @@ async fn dns_writes_replace_round_trip_and_delete() {
     // The A record gives way to a CNAME in one atomic batch.
     let lb_dns = "www-example-1.us-east-1.elb.amazonaws.com";
     let cname = RecordSet {
+        weighted: None,
         name: "www.example.com".into(),
         kind: "CNAME".into(),
         ttl: Some(60),
@@ -660,6 +661,7 @@ async fn dns_writes_replace_round_trip_and_delete() {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
     let want_cname = ObservedRecord {
+        weighted: None,
         name: cname.name.clone(),
         kind: cname.kind.clone(),
         ttl: cname.ttl,
@@ -673,6 +675,7 @@ async fn dns_writes_replace_round_trip_and_delete() {
 
     // TXT values are written quoted and read back as written here.
     let marker = RecordSet {
+        weighted: None,
         name: "_reconcile.www.example.com".into(),
         kind: "TXT".into(),
         ttl: Some(60),
@@ -715,6 +718,7 @@ async fn dns_writes_replace_round_trip_and_delete() {
 
     // An alias record: no TTL, and deleted as read.
     let alias = RecordSet {
+        weighted: None,
         name: "lb.www.example.com".into(),
         kind: "A".into(),
         ttl: None,

@@ -23,6 +23,8 @@ pub struct RecordSet {
     /// Values as the read side gives them; TXT values unquoted (quoted by the adapter).
     pub values: Vec<String>,
     pub alias: Option<AliasTarget>,
+    /// A weighted set's identifier and weight; none for a simple record.
+    pub weighted: Option<(String, u8)>,
 }
 
 impl From<&ObservedRecord> for RecordSet {
@@ -33,6 +35,10 @@ impl From<&ObservedRecord> for RecordSet {
             ttl: r.ttl,
             values: r.values.clone(),
             alias: r.alias.clone(),
+            weighted: r
+                .weighted
+                .as_ref()
+                .map(|w| (w.id.clone(), w.weight.unwrap_or(0))),
         }
     }
 }
@@ -113,6 +119,9 @@ fn change(action: ChangeAction, set: &RecordSet) -> Result<Change> {
     let mut builder = ResourceRecordSet::builder()
         .name(&set.name)
         .r#type(kind.clone());
+    if let Some((id, weight)) = &set.weighted {
+        builder = builder.set_identifier(id).weight(i64::from(*weight));
+    }
     builder = match &set.alias {
         Some(alias) => builder.alias_target(
             SdkAlias::builder()
@@ -231,6 +240,7 @@ mod tests {
                 dns_name: "lb-1.us-east-1.elb.amazonaws.com".into(),
                 zone_id: "Z35SXDOTRQ7X7K".into(),
             }),
+            weighted: None,
         };
         let got = change(ChangeAction::Upsert, &set)
             .ok()

@@ -106,7 +106,7 @@ fn shown(n: &Node) -> Shown {
             ];
             let note = human::step_note(c);
             if !note.is_empty() {
-                lines.push(note.to_owned());
+                lines.push(note);
             }
             let look = match c.action {
                 Action::Create => Look::Create,
