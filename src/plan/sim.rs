@@ -280,23 +280,13 @@ impl<'a> World<'a> {
                 c.status = "ISSUED".into();
             }
             // The probe passes when the load balancer serves the site, and not before.
-            Gate::Probe { lb, record, .. } => {
-                let arn = self.lb_arn(lb).ok_or("the load balancer does not exist")?;
-                let dns = self
-                    .observed
-                    .load_balancers
-                    .iter()
-                    .find(|l| l.arn == arn)
-                    .map(|l| crate::manifest::net::normalize_dns(&l.dns_name))
-                    .ok_or("the load balancer does not exist")?;
-                lb_path(self.desired, &self.observed, &dns).map_err(|e| {
-                    format!("the probe of {record} through the load balancer fails: {e}")
-                })?;
-            }
+            Gate::Probe { lb, record, .. } => self.lb_serves(lb).map_err(|e| {
+                format!("the probe of {record} through the load balancer fails: {e}")
+            })?,
             Gate::DnsInSync { .. } => {}
             Gate::WaitTtl { seconds, .. } => self.clock += u64::from(*seconds),
             // A bake holds while the load balancer serves; its breach path (the revert) is
-            // checked by [`World::revert`] in every state a bake can be in.
+            // checked here, in every state a bake can be in.
             Gate::Bake {
                 watch,
                 record,
@@ -304,17 +294,7 @@ impl<'a> World<'a> {
                 revert,
                 ..
             } => {
-                let arn = self
-                    .lb_arn(&watch.lb)
-                    .ok_or("the load balancer does not exist")?;
-                let dns = self
-                    .observed
-                    .load_balancers
-                    .iter()
-                    .find(|l| l.arn == arn)
-                    .map(|l| crate::manifest::net::normalize_dns(&l.dns_name))
-                    .ok_or("the load balancer does not exist")?;
-                lb_path(self.desired, &self.observed, &dns).map_err(|e| {
+                self.lb_serves(&watch.lb).map_err(|e| {
                     format!("the cutover of {record} holds a share on a load balancer that does not serve: {e}")
                 })?;
                 // The breach path: the revert must leave every answer serving too.
@@ -327,6 +307,19 @@ impl<'a> World<'a> {
             }
         }
         Ok(())
+    }
+
+    /// Does the load balancer serve the site (by its DNS name, as a visitor reaches it)?
+    fn lb_serves(&self, lb: &LbRef) -> Result<(), String> {
+        let arn = self.lb_arn(lb).ok_or("the load balancer does not exist")?;
+        let dns = self
+            .observed
+            .load_balancers
+            .iter()
+            .find(|l| l.arn == arn)
+            .map(|l| crate::manifest::net::normalize_dns(&l.dns_name))
+            .ok_or("the load balancer does not exist")?;
+        lb_path(self.desired, &self.observed, &dns)
     }
 
     fn cert_arn(&self, c: &super::CertRef) -> Result<String, String> {
