@@ -48,6 +48,93 @@ async fn probe_address(
     }
 }
 
+/// How long the probe at the end of a bake may go unanswered: the load balancer has been
+/// serving a share of the visitors all along, so silence is a breach, soon.
+const BAKE_PROBE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What a probe found.
+enum Probed {
+    Passed,
+    /// The site answered wrongly: the message names the status and the URL, the hint the
+    /// usual causes.
+    Wrong {
+        message: String,
+        hint: String,
+    },
+    /// No answer within the probe's patience; the last error.
+    Unanswered {
+        within: Duration,
+        last: String,
+    },
+}
+
+/// Asks the probe's URLs through the load balancer (HTTPS, and HTTP to redirect to it),
+/// again while nothing answers, for up to `patience`.
+async fn ask_probe(
+    ctx: &Context,
+    opts: &Options,
+    probe: &crate::plan::Probe,
+    patience: Duration,
+    node: &Node,
+    hooks: &dyn Hooks,
+) -> Result<Probed, Error> {
+    let t0 = Instant::now();
+    let crate::plan::Probe {
+        record,
+        lb,
+        path,
+        expect,
+        https,
+        http,
+    } = probe;
+    let dns = ctx.load_balancer(lb)?.dns_name;
+    let redirect = format!("https://{record}");
+    let mut asks: Vec<(&str, u16, Option<&str>)> = Vec::new();
+    if let Some(p) = https {
+        asks.push(("https", *p, None));
+    }
+    match (https, http) {
+        (Some(_), Some(p)) => asks.push(("http", *p, Some(redirect.as_str()))),
+        (None, Some(p)) => asks.push(("http", *p, None)),
+        _ => {}
+    }
+    let what = format!("{record}{path} answers through the load balancer");
+    let mut poll = Poll::new(opts.poll);
+    loop {
+        let mut unreachable = None;
+        for (scheme, port, redirect_to) in &asks {
+            let at = match probe_address(opts, record, *port, &dns).await {
+                Ok(at) => at,
+                Err(e) => {
+                    unreachable = Some(e);
+                    break;
+                }
+            };
+            match probe::ask(scheme, record, *port, path, at, expect, *redirect_to).await {
+                probe::Answer::Passed => {}
+                probe::Answer::Wrong { message, hint } => {
+                    return Ok(Probed::Wrong { message, hint })
+                }
+                probe::Answer::Unreachable(e) => {
+                    unreachable = Some(e);
+                    break;
+                }
+            }
+        }
+        let Some(last) = unreachable else {
+            return Ok(Probed::Passed);
+        };
+        if t0.elapsed() > patience {
+            return Ok(Probed::Unanswered {
+                within: patience,
+                last,
+            });
+        }
+        hooks.waiting(node, &what, t0.elapsed(), None);
+        tokio::time::sleep(poll.next().max(Duration::from_secs(1))).await;
+    }
+}
+
 /// How often a bake reads the metrics (the load balancer publishes them per minute).
 const BAKE_POLL: Duration = Duration::from_secs(10);
 
@@ -270,60 +357,17 @@ pub async fn wait(
                 tokio::time::sleep(poll.next()).await;
             }
         }
-        Gate::Probe {
-            record,
-            lb,
-            path,
-            expect,
-            https,
-            http,
-        } => {
-            let dns = ctx.load_balancer(lb)?.dns_name;
-            let redirect = format!("https://{record}");
-            let mut asks: Vec<(&str, u16, Option<&str>)> = Vec::new();
-            if let Some(p) = https {
-                asks.push(("https", *p, None));
-            }
-            match (https, http) {
-                (Some(_), Some(p)) => asks.push(("http", *p, Some(redirect.as_str()))),
-                (None, Some(p)) => asks.push(("http", *p, None)),
-                _ => {}
-            }
-            let what = format!("{record}{path} answers through the load balancer");
-            loop {
-                let mut unreachable = None;
-                for (scheme, port, redirect_to) in &asks {
-                    let at = match probe_address(opts, record, *port, &dns).await {
-                        Ok(at) => at,
-                        Err(e) => {
-                            unreachable = Some(e);
-                            break;
-                        }
-                    };
-                    match probe::ask(scheme, record, *port, path, at, expect, *redirect_to).await {
-                        probe::Answer::Passed => {}
-                        probe::Answer::Wrong { message, hint } => {
-                            return Err(fail(format!(
-                                "{message}: the record was not switched, the old path serves as before ({hint})"
-                            )))
-                        }
-                        probe::Answer::Unreachable(e) => {
-                            unreachable = Some(e);
-                            break;
-                        }
-                    }
-                }
-                let Some(last) = unreachable else {
-                    return Ok(NodeEnd::Done);
-                };
-                if t0.elapsed() > PROBE_TIMEOUT {
-                    return Err(fail(format!(
-                        "no answer through the load balancer within {}s: {last}; the record was not switched",
-                        PROBE_TIMEOUT.as_secs()
-                    )));
-                }
-                hooks.waiting(node, &what, t0.elapsed(), None);
-                tokio::time::sleep(poll.next().max(Duration::from_secs(1))).await;
+        Gate::Probe(probe) => {
+            let record = &probe.record;
+            match ask_probe(ctx, opts, probe, PROBE_TIMEOUT, node, hooks).await? {
+                Probed::Passed => Ok(NodeEnd::Done),
+                Probed::Wrong { message, hint } => Err(fail(format!(
+                    "{message}: {record} was not switched, the old path serves as before ({hint})"
+                ))),
+                Probed::Unanswered { within, last } => Err(fail(format!(
+                    "no answer through the load balancer within {}s: {last}; {record} was not switched",
+                    within.as_secs()
+                ))),
             }
         }
         Gate::CertIssued { key, cert } => {
@@ -427,7 +471,21 @@ pub async fn wait(
             loop {
                 // Every look judges the whole bake so far: a breach while a paused run
                 // was away is seen when the next one resumes the bake.
-                if let Some(breach) = bake_breach(ctx, watch, start).await? {
+                let mut breach = bake_breach(ctx, watch, start).await?;
+                let over = now() >= end;
+                // Before the next step, the article's test again (the watch saw errors in
+                // counts; the probe sees a page that fails while the counts are quiet).
+                if let (None, true, Some(p)) = (&breach, over, &watch.probe) {
+                    breach = match ask_probe(ctx, opts, p, BAKE_PROBE_TIMEOUT, node, hooks).await? {
+                        Probed::Passed => None,
+                        Probed::Wrong { message, hint } => Some(format!("{message} ({hint})")),
+                        Probed::Unanswered { within, last } => Some(format!(
+                            "the probe had no answer through the load balancer within {}s: {last}",
+                            within.as_secs()
+                        )),
+                    };
+                }
+                if let Some(breach) = breach {
                     if let Some(lease) = &opts.lease {
                         lease.check().map_err(|e| Error::LockLost(Box::new(e)))?;
                     }
@@ -459,7 +517,7 @@ pub async fn wait(
                         "{breach}; {record} is back on its old value (every answer), and the load balancer's answers have expired: fix the new path, then apply again to start the cutover over"
                     )));
                 }
-                if now() >= end {
+                if over {
                     return Ok(NodeEnd::Done);
                 }
                 if deadline.is_some_and(|d| now() >= d) {

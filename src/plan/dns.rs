@@ -218,11 +218,15 @@ impl<'a> Differ<'a> {
             }
             // Two weighted records of one name share a type: a cutover from a CNAME to an
             // A record (or back) cannot be weighted.
-            if let (Some(_), Target::Lb(..)) = (&r.cutover, &target) {
-                if let Some(other) = relevant.iter().find(|o| o.kind != r.kind) {
+            // (A record that answers with the load balancer already has nothing to stage.)
+            if let (Some(_), Target::Lb(..)) = (staged(r), &target) {
+                let other = relevant
+                    .iter()
+                    .find(|o| o.kind != r.kind && !answers_lb(o, &target));
+                if let Some(other) = other {
                     self.block(
                         format!("dns record {}", r.name),
-                        format!("a cutover weighs the old value against the new one under one name and type, and {} is a {} record now while the manifest makes it a {}: Route53 keeps no weighted pair of two types", r.name, other.kind, r.kind),
+                        format!("a cutover weighs the old value against the new one under one name and type, and {} is {} {} record now while the manifest makes it {} {}: Route53 keeps no weighted pair of two types", r.name, article(&other.kind), other.kind, article(&r.kind), r.kind),
                         &format!("declare the record with \"type\": \"{}\" (an alias A record to the load balancer replaces an A record), or remove `cutover` to switch at once", other.kind),
                     );
                     continue;
@@ -498,10 +502,7 @@ impl<'a> Differ<'a> {
             .collect::<Vec<_>>()
             .join(", ");
         let switch_ttl = if r.is_alias() { None } else { Some(transition) };
-        let staged = r
-            .cutover
-            .as_ref()
-            .filter(|c| c.steps.iter().any(|s| *s < 100));
+        let staged = staged(r).filter(|_| !relevant.iter().all(|o| answers_lb(o, target)));
         if let (Some(c), Target::Lb(..), [old]) = (staged, target, relevant) {
             let old = ObservedRecord {
                 ttl: old.ttl.map(|t| t.min(transition)),
@@ -795,3 +796,33 @@ impl Target<'_> {
 
 /// TTL of the wait markers themselves (nobody resolves them; short keeps them cheap).
 pub const MARKER_TTL: u32 = 60;
+
+/// The record's cutover, when it stages anything (a step below 100).
+fn staged(r: &DesiredRecord) -> Option<&crate::model::DesiredCutover> {
+    r.cutover
+        .as_ref()
+        .filter(|c| c.steps.iter().any(|s| *s < 100))
+}
+
+/// Whether the record answers with the load balancer already (an alias to it, or a CNAME
+/// to its name): a switch from it to another record type on the load balancer stages
+/// nothing.
+fn answers_lb(o: &ObservedRecord, target: &Target<'_>) -> bool {
+    let Target::Lb(_, Some(l)) = target else {
+        return false;
+    };
+    let lb_name = net::normalize_dns(&l.dns_name);
+    match &o.alias {
+        Some(a) => a.dns_name == lb_name,
+        None => o.kind == "CNAME" && o.values == [lb_name],
+    }
+}
+
+/// "an" before A and AAAA, "a" before CNAME and the rest.
+fn article(kind: &str) -> &'static str {
+    if kind.starts_with('A') {
+        "an"
+    } else {
+        "a"
+    }
+}

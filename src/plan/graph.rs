@@ -24,7 +24,8 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use super::diff::{Decided, SwitchedRecord};
 use super::id::{CertPart, DnsWait, GateId, GroupPart, LbPart, ListenerPart, TgPart};
 use super::{
-    CertRef, Change, DnsStep, Gate, LbRef, Node, NodeId, NodeKind, Op, Plan, SgRef, TgRef, Watch,
+    CertRef, Change, DnsStep, Gate, LbRef, Node, NodeId, NodeKind, Op, Plan, Probe, SgRef, TgRef,
+    Watch,
 };
 use crate::model::{Desired, RuleKey, Source};
 
@@ -580,9 +581,10 @@ fn dns_choreography(
         }
         // The article's test before the switch: the site asked through the load balancer
         // by the record's name, once everything else before the switch is done.
-        if let Some(gate) = probe_gate(desired, decided, rec) {
+        let probe = probe_of(desired, decided, rec);
+        if let Some(p) = &probe {
             let id = NodeId::dns_gate(name, DnsWait::Probe);
-            b.gate(id.clone(), gate);
+            b.gate(id.clone(), Gate::Probe(p.clone()));
             for dep in &before_switch {
                 b.edge(dep, &id);
             }
@@ -643,6 +645,7 @@ fn dns_choreography(
                             target_groups: decided.traffic.clone(),
                             max_5xx_basis_points: staged.max_5xx_basis_points,
                             max_unhealthy: staged.max_unhealthy,
+                            probe: probe.clone(),
                         },
                         revert: Box::new(revert.clone()),
                     },
@@ -699,7 +702,7 @@ fn dns_choreography(
 /// The probe of a record that switches to the load balancer, when the manifest asks for
 /// one: over HTTPS when the load balancer has an HTTPS listener (its HTTP one must then
 /// redirect), else over HTTP.
-fn probe_gate(desired: &Desired, decided: &Decided, rec: &SwitchedRecord) -> Option<Gate> {
+fn probe_of(desired: &Desired, decided: &Decided, rec: &SwitchedRecord) -> Option<Probe> {
     if rec.to_values {
         return None;
     }
@@ -720,7 +723,7 @@ fn probe_gate(desired: &Desired, decided: &Decided, rec: &SwitchedRecord) -> Opt
             .map(|l| l.port)
             .min()
     };
-    Some(Gate::Probe {
+    Some(Probe {
         record: rec.name.clone(),
         lb,
         path: probe.path,

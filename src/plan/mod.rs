@@ -187,6 +187,22 @@ pub struct CutoverStep {
     pub to: u8,
 }
 
+/// The article's test of the new path: `https://<record><path>` asked through the load
+/// balancer (TLS checked against the name) answers one of `expect`, and
+/// `http://<record><path>` redirects to https.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Probe {
+    pub record: String,
+    pub lb: LbRef,
+    pub path: String,
+    pub expect: Vec<u16>,
+    /// The HTTPS listener's port, when the load balancer has one.
+    pub https: Option<u16>,
+    /// The HTTP listener's port, when it has one: with `https` it must redirect there,
+    /// without it it answers the page.
+    pub http: Option<u16>,
+}
+
 /// What a bake watches and the thresholds it holds the new path to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Watch {
@@ -198,6 +214,10 @@ pub struct Watch {
     pub max_5xx_basis_points: u32,
     /// The most unhealthy targets allowed.
     pub max_unhealthy: u32,
+    /// The record's probe, asked again at the end of the bake, before the next step: a
+    /// wrong answer is a breach.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe: Option<Probe>,
 }
 
 /// The start of a DNS wait, recorded in the TXT record [`names::marker_record`] next to
@@ -497,20 +517,8 @@ pub enum Gate {
     /// ACM reports the certificate ISSUED (its DNS validation done).
     CertIssued { key: String, cert: CertRef },
     /// The site answers through the load balancer, by the record's name, as the manifest
-    /// expects: `https://<record><path>` (TLS checked against the name) answers one of
-    /// `expect`, and `http://<record><path>` redirects to https; the record does not
-    /// switch otherwise.
-    Probe {
-        record: String,
-        lb: LbRef,
-        path: String,
-        expect: Vec<u16>,
-        /// The HTTPS listener's port, when the load balancer has one.
-        https: Option<u16>,
-        /// The HTTP listener's port, when it has one: with `https` it must redirect there,
-        /// without it it answers the page.
-        http: Option<u16>,
-    },
+    /// expects; the record does not switch otherwise.
+    Probe(Probe),
     /// A cutover step held for its bake time while the new path is watched (CloudWatch's
     /// 5xx and request counts of the load balancer and its target groups, and target
     /// health); a breach takes the record back to its old value in one change, waits out

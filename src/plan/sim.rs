@@ -280,8 +280,11 @@ impl<'a> World<'a> {
                 c.status = "ISSUED".into();
             }
             // The probe passes when the load balancer serves the site, and not before.
-            Gate::Probe { lb, record, .. } => self.lb_serves(lb).map_err(|e| {
-                format!("the probe of {record} through the load balancer fails: {e}")
+            Gate::Probe(probe) => self.lb_serves(&probe.lb).map_err(|e| {
+                format!(
+                    "the probe of {} through the load balancer fails: {e}",
+                    probe.record
+                )
             })?,
             Gate::DnsInSync { .. } => {}
             Gate::WaitTtl { seconds, .. } => self.clock += u64::from(*seconds),

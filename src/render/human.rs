@@ -111,26 +111,7 @@ pub fn gate_line(g: &Gate) -> String {
         Gate::CertIssued { key, .. } => {
             format!("wait until ACM has issued certificate \"{key}\" (DNS validation)")
         }
-        Gate::Probe {
-            record,
-            path,
-            expect,
-            https,
-            http,
-            ..
-        } => {
-            let codes: Vec<String> = expect.iter().map(ToString::to_string).collect();
-            let scheme = if https.is_some() { "https" } else { "http" };
-            let redirect = if https.is_some() && http.is_some() {
-                format!(", and http://{record}{path} to redirect to https")
-            } else {
-                String::new()
-            };
-            format!(
-                "ask {scheme}://{record}{path} through the load balancer: expect {}{redirect}",
-                codes.join(" or ")
-            )
-        }
+        Gate::Probe(probe) => format!("ask {}", probe_text(probe)),
         Gate::DnsInSync { record, after, .. } => {
             let what = match after {
                 DnsStep::LowerTtl => "the lowered TTL".to_owned(),
@@ -149,8 +130,12 @@ pub fn gate_line(g: &Gate) -> String {
             ..
         } => {
             let from = since.map_or_else(String::new, |t| format!(" (counting from {})", utc(t)));
+            let then = watch
+                .probe
+                .as_ref()
+                .map_or_else(String::new, |p| format!(", then ask {}", probe_text(p)));
             format!(
-                "hold {percent}% of {record}'s answers on the load balancer for {}{from}, watching 5xx (at most {}%) and unhealthy targets (at most {}); on a breach, back to the old value",
+                "hold {percent}% of {record}'s answers on the load balancer for {}{from}, watching 5xx (at most {}%) and unhealthy targets (at most {}){then}; on a breach, back to the old value",
                 duration(u64::from(*seconds)),
                 f64::from(watch.max_5xx_basis_points) / 100.0,
                 watch.max_unhealthy
@@ -170,6 +155,30 @@ pub fn gate_line(g: &Gate) -> String {
             )
         }
     }
+}
+
+/// What a probe asks and expects: `https://NAME/PATH through the load balancer: expect
+/// 200 or 301, and http://NAME/PATH to redirect to https`.
+fn probe_text(probe: &crate::plan::Probe) -> String {
+    let crate::plan::Probe {
+        record,
+        path,
+        expect,
+        https,
+        http,
+        ..
+    } = probe;
+    let codes: Vec<String> = expect.iter().map(ToString::to_string).collect();
+    let scheme = if https.is_some() { "https" } else { "http" };
+    let redirect = if https.is_some() && http.is_some() {
+        format!(", and http://{record}{path} to redirect to https")
+    } else {
+        String::new()
+    };
+    format!(
+        "{scheme}://{record}{path} through the load balancer: expect {}{redirect}",
+        codes.join(" or ")
+    )
 }
 
 /// One unhealthy target with AWS's reason and what to do about it.
@@ -320,12 +329,18 @@ pub fn totals(p: &Plan) -> String {
         .iter()
         .filter(|n| matches!(n.kind, NodeKind::Gate(_)))
         .count();
-    // Waits of one record run one after the other; records run side by side.
+    // Waits of one record (its TTL waits and a cutover's bakes) run one after the other;
+    // records run side by side.
     let mut per_record: std::collections::BTreeMap<&str, u32> = Default::default();
     for n in &p.nodes {
-        if let NodeKind::Gate(Gate::WaitTtl {
-            record, seconds, ..
-        }) = &n.kind
+        if let NodeKind::Gate(
+            Gate::WaitTtl {
+                record, seconds, ..
+            }
+            | Gate::Bake {
+                record, seconds, ..
+            },
+        ) = &n.kind
         {
             *per_record.entry(record).or_default() += seconds;
         }

@@ -21,14 +21,18 @@ fn path(p: &Path) -> &str {
 /// The seeded manifest with its record made an alias A record (the old one is an A
 /// record: a weighted pair shares its type) and staged in 10, 50 and 100 %.
 fn staged(manifest: &Path, bake: &str) -> PathBuf {
+    staged_in(manifest, bake, &[10, 50, 100])
+}
+
+/// [`staged`] in these steps.
+pub(crate) fn staged_in(manifest: &Path, bake: &str, steps: &[u8]) -> PathBuf {
     edited(manifest, "staged.json", |v| {
         let r = &mut v["dns"]["records"][0];
         r["type"] = "A".into();
         if let Some(o) = r.as_object_mut() {
             o.remove("ttl");
         }
-        r["cutover"] =
-            serde_json::json!({"steps": [10, 50, 100], "bake": bake, "max_5xx_percent": 1});
+        r["cutover"] = serde_json::json!({"steps": steps, "bake": bake, "max_5xx_percent": 1});
     })
 }
 
@@ -57,7 +61,7 @@ fn sets_of(o: &reconcile::model::Observed) -> Sets {
 
 /// A proxy that checks the invariant after every mutating call and records the shares
 /// of answers for the load balancer it saw (each distinct state once, in order).
-fn watched(emu: &Emulator, d: Desired) -> (Proxy, Arc<Mutex<Vec<u8>>>) {
+pub(crate) fn watched(emu: &Emulator, d: Desired) -> (Proxy, Arc<Mutex<Vec<u8>>>) {
     let (proxy, shares, _) = watched_at(emu, d);
     (proxy, shares)
 }

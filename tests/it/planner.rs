@@ -1601,13 +1601,13 @@ fn a_probe_comes_right_before_the_switch_once_the_load_balancer_serves() {
         precedes(&p, before, probe);
     }
     let gate = p.nodes.iter().find(|n| n.id.to_string() == probe).unwrap();
-    let NodeKind::Gate(Gate::Probe {
+    let NodeKind::Gate(Gate::Probe(reconcile::plan::Probe {
         path,
         expect,
         https,
         http,
         ..
-    }) = &gate.kind
+    })) = &gate.kind
     else {
         panic!("{gate:?}")
     };

@@ -4,7 +4,8 @@
 
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::backend::{free_port, full_conf, nginx, nginx_cmd, stub_app_answering, Running};
@@ -84,18 +85,32 @@ fn record(emu: &Emulator) -> String {
 /// switch, exit 1, naming the status, the URL and the likely cause, the record untouched
 /// and the site served after every call; with the application fixed, the same apply
 /// switches (and `http://` is seen to redirect to https).
-#[test]
-fn the_probe_refuses_the_switch_on_a_400_and_lets_it_through_once_the_page_works() {
-    let Some(nginx) = nginx() else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let (ca, cert, key) = certificates(dir.path());
-    let (app, seen, status) = stub_app_answering(400);
-    let (http, https) = (free_port(), free_port());
-    let site = dir.path().join("lb.conf");
-    std::fs::write(
-        &site,
-        format!(
-            "server {{ listen 127.0.0.1:{http}; return 301 https://$host$request_uri; }}
+/// The stand-in load balancer: nginx with TLS for www.example.com (from a test CA) on one
+/// port and the redirect to https on another, in front of a stub application whose answer
+/// the test sets.
+struct Site {
+    _dir: tempfile::TempDir,
+    ca: PathBuf,
+    http: u16,
+    https: u16,
+    seen: Arc<Mutex<Vec<String>>>,
+    status: Arc<AtomicU16>,
+    _running: Running,
+}
+
+impl Site {
+    /// Starts it, the application answering `status`; `None` without nginx on this machine.
+    fn start(status: u16) -> Option<Site> {
+        let nginx = nginx()?;
+        let dir = tempfile::tempdir().unwrap();
+        let (ca, cert, key) = certificates(dir.path());
+        let (app, seen, status) = stub_app_answering(status);
+        let (http, https) = (free_port(), free_port());
+        let site = dir.path().join("lb.conf");
+        std::fs::write(
+            &site,
+            format!(
+                "server {{ listen 127.0.0.1:{http}; return 301 https://$host$request_uri; }}
 server {{
     listen 127.0.0.1:{https} ssl;
     ssl_certificate {cert};
@@ -103,25 +118,60 @@ server {{
     location / {{ proxy_pass http://127.0.0.1:{app}; proxy_set_header Host $host; }}
 }}
 ",
-            cert = cert.display(),
-            key = key.display()
-        ),
-    )
-    .unwrap();
-    let conf = full_conf(dir.path(), &site);
-    let child = nginx_cmd(&nginx, dir.path(), &conf)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
+                cert = cert.display(),
+                key = key.display()
+            ),
+        )
         .unwrap();
-    let _running = Running(child);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(("127.0.0.1", https)).is_err()
-        || TcpStream::connect(("127.0.0.1", http)).is_err()
-    {
-        assert!(Instant::now() < deadline, "nginx did not start listening");
-        std::thread::sleep(Duration::from_millis(50));
+        let conf = full_conf(dir.path(), &site);
+        let child = nginx_cmd(&nginx, dir.path(), &conf)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let running = Running(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", https)).is_err()
+            || TcpStream::connect(("127.0.0.1", http)).is_err()
+        {
+            assert!(Instant::now() < deadline, "nginx did not start listening");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(Site {
+            _dir: dir,
+            ca,
+            http,
+            https,
+            seen,
+            status,
+            _running: running,
+        })
     }
+
+    /// `reconcile apply` of `manifest` through `proxy`, the probe pointed at the site.
+    fn apply(&self, proxy: &str, manifest: &Path) -> std::process::Output {
+        command(
+            proxy,
+            &[
+                "apply",
+                "-f",
+                manifest.to_str().unwrap(),
+                "--yes",
+                "--resolve",
+                &format!("www.example.com:443:127.0.0.1:{}", self.https),
+                "--resolve",
+                &format!("www.example.com:80:127.0.0.1:{}", self.http),
+            ],
+        )
+        .env("SSL_CERT_FILE", &self.ca)
+        .output()
+        .expect("the reconcile binary runs")
+    }
+}
+
+#[test]
+fn the_probe_refuses_the_switch_on_a_400_and_lets_it_through_once_the_page_works() {
+    let Some(site) = Site::start(400) else { return };
 
     let emu = Emulator::start();
     let s = emu.seed(&["--ttl", "3", "--transition-ttl", "1"]);
@@ -138,26 +188,9 @@ server {{
         "{}",
         text(&plan)
     );
-    let resolve_https = format!("www.example.com:443:127.0.0.1:{https}");
-    let resolve_http = format!("www.example.com:80:127.0.0.1:{http}");
     let apply = |what: &str| {
         let (proxy, _) = Proxy::checked(&emu.url, desired(&manifest));
-        let out = command(
-            &proxy.url,
-            &[
-                "apply",
-                "-f",
-                manifest.to_str().unwrap(),
-                "--yes",
-                "--resolve",
-                &resolve_https,
-                "--resolve",
-                &resolve_http,
-            ],
-        )
-        .env("SSL_CERT_FILE", &ca)
-        .output()
-        .expect("the reconcile binary runs");
+        let out = site.apply(&proxy.url, &manifest);
         proxy.assert_clean(what);
         out
     };
@@ -169,12 +202,12 @@ server {{
         "https://www.example.com/ (at 127.0.0.1:",
         "answered 400, not 200",
         "ALLOWED_HOSTS",
-        "the record was not switched",
+        "www.example.com was not switched",
     ] {
         assert!(said.contains(part), "{part} not in:\n{said}");
     }
     assert_eq!(record(&emu), before, "the old path is intact");
-    let asked = seen.lock().unwrap().clone();
+    let asked = site.seen.lock().unwrap().clone();
     assert!(
         asked
             .iter()
@@ -182,7 +215,7 @@ server {{
         "{asked:?}"
     );
 
-    status.store(200, Ordering::SeqCst);
+    site.status.store(200, Ordering::SeqCst);
     let out = apply("the probe answered 200");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let after = record(&emu);
@@ -197,4 +230,61 @@ server {{
         "--detailed-exitcode",
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}
+
+/// A page that breaks mid-cutover: the probe passes before the first step, the test turns
+/// the application to 500 once the load balancer holds half the answers (CloudWatch quiet:
+/// no metric data is put), and the probe asked again at the end of that bake sees it: the
+/// record goes back to its old value in one change, the run exits 1 naming the URL and the
+/// status, and the site is served after every call.
+#[test]
+fn a_page_that_breaks_mid_cutover_is_caught_by_the_probe_before_the_next_step() {
+    let Some(site) = Site::start(200) else { return };
+    let emu = Emulator::start();
+    let s = emu.seed(&["--ttl", "3", "--transition-ttl", "1"]);
+    let staged = crate::cutover::staged_in(&s.manifest, "4s", &[50, 100]);
+    let manifest = edited(&staged, "probed.json", |v| {
+        v["dns"]["records"][0]["probe"] = serde_json::json!({"path": "/", "expect": [200]});
+    });
+    let before = record(&emu);
+    let plan = emu.reconcile(&["plan", "-f", manifest.to_str().unwrap()]);
+    let shown = text(&plan);
+    assert!(
+        shown.contains(
+            "unhealthy targets (at most 0), then ask https://www.example.com/ through the load balancer: expect 200"
+        ),
+        "{shown}"
+    );
+    let (proxy, shares) = crate::cutover::watched(&emu, desired(&manifest));
+    let flip = {
+        let (shares, status) = (Arc::clone(&shares), Arc::clone(&site.status));
+        std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(300);
+            while Instant::now() < deadline {
+                if shares.lock().unwrap().contains(&50) {
+                    status.store(500, Ordering::SeqCst);
+                    return true;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            false
+        })
+    };
+    let out = site.apply(&proxy.url, &manifest);
+    let said = text(&out);
+    assert!(
+        flip.join().unwrap(),
+        "the cutover never reached 50 %:\n{said}"
+    );
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    for part in [
+        "https://www.example.com/ (at 127.0.0.1:",
+        "answered 500, not 200",
+        "www.example.com is back on its old value",
+    ] {
+        assert!(said.contains(part), "{part} not in:\n{said}");
+    }
+    proxy.assert_clean("the page broken at 50 %");
+    assert_eq!(*shares.lock().unwrap(), vec![0, 50, 0]);
+    assert_eq!(record(&emu), before, "the record is its old value again");
 }
