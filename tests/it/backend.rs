@@ -193,6 +193,27 @@ pub(crate) fn nginx() -> Option<PathBuf> {
     found
 }
 
+/// nginx running `site` (with [`full_conf`] around it) from `dir`, once it listens on
+/// every one of `ports` on 127.0.0.1; stopped when dropped.
+pub(crate) fn start_nginx(nginx: &Path, dir: &Path, site: &Path, ports: &[u16]) -> Running {
+    let conf = full_conf(dir, site);
+    let child = nginx_cmd(nginx, dir, &conf)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let running = Running(child);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ports
+        .iter()
+        .any(|p| TcpStream::connect(("127.0.0.1", *p)).is_err())
+    {
+        assert!(Instant::now() < deadline, "nginx did not start listening");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    running
+}
+
 /// A minimal complete nginx.conf around the generated file, with every path it writes
 /// inside `dir`.
 pub(crate) fn full_conf(dir: &Path, site_conf: &Path) -> PathBuf {
@@ -390,20 +411,7 @@ fn backend_nginx_output_serves_the_migration_for_real() {
     );
     let site = dir.path().join("site.conf");
     std::fs::write(&site, text).unwrap();
-    let conf = full_conf(dir.path(), &site);
-    let child = nginx_cmd(&nginx, dir.path(), &conf)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let _running = Running(child);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(("127.0.0.1", app)).is_err()
-        || TcpStream::connect(("127.0.0.1", web)).is_err()
-    {
-        assert!(Instant::now() < deadline, "nginx did not start listening");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let _running = start_nginx(&nginx, dir.path(), &site, &[app, web]);
 
     // The load balancer's health check: Host is the instance's address, no forwarded headers.
     let health = get(app, "/health/", &[&format!("Host: 10.0.1.23:{app}")]);

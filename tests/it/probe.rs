@@ -2,13 +2,12 @@
 //! (TLS with a certificate for the record's name on one port, the redirect to https on
 //! another) in front of a stub application, and `--resolve` points the probe at it.
 
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::backend::{free_port, full_conf, nginx, nginx_cmd, stub_app_answering, Running};
+use crate::backend::{free_port, nginx, start_nginx, stub_app_answering, Running};
 use crate::emulator::{command, Emulator};
 use crate::proxy::Proxy;
 use crate::support::{desired, edited, repo_file, text};
@@ -123,20 +122,7 @@ server {{
             ),
         )
         .unwrap();
-        let conf = full_conf(dir.path(), &site);
-        let child = nginx_cmd(&nginx, dir.path(), &conf)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let running = Running(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", https)).is_err()
-            || TcpStream::connect(("127.0.0.1", http)).is_err()
-        {
-            assert!(Instant::now() < deadline, "nginx did not start listening");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let running = start_nginx(&nginx, dir.path(), &site, &[https, http]);
         Some(Site {
             _dir: dir,
             ca,
