@@ -431,7 +431,7 @@ pub async fn observe_and_plan_for(
 
 /// The checker's verdict on a stack's plan from the state it was read in: every state an
 /// execution can pass through keeps the guarantees, or the first that does not.
-pub fn check(p: &Planned) -> Result<plan::check::Checked, plan::check::Counterexample> {
+pub fn check(p: &Planned) -> Result<plan::check::Checked, plan::check::Unproven> {
     plan::check::check(&p.loaded.desired, &p.observed, &p.plan)
 }
 

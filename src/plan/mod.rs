@@ -9,6 +9,7 @@ mod balancer;
 pub mod check;
 pub mod diff;
 pub mod dns;
+pub mod footprint;
 pub mod graph;
 mod groups;
 pub mod id;
@@ -669,10 +670,15 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Result<Plan, graph::Graph
     }
     match check::check(desired, observed, &plan) {
         Ok(checked) => plan.checked = Some(checked),
-        Err(c) => plan.blockers.push(Blocker {
+        Err(check::Unproven::Broken(c)) => plan.blockers.push(Blocker {
             subject: "plan".to_owned(),
             message: format!("the checker found a state of the run that breaks a guarantee: {c}"),
             hint: "this is a bug in reconcile, not in the manifest; nothing will be changed. Please report it with the manifest and `plan --json`".to_owned(),
+        }),
+        Err(e @ check::Unproven::Bound { .. }) => plan.blockers.push(Blocker {
+            subject: "plan".to_owned(),
+            message: format!("the plan is not proven: {e}"),
+            hint: "nothing will be changed; apply the change in smaller steps (a few target groups or listeners at a time), and please report it with the manifest and `plan --json`".to_owned(),
         }),
     }
     Ok(plan)

@@ -31,7 +31,7 @@ pub struct Violation {
 #[derive(Debug, Clone)]
 struct Served {
     name: String,
-    answer: String,
+    answer: Answer,
     ttl: u64,
     end: Option<u64>,
 }
@@ -44,7 +44,6 @@ pub struct World<'a> {
     /// Seconds since the run started.
     pub clock: u64,
     history: Vec<Served>,
-    next: u32,
     sg_keys: BTreeMap<String, String>,
     tg_keys: BTreeMap<String, String>,
     lb_names: BTreeMap<String, String>,
@@ -56,18 +55,55 @@ pub struct World<'a> {
     /// Every load balancer DNS name seen so far: an answer naming one that is gone serves
     /// nothing.
     seen_lbs: BTreeSet<String>,
+    /// The records whose answers are followed and checked: all the manifest's, or one
+    /// when the checker proves the invariant name by name.
+    watched: Vec<String>,
 }
 
-/// The answers the records give for `name`, each with the TTL it is served with: `lb:<dns>`
-/// for an alias, `CNAME:<name>`, `A:<addresses>`.
-pub fn answer_of(records: &[ObservedRecord], name: &str) -> Vec<(String, u64)> {
+/// What a record answers a client with.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Answer {
+    /// An alias (to a load balancer): its DNS name.
+    Alias(String),
+    /// A CNAME's target.
+    Cname(String),
+    /// The addresses of an A or AAAA record.
+    Addresses { kind: String, values: Vec<String> },
+}
+
+impl Answer {
+    /// Can it lead to a load balancer (an alias, or a CNAME that may name one)? Otherwise
+    /// it leads to the instances directly.
+    pub fn may_lead_to_lb(&self) -> bool {
+        matches!(self, Answer::Alias(_) | Answer::Cname(_))
+    }
+}
+
+impl std::fmt::Display for Answer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Answer::Alias(dns) => write!(f, "lb:{dns}"),
+            Answer::Cname(name) => write!(f, "CNAME:{name}"),
+            Answer::Addresses { kind, values } => write!(f, "{kind}:{}", values.join(",")),
+        }
+    }
+}
+
+/// The answers the records give for `name`, each with the TTL it is served with.
+pub fn answer_of(records: &[ObservedRecord], name: &str) -> Vec<(Answer, u64)> {
     records
         .iter()
         .filter(|r| r.name == name && matches!(r.kind.as_str(), "A" | "AAAA" | "CNAME"))
         .map(|r| {
             let answer = match &r.alias {
-                Some(a) => format!("lb:{}", a.dns_name),
-                None => format!("{}:{}", r.kind, r.values.join(",")),
+                Some(a) => Answer::Alias(a.dns_name.clone()),
+                None if r.kind == "CNAME" => {
+                    Answer::Cname(r.values.first().cloned().unwrap_or_default())
+                }
+                None => Answer::Addresses {
+                    kind: r.kind.clone(),
+                    values: r.values.clone(),
+                },
             };
             (answer, u64::from(r.ttl.unwrap_or(60)))
         })
@@ -77,12 +113,23 @@ pub fn answer_of(records: &[ObservedRecord], name: &str) -> Vec<(String, u64)> {
 impl<'a> World<'a> {
     /// Starts from `observed`, whose records have been served for a long time.
     pub fn new(desired: &'a Desired, observed: crate::model::Observed) -> World<'a> {
+        let all = record_names(desired);
+        World::watching(desired, observed, all)
+    }
+
+    /// The same, following and checking the answers of `watched` only (the invariant is
+    /// one condition per name: see [`super::check`]).
+    pub fn watching(
+        desired: &'a Desired,
+        observed: crate::model::Observed,
+        watched: Vec<String>,
+    ) -> World<'a> {
         let mut w = World {
+            watched,
             desired,
             observed,
             clock: 0,
             history: vec![],
-            next: 0,
             sg_keys: BTreeMap::new(),
             tg_keys: BTreeMap::new(),
             lb_names: BTreeMap::new(),
@@ -91,6 +138,15 @@ impl<'a> World<'a> {
             seen_lbs: BTreeSet::new(),
         };
         w.seen_lbs = load_balancer_names(&w.observed);
+        // As AWS reports them: the targets of a group no load balancer uses are `unused`.
+        for t in &mut w.observed.target_groups {
+            if t.load_balancers.is_empty() {
+                for h in &mut t.targets {
+                    h.state = "unused".into();
+                    h.reason = Some("Target.NotInUse".into());
+                }
+            }
+        }
         let on_listeners: BTreeSet<&String> = w
             .observed
             .load_balancers
@@ -106,7 +162,7 @@ impl<'a> World<'a> {
             .filter(|c| c.in_use == Some(true) && !on_listeners.contains(&c.arn))
             .map(|c| c.arn.clone())
             .collect();
-        for name in w.record_names() {
+        for name in w.watched.clone() {
             let records = w.records();
             for (answer, ttl) in answer_of(&records, &name) {
                 w.history.push(Served {
@@ -121,11 +177,7 @@ impl<'a> World<'a> {
     }
 
     fn record_names(&self) -> Vec<String> {
-        self.desired
-            .dns
-            .iter()
-            .flat_map(|d| d.records.iter().map(|r| r.name.clone()))
-            .collect()
+        record_names(self.desired)
     }
 
     fn records(&self) -> Vec<ObservedRecord> {
@@ -134,11 +186,6 @@ impl<'a> World<'a> {
             .as_ref()
             .map(|z| z.records.clone())
             .unwrap_or_default()
-    }
-
-    fn id(&mut self, prefix: &str) -> String {
-        self.next += 1;
-        format!("{prefix}-sim{:05}", self.next)
     }
 
     fn sg_id(&self, g: &SgRef) -> Option<String> {
@@ -183,19 +230,58 @@ impl<'a> World<'a> {
         }
     }
 
-    /// What of this world depends on the order the nodes ran in, not only on which ran:
-    /// the targets' health (a group detached before the listener that needs it moves to it
-    /// is health-checked again from `initial`). The checker tells states apart by it.
-    pub fn order_key(&self) -> u64 {
+    /// A digest of the whole world: two states of a run with the same finished nodes and
+    /// the same digest are the same state (the checker explores each once). Besides the
+    /// finished set, a world can depend on the order nodes ran in: the targets' health (a
+    /// group detached before the listener that needs it moves to it is health-checked
+    /// again from `initial`) and when each DNS answer stopped being served.
+    pub fn fingerprint(&self) -> u64 {
         use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        for t in &self.observed.target_groups {
-            t.name.hash(&mut h);
-            for x in &t.targets {
-                (&x.id, &x.state).hash(&mut h);
-            }
+        // In a normal form: what two changes add to a list in either order is the same.
+        let mut o = self.observed.clone();
+        o.load_balancers.sort_by(|a, b| a.arn.cmp(&b.arn));
+        for l in &mut o.load_balancers {
+            l.listeners.sort_by(|a, b| a.arn.cmp(&b.arn));
         }
+        o.target_groups.sort_by(|a, b| a.arn.cmp(&b.arn));
+        for t in &mut o.target_groups {
+            t.targets.sort_by(|a, b| a.id.cmp(&b.id));
+            t.load_balancers.sort();
+        }
+        o.security_groups.sort_by(|a, b| a.id.cmp(&b.id));
+        for g in &mut o.security_groups {
+            g.rules.sort_by(|a, b| a.key.cmp(&b.key));
+        }
+        o.certificates.sort_by(|a, b| a.arn.cmp(&b.arn));
+        if let Some(z) = o.zone.as_mut() {
+            z.records.sort_by_key(|r| format!("{r:?}"));
+        }
+        let mut history: Vec<_> = self
+            .history
+            .iter()
+            .map(|s| (&s.name, &s.answer, s.ttl, s.end))
+            .collect();
+        history.sort();
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        format!("{o:?}").hash(&mut h);
+        (
+            history,
+            self.clock,
+            &self.sg_keys,
+            &self.tg_keys,
+            &self.lb_names,
+            &self.cert_keys,
+            &self.seen_lbs,
+        )
+            .hash(&mut h);
         h.finish()
+    }
+
+    /// May a client hold an answer that leads to a load balancer now?
+    pub fn answers_lead_to_lb(&self) -> bool {
+        self.watched
+            .iter()
+            .any(|n| self.live_answers(n).iter().any(|a| a.may_lead_to_lb()))
     }
 
     /// Carries out one node of a plan, checking that it touches only what the stack owns.
@@ -478,7 +564,9 @@ impl<'a> World<'a> {
                         "InvalidGroup.Duplicate: a group named {name} exists in {vpc}"
                     ));
                 }
-                let id = self.id("sg");
+                // Ids the model makes up come from what the plan names, never from a
+                // counter: two changes that commute make the same world in either order.
+                let id = format!("sg-sim-{key}");
                 self.sg_keys.insert(key.clone(), id.clone());
                 self.observed.security_groups.push(ObservedSg {
                     id,
@@ -548,7 +636,7 @@ impl<'a> World<'a> {
                 if self.observed.target_groups.iter().any(|t| &t.name == name) {
                     return Err(format!("DuplicateTargetGroupName: {name} exists"));
                 }
-                let arn = format!("arn:sim:targetgroup/{name}/{}", self.id("tg"));
+                let arn = format!("arn:sim:targetgroup/{name}/{key}");
                 self.tg_keys.insert(key.clone(), arn.clone());
                 self.observed.target_groups.push(ObservedTg {
                     arn,
@@ -577,12 +665,19 @@ impl<'a> World<'a> {
             Op::RegisterTargets { tg, ids, .. } => {
                 let arn = self.tg_arn(tg).ok_or("the target group does not exist")?;
                 let t = self.tg_mut(&arn)?;
+                // AWS health-checks only a group a load balancer uses: a target registered
+                // in any other is `unused` until the group is attached.
+                let (state, reason) = if t.load_balancers.is_empty() {
+                    ("unused", "Target.NotInUse")
+                } else {
+                    ("initial", "Elb.RegistrationInProgress")
+                };
                 for id in ids {
                     if !t.targets.iter().any(|h| &h.id == id) {
                         t.targets.push(TargetHealth {
                             id: id.clone(),
-                            state: "initial".into(),
-                            reason: Some("Elb.RegistrationInProgress".into()),
+                            state: state.into(),
+                            reason: Some(reason.into()),
                             description: None,
                         });
                     }
@@ -616,7 +711,7 @@ impl<'a> World<'a> {
                 if self.observed.load_balancers.iter().any(|l| &l.name == name) {
                     return Err(format!("DuplicateLoadBalancerName: {name} exists"));
                 }
-                let arn = format!("arn:sim:loadbalancer/app/{name}/{}", self.id("lb"));
+                let arn = format!("arn:sim:loadbalancer/app/{name}/sim");
                 self.lb_names.insert(name.clone(), arn.clone());
                 let groups = security_groups
                     .iter()
@@ -628,7 +723,7 @@ impl<'a> World<'a> {
                 self.observed.load_balancers.push(ObservedLb {
                     arn,
                     name: name.clone(),
-                    dns_name: format!("{name}-{}.us-east-1.elb.amazonaws.com", self.next),
+                    dns_name: format!("{name}-sim.us-east-1.elb.amazonaws.com"),
                     hosted_zone_id: "Z35SXDOTRQ7X7K".into(),
                     scheme: scheme.clone(),
                     state: "provisioning".into(),
@@ -663,16 +758,8 @@ impl<'a> World<'a> {
             Op::RequestCertificate {
                 key, names, tags, ..
             } => {
-                let arn = format!("arn:sim:acm:certificate/{}", self.id("cert"));
-                let validation = names
-                    .iter()
-                    .map(|n| crate::model::ValidationRecord {
-                        name: format!("_sim.{}", n.strip_prefix("*.").unwrap_or(n)),
-                        value: "_sim.acm-validations.aws".into(),
-                    })
-                    .collect::<BTreeSet<_>>()
-                    .into_iter()
-                    .collect();
+                let arn = format!("arn:sim:acm:certificate/{key}");
+                let validation = requested_validation(names);
                 self.observed.certificates.push(crate::model::ObservedCert {
                     tags: tags.clone(),
                     arn: arn.clone(),
@@ -734,8 +821,15 @@ impl<'a> World<'a> {
                 ));
             }
             Op::DeleteLoadBalancer { arn, .. } => {
+                let touched = self
+                    .observed
+                    .target_groups
+                    .iter()
+                    .filter(|t| t.load_balancers.contains(arn))
+                    .map(|t| t.arn.clone())
+                    .collect();
                 self.observed.load_balancers.retain(|l| &l.arn != arn);
-                self.refresh_attachments();
+                self.refresh_attachments(&touched);
             }
             // ACM refuses to delete a certificate in use (ResourceInUseException).
             Op::DeleteCertificate { arn, .. } => {
@@ -765,13 +859,12 @@ impl<'a> World<'a> {
                 let cert = self.usable_cert(certificate)?;
                 let arn = self.lb_arn(lb).ok_or("the load balancer does not exist")?;
                 let (tg, redirect) = self.serve(serve)?;
-                let id = self.id("listener");
                 let l = self.lb_mut(&arn)?;
                 if l.listeners.iter().any(|x| x.port == *port) {
                     return Err(format!("DuplicateListener: port {port}"));
                 }
                 l.listeners.push(ObservedListener {
-                    arn: format!("{arn}/{id}"),
+                    arn: format!("{arn}/listener-sim-{port}"),
                     port: *port,
                     protocol: protocol.clone(),
                     certificates: cert.into_iter().collect(),
@@ -805,6 +898,8 @@ impl<'a> World<'a> {
                 let cert = self.usable_cert(certificate)?;
                 let (tg, redirect) = self.serve(serve)?;
                 let lb = self.lb_of_listener(arn)?;
+                let mut touched = self.listener_groups(arn);
+                touched.extend(tg.clone());
                 if let Some(tg) = &tg {
                     self.attach(&lb, tg)?;
                 }
@@ -823,7 +918,7 @@ impl<'a> World<'a> {
                 if ssl_policy.is_some() {
                     l.ssl_policy = ssl_policy.clone();
                 }
-                self.refresh_attachments();
+                self.refresh_attachments(&touched);
             }
             // Headers change no path to the site; the model keeps them for convergence.
             Op::SetListenerHeaders { arn, headers, .. } => {
@@ -838,16 +933,19 @@ impl<'a> World<'a> {
                 }
             }
             Op::DetachStandby { arn, serving, .. } => {
+                let mut touched = self.listener_groups(arn);
+                touched.extend(serving.iter().cloned());
                 let l = self.listener_mut(arn)?;
                 l.forward = serving.clone();
                 l.standby.clear();
-                self.refresh_attachments();
+                self.refresh_attachments(&touched);
             }
             Op::DeleteListener { arn, .. } => {
+                let touched = self.listener_groups(arn);
                 for l in &mut self.observed.load_balancers {
                     l.listeners.retain(|x| &x.arn != arn);
                 }
-                self.refresh_attachments();
+                self.refresh_attachments(&touched);
             }
             Op::SetRecord {
                 name,
@@ -944,6 +1042,9 @@ impl<'a> World<'a> {
             _ => zone.records.push(new),
         }
         // Every answer for the name ends now; the new ones start.
+        if !self.watched.iter().any(|w| w == name) {
+            return Ok(());
+        }
         let now = self.clock;
         for s in self
             .history
@@ -977,34 +1078,57 @@ impl<'a> World<'a> {
             t.load_balancers.push(lb.to_owned());
             for h in t.targets.iter_mut().filter(|h| h.state == "unused") {
                 h.state = "initial".into();
+                h.reason = Some("Elb.RegistrationInProgress".into());
             }
         }
         Ok(())
     }
 
-    /// Recomputes which load balancer each group serves, from the listeners.
-    fn refresh_attachments(&mut self) {
-        let mut by_tg: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    /// Recomputes which load balancers the groups in `touched` serve, from the listeners.
+    /// Only those: a change reaches the groups its listener forwarded to or held on
+    /// standby before, and those it uses after, so that changes to other listeners commute
+    /// with it (the checker's reduction relies on it, see [`super::footprint`]).
+    fn refresh_attachments(&mut self, touched: &BTreeSet<String>) {
+        let mut by_tg: BTreeMap<&String, Vec<String>> = BTreeMap::new();
         for l in &self.observed.load_balancers {
             for x in &l.listeners {
                 for t in x.forward.iter().chain(&x.standby) {
-                    let v = by_tg.entry(t.clone()).or_default();
+                    let v = by_tg.entry(t).or_default();
                     if !v.contains(&l.arn) {
                         v.push(l.arn.clone());
                     }
                 }
             }
         }
-        for t in &mut self.observed.target_groups {
+        let mut by_tg: BTreeMap<String, Vec<String>> =
+            by_tg.into_iter().map(|(k, v)| (k.clone(), v)).collect();
+        for t in self
+            .observed
+            .target_groups
+            .iter_mut()
+            .filter(|t| touched.contains(&t.arn))
+        {
             t.load_balancers = by_tg.remove(&t.arn).unwrap_or_default();
             // AWS health-checks only groups in use: a group no listener uses any more has
             // its targets `unused`, and checked again from `initial` once attached.
             if t.load_balancers.is_empty() {
                 for h in &mut t.targets {
                     h.state = "unused".into();
+                    h.reason = Some("Target.NotInUse".into());
                 }
             }
         }
+    }
+
+    /// The groups a listener forwards to or holds on standby now.
+    fn listener_groups(&self, arn: &str) -> BTreeSet<String> {
+        self.observed
+            .load_balancers
+            .iter()
+            .flat_map(|l| &l.listeners)
+            .filter(|l| l.arn == arn)
+            .flat_map(|l| l.forward.iter().chain(&l.standby).cloned())
+            .collect()
     }
 
     fn lb_of_listener(&self, arn: &str) -> Result<String, String> {
@@ -1051,13 +1175,13 @@ impl<'a> World<'a> {
 
     /// Answers a client may hold now for `name`: current ones, and earlier ones whose TTL
     /// has not run out since they stopped being served.
-    fn live_answers(&self, name: &str) -> Vec<&str> {
-        let mut out: Vec<&str> = self
+    fn live_answers(&self, name: &str) -> Vec<&Answer> {
+        let mut out: Vec<&Answer> = self
             .history
             .iter()
             .filter(|s| s.name == name)
             .filter(|s| s.end.is_none_or(|end| end + s.ttl > self.clock))
-            .map(|s| s.answer.as_str())
+            .map(|s| &s.answer)
             .collect();
         out.sort_unstable();
         out.dedup();
@@ -1066,8 +1190,8 @@ impl<'a> World<'a> {
 
     /// The availability invariant: every answer a client may hold leads to a serving path.
     pub fn reachable(&self) -> Result<(), String> {
-        for name in self.record_names() {
-            for answer in self.live_answers(&name) {
+        for name in &self.watched {
+            for answer in self.live_answers(name) {
                 if let Err(why) = serving(self.desired, &self.observed, answer, &self.seen_lbs) {
                     return Err(format!(
                         "{name} may still answer {answer}, which does not serve: {why}"
@@ -1079,7 +1203,7 @@ impl<'a> World<'a> {
     }
 }
 
-/// Does `answer` (as [`answer_of`] writes it) lead to a serving path in `observed`?
+/// Does `answer` lead to a serving path in `observed`?
 ///
 /// A load balancer's name serves when the load balancer is active, its groups admit 80
 /// and 443 from the internet, every listener visitors use is there with a healthy target
@@ -1092,7 +1216,7 @@ impl<'a> World<'a> {
 pub fn serving(
     desired: &Desired,
     observed: &crate::model::Observed,
-    answer: &str,
+    answer: &Answer,
     load_balancers: &BTreeSet<String>,
 ) -> Result<(), String> {
     let normal = crate::manifest::net::normalize_dns;
@@ -1102,15 +1226,14 @@ pub fn serving(
             .iter()
             .any(|l| normal(&l.dns_name) == d)
     };
-    if let Some(dns) = answer.strip_prefix("lb:") {
-        return lb_path(desired, observed, dns);
-    }
-    if let Some(name) = answer.strip_prefix("CNAME:") {
-        if live(name) || load_balancers.contains(name) {
-            return lb_path(desired, observed, name);
+    match answer {
+        Answer::Alias(dns) => lb_path(desired, observed, dns),
+        Answer::Cname(name) if live(name) || load_balancers.contains(name) => {
+            lb_path(desired, observed, name)
         }
+        Answer::Cname(name) => direct_path(desired, observed, std::slice::from_ref(name)),
+        Answer::Addresses { values, .. } => direct_path(desired, observed, values),
     }
-    direct_path(desired, observed, answer)
 }
 
 /// The DNS names of the load balancers in `observed`, in normal form.
@@ -1188,7 +1311,7 @@ fn targets(desired: &Desired) -> BTreeSet<&str> {
 fn direct_path(
     desired: &Desired,
     observed: &crate::model::Observed,
-    answer: &str,
+    values: &[String],
 ) -> Result<(), String> {
     let open = |t: &str| {
         guards(desired, observed, t).iter().any(|g| {
@@ -1197,10 +1320,6 @@ fn direct_path(
                 .any(|r| r.key.is_from_internet() && r.key.admits_tcp(443))
         })
     };
-    let values: Vec<&str> = answer
-        .split_once(':')
-        .map(|(_, v)| v.split(',').collect())
-        .unwrap_or_default();
     let named: Vec<&crate::model::ObservedInstance> = observed
         .instances
         .iter()
@@ -1333,4 +1452,26 @@ pub fn check_order(
         }
     }
     Ok(world.observed)
+}
+
+/// The names of the records the manifest manages.
+pub fn record_names(desired: &Desired) -> Vec<String> {
+    desired
+        .dns
+        .iter()
+        .flat_map(|d| d.records.iter().map(|r| r.name.clone()))
+        .collect()
+}
+
+/// The validation records the model's ACM asks for a certificate requested for `names`.
+pub fn requested_validation(names: &[String]) -> Vec<crate::model::ValidationRecord> {
+    names
+        .iter()
+        .map(|n| crate::model::ValidationRecord {
+            name: format!("_sim.{}", n.strip_prefix("*.").unwrap_or(n)),
+            value: "_sim.acm-validations.aws".into(),
+        })
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect()
 }

@@ -304,19 +304,20 @@ pub fn plan(p: &Plan, label: &str, style: &Style) -> String {
     warnings(&mut out, p, style);
     let _ = writeln!(out, "\nPlan: {}.", totals(p));
     if let Some(c) = &p.checked {
-        let _ = writeln!(
-            out,
-            "Checked: {} the run can pass through, in any order, {} the site served and {} only what the stack owns.",
-            if c.complete {
-                format!("all {} states", c.states)
-            } else {
-                format!("the first {} states", c.states)
-            },
-            if c.states == 1 { "keeps" } else { "keep" },
-            if c.states == 1 { "touches" } else { "touch" },
-        );
+        let _ = writeln!(out, "{}", checked_line(c));
     }
     out
+}
+
+/// The checker's verdict in a line. A verdict is always complete (a search that reached
+/// its bound blocks the plan instead); the states are those the reduced search visited,
+/// each standing for the orders that lead to the same outcome.
+pub fn checked_line(c: &crate::plan::check::Checked) -> String {
+    format!(
+        "Checked: every state the run can pass through, in any order, keeps the site served and touches only what the stack owns ({} {} explored).",
+        c.states,
+        if c.states == 1 { "state" } else { "states" }
+    )
 }
 
 /// The plan's totals: `10 to add, 3 to change, 0 to replace, 2 to remove; 7 gates (DNS

@@ -101,12 +101,7 @@ pub fn render(plans: &[(&Plan, String)]) -> String {
         }
         out.push('\n');
         if let Some(c) = &p.checked {
-            let _ = writeln!(
-                out,
-                "Checked: {} states the run can pass through{}, in any order, keep the site served and touch only what the stack owns.\n",
-                c.states,
-                if c.complete { " (all of them)" } else { " (the first ones)" }
-            );
+            let _ = writeln!(out, "{}\n", crate::render::human::checked_line(c));
         }
     }
     out

@@ -5,6 +5,7 @@ mod apply;
 mod aws_like;
 mod backend;
 mod bench;
+mod checker;
 mod cli;
 mod cutover;
 mod drift;

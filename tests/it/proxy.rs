@@ -395,7 +395,7 @@ pub struct Invariant {
     rt: tokio::runtime::Runtime,
     /// Periods an answer was served for a name, with its TTL: (name, answer, ttl, end),
     /// `end` None while it is served.
-    history: Vec<(String, String, u64, Option<Instant>)>,
+    history: Vec<(String, sim::Answer, u64, Option<Instant>)>,
     /// Every load balancer DNS name seen: an answer naming one that is gone serves nothing.
     seen_lbs: std::collections::BTreeSet<String>,
 }

@@ -1,0 +1,198 @@
+//! The checker at scale: the reduced search proves wide stacks (many listeners, target
+//! groups and records) completely and fast, and its footprints hold in every state of the
+//! exhaustive search (any two nodes it calls independent commute, any node it calls
+//! invisible leaves the invariant as it was).
+
+use std::time::{Duration, Instant};
+
+use reconcile::model::{Desired, Observed};
+use reconcile::plan::check;
+
+use crate::fixtures::*;
+
+/// The example manifest with `listeners` more HTTP listeners (8001, 8002, ...), each
+/// forwarding to a target group of its own (ports 9001, ...; health-checked on the traffic
+/// port), the load balancer's group admitting each listener port from the internet and the
+/// backend admitting the load balancer on each target port; and `records - 1` more
+/// records (`www1.example.com`, ...), alias A records, the first with a probe, the second
+/// with a staged cutover when `staged`.
+pub fn widen(v: &mut serde_json::Value, listeners: usize, records: usize, staged: bool) {
+    let ports: Vec<u16> = (0..listeners as u16).map(|i| 8001 + i).collect();
+    let targets: Vec<u16> = (0..listeners as u16).map(|i| 9001 + i).collect();
+    let instances = v["target_groups"]["app"]["targets"].clone();
+    for (i, (port, target)) in ports.iter().zip(&targets).enumerate() {
+        v["target_groups"][format!("extra{i}")] = serde_json::json!({
+            "port": target, "protocol": "HTTP",
+            "health_check": { "path": "/health/", "matcher": "200", "interval_seconds": 30, "healthy_threshold": 2 },
+            "targets": instances,
+        });
+        v["load_balancer"]["listeners"]
+            .as_array_mut()
+            .expect("listeners")
+            .push(serde_json::json!({ "port": port, "protocol": "HTTP", "forward": format!("extra{i}") }));
+    }
+    if listeners > 0 {
+        v["security_groups"]["lb"]["ingress"]
+            .as_array_mut()
+            .expect("lb ingress")
+            .push(serde_json::json!({ "ports": ports, "cidrs": ["0.0.0.0/0", "::/0"] }));
+        v["security_groups"]["backend"]["ingress"]
+            .as_array_mut()
+            .expect("backend ingress")
+            .push(serde_json::json!({ "ports": targets, "from": "lb" }));
+    }
+    if records > 1 {
+        v["certificates"]["site"]["domain"] = "*.example.com".into();
+    }
+    for i in 1..records {
+        let mut r = serde_json::json!({ "name": format!("www{i}.example.com"), "type": "A", "to": "load_balancer" });
+        if i == 1 {
+            r["probe"] = serde_json::json!({ "path": "/", "expect": [200, 301] });
+        }
+        if i == 2 && staged {
+            r["cutover"] =
+                serde_json::json!({ "steps": [10, 50, 100], "bake": "5m", "max_5xx_percent": 1 });
+        }
+        v["dns"]["records"].as_array_mut().expect("records").push(r);
+    }
+}
+
+/// The certificate of the fixtures, covering the extra records too.
+fn covering(mut o: Observed) -> Observed {
+    for c in &mut o.certificates {
+        c.names.push("*.example.com".into());
+    }
+    o
+}
+
+fn wide(listeners: usize, records: usize, staged: bool) -> Desired {
+    desired_edited(|v| widen(v, listeners, records, staged))
+}
+
+/// Plans `d` from `o` and checks it, with the time the check took.
+fn checked(d: &Desired, o: &Observed) -> (check::Checked, Duration) {
+    let p = plan_of(d, o);
+    assert!(p.blockers.is_empty(), "{:?}", p.blockers);
+    let t0 = Instant::now();
+    let c = check::check(d, o, &p).unwrap_or_else(|e| panic!("{e}"));
+    (c, t0.elapsed())
+}
+
+/// The figure: 8 more listeners and target groups and 4 records (a probe, a staged
+/// cutover) check completely from the starting point, half-applied states and the
+/// converged stack, each well under the 2 s a debug build is allowed.
+#[test]
+fn wide_stacks_are_proven_completely_and_fast() {
+    for (listeners, records, staged) in [(2, 1, false), (4, 1, false), (8, 1, false), (8, 4, true)]
+    {
+        let d = wide(listeners, records, staged);
+        let start = covering(starting_point());
+        let (c, took) = checked(&d, &start);
+        eprintln!(
+            "{listeners} listeners, {records} records: {} states in {took:?}",
+            c.states
+        );
+        assert!(c.complete);
+        assert!(
+            took < Duration::from_secs(2),
+            "{listeners}/{records}: {took:?}"
+        );
+        // Half-applied: the plan run through the model in its order, stopped at a third
+        // and at two thirds, then planned again from there; and the converged stack.
+        let p = plan_of(&d, &start);
+        for cut in [p.nodes.len() / 3, 2 * p.nodes.len() / 3] {
+            let order: Vec<usize> = (0..cut).collect();
+            let partway = reconcile::plan::sim::check_order(&d, &start, &p.nodes, &order)
+                .unwrap_or_else(|v| panic!("{v}"));
+            let (c, took) = checked(&d, &partway);
+            assert!(took < Duration::from_secs(2), "after {cut} nodes: {took:?}");
+            assert!(c.complete);
+        }
+        let done = run_in_order(&d, &start, &p);
+        assert!(!plan_of(&d, &done).has_changes());
+        // The way back from there: no load balancer, the record on the instances again.
+        let direct = desired_edited(|v| {
+            widen(v, listeners, records, staged);
+            direct_way_back(v);
+        });
+        let (c, took) = checked(&direct, &done);
+        eprintln!("  the way back: {} states in {took:?}", c.states);
+        assert!(took < Duration::from_secs(2), "the way back: {took:?}");
+    }
+}
+
+/// The manifest of the way back: no load balancer, target groups or certificates, the
+/// backend open on 80 and 443, the records A records to the elastic IP.
+fn direct_way_back(v: &mut serde_json::Value) {
+    let o = v.as_object_mut().expect("object");
+    for k in ["load_balancer", "target_groups", "certificates"] {
+        o.remove(k);
+    }
+    v["security_groups"]
+        .as_object_mut()
+        .expect("groups")
+        .remove("lb");
+    v["security_groups"]["backend"]["ingress"] = serde_json::json!([
+        {"ports": [80, 443], "cidrs": ["0.0.0.0/0", "::/0"]},
+        {"ports": [22], "cidrs": ["198.51.100.0/24"], "description": "office ssh"}
+    ]);
+    for r in v["dns"]["records"].as_array_mut().expect("records") {
+        let name = r["name"].clone();
+        *r = serde_json::json!({ "name": name, "type": "A", "values": [EIP], "ttl": 3600, "transition_ttl": 300 });
+    }
+}
+
+/// The exhaustive explorer gives up on the same plan the reduced search proves: the
+/// reduction is what makes the check complete, not a smaller plan.
+#[test]
+fn the_exhaustive_explorer_cannot_finish_what_the_reduced_search_proves() {
+    let d = wide(4, 1, false);
+    let o = covering(starting_point());
+    let p = plan_of(&d, &o);
+    assert!(matches!(
+        check::check_exhaustive(&d, &o, &p, 20_000),
+        Err(check::Unproven::Bound { bound: 20_000 })
+    ));
+    let c = check::check(&d, &o, &p).unwrap_or_else(|e| panic!("{e}"));
+    assert!(c.states < 2_000, "{}", c.states);
+}
+
+/// A search that reaches its bound blocks the plan: never a partial proof.
+#[test]
+fn a_check_that_reaches_its_bound_is_no_proof() {
+    let d = desired();
+    let o = covering(starting_point());
+    let p = plan_of(&d, &o);
+    let e = check::check_exhaustive(&d, &o, &p, 10).expect_err("10 states are too few");
+    assert!(e.counterexample().is_none());
+    assert!(e.to_string().contains("bound of 10 states"), "{e}");
+}
+
+/// The footprints hold in every state of the exhaustive search of the example's plans and
+/// of a stack with two more listeners (bounded: their states all fit).
+#[test]
+fn the_footprints_hold_in_every_state() {
+    let cases = [
+        (
+            "example from the start",
+            desired(),
+            covering(starting_point()),
+        ),
+        ("example from empty", desired(), covering(empty_account())),
+        (
+            "two more listeners",
+            wide(2, 1, false),
+            covering(starting_point()),
+        ),
+        (
+            "a probe and a cutover",
+            wide(0, 3, true),
+            covering(starting_point()),
+        ),
+    ];
+    for (what, d, o) in cases {
+        let p = plan_of(&d, &o);
+        let states = check::audit(&d, &o, &p, 30_000).unwrap_or_else(|e| panic!("{what}: {e}"));
+        eprintln!("{what}: audited {states} states");
+    }
+}
