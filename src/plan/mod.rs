@@ -670,11 +670,19 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Result<Plan, graph::Graph
     }
     match check::check(desired, observed, &plan) {
         Ok(checked) => plan.checked = Some(checked),
-        Err(check::Unproven::Broken(c)) => plan.blockers.push(Blocker {
-            subject: "plan".to_owned(),
-            message: format!("the checker found a state of the run that breaks a guarantee: {c}"),
-            hint: "this is a bug in reconcile, not in the manifest; nothing will be changed. Please report it with the manifest and `plan --json`".to_owned(),
-        }),
+        Err(check::Unproven::Broken(c)) => match sim::end_serves(desired, observed, &plan.nodes) {
+            // The end the manifest asks for does not serve: the manifest's doing.
+            Err(why) => plan.blockers.push(Blocker {
+                subject: "manifest".to_owned(),
+                message: format!("the front door the manifest describes would not serve the site: {why}"),
+                hint: "check that the backend's groups admit the load balancer's group on every target group's port and health-check port, and that every listener visitors use forwards to a group with targets; nothing will be changed".to_owned(),
+            }),
+            Ok(()) => plan.blockers.push(Blocker {
+                subject: "plan".to_owned(),
+                message: format!("the checker found a state of the run that breaks a guarantee: {c}"),
+                hint: "this is a bug in reconcile, not in the manifest; nothing will be changed. Please report it with the manifest and `plan --json`".to_owned(),
+            }),
+        },
         Err(e @ check::Unproven::Bound { .. }) => plan.blockers.push(Blocker {
             subject: "plan".to_owned(),
             message: format!("the plan is not proven: {e}"),

@@ -1426,6 +1426,24 @@ fn lb_path(desired: &Desired, observed: &crate::model::Observed, dns: &str) -> R
     Ok(())
 }
 
+/// Does the state the plan ends in serve? The plan's nodes run in their own order through
+/// the model, then every answer a client may hold is checked. A plan whose end does not
+/// serve is the manifest's doing (say, a backend that does not admit the load balancer on
+/// a target group's port), not an order the planner chose.
+pub fn end_serves(
+    desired: &Desired,
+    observed: &crate::model::Observed,
+    nodes: &[Node],
+) -> Result<(), String> {
+    let mut world = World::new(desired, observed.clone());
+    for n in nodes {
+        world.run(n).map_err(|v| v.to_string())?;
+    }
+    // Every wait is over: only the answers given now remain.
+    world.clock += world.history.iter().map(|s| s.ttl).max().unwrap_or(0);
+    world.reachable()
+}
+
 /// Runs the nodes at positions `order` through the model from `observed`, checking after
 /// each that only owned resources were touched and, from the first moment the site serves
 /// (at once, unless the run starts from a broken state), that it keeps serving.

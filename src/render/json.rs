@@ -81,10 +81,11 @@ pub struct StackPlan {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<Warning>,
     pub summary: Summary,
-    /// The checker's verdict: `states`, the sets of finished nodes the run can pass
-    /// through (all of them when `complete`), every one keeping the site served and
-    /// touching only what the stack owns. Absent when it found one that does not (then a
-    /// blocker names it).
+    /// The checker's verdict: every state the run can pass through keeps the site served
+    /// and touches only what the stack owns; `states`, how many the reduced search explored
+    /// (each standing for the orders that lead to the same outcome); `complete`, always
+    /// true (a search that reaches its bound blocks the plan instead). Absent when the plan
+    /// is blocked (then a blocker says why).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checked: Option<crate::plan::check::Checked>,
     /// AWS requests made to read this stack's live state: `requests`, `rounds`,
