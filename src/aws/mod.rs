@@ -52,20 +52,20 @@ pub struct AwsOptions {
     /// `--api-rate`: the percentage of AWS's documented request rates the client-side
     /// limiter allows ([`limit`]); `None` is 100, `Some(0)` turns the limiter off.
     pub api_rate_percent: Option<u32>,
-    /// `--call-timeout`: how long one attempt of a request may wait for AWS's answer
-    /// before it is given up (and retried); `None` is [`CALL_TIMEOUT`].
+    /// `--call-timeout` (or `RECONCILE_CALL_TIMEOUT`): how long one attempt of a request
+    /// may wait for AWS's answer before it is given up (and retried); `None` is
+    /// [`CALL_TIMEOUT`].
     pub call_timeout: Option<std::time::Duration>,
 }
 
 /// How long one attempt waits for an answer by default. AWS's control-plane calls answer
-/// in well under a second, but a loaded endpoint can take far longer: an emulator whose
-/// every change is checked under one lock, serving twenty stacks at once, was measured
-/// answering after more than 30 s, and a call timed out too early is only sent again onto
-/// the same queue. So the default is generous: an endpoint that accepts and never answers
-/// is an error naming the call once every attempt has waited this long (with the default
-/// 5 attempts, about ten minutes; `--call-timeout 10s --max-attempts 3` gives up within
-/// half a minute), never a hang.
-pub const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+/// in well under a second, so ten seconds is a generous margin for a slow answer, and an
+/// endpoint that accepts and never answers is an error naming the call within about a
+/// minute with the default 5 attempts (5 × 10 s plus the backoffs between them), never a
+/// hang that holds a CI job. A loaded test endpoint (an emulator checking every change
+/// under one lock for twenty stacks) answers far slower: runs against one set
+/// `--call-timeout` (or `RECONCILE_CALL_TIMEOUT`) themselves.
+pub const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// How long a connection may take to open.
 pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 

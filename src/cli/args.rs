@@ -340,9 +340,9 @@ pub struct AwsFlags {
     #[arg(long, value_name = "PERCENT", env = "RECONCILE_API_RATE", value_parser = clap::value_parser!(u32).range(0..=10_000))]
     api_rate: Option<u32>,
     /// How long one attempt of an AWS request waits for the answer before it is retried,
-    /// e.g. 10s (default 120s; connecting may take 5s more). Every attempt failing so is an
-    /// error naming the call.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    /// e.g. 30s (default 10s; connecting may take 5s more). Every attempt failing so is an
+    /// error naming the call: with the default 5 attempts, within about a minute.
+    #[arg(long, value_name = "DURATION", env = "RECONCILE_CALL_TIMEOUT", value_parser = parse_duration)]
     call_timeout: Option<std::time::Duration>,
 }
 

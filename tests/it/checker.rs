@@ -254,3 +254,57 @@ fn wide_stacks_plan_proven_and_apply_through_the_binary() {
     let out = emu.reconcile(&["plan", "-f", m.to_str().unwrap(), "--detailed-exitcode"]);
     assert_eq!(out.status.code(), Some(0), "not converged:\n{}", text(&out));
 }
+
+/// The benchmark of the checker (`scripts/bench --checker`): states explored and time
+/// against the stack's width (0 to 8 more listeners, each with its own target group; with
+/// and without a second record on a staged cutover), the reduced search beside the
+/// exhaustive explorer (stopped at `CHECKER_BENCH_BOUND` states, 2000 in the suite and
+/// 20000 under `scripts/bench --checker`: past it the exhaustive figure is a floor). Prints a table and writes
+/// `target/bench-checker.json`; in the suite it also holds the reduced figures to the
+/// issue's bound of 2 s.
+#[test]
+fn the_checker_bench() {
+    let bound: usize = std::env::var("CHECKER_BENCH_BOUND")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2_000);
+    let o = covering(starting_point());
+    let mut rows = vec![];
+    eprintln!("listeners cutover | reduced states   ms | exhaustive states     ms");
+    for staged in [false, true] {
+        for listeners in [0, 1, 2, 4, 6, 8] {
+            let d = wide(listeners, if staged { 3 } else { 1 }, staged);
+            let p = plan_of(&d, &o);
+            let t0 = Instant::now();
+            let reduced = check::check(&d, &o, &p).unwrap_or_else(|e| panic!("{e}"));
+            let reduced_ms = t0.elapsed().as_secs_f64() * 1e3;
+            let t0 = Instant::now();
+            let exhaustive = check::check_exhaustive(&d, &o, &p, bound);
+            let exhaustive_ms = t0.elapsed().as_secs_f64() * 1e3;
+            let (states, done) = match &exhaustive {
+                Ok(c) => (c.states, true),
+                Err(check::Unproven::Bound { bound }) => (*bound, false),
+                Err(e) => panic!("{e}"),
+            };
+            eprintln!(
+                "{listeners:>9} {staged:>7} | {:>14} {reduced_ms:>4.0} | {}{states:>16} {exhaustive_ms:>6.0}",
+                reduced.states,
+                if done { " " } else { ">" },
+            );
+            assert!(
+                reduced_ms < 2_000.0,
+                "{listeners} listeners: {reduced_ms} ms"
+            );
+            rows.push(serde_json::json!({
+                "listeners": listeners, "target_groups": listeners + 2, "cutover": staged,
+                "reduced": {"states": reduced.states, "ms": reduced_ms},
+                "exhaustive": {"states": states, "complete": done, "ms": exhaustive_ms},
+            }));
+        }
+    }
+    let out = crate::support::repo_file("target").join("bench-checker.json");
+    let _ = std::fs::write(
+        &out,
+        serde_json::to_string_pretty(&rows).unwrap_or_default(),
+    );
+}

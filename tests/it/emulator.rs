@@ -218,6 +218,9 @@ pub fn command(endpoint: &str, args: &[&str]) -> Command {
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("AWS_REGION", "us-east-1")
         .env("NO_COLOR", "1")
+        // The emulator under load (twenty stacks, every change checked under one lock)
+        // answers far slower than AWS: the tests give each call the time it needs.
+        .env("RECONCILE_CALL_TIMEOUT", "120s")
         .env_remove("AWS_PROFILE");
     c
 }
