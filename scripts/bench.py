@@ -276,6 +276,8 @@ def environment(endpoint):
     env.update(AWS_ENDPOINT_URL=endpoint, AWS_REGION="us-east-1",
                AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", NO_COLOR="1")
     env.pop("AWS_PROFILE", None)
+    # The emulator under many stacks (and the AWS-like layer) answers far slower than AWS.
+    env.setdefault("RECONCILE_CALL_TIMEOUT", "120s")
     return env
 
 

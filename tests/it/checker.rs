@@ -80,7 +80,8 @@ fn checked(d: &Desired, o: &Observed) -> (check::Checked, Duration) {
 
 /// The figure: 8 more listeners and target groups and 4 records (a probe, a staged
 /// cutover) check completely from the starting point, half-applied states and the
-/// converged stack, each well under the 2 s a debug build is allowed.
+/// converged stack, and so do the way back and destroy from there, each well under the
+/// 2 s a debug build is allowed.
 #[test]
 fn wide_stacks_are_proven_completely_and_fast() {
     for (listeners, records, staged) in [(2, 1, false), (4, 1, false), (8, 1, false), (8, 4, true)]
@@ -118,6 +119,16 @@ fn wide_stacks_are_proven_completely_and_fast() {
         let (c, took) = checked(&direct, &done);
         eprintln!("  the way back: {} states in {took:?}", c.states);
         assert!(took < Duration::from_secs(2), "the way back: {took:?}");
+        // Destroy, once the records lead elsewhere (destroy refuses while one leads to the
+        // load balancer): every listener, group and the load balancer go.
+        let mut away = done.clone();
+        if let Some(z) = away.zone.as_mut() {
+            z.records.clear();
+        }
+        let gone = reconcile::plan::destroy_desired(&d, &away);
+        let (c, took) = checked(&gone, &away);
+        eprintln!("  destroy: {} states in {took:?}", c.states);
+        assert!(took < Duration::from_secs(2), "destroy: {took:?}");
     }
 }
 

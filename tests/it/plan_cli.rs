@@ -22,9 +22,14 @@ fn plan_of_the_starting_point_as_json() {
     };
     assert_eq!(stack.stack, "www-example");
     assert!(stack.blockers.is_empty(), "{:?}", stack.blockers);
-    // The checker's verdict: every state of the run explored, none breaking a guarantee.
+    // The checker's verdict: every state of the run covered, none breaking a guarantee (the
+    // reduced search explores about a hundred for this plan, one per node and more where
+    // orders matter).
     let checked = stack.checked.as_ref().expect("a checked plan");
-    assert!(checked.complete && checked.states > 100, "{checked:?}");
+    assert!(
+        checked.complete && checked.states >= plan_nodes(&stack),
+        "{checked:?}"
+    );
     let requests = stack.stats["requests"].as_u64().unwrap();
     let rounds = stack.stats["rounds"].as_u64().unwrap();
     assert!(requests <= 12, "{requests} requests");
@@ -188,4 +193,9 @@ fn usage_errors_exit_1_and_help_exits_0() {
     let out = crate::support::reconcile(&["plan", "--help"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(crate::support::stdout(&out).contains("--detailed-exitcode"));
+}
+
+/// The nodes of a stack's plan: its changes and its gates.
+fn plan_nodes(stack: &reconcile::render::json::StackPlan) -> usize {
+    stack.changes.len() + stack.gates.len()
 }

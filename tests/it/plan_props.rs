@@ -427,8 +427,8 @@ impl Drawn {
 }
 
 proptest! {
-    // 400 in every run, 5000 with `scripts/test --long`: a plan from a stack's starting
-    // point has about 3000 states to check (half a second in a debug build).
+    // 400 in every run, 5000 with `scripts/test --long` (a plan from a stack's starting
+    // point now checks in about a hundred states).
     #![proptest_config(ProptestConfig::with_cases(cases()))]
 
     /// Every plan the planner emits for a random manifest, from any starting state, passes
