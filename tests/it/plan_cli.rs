@@ -27,7 +27,7 @@ fn plan_of_the_starting_point_as_json() {
     // orders matter).
     let checked = stack.checked.as_ref().expect("a checked plan");
     assert!(
-        checked.complete && checked.states >= plan_nodes(&stack),
+        checked.complete && checked.states >= plan_nodes(stack),
         "{checked:?}"
     );
     let requests = stack.stats["requests"].as_u64().unwrap();
