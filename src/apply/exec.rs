@@ -58,10 +58,17 @@ pub struct Context {
     pub clients: Clients,
     pub meter: Meter,
     pub refs: Mutex<Refs>,
+    /// Recorded in a wait marker written with its change ([`crate::plan::dns::Stamp`]).
+    pub propagation_allowance: u32,
 }
 
 impl Context {
-    pub fn new(clients: Clients, meter: Meter, observed: &Observed) -> Context {
+    pub fn new(
+        clients: Clients,
+        meter: Meter,
+        observed: &Observed,
+        propagation_allowance: u32,
+    ) -> Context {
         let mut refs = Refs::default();
         for l in &observed.load_balancers {
             refs.load_balancers.insert(
@@ -77,6 +84,7 @@ impl Context {
             clients,
             meter,
             refs: Mutex::new(refs),
+            propagation_allowance,
         }
     }
 
@@ -661,7 +669,13 @@ async fn run_once(ctx: &Context, op: &Op) -> Result<(), Error> {
                 name: m.record.clone(),
                 kind: "TXT".into(),
                 ttl: Some(crate::plan::dns::MARKER_TTL),
-                values: marker_values(&m.stack, &m.step, now_ceil(), m.ttl, true),
+                values: marker_values(
+                    &m.stack,
+                    &m.step,
+                    now_ceil(),
+                    m.ttl,
+                    Some(ctx.propagation_allowance),
+                ),
                 alias: None,
                 weighted: None,
             });

@@ -431,7 +431,7 @@ pub async fn wait(
                     name: m.record.clone(),
                     kind: "TXT".into(),
                     ttl: Some(MARKER_TTL),
-                    values: marker_values(&m.stack, &m.step, synced, m.ttl, false),
+                    values: marker_values(&m.stack, &m.step, synced, m.ttl, None),
                     alias: None,
                     weighted: None,
                 };

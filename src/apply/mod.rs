@@ -53,6 +53,9 @@ pub struct Options {
     pub lease: Option<lock::Lease>,
     /// Where probes connect instead of the load balancer (`--resolve`).
     pub resolve: Vec<probe::Resolve>,
+    /// Seconds a Route53 change may take to reach every server, added to a wait whose
+    /// start a crashed run recorded before the change was in sync.
+    pub propagation_allowance: u32,
 }
 
 impl Default for Options {
@@ -64,6 +67,7 @@ impl Default for Options {
             poll: Duration::from_secs(5),
             lease: None,
             resolve: Vec::new(),
+            propagation_allowance: crate::plan::dns::PROPAGATION_ALLOWANCE,
         }
     }
 }
@@ -191,7 +195,12 @@ pub async fn run(
     hooks: Arc<dyn Hooks>,
 ) -> Result<Walked, Error> {
     let t0 = std::time::Instant::now();
-    let ctx = Arc::new(Context::new(clients.clone(), meter.clone(), observed));
+    let ctx = Arc::new(Context::new(
+        clients.clone(),
+        meter.clone(),
+        observed,
+        opts.propagation_allowance,
+    ));
     let deadline = opts
         .max_wait
         .map(|d| now() + i64::try_from(d.as_secs()).unwrap_or(i64::MAX));

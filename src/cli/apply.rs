@@ -39,6 +39,11 @@ impl ApplyArgs {
                     parallelism: usize::from(flags.parallelism),
                     max_wait: flags.max_wait,
                     resolve: flags.resolve.clone(),
+                    propagation_allowance: flags
+                        .propagation_allowance
+                        .map_or(reconcile::plan::dns::PROPAGATION_ALLOWANCE, |d| {
+                            u32::try_from(d.as_secs()).unwrap_or(u32::MAX)
+                        }),
                     ..Default::default()
                 },
                 parallel_stacks: usize::from(flags.parallel_stacks),

@@ -290,6 +290,12 @@ pub struct RunFlags {
     /// running the command again afterwards continues where it stopped.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub max_wait: Option<std::time::Duration>,
+    /// How long a Route53 change may take to reach every Route53 server after it is
+    /// accepted (default 60s, Route53's documented figure). A run stopped between sending
+    /// a change and Route53 confirming it leaves this recorded with the change's time, and
+    /// the next run adds it to the TTL it waits out.
+    #[arg(long, value_name = "DURATION", env = "RECONCILE_PROPAGATION_ALLOWANCE", value_parser = parse_duration)]
+    pub propagation_allowance: Option<std::time::Duration>,
     /// How many changes and waits may run at once, in each stack.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub parallelism: u16,

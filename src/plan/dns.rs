@@ -12,7 +12,10 @@ use crate::model::{normal_values, DesiredRecord, ObservedLb, ObservedRecord, Rec
 use crate::names;
 
 /// Added to a wait whose start was recorded when the change was sent rather than when
-/// Route53 reported it in sync: the time a change may take to reach every Route53 server.
+/// Route53 reported it in sync: the time a change may take to reach every Route53 server
+/// (Route53 documents that changes usually reach all of them within 60 seconds). A run
+/// records the allowance it used in the marker (`apply --propagation-allowance`), and the
+/// next run counts with the recorded one.
 pub const PROPAGATION_ALLOWANCE: u32 = 60;
 
 /// A wait start read from a marker.
@@ -20,18 +23,14 @@ pub const PROPAGATION_ALLOWANCE: u32 = 60;
 pub struct Stamp {
     pub since: i64,
     pub ttl: u32,
-    /// Recorded when the change was sent, not yet confirmed in sync.
-    pub pending: bool,
+    /// Recorded when the change was sent, not yet confirmed in sync: the propagation
+    /// allowance to add to the wait (seconds).
+    pub pending: Option<u32>,
 }
 
 impl Stamp {
     pub fn wait(&self) -> u32 {
-        self.ttl
-            + if self.pending {
-                PROPAGATION_ALLOWANCE
-            } else {
-                0
-            }
+        self.ttl + self.pending.unwrap_or(0)
     }
 }
 
@@ -45,11 +44,18 @@ pub struct Marker {
 }
 
 /// The TXT values of a marker: `reconcile:stack=<stack>`, then `<step>=<epoch>;ttl=<n>`
-/// with `;pending` until the change is confirmed in sync.
-pub fn marker_values(stack: &str, step: &str, since: i64, ttl: u32, pending: bool) -> Vec<String> {
+/// with `;pending=<allowance>` until the change is confirmed in sync (a bare `;pending`,
+/// as earlier versions wrote it, stands for [`PROPAGATION_ALLOWANCE`]).
+pub fn marker_values(
+    stack: &str,
+    step: &str,
+    since: i64,
+    ttl: u32,
+    pending: Option<u32>,
+) -> Vec<String> {
     let mut stamp = format!("{step}={since};ttl={ttl}");
-    if pending {
-        stamp.push_str(";pending");
+    if let Some(allowance) = pending {
+        stamp.push_str(&format!(";pending={allowance}"));
     }
     vec![format!("{}={stack}", names::STACK_TAG), stamp]
 }
@@ -72,12 +78,15 @@ pub fn parse_marker(values: &[String], stack: &str) -> Option<Marker> {
         let mut stamp = Stamp {
             since,
             ttl: 0,
-            pending: false,
+            pending: None,
         };
         for p in parts {
             match p.split_once('=') {
                 Some(("ttl", t)) => stamp.ttl = t.parse().unwrap_or(0),
-                None if p == "pending" => stamp.pending = true,
+                Some(("pending", a)) => {
+                    stamp.pending = Some(a.parse().unwrap_or(PROPAGATION_ALLOWANCE));
+                }
+                None if p == "pending" => stamp.pending = Some(PROPAGATION_ALLOWANCE),
                 _ => {}
             }
         }
@@ -656,9 +665,7 @@ impl<'a> Differ<'a> {
         let since = marker
             .and_then(|m| m.weighed)
             .filter(|(p, _)| *p == share)
-            .map(|(_, st)| {
-                st.since + i64::from(if st.pending { PROPAGATION_ALLOWANCE } else { 0 })
-            });
+            .map(|(_, st)| st.since + i64::from(st.pending.unwrap_or(0)));
         if let Some(first) = bakes.first_mut().filter(|b| b.0 == share) {
             first.1 = since;
         }

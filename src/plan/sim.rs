@@ -959,7 +959,13 @@ impl<'a> World<'a> {
             } => {
                 self.set_record(name, kind, *ttl, value, replaces, cutover.as_ref())?;
                 if let Some(m) = mark {
-                    let values = super::dns::marker_values(&m.stack, &m.step, 0, m.ttl, true);
+                    let values = super::dns::marker_values(
+                        &m.stack,
+                        &m.step,
+                        0,
+                        m.ttl,
+                        Some(super::dns::PROPAGATION_ALLOWANCE),
+                    );
                     let zone = self
                         .observed
                         .zone

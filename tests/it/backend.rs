@@ -202,12 +202,20 @@ pub(crate) fn start_nginx(nginx: &Path, dir: &Path, site: &Path, ports: &[u16]) 
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let running = Running(child);
+    let mut running = Running(child);
     let deadline = Instant::now() + Duration::from_secs(10);
-    while ports
-        .iter()
-        .any(|p| TcpStream::connect(("127.0.0.1", *p)).is_err())
+    // nginx writes its pid file once it holds every listening socket: until then an answer
+    // on a port may come from another test's server that took the port first (nginx then
+    // retries the bind and exits).
+    let pid_file = dir.join("nginx.pid");
+    while !pid_file.exists()
+        || ports
+            .iter()
+            .any(|p| TcpStream::connect(("127.0.0.1", *p)).is_err())
     {
+        if let Ok(Some(status)) = running.0.try_wait() {
+            panic!("nginx exited ({status}) before listening on {ports:?}");
+        }
         assert!(Instant::now() < deadline, "nginx did not start listening");
         std::thread::sleep(Duration::from_millis(50));
     }

@@ -422,6 +422,22 @@ fn a_pending_marker_adds_the_propagation_allowance() {
     assert_eq!(wait_gate(&p, "gate.dns.www.example.com.old-ttl").0, 3660);
 }
 
+/// The allowance the run that wrote the marker used (`apply --propagation-allowance`) is
+/// the one the next run adds.
+#[test]
+fn a_pending_marker_adds_the_allowance_it_records() {
+    let d = desired();
+    let mut o = starting_point();
+    let z = o.zone.as_mut().unwrap();
+    z.records[0].ttl = Some(300);
+    z.records.push(marker(&[
+        "reconcile:stack=www-example",
+        "lowered=1795511628;ttl=3600;pending=5",
+    ]));
+    let p = plan_of(&d, &o);
+    assert_eq!(wait_gate(&p, "gate.dns.www.example.com.old-ttl").0, 3605);
+}
+
 #[test]
 fn a_switch_recorded_by_an_earlier_run_still_gates_closing_the_direct_path() {
     let d = desired();

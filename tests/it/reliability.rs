@@ -251,21 +251,29 @@ fn crash_at(k: usize) {
     no_duplicates_or_orphans(&emu);
 }
 
-#[test]
-fn a_crash_after_any_mutating_call_resumes_cleanly_odd_k() {
+/// Crashes after every k-th mutating call of the migration with k ≡ `shard` (mod 3): the
+/// three shards together cover every k, and run side by side.
+fn crash_after_every_call_of_shard(shard: usize) {
     let n = full_run_calls();
     assert!(n >= 15, "only {n} mutating calls");
-    for k in (1..=n).step_by(2) {
+    for k in (1..=n).filter(|k| k % 3 == shard) {
         crash_at(k);
     }
 }
 
 #[test]
-fn a_crash_after_any_mutating_call_resumes_cleanly_even_k() {
-    let n = full_run_calls();
-    for k in (2..=n).step_by(2) {
-        crash_at(k);
-    }
+fn a_crash_after_any_mutating_call_resumes_cleanly_k_mod_3_is_0() {
+    crash_after_every_call_of_shard(0);
+}
+
+#[test]
+fn a_crash_after_any_mutating_call_resumes_cleanly_k_mod_3_is_1() {
+    crash_after_every_call_of_shard(1);
+}
+
+#[test]
+fn a_crash_after_any_mutating_call_resumes_cleanly_k_mod_3_is_2() {
+    crash_after_every_call_of_shard(2);
 }
 
 /// Where a hand-made lock says its holder ran.
