@@ -346,14 +346,40 @@ const LETTING_GO: &[&str] = &[
     "ResourceInUseException",
 ];
 
+/// Does the change delete a resource that AWS keeps while something uses it? Every
+/// variant is named: a new change must say whether it is one.
 fn is_delete(op: &Op) -> bool {
-    matches!(
-        op,
+    match op {
         Op::DeleteSecurityGroup { .. }
-            | Op::DeleteTargetGroup { .. }
-            | Op::DeleteLoadBalancer { .. }
-            | Op::DeleteCertificate { .. }
-    )
+        | Op::DeleteTargetGroup { .. }
+        | Op::DeleteLoadBalancer { .. }
+        | Op::DeleteCertificate { .. } => true,
+        Op::CreateSecurityGroup { .. }
+        | Op::AuthorizeIngress { .. }
+        | Op::UpdateRuleDescriptions { .. }
+        | Op::RevokeIngress { .. }
+        | Op::CreateTargetGroup { .. }
+        | Op::ModifyHealthCheck { .. }
+        | Op::SetTags { .. }
+        | Op::Adopt { .. }
+        | Op::RegisterTargets { .. }
+        | Op::DeregisterTargets { .. }
+        | Op::CreateLoadBalancer { .. }
+        | Op::SetSubnets { .. }
+        | Op::SetSecurityGroups { .. }
+        | Op::RequestCertificate { .. }
+        | Op::WriteValidation { .. }
+        | Op::SetLbAttributes { .. }
+        | Op::Unprotect { .. }
+        | Op::CreateListener { .. }
+        | Op::AttachStandby { .. }
+        | Op::ModifyListener { .. }
+        | Op::DetachStandby { .. }
+        | Op::SetListenerHeaders { .. }
+        | Op::DeleteListener { .. }
+        | Op::SetRecord { .. }
+        | Op::ClearMarker { .. } => false,
+    }
 }
 
 /// The resource an operation acts on, for progress lines.
@@ -363,7 +389,31 @@ fn subject(op: &Op) -> String {
         Op::DeleteTargetGroup { arn, .. } => format!("target group {}", short_arn(arn)),
         Op::DeleteLoadBalancer { arn, .. } => format!("load balancer {}", short_arn(arn)),
         Op::DeleteCertificate { arn, .. } => format!("certificate {arn}"),
-        _ => "the resources of this change".to_owned(),
+        Op::CreateSecurityGroup { .. }
+        | Op::AuthorizeIngress { .. }
+        | Op::UpdateRuleDescriptions { .. }
+        | Op::RevokeIngress { .. }
+        | Op::CreateTargetGroup { .. }
+        | Op::ModifyHealthCheck { .. }
+        | Op::SetTags { .. }
+        | Op::Adopt { .. }
+        | Op::RegisterTargets { .. }
+        | Op::DeregisterTargets { .. }
+        | Op::CreateLoadBalancer { .. }
+        | Op::SetSubnets { .. }
+        | Op::SetSecurityGroups { .. }
+        | Op::RequestCertificate { .. }
+        | Op::WriteValidation { .. }
+        | Op::SetLbAttributes { .. }
+        | Op::Unprotect { .. }
+        | Op::CreateListener { .. }
+        | Op::AttachStandby { .. }
+        | Op::ModifyListener { .. }
+        | Op::DetachStandby { .. }
+        | Op::SetListenerHeaders { .. }
+        | Op::DeleteListener { .. }
+        | Op::SetRecord { .. }
+        | Op::ClearMarker { .. } => "the resources of this change".to_owned(),
     }
 }
 
@@ -385,7 +435,33 @@ async fn dependents(ctx: &Context, op: &Op) -> String {
             _ => String::new(),
         },
         Op::DeleteTargetGroup { .. } => ": a listener or rule still forwards to it".to_owned(),
-        _ => String::new(),
+        Op::CreateSecurityGroup { .. }
+        | Op::AuthorizeIngress { .. }
+        | Op::UpdateRuleDescriptions { .. }
+        | Op::RevokeIngress { .. }
+        | Op::CreateTargetGroup { .. }
+        | Op::ModifyHealthCheck { .. }
+        | Op::SetTags { .. }
+        | Op::Adopt { .. }
+        | Op::RegisterTargets { .. }
+        | Op::DeregisterTargets { .. }
+        | Op::CreateLoadBalancer { .. }
+        | Op::SetSubnets { .. }
+        | Op::SetSecurityGroups { .. }
+        | Op::DeleteLoadBalancer { .. }
+        | Op::RequestCertificate { .. }
+        | Op::DeleteCertificate { .. }
+        | Op::WriteValidation { .. }
+        | Op::SetLbAttributes { .. }
+        | Op::Unprotect { .. }
+        | Op::CreateListener { .. }
+        | Op::AttachStandby { .. }
+        | Op::ModifyListener { .. }
+        | Op::DetachStandby { .. }
+        | Op::SetListenerHeaders { .. }
+        | Op::DeleteListener { .. }
+        | Op::SetRecord { .. }
+        | Op::ClearMarker { .. } => String::new(),
     }
 }
 

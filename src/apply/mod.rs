@@ -287,6 +287,32 @@ pub async fn run(
     if let Some(e) = failure {
         return Err(e);
     }
+    // Every node ran, or waits behind a paused one: a walk that ends with a node never
+    // started and nothing paused would report a half-carried plan as done.
+    if paused.is_empty() {
+        let not_run: Vec<String> = plan
+            .nodes
+            .iter()
+            .filter(|n| !done.contains_key(&n.id))
+            .map(|n| {
+                let waiting: Vec<String> = waits_for
+                    .get(&n.id)
+                    .into_iter()
+                    .flatten()
+                    .filter(|d| !done.contains_key(**d))
+                    .map(|d| d.to_string())
+                    .collect();
+                format!("{} (waiting on {})", n.id, waiting.join(", "))
+            })
+            .collect();
+        if !not_run.is_empty() {
+            return Err(Error::Bug(format!(
+                "the run ended with {} of the plan's steps never started: {}",
+                not_run.len(),
+                not_run.join("; ")
+            )));
+        }
+    }
     let finished = if paused.is_empty() {
         Finished::Done
     } else {

@@ -212,7 +212,32 @@ impl Op {
                 serve.target_group()
             }
             Op::AttachStandby { tg, .. } => Some(tg),
-            _ => None,
+            Op::CreateSecurityGroup { .. }
+            | Op::AuthorizeIngress { .. }
+            | Op::UpdateRuleDescriptions { .. }
+            | Op::RevokeIngress { .. }
+            | Op::DeleteSecurityGroup { .. }
+            | Op::CreateTargetGroup { .. }
+            | Op::ModifyHealthCheck { .. }
+            | Op::SetTags { .. }
+            | Op::Adopt { .. }
+            | Op::RegisterTargets { .. }
+            | Op::DeregisterTargets { .. }
+            | Op::DeleteTargetGroup { .. }
+            | Op::CreateLoadBalancer { .. }
+            | Op::SetSubnets { .. }
+            | Op::SetSecurityGroups { .. }
+            | Op::DeleteLoadBalancer { .. }
+            | Op::RequestCertificate { .. }
+            | Op::DeleteCertificate { .. }
+            | Op::WriteValidation { .. }
+            | Op::SetLbAttributes { .. }
+            | Op::Unprotect { .. }
+            | Op::DetachStandby { .. }
+            | Op::SetListenerHeaders { .. }
+            | Op::DeleteListener { .. }
+            | Op::SetRecord { .. }
+            | Op::ClearMarker { .. } => None,
         }
     }
 }
@@ -385,12 +410,15 @@ fn headers_after_protocol(b: &mut Builder) {
     let headers: Vec<u16> = b
         .nodes
         .iter()
-        .filter_map(|(id, _)| match id {
-            NodeId::Listener {
+        .filter_map(|(id, _)| {
+            let NodeId::Listener {
                 port,
                 part: ListenerPart::Headers,
-            } => Some(*port),
-            _ => None,
+            } = id
+            else {
+                return None;
+            };
+            Some(*port)
         })
         .collect();
     for port in headers {
@@ -415,9 +443,11 @@ fn unprotect_before_delete(b: &mut Builder) {
     let ids: Vec<String> = b
         .nodes
         .iter()
-        .filter_map(|(id, _)| match id {
-            NodeId::BalancerUnprotect { id } => Some(id.clone()),
-            _ => None,
+        .filter_map(|(id, _)| {
+            let NodeId::BalancerUnprotect { id } = id else {
+                return None;
+            };
+            Some(id.clone())
         })
         .collect();
     for id in ids {
@@ -490,16 +520,16 @@ fn verification(b: &mut Builder, decided: &Decided) -> Vec<NodeId> {
         let opening: Vec<(NodeId, SgRef, Vec<RuleKey>)> = b
             .nodes
             .iter()
-            .filter_map(|(id, k)| match op_of(k)? {
-                Op::AuthorizeIngress { group, rules } => {
-                    let public: Vec<RuleKey> = rules
-                        .iter()
-                        .map(|(r, _)| r.clone())
-                        .filter(RuleKey::is_from_internet)
-                        .collect();
-                    (!public.is_empty()).then(|| (id.clone(), group.clone(), public))
-                }
-                _ => None,
+            .filter_map(|(id, k)| {
+                let Op::AuthorizeIngress { group, rules } = op_of(k)? else {
+                    return None;
+                };
+                let public: Vec<RuleKey> = rules
+                    .iter()
+                    .map(|(r, _)| r.clone())
+                    .filter(RuleKey::is_from_internet)
+                    .collect();
+                (!public.is_empty()).then(|| (id.clone(), group.clone(), public))
             })
             .collect();
         for (id, group, rules) in opening {
@@ -537,13 +567,12 @@ fn dns_choreography(
         let name = &rec.name;
         let of_record = |step: DnsStep| move |op: &Op| matches!(op, Op::SetRecord { name: n, step: s, .. } if n == name && *s == step);
         let mark_of = |b: &Builder, id: &NodeId| {
-            b.nodes
-                .iter()
-                .find(|(n, _)| n == id)
-                .and_then(|(_, k)| match op_of(k) {
-                    Some(Op::SetRecord { mark, .. }) => mark.clone(),
-                    _ => None,
-                })
+            b.nodes.iter().find(|(n, _)| n == id).and_then(|(_, k)| {
+                let Some(Op::SetRecord { mark, .. }) = op_of(k) else {
+                    return None;
+                };
+                mark.clone()
+            })
         };
         let lowers = b.ops_where(of_record(DnsStep::LowerTtl));
         let switch = b.ops_where(of_record(DnsStep::Switch));
@@ -595,16 +624,16 @@ fn dns_choreography(
         if let Some(staged) = &rec.cutover {
             let weighs = b.ops_where(|op| matches!(op, Op::SetRecord { name: n, step: DnsStep::Weigh(_), .. } if n == name));
             let share_of = |b: &Builder, id: &NodeId| {
-                b.nodes
-                    .iter()
-                    .find(|(n, _)| n == id)
-                    .and_then(|(_, k)| match op_of(k) {
-                        Some(Op::SetRecord {
-                            step: DnsStep::Weigh(p),
-                            ..
-                        }) => Some(*p),
-                        _ => None,
-                    })
+                b.nodes.iter().find(|(n, _)| n == id).and_then(|(_, k)| {
+                    let Some(Op::SetRecord {
+                        step: DnsStep::Weigh(p),
+                        ..
+                    }) = op_of(k)
+                    else {
+                        return None;
+                    };
+                    Some(*p)
+                })
             };
             let mut prev = before_switch.clone();
             for (share, since, revert) in &staged.bakes {

@@ -715,11 +715,12 @@ pub fn placement(
     });
     let placed: Option<&Vec<String>> = plan
         .changes()
-        .find_map(|c| match &c.op {
-            Op::CreateLoadBalancer { subnets, .. } | Op::SetSubnets { subnets, .. } => {
+        .find_map(|c| {
+            if let Op::CreateLoadBalancer { subnets, .. } | Op::SetSubnets { subnets, .. } = &c.op {
                 Some(subnets)
+            } else {
+                None
             }
-            _ => None,
         })
         .filter(|_| !placed_already);
     if let Some(subnets) = placed {
@@ -981,7 +982,30 @@ pub fn destroy_reasons(plan: &mut Plan) {
             Op::DeleteSecurityGroup { .. } => "destroy: owned by the stack, once nothing uses or names it",
             Op::RevokeIngress { .. } => "destroy: these rules name a group the stack deletes (AWS keeps a group that a rule names)",
             Op::ClearMarker { .. } => "destroy: the stack's wait marker",
-            _ => continue,
+            Op::CreateSecurityGroup { .. }
+            | Op::AuthorizeIngress { .. }
+            | Op::UpdateRuleDescriptions { .. }
+            | Op::CreateTargetGroup { .. }
+            | Op::ModifyHealthCheck { .. }
+            | Op::SetTags { .. }
+            | Op::Adopt { .. }
+            | Op::RegisterTargets { .. }
+            | Op::DeregisterTargets { .. }
+            | Op::CreateLoadBalancer { .. }
+            | Op::SetSubnets { .. }
+            | Op::SetSecurityGroups { .. }
+            | Op::RequestCertificate { .. }
+            | Op::DeleteCertificate { .. }
+            | Op::WriteValidation { .. }
+            | Op::SetLbAttributes { .. }
+            | Op::Unprotect { .. }
+            | Op::CreateListener { .. }
+            | Op::AttachStandby { .. }
+            | Op::ModifyListener { .. }
+            | Op::DetachStandby { .. }
+            | Op::SetListenerHeaders { .. }
+            | Op::DeleteListener { .. }
+            | Op::SetRecord { .. } => continue,
         };
         c.reason = reason.to_owned();
     }

@@ -1650,3 +1650,60 @@ fn a_probe_comes_right_before_the_switch_once_the_load_balancer_serves() {
     q.edges.retain(|(_, to)| to.to_string() != probe);
     assert!(reconcile::plan::check::check(&d, &o, &q).is_err());
 }
+
+/// The walk never reports a plan done while one of its steps never started: a step whose
+/// dependency is not in the plan is reported, by id and with what it waits on, as a bug.
+#[test]
+fn a_walk_that_leaves_a_step_unstarted_says_so() {
+    use std::sync::Arc;
+    let mut p = plan_of(&desired(), &starting_point());
+    let switch = "dns.www.example.com.CNAME.switch";
+    p.nodes.retain(|n| n.id.to_string() == switch);
+    assert_eq!(p.nodes.len(), 1, "{:?}", ids(&p));
+    struct Silent;
+    impl reconcile::apply::Hooks for Silent {
+        fn started(&self, _: &reconcile::plan::Node) {}
+        fn finished(
+            &self,
+            _: &reconcile::plan::Node,
+            _: &reconcile::apply::NodeEnd,
+            _: std::time::Duration,
+        ) {
+        }
+        fn failed(&self, _: &reconcile::plan::Node, _: &reconcile::apply::Error) {}
+        fn waiting(
+            &self,
+            _: &reconcile::plan::Node,
+            _: &str,
+            _: std::time::Duration,
+            _: Option<std::time::Duration>,
+        ) {
+        }
+    }
+    let config = aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url("http://127.0.0.1:9")
+        .build();
+    let clients = reconcile::aws::Clients::new(&config);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let out = rt.block_on(reconcile::apply::run(
+        &clients,
+        &reconcile::aws::Meter::new(),
+        &starting_point(),
+        &p,
+        &reconcile::apply::Options::default(),
+        Arc::new(Silent),
+    ));
+    let Err(err) = out else {
+        panic!("the walk ended done with a step never started");
+    };
+    let err = err.to_string();
+    assert!(
+        err.contains("1 of the plan's steps never started")
+            && err.contains(switch)
+            && err.contains("waiting on sg.backend.rules.add")
+            && err.contains("gate.tg.app.healthy"),
+        "{err}"
+    );
+}
