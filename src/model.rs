@@ -435,9 +435,7 @@ pub struct SslPolicy {
     pub defaulted: bool,
 }
 
-/// The TLS policy an HTTPS listener gets when the manifest names none: TLS 1.3 and 1.2
-/// (the API's own default, `ELBSecurityPolicy-2016-08`, still takes TLS 1.0).
-pub const DEFAULT_SSL_POLICY: &str = "ELBSecurityPolicy-TLS13-1-2-2021-06";
+pub use crate::manifest::DEFAULT_SSL_POLICY;
 
 /// A listener's response headers: each managed header attribute with a value other than
 /// AWS's default (an attribute at its default is left out, so that equal maps mean equal

@@ -1,6 +1,19 @@
 //! The AWS names and tags the stack derives from the manifest. One place, so that the
 //! validator, the observer and the executor can never disagree on what a resource is called.
 
+/// Tag key on the security group that is a stack's apply lock; its value is the stack id.
+/// The reader leaves such groups out of what the stack owns.
+pub const LOCK_TAG: &str = "reconcile:lock";
+
+/// The SHA-256 of `bytes` in lowercase hex: plan digests, lock tokens and machine ids.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// Tag key that marks a resource as owned by a stack; its value is the stack id.
 pub const STACK_TAG: &str = "reconcile:stack";
 

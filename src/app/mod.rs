@@ -182,13 +182,7 @@ fn load_one(path: &Path) -> Result<Loaded, Diagnostics> {
     })
 }
 
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::Digest as _;
-    sha2::Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
+pub use crate::names::sha256_hex;
 
 /// A fingerprint of observed state: equal states give equal fingerprints.
 pub fn fingerprint(o: &Observed) -> String {

@@ -32,8 +32,7 @@ use crate::model::{ObservedSg, Tags};
 pub const LEASE: Duration = Duration::from_secs(5 * 60);
 /// How often the holder renews it (and finds out whether it still holds it).
 const RENEW: Duration = Duration::from_secs(15);
-/// Tag that marks a lock group, with the stack as value.
-pub const LOCK_TAG: &str = "reconcile:lock";
+pub use crate::names::LOCK_TAG;
 /// The holder's run's random token.
 pub const TOKEN_TAG: &str = "reconcile:lock-token";
 const EXPIRES_TAG: &str = "reconcile:expires";
@@ -56,20 +55,6 @@ pub struct Holder {
     pub token: String,
     /// Where the holder's pid means something (see the module's documentation).
     machine: String,
-}
-
-impl std::fmt::Display for Holder {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} (pid {} on {}, token {}), ",
-            self.who, self.pid, self.host, self.token
-        )?;
-        match self.expires {
-            Some(t) => write!(f, "until {}", crate::render::human::utc(t)),
-            None => write!(f, "with no lease end"),
-        }
-    }
 }
 
 impl Holder {
@@ -139,7 +124,8 @@ fn machine() -> String {
     let pid_ns = std::fs::read_link("/proc/self/ns/pid");
     match (boot, pid_ns) {
         (Ok(boot), Ok(ns)) => {
-            let id = crate::app::sha256_hex(format!("{}/{}", boot.trim(), ns.display()).as_bytes());
+            let id =
+                crate::names::sha256_hex(format!("{}/{}", boot.trim(), ns.display()).as_bytes());
             id[..16].to_owned()
         }
         _ => String::new(),
@@ -154,7 +140,7 @@ fn new_token() -> String {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
-        let seed = crate::app::sha256_hex(format!("{nanos}/{}", std::process::id()).as_bytes());
+        let seed = crate::names::sha256_hex(format!("{nanos}/{}", std::process::id()).as_bytes());
         return seed[..16].to_owned();
     }
     bytes.iter().map(|b| format!("{b:02x}")).collect()

@@ -47,7 +47,16 @@ pub async fn plan(
                 }
             }
         }
-        PlanView::Json => console.json(&json::PlanDocument::new(&planning))?,
+        PlanView::Json => console.json(&json::PlanDocument::new(
+            &planning.stats,
+            planning.stacks.iter().map(|p| {
+                (
+                    &p.plan,
+                    p.loaded.path.display().to_string(),
+                    serde_json::to_value(&p.stats).unwrap_or_default(),
+                )
+            }),
+        ))?,
         PlanView::Markdown => {
             let plans: Vec<(&reconcile::plan::Plan, String)> = planned
                 .iter()
@@ -103,7 +112,12 @@ pub fn show(planfile: &Path, as_json: bool) -> anyhow::Result<Outcome> {
     let console = Console::detect();
     let saved = SavedPlan::read(planfile)?;
     if as_json {
-        console.json(&json::PlanDocument::of_saved(&saved))?;
+        console.json(&json::PlanDocument::of_saved(
+            saved
+                .stacks
+                .iter()
+                .map(|s| (&s.plan, s.manifest.display().to_string())),
+        ))?;
     } else {
         for (i, s) in saved.stacks.iter().enumerate() {
             if i > 0 {

@@ -489,3 +489,7 @@ pub struct Probe {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expect: Option<Vec<i64>>,
 }
+
+/// The TLS policy an HTTPS listener gets when the manifest names none: TLS 1.3 and 1.2
+/// (the API's own default, `ELBSecurityPolicy-2016-08`, still takes TLS 1.0).
+pub const DEFAULT_SSL_POLICY: &str = "ELBSecurityPolicy-TLS13-1-2-2021-06";

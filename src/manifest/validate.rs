@@ -724,7 +724,7 @@ impl Validator<'_> {
                         format!("\"{policy}\" is not a TLS security policy of Application Load Balancers"),
                         format!(
                             "use one of AWS's ELBSecurityPolicy-... names (aws elbv2 describe-ssl-policies), e.g. {}, or leave it out for that default",
-                            crate::model::DEFAULT_SSL_POLICY
+                            crate::manifest::DEFAULT_SSL_POLICY
                         ),
                     );
                 }

@@ -612,7 +612,7 @@ async fn read_security_groups(
     groups.sort_by(|a, b| a.id.cmp(&b.id));
     groups.dedup_by(|a, b| a.id == b.id);
     // Apply locks come and go with runs; they are not part of any stack's state.
-    groups.retain(|g| !g.tags.contains_key(crate::apply::lock::LOCK_TAG));
+    groups.retain(|g| !g.tags.contains_key(crate::names::LOCK_TAG));
     Ok(groups)
 }
 

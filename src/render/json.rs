@@ -19,19 +19,20 @@ pub struct PlanDocument {
 }
 
 impl PlanDocument {
-    /// The document of a run's plans.
-    pub fn new(planning: &crate::app::Planning) -> PlanDocument {
+    /// The document of a run's plans: the run's read statistics, and each stack's plan
+    /// with its manifest's path and its own statistics.
+    pub fn new<'a>(
+        run: &crate::aws::ReadStats,
+        stacks: impl IntoIterator<Item = (&'a Plan, String, serde_json::Value)>,
+    ) -> PlanDocument {
+        let stacks: Vec<StackPlan> = stacks
+            .into_iter()
+            .map(|(plan, path, stats)| StackPlan::new(plan, &path, stats))
+            .collect();
         PlanDocument {
             format_version: FORMAT_VERSION.to_owned(),
-            stats: run_stats(&planning.stats, planning.stacks.len()),
-            stacks: planning
-                .stacks
-                .iter()
-                .map(|p| {
-                    let stats = serde_json::to_value(&p.stats).unwrap_or_default();
-                    StackPlan::new(&p.plan, &p.loaded.path.display().to_string(), stats)
-                })
-                .collect(),
+            stats: run_stats(run, stacks.len()),
+            stacks,
         }
     }
 }
@@ -39,20 +40,13 @@ impl PlanDocument {
 impl PlanDocument {
     /// The document of a saved plan (`reconcile show PLANFILE --json`): the plans as they
     /// were made, without read statistics (no read is made).
-    pub fn of_saved(saved: &crate::app::SavedPlan) -> PlanDocument {
+    pub fn of_saved<'a>(stacks: impl IntoIterator<Item = (&'a Plan, String)>) -> PlanDocument {
         PlanDocument {
             format_version: FORMAT_VERSION.to_owned(),
             stats: serde_json::Value::Null,
-            stacks: saved
-                .stacks
-                .iter()
-                .map(|s| {
-                    StackPlan::new(
-                        &s.plan,
-                        &s.manifest.display().to_string(),
-                        serde_json::Value::Null,
-                    )
-                })
+            stacks: stacks
+                .into_iter()
+                .map(|(plan, path)| StackPlan::new(plan, &path, serde_json::Value::Null))
                 .collect(),
         }
     }

@@ -9,6 +9,22 @@ use crate::plan::{Blocker, NodeId};
 
 use super::human::{duration, unhealthy_target, utc};
 
+/// A lock's holder in the lock's errors and messages: who, where, its token and its
+/// lease's end.
+impl std::fmt::Display for Holder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} (pid {} on {}, token {}), ",
+            self.who, self.pid, self.host, self.token
+        )?;
+        match self.expires {
+            Some(t) => write!(f, "until {}", utc(t)),
+            None => write!(f, "with no lease end"),
+        }
+    }
+}
+
 pub const CONFIRM: &str = "\nApply these changes? Only 'yes' is accepted: ";
 pub const NOTHING_CHANGED: &str = "Nothing was changed.";
 pub const NO_CHANGES: &str = "No changes: the live state matches every manifest.";
