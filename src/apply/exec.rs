@@ -271,7 +271,7 @@ pub async fn run(
                 } else {
                     settle::LISTED_SETTLE
                 };
-        let in_use = LETTING_GO.contains(&code) && is_delete(op);
+        let in_use = LETTING_GO.contains(&code) && deleted(op).is_some();
         if in_use && t0.elapsed() >= LET_GO_WITHIN {
             let still = dependents(ctx, op).await;
             return Err(Error::Failed {
@@ -346,14 +346,22 @@ const LETTING_GO: &[&str] = &[
     "ResourceInUseException",
 ];
 
-/// Does the change delete a resource that AWS keeps while something uses it? Every
-/// variant is named: a new change must say whether it is one.
-fn is_delete(op: &Op) -> bool {
+/// A resource a change deletes and that AWS keeps while something uses it.
+enum Deleted<'a> {
+    SecurityGroup(&'a str),
+    TargetGroup(&'a str),
+    LoadBalancer(&'a str),
+    Certificate(&'a str),
+}
+
+/// What the change deletes, if it is such a delete. Every variant is named: a new change
+/// must say whether it is one.
+fn deleted(op: &Op) -> Option<Deleted<'_>> {
     match op {
-        Op::DeleteSecurityGroup { .. }
-        | Op::DeleteTargetGroup { .. }
-        | Op::DeleteLoadBalancer { .. }
-        | Op::DeleteCertificate { .. } => true,
+        Op::DeleteSecurityGroup { id, .. } => Some(Deleted::SecurityGroup(id)),
+        Op::DeleteTargetGroup { arn, .. } => Some(Deleted::TargetGroup(arn)),
+        Op::DeleteLoadBalancer { arn, .. } => Some(Deleted::LoadBalancer(arn)),
+        Op::DeleteCertificate { arn, .. } => Some(Deleted::Certificate(arn)),
         Op::CreateSecurityGroup { .. }
         | Op::AuthorizeIngress { .. }
         | Op::UpdateRuleDescriptions { .. }
@@ -378,42 +386,18 @@ fn is_delete(op: &Op) -> bool {
         | Op::SetListenerHeaders { .. }
         | Op::DeleteListener { .. }
         | Op::SetRecord { .. }
-        | Op::ClearMarker { .. } => false,
+        | Op::ClearMarker { .. } => None,
     }
 }
 
 /// The resource an operation acts on, for progress lines.
 fn subject(op: &Op) -> String {
-    match op {
-        Op::DeleteSecurityGroup { id, .. } => format!("security group {id}"),
-        Op::DeleteTargetGroup { arn, .. } => format!("target group {}", short_arn(arn)),
-        Op::DeleteLoadBalancer { arn, .. } => format!("load balancer {}", short_arn(arn)),
-        Op::DeleteCertificate { arn, .. } => format!("certificate {arn}"),
-        Op::CreateSecurityGroup { .. }
-        | Op::AuthorizeIngress { .. }
-        | Op::UpdateRuleDescriptions { .. }
-        | Op::RevokeIngress { .. }
-        | Op::CreateTargetGroup { .. }
-        | Op::ModifyHealthCheck { .. }
-        | Op::SetTags { .. }
-        | Op::Adopt { .. }
-        | Op::RegisterTargets { .. }
-        | Op::DeregisterTargets { .. }
-        | Op::CreateLoadBalancer { .. }
-        | Op::SetSubnets { .. }
-        | Op::SetSecurityGroups { .. }
-        | Op::RequestCertificate { .. }
-        | Op::WriteValidation { .. }
-        | Op::SetLbAttributes { .. }
-        | Op::Unprotect { .. }
-        | Op::CreateListener { .. }
-        | Op::AttachStandby { .. }
-        | Op::ModifyListener { .. }
-        | Op::DetachStandby { .. }
-        | Op::SetListenerHeaders { .. }
-        | Op::DeleteListener { .. }
-        | Op::SetRecord { .. }
-        | Op::ClearMarker { .. } => "the resources of this change".to_owned(),
+    match deleted(op) {
+        Some(Deleted::SecurityGroup(id)) => format!("security group {id}"),
+        Some(Deleted::TargetGroup(arn)) => format!("target group {}", short_arn(arn)),
+        Some(Deleted::LoadBalancer(arn)) => format!("load balancer {}", short_arn(arn)),
+        Some(Deleted::Certificate(arn)) => format!("certificate {arn}"),
+        None => "the resources of this change".to_owned(),
     }
 }
 
@@ -429,39 +413,13 @@ fn short_arn(arn: &str) -> &str {
 /// What still depends on the resource a delete was refused for, as a clause for the
 /// error (empty when it cannot be told).
 async fn dependents(ctx: &Context, op: &Op) -> String {
-    match op {
-        Op::DeleteSecurityGroup { id, .. } => match ctx.ec2().dependents_of(id).await {
+    match deleted(op) {
+        Some(Deleted::SecurityGroup(id)) => match ctx.ec2().dependents_of(id).await {
             Ok(d) if !d.is_empty() => format!(": {}", d.join(", ")),
-            _ => String::new(),
+            Ok(_) | Err(_) => String::new(),
         },
-        Op::DeleteTargetGroup { .. } => ": a listener or rule still forwards to it".to_owned(),
-        Op::CreateSecurityGroup { .. }
-        | Op::AuthorizeIngress { .. }
-        | Op::UpdateRuleDescriptions { .. }
-        | Op::RevokeIngress { .. }
-        | Op::CreateTargetGroup { .. }
-        | Op::ModifyHealthCheck { .. }
-        | Op::SetTags { .. }
-        | Op::Adopt { .. }
-        | Op::RegisterTargets { .. }
-        | Op::DeregisterTargets { .. }
-        | Op::CreateLoadBalancer { .. }
-        | Op::SetSubnets { .. }
-        | Op::SetSecurityGroups { .. }
-        | Op::DeleteLoadBalancer { .. }
-        | Op::RequestCertificate { .. }
-        | Op::DeleteCertificate { .. }
-        | Op::WriteValidation { .. }
-        | Op::SetLbAttributes { .. }
-        | Op::Unprotect { .. }
-        | Op::CreateListener { .. }
-        | Op::AttachStandby { .. }
-        | Op::ModifyListener { .. }
-        | Op::DetachStandby { .. }
-        | Op::SetListenerHeaders { .. }
-        | Op::DeleteListener { .. }
-        | Op::SetRecord { .. }
-        | Op::ClearMarker { .. } => String::new(),
+        Some(Deleted::TargetGroup(_)) => ": a listener or rule still forwards to it".to_owned(),
+        Some(Deleted::LoadBalancer(_) | Deleted::Certificate(_)) | None => String::new(),
     }
 }
 

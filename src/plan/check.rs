@@ -271,7 +271,7 @@ impl Graph {
             Part::Clock | Part::SeenLbs | Part::Sg(_) => true,
             _ => false,
         };
-        if f.changes(base) {
+        if f.changes_served(base) {
             return false;
         }
         // Can an answer that leads to a load balancer be live before `t` runs? One live
@@ -289,7 +289,7 @@ impl Graph {
                     | Part::TgTargets(_)
             )
         };
-        !(lb && f.changes(path))
+        !(lb && f.changes_served(path))
     }
 
     /// A node whose run from this state stands for every order (see docs/architecture.md):

@@ -65,6 +65,10 @@ pub enum Mode {
     Attach,
     /// Moves the clock on (a wait): two waits commute.
     Advance,
+    /// Changes the resource's tags only (adoption, `SetTags`). Ordered against every other
+    /// touch of the resource, since the ownership check of a change reads its tags; but the
+    /// serving invariant reads no tag, so it never makes the change visible to it.
+    Tags,
 }
 
 /// Do two touches of one part commute?
@@ -128,6 +132,16 @@ impl Footprint {
                 .touches
                 .iter()
                 .any(|(p, m)| *m != Mode::Read && which(p))
+    }
+
+    /// Does the node change a part the serving invariant reads (anything but reading it or
+    /// its tags)?
+    pub fn changes_served(&self, which: impl Fn(&Part) -> bool) -> bool {
+        self.global
+            || self
+                .touches
+                .iter()
+                .any(|(p, m)| !matches!(m, Mode::Read | Mode::Tags) && which(p))
     }
 }
 
@@ -377,11 +391,12 @@ impl<'a> Context<'a> {
                 f.write(Part::Tg(tg_name(tg)));
             }
             Op::SetTags { resource, .. } | Op::Adopt { resource, .. } => {
-                f.write(match resource {
+                let part = match resource {
                     Tagged::LoadBalancer { arn } => Part::Lb(format!("arn:{arn}")),
                     Tagged::TargetGroup { arn } => Part::Tg(format!("arn:{arn}")),
                     Tagged::SecurityGroup { id } => Part::Sg(format!("id:{id}")),
-                });
+                };
+                f.with(part, Mode::Tags);
             }
             Op::RegisterTargets { tg, .. } | Op::DeregisterTargets { tg, .. } => {
                 f.read(Part::Tg(tg_name(tg)))

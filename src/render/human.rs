@@ -207,44 +207,16 @@ pub fn unhealthy_target(t: &crate::model::TargetHealth) -> String {
 /// Which step of the DNS choreography a record change is, as a note after its name
 /// (`(lower TTL)`); empty for any other change.
 pub fn step_note(c: &Change) -> String {
-    use crate::plan::Op;
-    match &c.op {
-        Op::SetRecord { step, cutover, .. } => match (step, cutover) {
-            (DnsStep::Switch, Some(_)) => "(switch: 100%)".to_owned(),
-            (DnsStep::LowerTtl, _) => "(lower TTL)".to_owned(),
-            (DnsStep::Switch, None) => "(switch)".to_owned(),
-            (DnsStep::RestoreTtl, _) => "(restore TTL)".to_owned(),
-            (DnsStep::SetTtl, _) => String::new(),
-            (DnsStep::Weigh(p), _) => format!("(cutover: {p}%)"),
-        },
-        Op::CreateSecurityGroup { .. }
-        | Op::AuthorizeIngress { .. }
-        | Op::UpdateRuleDescriptions { .. }
-        | Op::RevokeIngress { .. }
-        | Op::DeleteSecurityGroup { .. }
-        | Op::CreateTargetGroup { .. }
-        | Op::ModifyHealthCheck { .. }
-        | Op::SetTags { .. }
-        | Op::Adopt { .. }
-        | Op::RegisterTargets { .. }
-        | Op::DeregisterTargets { .. }
-        | Op::DeleteTargetGroup { .. }
-        | Op::CreateLoadBalancer { .. }
-        | Op::SetSubnets { .. }
-        | Op::SetSecurityGroups { .. }
-        | Op::DeleteLoadBalancer { .. }
-        | Op::RequestCertificate { .. }
-        | Op::DeleteCertificate { .. }
-        | Op::WriteValidation { .. }
-        | Op::SetLbAttributes { .. }
-        | Op::Unprotect { .. }
-        | Op::CreateListener { .. }
-        | Op::AttachStandby { .. }
-        | Op::ModifyListener { .. }
-        | Op::DetachStandby { .. }
-        | Op::SetListenerHeaders { .. }
-        | Op::DeleteListener { .. }
-        | Op::ClearMarker { .. } => String::new(),
+    let crate::plan::Op::SetRecord { step, cutover, .. } = &c.op else {
+        return String::new();
+    };
+    match (step, cutover) {
+        (DnsStep::Switch, Some(_)) => "(switch: 100%)".to_owned(),
+        (DnsStep::LowerTtl, _) => "(lower TTL)".to_owned(),
+        (DnsStep::Switch, None) => "(switch)".to_owned(),
+        (DnsStep::RestoreTtl, _) => "(restore TTL)".to_owned(),
+        (DnsStep::SetTtl, _) => String::new(),
+        (DnsStep::Weigh(p), _) => format!("(cutover: {p}%)"),
     }
 }
 
