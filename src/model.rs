@@ -435,7 +435,7 @@ pub struct SslPolicy {
     pub defaulted: bool,
 }
 
-pub use crate::manifest::DEFAULT_SSL_POLICY;
+use crate::manifest::DEFAULT_SSL_POLICY;
 
 /// A listener's response headers: each managed header attribute with a value other than
 /// AWS's default (an attribute at its default is left out, so that equal maps mean equal

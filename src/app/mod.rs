@@ -182,7 +182,7 @@ fn load_one(path: &Path) -> Result<Loaded, Diagnostics> {
     })
 }
 
-pub use crate::names::sha256_hex;
+use crate::names::sha256_hex;
 
 /// A fingerprint of observed state: equal states give equal fingerprints.
 pub fn fingerprint(o: &Observed) -> String {

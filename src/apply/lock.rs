@@ -32,7 +32,7 @@ use crate::model::{ObservedSg, Tags};
 pub const LEASE: Duration = Duration::from_secs(5 * 60);
 /// How often the holder renews it (and finds out whether it still holds it).
 const RENEW: Duration = Duration::from_secs(15);
-pub use crate::names::LOCK_TAG;
+use crate::names::LOCK_TAG;
 /// The holder's run's random token.
 pub const TOKEN_TAG: &str = "reconcile:lock-token";
 const EXPIRES_TAG: &str = "reconcile:expires";

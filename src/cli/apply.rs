@@ -30,22 +30,23 @@ pub struct ApplyArgs {
 
 impl ApplyArgs {
     pub fn new(flags: RunFlags, aws: AwsFlags, mode: app::Mode) -> ApplyArgs {
+        let mut walk = reconcile::apply::Options {
+            parallelism: usize::from(flags.parallelism),
+            max_wait: flags.max_wait,
+            resolve: flags.resolve.clone(),
+            ..Default::default()
+        };
+        // Whole seconds in the marker, rounded up: an allowance is never shortened.
+        if let Some(d) = flags.propagation_allowance {
+            let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+            walk.propagation_allowance = u32::try_from(secs).unwrap_or(u32::MAX);
+        }
         ApplyArgs {
             yes: flags.yes,
             json: flags.json,
             detailed_exitcode: flags.detailed_exitcode,
             run: app::RunOptions {
-                walk: reconcile::apply::Options {
-                    parallelism: usize::from(flags.parallelism),
-                    max_wait: flags.max_wait,
-                    resolve: flags.resolve.clone(),
-                    propagation_allowance: flags
-                        .propagation_allowance
-                        .map_or(reconcile::plan::dns::PROPAGATION_ALLOWANCE, |d| {
-                            u32::try_from(d.as_secs()).unwrap_or(u32::MAX)
-                        }),
-                    ..Default::default()
-                },
+                walk,
                 parallel_stacks: usize::from(flags.parallel_stacks),
             },
             lock_timeout: flags.lock_timeout,

@@ -4,6 +4,7 @@
 //! balancer, each target group and each of its own security groups: `apply` tags them
 //! first); one a stack owns is written plainly under that stack's names.
 
+use crate::manifest::DEFAULT_SSL_POLICY;
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{json, Map, Value};
@@ -16,7 +17,6 @@ use crate::manifest::net;
 use crate::model::{
     HealthPort, LbAttr, LbAttributes, ObservedInstance, ObservedLb, ObservedListener,
     ObservedRecord, ObservedSg, ObservedTg, ObservedZone, Redirect, ResponseHeader, Source, Tags,
-    DEFAULT_SSL_POLICY,
 };
 use crate::names;
 

@@ -1,6 +1,7 @@
 //! The load-balancer part of the diff: the load balancer (kept, changed in place, or
 //! replaced under the alternate name with DNS moved first) and its listeners.
 
+use crate::manifest::DEFAULT_SSL_POLICY;
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::json;
@@ -10,7 +11,7 @@ use super::id::{LbPart, ListenerPart};
 use super::{Action, CertRef, Change, LbRef, NodeId, Op, Serve, SgRef, Tagged, Tags, TgRef};
 use crate::model::{
     owned_by, Desired, Headers, LbAttr, LbAttributes, ListenerTo, ObservedLb, ObservedListener,
-    ResponseHeader, DEFAULT_SSL_POLICY,
+    ResponseHeader,
 };
 use crate::names;
 

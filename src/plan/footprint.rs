@@ -125,15 +125,6 @@ impl Footprint {
             })
     }
 
-    /// Does the node change a part (anything but reading it)?
-    pub fn changes(&self, which: impl Fn(&Part) -> bool) -> bool {
-        self.global
-            || self
-                .touches
-                .iter()
-                .any(|(p, m)| *m != Mode::Read && which(p))
-    }
-
     /// Does the node change a part the serving invariant reads (anything but reading it or
     /// its tags)?
     pub fn changes_served(&self, which: impl Fn(&Part) -> bool) -> bool {

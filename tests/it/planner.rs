@@ -1050,7 +1050,7 @@ fn the_migration_states_the_default_tls_policy_and_sets_the_headers_on_the_new_l
     assert!(c.reason.contains("ssl_policy not set"), "{}", c.reason);
     assert!(
         matches!(&c.op, Op::CreateListener { ssl_policy: Some(p), headers, .. }
-            if p == reconcile::model::DEFAULT_SSL_POLICY && headers.len() == 2),
+            if p == reconcile::manifest::DEFAULT_SSL_POLICY && headers.len() == 2),
         "{:?}",
         c.op
     );

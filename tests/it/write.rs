@@ -26,9 +26,10 @@ use reconcile::aws::ec2::Ec2;
 use reconcile::aws::elbv2::{Elbv2, ListenerAction};
 use reconcile::aws::route53::{ChangeAction, RecordSet, Route53};
 use reconcile::aws::{Clients, Error, Meter, Round};
+use reconcile::manifest::DEFAULT_SSL_POLICY;
 use reconcile::model::{
     AliasTarget, Headers, HealthCheck, HealthPort, ObservedRecord, ResponseHeader, RuleKey, Source,
-    Tags, DEFAULT_SSL_POLICY,
+    Tags,
 };
 use serde_json::Value;
 
