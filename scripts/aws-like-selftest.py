@@ -146,6 +146,34 @@ def t_target_health(env):
     return "unused -> (listener) initial -> healthy after 1.0 s; weight-0 forward in use; draining 1.5 s then gone"
 
 
+def t_health_settings(env):
+    # 30 s x 5 x scale 0.1 = 15 s of `initial`; 5 s x 2 = 1.0 s
+    env.reset(health_scale=0.1)
+    elb = env.client("elbv2")
+    vpc, _, _, lb = make_lb(env, "hs")
+    tg = elb.create_target_group(Name="hs-1", Protocol="HTTP", Port=80, VpcId=vpc,
+                                 HealthCheckIntervalSeconds=30, HealthyThresholdCount=5,
+                                 )["TargetGroups"][0]["TargetGroupArn"]
+    elb.register_targets(TargetGroupArn=tg, Targets=[{"Id": "i-0123456789abcdef0"}])
+    elb.create_listener(LoadBalancerArn=lb, Protocol="HTTP", Port=80,
+                        DefaultActions=[{"Type": "forward", "TargetGroupArn": tg}])
+    expect(health(elb, tg)[0][1] == "initial", "on 30 s x 5: %s" % health(elb, tg))
+    # faster checks: the target finishes on the new timing, not the old one's 15 s
+    elb.modify_target_group(TargetGroupArn=tg, HealthCheckIntervalSeconds=5, HealthyThresholdCount=2)
+    expect(health(elb, tg)[0][1] == "initial", "right after the change: %s" % health(elb, tg))
+    time.sleep(1.2)
+    h = health(elb, tg)
+    expect(h == [("i-0123456789abcdef0", "healthy", None)], "on 5 s x 2 after 1.2 s: %s" % h)
+    # back to the slow values: a healthy target stays healthy; a new one waits the slow window
+    elb.modify_target_group(TargetGroupArn=tg, HealthCheckIntervalSeconds=30, HealthyThresholdCount=5)
+    elb.register_targets(TargetGroupArn=tg, Targets=[{"Id": "i-0fedcba9876543210"}])
+    time.sleep(1.2)
+    h = dict((i, s) for i, s, _ in health(elb, tg))
+    expect(h.get("i-0123456789abcdef0") == "healthy", "kept healthy after slowing: %s" % h)
+    expect(h.get("i-0fedcba9876543210") == "initial", "a new target on 30 s x 5: %s" % h)
+    return "initial on 30 s x 5, healthy 1.2 s after a change to 5 s x 2; slowing keeps healthy ones healthy"
+
+
 def t_route53(env):
     env.reset(route53_pending=0.8)
     r53 = env.client("route53")
@@ -449,6 +477,7 @@ def t_check_hook(env):
 CHECKS = [
     ("provisioning", t_provisioning),
     ("target-health", t_target_health),
+    ("health-settings", t_health_settings),
     ("route53-change", t_route53),
     ("consistency", t_consistency),
     ("dependency-violation", t_dependency),

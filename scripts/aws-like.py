@@ -324,6 +324,23 @@ def texts(root, tag):
     return [e.text or "" for e in root.iter(tag)]
 
 
+def passed(timing, start, t, scale):
+    """Whether a target checked from `start` has passed by `t`: it needs interval x healthy
+    threshold (scaled) of checks, counted on the timing in force at each moment (`timing`,
+    [(since, interval, threshold)] in time order). As on AWS, changing a group's health check
+    keeps a healthy target healthy and lets one still `initial` finish on the new timing."""
+    progress = 0.0
+    for i, (since, interval, threshold) in enumerate(timing):
+        until = timing[i + 1][0] if i + 1 < len(timing) else t
+        lo, hi = max(since, start), min(until, t)
+        if hi > lo:
+            window = interval * threshold * scale
+            if window <= 0:
+                return True
+            progress += (hi - lo) / window
+    return progress >= 1.0
+
+
 def first(root, tag, default=None):
     e = root.find(".//" + tag)
     return e.text if e is not None and e.text is not None else default
@@ -543,6 +560,9 @@ class Layer:
         self.draining = {}          # (tg, id, port) -> draining until
         self.tg_usage = {}          # lb arn -> set of tg arns its listeners/rules forward to
         self.in_use_since = {}      # tg arn -> since
+        # tg arn -> [(since, interval, healthy threshold)]: the health-check timing in force
+        # from each time on (CreateTargetGroup, then every ModifyTargetGroup)
+        self.tg_timing = {}
         self.usage_scanned = False
         self.usage_gen = 0
         self.usage_inflight = 0
@@ -965,10 +985,23 @@ class Layer:
                     if fresh:
                         self.lb_created[arn] = t
                         self.new_ids[arn] = ("lb", t)
-            elif op == "CreateTargetGroup":
-                for arn in texts(parse_xml(body), "TargetGroupArn"):
-                    if fresh:
+            elif op in ("CreateTargetGroup", "ModifyTargetGroup"):
+                root = parse_xml(body)
+                for m in root.iter("member"):
+                    arn = first(m, "TargetGroupArn")
+                    if not arn:
+                        continue
+                    if fresh and op == "CreateTargetGroup":
                         self.new_ids[arn] = ("tg", t)
+                    try:
+                        timing = (t, float(first(m, "HealthCheckIntervalSeconds") or 30),
+                                  float(first(m, "HealthyThresholdCount") or 5))
+                    except ValueError:
+                        continue
+                    if op == "CreateTargetGroup":
+                        self.tg_timing[arn] = [timing]
+                    else:
+                        self.tg_timing.setdefault(arn, []).append(timing)
             elif op == "RegisterTargets":
                 tg = params.get("TargetGroupArn", "")
                 for tid, port in self.targets_of(params, ctx.get("tg_port")):
@@ -1138,15 +1171,18 @@ class Layer:
         if descs is None:
             return resp
         t = now()
-        interval, threshold = 30.0, 5.0
-        try:
-            tgr = await self.query("elasticloadbalancing", region, "DescribeTargetGroups",
-                                   {"TargetGroupArns.member.1": tg})
-            interval = float(first(tgr, "HealthCheckIntervalSeconds") or 30)
-            threshold = float(first(tgr, "HealthyThresholdCount") or 5)
-        except (UpstreamError, ValueError):
-            pass
-        window = interval * threshold * float(self.config["health_scale"])
+        timing = self.tg_timing.get(tg)
+        if not timing:
+            # A group made before this layer started: the timing it has now, all along.
+            interval, threshold = 30.0, 5.0
+            try:
+                tgr = await self.query("elasticloadbalancing", region, "DescribeTargetGroups",
+                                       {"TargetGroupArns.member.1": tg})
+                interval = float(first(tgr, "HealthCheckIntervalSeconds") or 30)
+                threshold = float(first(tgr, "HealthyThresholdCount") or 5)
+            except (UpstreamError, ValueError):
+                pass
+            timing = [(-1e18, interval, threshold)]
         in_use = await self.tg_in_use(region, tg)
         since = self.in_use_since.get(tg, -1e9)
         asked = [(tid, port) for tid, port in self.targets_of(params, None)]
@@ -1182,7 +1218,7 @@ class Layer:
                            "Target group is not configured to receive traffic from the load balancer")
                 continue
             reg = self.reg_time.get(key, -1e9)
-            if t < max(reg, since) + window:
+            if not passed(timing, max(reg, since), t, float(self.config["health_scale"])):
                 set_health(member, "initial", "Elb.RegistrationInProgress", "Target registration is in progress")
         for (dtg, tid, port), until in list(self.draining.items()):
             if until <= t:

@@ -243,6 +243,11 @@ pub struct DesiredTg {
     pub port: u16,
     pub protocol: String,
     pub health: HealthCheck,
+    /// The health check while the plan waits on the group's health (the resting one with
+    /// the manifest's `transition` timing); absent when the manifest gives none or it
+    /// changes nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transition: Option<HealthCheck>,
     pub targets: BTreeSet<String>,
     /// ARN of a group made by hand that the stack takes over.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -750,12 +755,29 @@ impl Desired {
                     healthy_threshold: seconds(hc.healthy_threshold),
                     unhealthy_threshold: seconds(hc.unhealthy_threshold),
                 };
+                let transition = hc.transition.as_ref().and_then(|t| {
+                    let fast = HealthCheck {
+                        interval_seconds: t
+                            .interval_seconds
+                            .map_or(health.interval_seconds, seconds),
+                        timeout_seconds: t.timeout_seconds.map_or(health.timeout_seconds, seconds),
+                        healthy_threshold: t
+                            .healthy_threshold
+                            .map_or(health.healthy_threshold, seconds),
+                        unhealthy_threshold: t
+                            .unhealthy_threshold
+                            .map_or(health.unhealthy_threshold, seconds),
+                        ..health.clone()
+                    };
+                    (fast != health).then_some(fast)
+                });
                 let desired = DesiredTg {
                     key: k.clone(),
                     name: names::target_group(&m.stack, k),
                     port: p,
                     protocol: tg.protocol.as_str().to_owned(),
                     health,
+                    transition,
                     targets: tg.targets.iter().cloned().collect(),
                     adopt: tg.adopt.clone(),
                 };

@@ -472,7 +472,7 @@ async fn run_once(ctx: &Context, op: &Op) -> Result<(), Error> {
                 .await?;
             ctx.refs().target_groups.insert(key.clone(), arn);
         }
-        Op::ModifyHealthCheck { tg, health } => {
+        Op::ModifyHealthCheck { tg, health, .. } => {
             elb.modify_health_check(&ctx.target_group(tg)?, health)
                 .await?
         }

@@ -288,13 +288,18 @@ pub async fn wait(
                 tokio::time::sleep(poll.next()).await;
             }
         }
-        Gate::TargetsHealthy { key, tg } => {
+        Gate::TargetsHealthy { key, tg, pace } => {
             let arn = ctx.target_group_arn(tg)?;
             let name = match tg {
                 TgRef::New { name, .. } => name.clone(),
                 TgRef::Arn(a) => a.split('/').nth(1).unwrap_or(a).to_owned(),
             };
-            let what = format!("every target of target group \"{key}\" is healthy");
+            let what = format!(
+                "every target of target group \"{key}\" is healthy (checked every {}s, healthy after {})",
+                pace.interval_seconds, pace.healthy_threshold
+            );
+            // Slow resting checks (300 s x 10) take longer than the usual bound.
+            let timeout = HEALTH_TIMEOUT.max(Duration::from_secs(2 * u64::from(pace.seconds())));
             loop {
                 let Some(health) = ctx.elbv2().target_health(&arn, Round::START).await?.value
                 else {
@@ -318,7 +323,7 @@ pub async fn wait(
                 let hopeless = serving
                     .iter()
                     .any(|t| t.reason.as_deref() == Some("Target.InvalidState"));
-                if hopeless || t0.elapsed() > HEALTH_TIMEOUT {
+                if hopeless || t0.elapsed() > timeout {
                     return Err(Error::Unhealthy {
                         node: node.id.to_string(),
                         target_group: name,

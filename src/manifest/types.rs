@@ -180,6 +180,32 @@ pub struct HealthCheck {
     /// Consecutive failures before a target is unhealthy (2..10).
     #[serde(default = "defaults::unhealthy")]
     pub unhealthy_threshold: i64,
+    /// Faster values used while the plan waits on this group's health (a group it creates
+    /// starts with them, an existing one whose targets must be waited on gets them before
+    /// the wait); the values above are set again once the switch's old answers have
+    /// expired. Each field absent keeps the value above.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transition: Option<HealthTransition>,
+}
+
+/// A health check's timing while a move is in flight (`health_check.transition`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HealthTransition {
+    /// Seconds between checks (5..300, at most the resting interval).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval_seconds: Option<i64>,
+    /// Consecutive successes before a target is healthy (2..10, at most the resting
+    /// threshold).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthy_threshold: Option<i64>,
+    /// Consecutive failures before a target is unhealthy (2..10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unhealthy_threshold: Option<i64>,
+    /// Seconds before a check counts as failed (2..120, less than the transition's
+    /// interval).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<i64>,
 }
 
 impl Default for HealthCheck {
@@ -193,6 +219,7 @@ impl Default for HealthCheck {
             timeout_seconds: defaults::timeout(),
             healthy_threshold: defaults::healthy(),
             unhealthy_threshold: defaults::unhealthy(),
+            transition: None,
         }
     }
 }

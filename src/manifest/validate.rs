@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::diag::Diagnostic;
 use super::net::{self, Cidr};
 use super::span::Path;
-use super::types::{Manifest, Protocol, RecordType};
+use super::types::{HealthCheck, HealthTransition, Manifest, Protocol, RecordType};
 use crate::names;
 
 /// All problems in `m`; empty when the manifest is valid.
@@ -71,6 +71,67 @@ impl Validator<'_> {
                 path,
                 format!("{what} {value} is outside {lo}..{hi}"),
                 format!("AWS accepts {lo} to {hi}"),
+            );
+        }
+    }
+
+    /// `health_check.transition`: the resting ranges, and never slower than the resting
+    /// values (it exists to make the gates shorter).
+    fn transition(&mut self, p: &Path, rest: &HealthCheck, t: &HealthTransition) {
+        let interval = t.interval_seconds.unwrap_or(rest.interval_seconds);
+        let timeout = t.timeout_seconds.unwrap_or(rest.timeout_seconds);
+        if let Some(v) = t.interval_seconds {
+            self.range(&p.key("interval_seconds"), v, 5, 300, "interval");
+            if v > rest.interval_seconds {
+                self.err(
+                    &p.key("interval_seconds"),
+                    format!(
+                        "the transition's interval {v}s is longer than the resting interval {}s",
+                        rest.interval_seconds
+                    ),
+                    "the transition is the faster check used during the move: give it an interval at most the resting one, or lengthen `health_check.interval_seconds`",
+                );
+            }
+        }
+        if let Some(v) = t.timeout_seconds {
+            self.range(&p.key("timeout_seconds"), v, 2, 120, "timeout");
+        }
+        if timeout >= interval {
+            let (path, hint) = match t.timeout_seconds {
+                Some(_) => (p.key("timeout_seconds"), "AWS needs the timeout below the interval"),
+                None => (
+                    p.key("interval_seconds"),
+                    "AWS needs the timeout below the interval: give the transition a `timeout_seconds` below its interval",
+                ),
+            };
+            self.err(
+                &path,
+                format!(
+                    "the transition's timeout {timeout}s is not shorter than its interval {interval}s"
+                ),
+                hint,
+            );
+        }
+        if let Some(v) = t.healthy_threshold {
+            self.range(&p.key("healthy_threshold"), v, 2, 10, "healthy threshold");
+            if v > rest.healthy_threshold {
+                self.err(
+                    &p.key("healthy_threshold"),
+                    format!(
+                        "the transition's healthy threshold {v} is above the resting one, {}",
+                        rest.healthy_threshold
+                    ),
+                    "the transition is the faster check used during the move: ask for at most as many passing checks as `health_check.healthy_threshold`",
+                );
+            }
+        }
+        if let Some(v) = t.unhealthy_threshold {
+            self.range(
+                &p.key("unhealthy_threshold"),
+                v,
+                2,
+                10,
+                "unhealthy threshold",
             );
         }
     }
@@ -560,6 +621,9 @@ impl Validator<'_> {
                 10,
                 "unhealthy threshold",
             );
+            if let Some(t) = &hc.transition {
+                self.transition(&hp.key("transition"), hc, t);
+            }
             let mut seen = BTreeSet::new();
             for (i, t) in tg.targets.iter().enumerate() {
                 let tp = p.key("targets").index(i);

@@ -35,6 +35,8 @@ pub struct Decided {
     pub warnings: Vec<Warning>,
     /// Certificates ACM is to issue during the run, by key: a gate waits for each.
     pub issuing: Vec<(String, CertRef)>,
+    /// Each serving group's health-check timing when its health gate runs, by key.
+    pub pace: BTreeMap<String, super::Pace>,
 }
 
 /// ACM's idempotency token for a request (at most 32 word characters): the same stack,
@@ -117,6 +119,7 @@ pub fn diff(d: &Desired, o: &crate::model::Observed) -> Decided {
     x.listeners(lb.as_ref());
     x.dns(lb.as_ref());
     x.stale_security_groups();
+    x.health_transitions();
     x.out
 }
 

@@ -24,8 +24,8 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use super::diff::{Decided, SwitchedRecord};
 use super::id::{CertPart, DnsWait, GateId, GroupPart, LbPart, ListenerPart, TgPart};
 use super::{
-    CertRef, Change, DnsStep, Gate, LbRef, Node, NodeId, NodeKind, Op, Plan, Probe, SgRef, TgRef,
-    Watch,
+    CertRef, Change, DnsStep, Gate, HealthStep, LbRef, Node, NodeId, NodeKind, Op, Pace, Plan,
+    Probe, SgRef, TgRef, Watch,
 };
 use crate::model::{Desired, RuleKey, Source};
 
@@ -59,6 +59,10 @@ pub enum Class {
     Clear,
     /// Takes over a resource made by hand (tags it): before every other change.
     Adopt,
+    /// Returns a setting to its resting value once the move is over (a health check's
+    /// interval and thresholds after the faster transition): after every gate that counted
+    /// on the transition, the switch's old answers and the direct path's removal.
+    Rest,
 }
 
 impl Op {
@@ -85,6 +89,10 @@ impl Op {
             // a removal like it: the load balancer stays protected while it may serve.
             Op::Unprotect { .. } => Class::Removal,
             Op::Adopt { .. } => Class::Adopt,
+            Op::ModifyHealthCheck {
+                step: HealthStep::Rest,
+                ..
+            } => Class::Rest,
             Op::CreateSecurityGroup { .. }
             | Op::AuthorizeIngress { .. }
             | Op::UpdateRuleDescriptions { .. }
@@ -310,7 +318,7 @@ pub fn build(desired: &Desired, mut decided: Decided) -> Result<Plan, GraphError
     rules_first(&mut b);
     headers_after_protocol(&mut b);
     unprotect_before_delete(&mut b);
-    let verify = verification(&mut b, &decided);
+    let verify = verification(&mut b, desired, &decided);
     let old_answers = dns_choreography(&mut b, desired, &decided, &verify);
     add_before_remove(&mut b, &verify, &old_answers);
     let mut plan = order(desired, b)?;
@@ -461,7 +469,7 @@ fn unprotect_before_delete(b: &mut Builder) {
 /// Rule 2: verification gates, only when something is built or switched: the load balancer
 /// active, then each serving target group healthy once its targets, health check,
 /// listeners and rules are in place. Returns the gates.
-fn verification(b: &mut Builder, decided: &Decided) -> Vec<NodeId> {
+fn verification(b: &mut Builder, desired: &Desired, decided: &Decided) -> Vec<NodeId> {
     let mut verify: Vec<NodeId> = Vec::new();
     if b.class_is(Class::Build).is_empty() && b.class_is(Class::Dns(DnsStep::Switch)).is_empty() {
         return verify;
@@ -484,11 +492,18 @@ fn verification(b: &mut Builder, decided: &Decided) -> Vec<NodeId> {
     });
     for (key, tg) in &decided.traffic {
         let gate = NodeId::healthy(key);
+        let pace = decided
+            .pace
+            .get(key)
+            .copied()
+            .or_else(|| desired.target_groups.get(key).map(|t| Pace::of(&t.health)));
+        let Some(pace) = pace else { continue };
         b.gate(
             gate.clone(),
             Gate::TargetsHealthy {
                 key: key.clone(),
                 tg: tg.clone(),
+                pace,
             },
         );
         let listeners = b.ops_where(|op| op.forwards_to() == Some(tg));
@@ -503,7 +518,12 @@ fn verification(b: &mut Builder, decided: &Decided) -> Vec<NodeId> {
         for m in &moves {
             b.edge(&gate, m);
         }
-        for part in [TgPart::Create, TgPart::TargetsAdd, TgPart::Health] {
+        for part in [
+            TgPart::Create,
+            TgPart::TargetsAdd,
+            TgPart::Health,
+            TgPart::HealthTransition,
+        ] {
             b.edge_if(&NodeId::tg(key, part), &gate);
         }
         for dep in listeners.iter().chain(&rules) {
@@ -810,6 +830,19 @@ fn add_before_remove(b: &mut Builder, verify: &[NodeId], old_answers: &[NodeId])
     for c in &cert_deletes {
         for dep in listener_deletes.iter().chain(&lb_deletes) {
             b.edge(dep, c);
+        }
+    }
+    // Resting values come back once nothing of the move needs the faster ones: after every
+    // build, gate and switch, the old answers and the direct path.
+    for r in &b.class_is(Class::Rest) {
+        for dep in builds
+            .iter()
+            .chain(verify)
+            .chain(&switch_nodes)
+            .chain(old_answers)
+            .chain(&direct_path)
+        {
+            b.edge(dep, r);
         }
     }
     let restores = b.class_is(Class::Dns(DnsStep::RestoreTtl));

@@ -27,7 +27,12 @@ pub enum TgPart {
     Adopt,
     Create,
     Tags,
+    /// Its health check set to the manifest's (resting) values, in place.
     Health,
+    /// Its health check set to the faster transition values before the plan waits on it.
+    HealthTransition,
+    /// Its resting health check set again once the move is over.
+    HealthRest,
     TargetsAdd,
     TargetsRemove,
 }
@@ -217,11 +222,13 @@ const GROUP_PARTS: [(GroupPart, &str); 6] = [
     (GroupPart::RulesDescribe, "rules.describe"),
     (GroupPart::RulesRemove, "rules.remove"),
 ];
-const TG_PARTS: [(TgPart, &str); 6] = [
+const TG_PARTS: [(TgPart, &str); 8] = [
     (TgPart::Adopt, "adopt"),
     (TgPart::Create, "create"),
     (TgPart::Tags, "tags"),
     (TgPart::Health, "health"),
+    (TgPart::HealthTransition, "health.transition"),
+    (TgPart::HealthRest, "health.rest"),
     (TgPart::TargetsAdd, "targets.add"),
     (TgPart::TargetsRemove, "targets.remove"),
 ];
@@ -520,6 +527,8 @@ mod tests {
             "sg.web.rules.remove",
             "sg.www-example-old.delete",
             "tg.app.targets.add",
+            "tg.app.health.transition",
+            "tg.app.health.rest",
             "lb.security_groups",
             "lb.abc123.delete",
             "cert.0a1b2c3d-4e5f-6789-abcd-ef0123456789.delete",

@@ -292,6 +292,10 @@ pub enum Op {
     ModifyHealthCheck {
         tg: TgRef,
         health: HealthCheck,
+        /// Which values these are in the move: the manifest's, set in place; the
+        /// transition's, before a wait; or the resting ones again, once the move is over.
+        #[serde(default, skip_serializing_if = "HealthStep::is_in_place")]
+        step: HealthStep,
     },
     /// Sets the manifest's tags on a resource the stack owns (tags it does not name stay).
     SetTags {
@@ -463,6 +467,49 @@ pub enum Op {
     },
 }
 
+/// Which health check a `ModifyHealthCheck` sets, as the move sees it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HealthStep {
+    /// The manifest's values, set in place (verified by the group's health gate).
+    #[default]
+    InPlace,
+    /// `health_check.transition`: faster checks, before the plan waits on the group.
+    Transition,
+    /// The resting values again, among the plan's last changes: after the switch's old
+    /// answers have expired and the direct path is closed.
+    Rest,
+}
+
+impl HealthStep {
+    fn is_in_place(&self) -> bool {
+        *self == HealthStep::InPlace
+    }
+}
+
+/// How often a group is checked and how many passing checks make a target healthy: what a
+/// health gate's wait depends on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pace {
+    pub interval_seconds: i32,
+    pub healthy_threshold: i32,
+}
+
+impl Pace {
+    pub fn of(h: &HealthCheck) -> Pace {
+        Pace {
+            interval_seconds: h.interval_seconds,
+            healthy_threshold: h.healthy_threshold,
+        }
+    }
+
+    /// The longest a target takes to turn healthy: `healthy_threshold` passing checks, one
+    /// every interval (a newly registered one may need only one).
+    pub fn seconds(&self) -> u32 {
+        u32::try_from(self.interval_seconds.saturating_mul(self.healthy_threshold)).unwrap_or(0)
+    }
+}
+
 /// What a listener answers with once a change has run: the traffic forwarded to a target
 /// group, or a redirect.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -499,7 +546,13 @@ pub enum Gate {
     /// The load balancer reports `active`.
     LbActive { lb: LbRef },
     /// Every registered target of the group is healthy.
-    TargetsHealthy { key: String, tg: TgRef },
+    TargetsHealthy {
+        key: String,
+        tg: TgRef,
+        /// The health check's timing in force when the gate runs (the transition's when
+        /// the plan sets one before it): the checker proves it is, in every order.
+        pace: Pace,
+    },
     /// The group's rules read back with these rules in it: the direct path is open (EC2's
     /// API is eventually consistent) before a record moves back to the instances.
     RulesInPlace {
@@ -556,6 +609,7 @@ impl Gate {
     pub fn expected_seconds(&self) -> Option<u32> {
         match self {
             Gate::WaitTtl { seconds, .. } | Gate::Bake { seconds, .. } => Some(*seconds),
+            Gate::TargetsHealthy { pace, .. } => Some(pace.seconds()),
             _ => None,
         }
     }

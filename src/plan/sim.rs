@@ -17,7 +17,7 @@ use crate::model::{
     ObservedTg, Redirect, RuleKey, Source, TargetHealth,
 };
 
-use super::{Gate, LbRef, Node, NodeKind, Op, RecordValue, Serve, SgRef, Tagged, TgRef};
+use super::{Gate, LbRef, Node, NodeKind, Op, Pace, RecordValue, Serve, SgRef, Tagged, TgRef};
 
 /// A broken guarantee, or an operation the model cannot carry out.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -314,9 +314,21 @@ impl<'a> World<'a> {
                     l.state = "active".into();
                 }
             }
-            Gate::TargetsHealthy { tg, .. } => {
+            Gate::TargetsHealthy { tg, pace, .. } => {
                 let arn = self.tg_arn(tg).ok_or("the target group does not exist")?;
                 let t = self.tg_mut(&arn)?;
+                // The wait the plan announces is the one AWS makes: the gate runs on the
+                // timing the plan says (the transition set before it, not yet restored).
+                if Pace::of(&t.health) != *pace {
+                    return Err(format!(
+                        "{} is checked every {}s, healthy after {}, where the plan counts on every {}s, healthy after {}: a change of its health check is not ordered against its gate",
+                        t.name,
+                        t.health.interval_seconds,
+                        t.health.healthy_threshold,
+                        pace.interval_seconds,
+                        pace.healthy_threshold
+                    ));
+                }
                 if t.load_balancers.is_empty() {
                     return Err(format!(
                         "{} never turns healthy: no load balancer health-checks it",
@@ -650,7 +662,7 @@ impl<'a> World<'a> {
                     targets: vec![],
                 });
             }
-            Op::ModifyHealthCheck { tg, health } => {
+            Op::ModifyHealthCheck { tg, health, .. } => {
                 let arn = self.tg_arn(tg).ok_or("the target group does not exist")?;
                 self.tg_mut(&arn)?.health = health.clone();
             }

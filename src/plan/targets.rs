@@ -6,9 +6,10 @@ use std::collections::BTreeSet;
 use serde_json::{json, Value};
 
 use super::diff::{attr, resource, Differ};
+use super::graph::Class;
 use super::id::TgPart;
-use super::{Action, AttrDiff, Change, NodeId, Op, Tagged, TgRef};
-use crate::model::{owned_by, ObservedTg};
+use super::{Action, AttrDiff, Change, DnsStep, HealthStep, NodeId, Op, Pace, Tagged, TgRef};
+use crate::model::{owned_by, HealthCheck, ObservedTg};
 use crate::names;
 
 impl<'a> Differ<'a> {
@@ -97,6 +98,7 @@ impl<'a> Differ<'a> {
                                 op: Op::ModifyHealthCheck {
                                     tg: tg.clone(),
                                     health: dtg.health.clone(),
+                                    step: HealthStep::InPlace,
                                 },
                             },
                         );
@@ -329,6 +331,156 @@ impl<'a> Differ<'a> {
                     },
                 },
             );
+        }
+    }
+}
+
+impl Differ<'_> {
+    /// `health_check.transition`, once every other change is decided: a group the plan
+    /// waits on (for a reason other than its own health check: something built, or a
+    /// switch) is checked with the faster values while it waits, created with them or set
+    /// to them before its gate, and set back to the resting values as one of the plan's last
+    /// changes. A group found on its transition values with nothing left to wait for (a run
+    /// stopped after its switch) gets the resting ones back the same way. Records each
+    /// serving group's timing at its gate.
+    pub(super) fn health_transitions(&mut self) {
+        let waits = self.out.changes.iter().any(|(_, c)| match c.op.class() {
+            Class::Build => !matches!(c.op, Op::ModifyHealthCheck { .. }),
+            Class::Dns(DnsStep::Switch) => true,
+            Class::Dns(_)
+            | Class::Removal
+            | Class::Label
+            | Class::Clear
+            | Class::Adopt
+            | Class::Rest => false,
+        });
+        let traffic = self.out.traffic.clone();
+        for (key, tg) in &traffic {
+            let Some(dtg) = self.d.target_groups.get(key) else {
+                continue;
+            };
+            let live = match tg {
+                TgRef::Arn(arn) => self.o.target_groups.iter().find(|t| &t.arn == arn),
+                TgRef::New { .. } => None,
+            };
+            let adds = self
+                .out
+                .changes
+                .iter()
+                .any(|(id, _)| *id == NodeId::tg(key, TgPart::TargetsAdd));
+            // Targets that must turn healthy: registered by this plan, in a group nothing
+            // checks yet, or not healthy now. A group whose targets are all healthy passes
+            // its gate at once, and keeps its values.
+            let must_wait = adds
+                || live.is_none_or(|t| {
+                    t.load_balancers.is_empty() || t.targets.iter().any(|h| h.state != "healthy")
+                });
+            let resting = &dtg.health;
+            let in_force = match (tg, live) {
+                (TgRef::Arn(_), Some(t)) if !self.has(&NodeId::tg(key, TgPart::Health)) => {
+                    t.health.clone()
+                }
+                _ => resting.clone(),
+            };
+            let pace = match &dtg.transition {
+                Some(fast) if waits && must_wait => {
+                    self.transition(key, tg, live, fast);
+                    Pace::of(fast)
+                }
+                Some(fast) if live.is_some_and(|t| &t.health == fast) => {
+                    self.back_to_rest(key);
+                    Pace::of(fast)
+                }
+                Some(_) | None => Pace::of(&in_force),
+            };
+            self.out.pace.insert(key.clone(), pace);
+        }
+    }
+
+    fn has(&self, id: &NodeId) -> bool {
+        self.out.changes.iter().any(|(i, _)| i == id)
+    }
+
+    fn transition(&mut self, key: &str, tg: &TgRef, live: Option<&ObservedTg>, fast: &HealthCheck) {
+        let Some(dtg) = self.d.target_groups.get(key) else {
+            return;
+        };
+        let name = match tg {
+            TgRef::New { name, .. } => name.clone(),
+            TgRef::Arn(_) => live.map(|t| t.name.clone()).unwrap_or_default(),
+        };
+        match live {
+            None => {
+                for (id, c) in &mut self.out.changes {
+                    if *id != NodeId::tg(key, TgPart::Create) {
+                        continue;
+                    }
+                    if let Op::CreateTargetGroup { health, .. } = &mut c.op {
+                        *health = fast.clone();
+                    }
+                    for a in &mut c.attrs {
+                        if a.name == "health_check" {
+                            a.after = Some(json!(fast.to_string()));
+                        }
+                    }
+                    c.reason.push_str(
+                        "; checked with the transition's faster values until the move is over",
+                    );
+                }
+            }
+            Some(t) => {
+                // The resting values in place, if they differ, are the restore's to set.
+                self.out
+                    .changes
+                    .retain(|(id, _)| *id != NodeId::tg(key, TgPart::Health));
+                if &t.health != fast {
+                    let attrs = health_attrs(&json!(t.health), &json!(fast));
+                    self.change(
+                        NodeId::tg(key, TgPart::HealthTransition),
+                        Change {
+                            resource: resource("target_group", &name, true),
+                            action: Action::Update,
+                            reason: "faster health checks while the plan waits on the group's targets (health_check.transition)".into(),
+                            attrs,
+                            op: Op::ModifyHealthCheck {
+                                tg: tg.clone(),
+                                health: fast.clone(),
+                                step: HealthStep::Transition,
+                            },
+                        },
+                    );
+                }
+            }
+        }
+        let attrs = health_attrs(&json!(fast), &json!(dtg.health));
+        self.change(
+            NodeId::tg(key, TgPart::HealthRest),
+            Change {
+                resource: resource("target_group", &name, true),
+                action: Action::Update,
+                reason: "the resting health check, once the move is over (the switch's old answers expired)".into(),
+                attrs,
+                op: Op::ModifyHealthCheck {
+                    tg: tg.clone(),
+                    health: dtg.health.clone(),
+                    step: HealthStep::Rest,
+                },
+            },
+        );
+    }
+
+    /// A group left on its transition values: the in-place change of its health check
+    /// becomes the restore, after the rest of the move.
+    fn back_to_rest(&mut self, key: &str) {
+        for (id, c) in &mut self.out.changes {
+            if *id != NodeId::tg(key, TgPart::Health) {
+                continue;
+            }
+            *id = NodeId::tg(key, TgPart::HealthRest);
+            c.reason = "still on the transition's faster health checks: the resting ones, once the move is over".into();
+            if let Op::ModifyHealthCheck { step, .. } = &mut c.op {
+                *step = HealthStep::Rest;
+            }
         }
     }
 }

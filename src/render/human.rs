@@ -98,8 +98,13 @@ fn value(v: &Option<serde_json::Value>) -> String {
 pub fn gate_line(g: &Gate) -> String {
     match g {
         Gate::LbActive { .. } => "wait until the load balancer is active".to_owned(),
-        Gate::TargetsHealthy { key, .. } => {
-            format!("wait until every target of target group \"{key}\" is healthy")
+        Gate::TargetsHealthy { key, pace, .. } => {
+            format!(
+                "wait until every target of target group \"{key}\" is healthy (checked every {}s, healthy after {}: up to {})",
+                pace.interval_seconds,
+                pace.healthy_threshold,
+                duration(u64::from(pace.seconds()))
+            )
         }
         Gate::RulesInPlace { key, rules, .. } => {
             let rules: Vec<String> = rules.iter().map(ToString::to_string).collect();
@@ -207,7 +212,15 @@ pub fn unhealthy_target(t: &crate::model::TargetHealth) -> String {
 /// Which step of the DNS choreography a record change is, as a note after its name
 /// (`(lower TTL)`); empty for any other change.
 pub fn step_note(c: &Change) -> String {
-    let crate::plan::Op::SetRecord { step, cutover, .. } = &c.op else {
+    use crate::plan::{HealthStep, Op};
+    if let Op::ModifyHealthCheck { step, .. } = &c.op {
+        return match step {
+            HealthStep::InPlace => String::new(),
+            HealthStep::Transition => "(health check: transition)".to_owned(),
+            HealthStep::Rest => "(health check: resting)".to_owned(),
+        };
+    }
+    let Op::SetRecord { step, cutover, .. } = &c.op else {
         return String::new();
     };
     match (step, cutover) {
@@ -347,6 +360,28 @@ pub fn totals(p: &Plan) -> String {
         }
     }
     let longest = per_record.values().copied().max().unwrap_or(0);
+    // A health gate waits for targets to pass on the timing in force at it.
+    let health = p
+        .nodes
+        .iter()
+        .filter_map(|n| match &n.kind {
+            NodeKind::Gate(Gate::TargetsHealthy { pace, .. }) => Some(pace.seconds()),
+            _ => None,
+        })
+        .max();
+    let mut waits = Vec::new();
+    if longest > 0 {
+        waits.push(format!(
+            "DNS waits of at least {}",
+            duration(u64::from(longest))
+        ));
+    }
+    if let Some(h) = health {
+        waits.push(format!(
+            "health checks of up to {} each",
+            duration(u64::from(h))
+        ));
+    }
     let adopt = match n(Action::Adopt) {
         0 => String::new(),
         k => format!("{k} to adopt, "),
@@ -357,10 +392,10 @@ pub fn totals(p: &Plan) -> String {
         n(Action::Update),
         n(Action::Replace),
         n(Action::Delete),
-        if longest > 0 {
-            format!(" (DNS waits of at least {})", duration(u64::from(longest)))
-        } else {
+        if waits.is_empty() {
             String::new()
+        } else {
+            format!(" ({})", waits.join("; "))
         }
     )
 }

@@ -13,6 +13,7 @@ mod emulator;
 mod fixtures;
 mod frontdoor;
 mod graph;
+mod health;
 mod init;
 mod lifecycle;
 mod many;
