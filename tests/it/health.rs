@@ -252,3 +252,168 @@ fn a_transition_as_slow_as_the_resting_values_changes_nothing() {
     let plain = plan_of(&desired(), &starting_point());
     assert_eq!(ids(&p), ids(&plain));
 }
+
+// ---- through the binary, on the emulator ----
+
+/// The seeded article's manifest with `health` (resting 30 s / 5, transition 10 s / 2) on
+/// both target groups.
+fn with_transition(manifest: &std::path::Path) -> std::path::PathBuf {
+    crate::support::edited(manifest, "transition.json", |v| {
+        for key in ["http", "app"] {
+            let h = &mut v["target_groups"][key]["health_check"];
+            h["interval_seconds"] = 30.into();
+            h["healthy_threshold"] = 5.into();
+            h["transition"] = serde_json::json!({ "interval_seconds": 10, "healthy_threshold": 2 });
+        }
+    })
+}
+
+/// (interval, healthy threshold) a CreateTargetGroup or ModifyTargetGroup call sets.
+fn timing_sent(body: &str) -> (u32, u32) {
+    let field = |name: &str| {
+        body.split('&')
+            .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (
+        field("HealthCheckIntervalSeconds"),
+        field("HealthyThresholdCount"),
+    )
+}
+
+/// Every group of the stack's (interval, healthy threshold), as the emulator holds them.
+fn live_timings(emu: &crate::emulator::Emulator) -> String {
+    emu.boto_output(
+        "print(sorted((g['TargetGroupName'], g['HealthCheckIntervalSeconds'], g['HealthyThresholdCount']) for g in elb.describe_target_groups()['TargetGroups'] if g['TargetGroupName'].startswith('www-example')))",
+    )
+    .trim()
+    .to_owned()
+}
+
+const RESTED: &str = "[('www-example-app', 30, 5), ('www-example-http', 30, 5)]";
+
+#[test]
+fn the_migration_checks_fast_and_rests_after_its_old_answers_expired() {
+    use crate::emulator::Emulator;
+    use crate::proxy::Proxy;
+    use crate::support::{desired, text};
+    let emu = Emulator::start();
+    let s = emu.seed(&["--ttl", "3", "--transition-ttl", "1"]);
+    let m = with_transition(&s.manifest);
+    let path = m.to_str().unwrap();
+    let (proxy, _) = Proxy::checked(&emu.url, desired(&m));
+    let out = emu.reconcile_at(&proxy.url, &["apply", "-f", path, "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    proxy.assert_clean("the migration");
+    let calls = proxy.mutating_calls();
+    let creates: Vec<_> = calls
+        .iter()
+        .filter(|c| c.operation == "CreateTargetGroup")
+        .collect();
+    assert_eq!(creates.len(), 2);
+    for c in &creates {
+        assert_eq!(timing_sent(&c.body), (10, 2), "created fast: {}", c.body);
+    }
+    let switch = calls
+        .iter()
+        .find(|c| {
+            c.operation == "ChangeResourceRecordSets" && c.body.contains("<Type>CNAME</Type>")
+        })
+        .expect("the switch");
+    let modifies: Vec<_> = calls
+        .iter()
+        .filter(|c| c.operation == "ModifyTargetGroup")
+        .collect();
+    assert_eq!(modifies.len(), 2, "one restore per group");
+    for c in &modifies {
+        assert_eq!(timing_sent(&c.body), (30, 5), "restored: {}", c.body);
+        // The switch's old answers (TTL 1 s) expire before the restore.
+        assert!(
+            c.at >= switch.at + std::time::Duration::from_secs(1),
+            "the restore waits the switch's old answers out"
+        );
+    }
+    assert_eq!(live_timings(&emu), RESTED);
+    let out = emu.reconcile(&["plan", "-f", path, "--detailed-exitcode"]);
+    assert_eq!(out.status.code(), Some(0), "plans clean: {}", text(&out));
+    // A group put back on the transition's values by hand: the restore is drift.
+    emu.boto(
+        "[elb.modify_target_group(TargetGroupArn=g['TargetGroupArn'], HealthCheckIntervalSeconds=10, HealthyThresholdCount=2) for g in elb.describe_target_groups()['TargetGroups'] if g['TargetGroupName'] == 'www-example-app']",
+    );
+    let out = emu.reconcile(&["plan", "-f", path, "--detailed-exitcode"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        shown.contains("target_group www-example-app (health check: resting)")
+            && shown.contains("1 to change"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn a_migration_killed_after_its_switch_ends_on_the_resting_values() {
+    use crate::emulator::Emulator;
+    use crate::proxy::{Options, Proxy};
+    use crate::support::{desired, text};
+    use std::sync::{Arc, Mutex};
+    let emu = Emulator::start();
+    let s = emu.seed(&["--ttl", "3", "--transition-ttl", "1"]);
+    let m = with_transition(&s.manifest);
+    let path = m.to_str().unwrap();
+    let (checked, inv) = Proxy::checked(&emu.url, desired(&m));
+    let pid = Arc::new(Mutex::new(None));
+    let check = inv.clone();
+    let killing = Proxy::with(
+        &emu.url,
+        Options {
+            check: Some(Box::new(move |_| check.lock().unwrap().check())),
+            kill_on: Some(("<Type>CNAME</Type>".into(), pid.clone())),
+            ..Options::default()
+        },
+    );
+    let child = crate::reliability::spawn(&killing.url, &["apply", "-f", path, "--yes"]);
+    *pid.lock().unwrap() = Some(child.id());
+    let first = child.wait_with_output().unwrap();
+    assert_eq!(first.status.code(), None, "killed: {}", text(&first));
+    killing.assert_clean("the killed run");
+    let calls = killing.mutating_calls();
+    let switch = calls
+        .iter()
+        .position(|c| c.body.contains("<Type>CNAME</Type>"))
+        .expect("the switch was sent");
+    // Calls already on their way when the process died may still arrive; none of them is
+    // a change of a health check.
+    assert!(
+        calls[switch..]
+            .iter()
+            .all(|c| c.operation != "ModifyTargetGroup"),
+        "killed right after the switch: {:?}",
+        calls[switch..]
+            .iter()
+            .map(|c| &c.operation)
+            .collect::<Vec<_>>()
+    );
+    // Left on the transition's values, which the next plan restores.
+    assert_eq!(
+        live_timings(&emu),
+        "[('www-example-app', 10, 2), ('www-example-http', 10, 2)]"
+    );
+    let out = emu.reconcile(&["plan", "-f", path, "--detailed-exitcode"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("(health check: resting)"),
+        "{}",
+        text(&out)
+    );
+    let out = emu.reconcile_at(&checked.url, &["apply", "-f", path, "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // The rerun takes the killed run's lock over (a refused create of the lock group is
+    // how it finds it); the site was served after every call.
+    let log = checked.log.lock().unwrap();
+    assert!(log.violations.is_empty(), "{:#?}", log.violations);
+    drop(log);
+    assert_eq!(live_timings(&emu), RESTED);
+    let out = emu.reconcile(&["plan", "-f", path, "--detailed-exitcode"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}

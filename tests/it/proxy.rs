@@ -29,6 +29,9 @@ pub struct Call {
     pub at: Instant,
     /// AWS's error code, when the call was refused.
     pub code: Option<String>,
+    /// The request's body (a query's form, Route53's XML); empty where the layer's hook saw
+    /// the call.
+    pub body: String,
 }
 
 /// A fault the proxy can inject.
@@ -64,6 +67,10 @@ pub struct Options {
     /// Kill this process (SIGKILL) right after the k-th mutating call, before it sees the
     /// answer: (k, pid once known).
     pub kill_after: Option<(usize, Arc<Mutex<Option<u32>>>)>,
+    /// Kill this process (SIGKILL) right after the first mutating call whose request body
+    /// contains this text, once the call is logged and before the process sees the answer:
+    /// (text, pid once known).
+    pub kill_on: Option<(String, Arc<Mutex<Option<u32>>>)>,
 }
 
 /// xorshift64*: enough randomness for reproducible fault choices.
@@ -168,6 +175,7 @@ impl Proxy {
                     fault,
                     at: Instant::now(),
                     code: None,
+                    body: body.split("\r\n\r\n").nth(1).unwrap_or("").to_owned(),
                 };
                 match fault {
                     Some(Fault::DropBefore) => {
@@ -194,6 +202,14 @@ impl Proxy {
                 let _ = up.read_to_end(&mut response);
                 if mutating {
                     mutations += 1;
+                }
+                let matched = opts
+                    .kill_on
+                    .as_ref()
+                    .filter(|(text, _)| mutating && body.contains(text.as_str()))
+                    .map(|(_, pid)| pid.clone());
+                if matched.is_some() {
+                    opts.kill_on = None;
                 }
                 if let Some((k, pid)) = &opts.kill_after {
                     if mutating && mutations == *k {
@@ -237,6 +253,13 @@ impl Proxy {
                             .push(format!("after {}: {v}", call.operation));
                     }
                     log.calls.push(call);
+                }
+                // Killed once the call is in the log (and checked), so that the test sees
+                // it as soon as the process is gone.
+                if let Some(pid) = matched.and_then(|pid| *pid.lock().unwrap()) {
+                    let _ = std::process::Command::new("kill")
+                        .args(["-9", &pid.to_string()])
+                        .status();
                 }
                 if fault != Some(Fault::DropAfter) {
                     let _ = client.write_all(&response);
@@ -570,6 +593,7 @@ impl Hook {
                         fault: None,
                         at: Instant::now(),
                         code: None,
+                        body: String::new(),
                     });
                 }
                 let _ = client.write_all(
