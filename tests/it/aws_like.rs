@@ -466,3 +466,80 @@ fn the_iam_certificate_gives_way_to_a_requested_one_under_random_latency() {
         );
     }
 }
+
+/// `health_check.transition` where targets take AWS's time to turn healthy (interval x
+/// healthy threshold, scaled): the article's migration with 30 s / 5 at rest, once with a
+/// transition of 10 s / 2 and once without, side by side under the same seed. With it, the
+/// groups are created on the fast values and restored after the backend's public rules
+/// went (so after the switch's old answers expired), the site served after every call; and
+/// the gates on the new targets are measurably shorter.
+#[test]
+fn health_checks_are_fast_during_the_move_and_rest_after_it_under_random_latency() {
+    for seed in seeds(2) {
+        let migrate = |transition: bool| {
+            let (emu, s) = start(seed);
+            let what = format!("transition {transition}, seed {seed}");
+            let m = edited(&s.manifest, "health.json", |v| {
+                for key in ["http", "app"] {
+                    let h = &mut v["target_groups"][key]["health_check"];
+                    h["interval_seconds"] = 30.into();
+                    h["healthy_threshold"] = 5.into();
+                    if transition {
+                        h["transition"] =
+                            serde_json::json!({ "interval_seconds": 10, "healthy_threshold": 2 });
+                    }
+                }
+            });
+            let hook = Hook::watch(&emu, desired(&m));
+            let out = run(&emu, &["apply", "-f", path(&m), "--yes", "--json"], &what);
+            assert_eq!(out.status.code(), Some(0), "{what}: {}", text(&out));
+            hook.assert_served(&what);
+            assert_converged(&emu, &m, &what);
+            // The longest wait for a group's targets, from the run's own events.
+            let gate = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .filter(|e| {
+                    e["event"] == "finished"
+                        && e["node"]
+                            .as_str()
+                            .is_some_and(|n| n.starts_with("gate.tg.") && n.ends_with(".healthy"))
+                })
+                .filter_map(|e| e["seconds"].as_f64())
+                .fold(0.0, f64::max);
+            let timings = emu.boto_output(
+                "print(sorted((g['HealthCheckIntervalSeconds'], g['HealthyThresholdCount']) for g in elb.describe_target_groups()['TargetGroups'] if g['TargetGroupName'].startswith('www-example')))",
+            );
+            (gate, hook.operations(), timings.trim().to_owned())
+        };
+        let (fast, slow) = std::thread::scope(|scope| {
+            let fast = scope.spawn(|| migrate(true));
+            let slow = scope.spawn(|| migrate(false));
+            (fast.join().unwrap(), slow.join().unwrap())
+        });
+        let (fast_gate, ops, timings) = fast;
+        assert_eq!(timings, "[(30, 5), (30, 5)]", "seed {seed}: at rest");
+        let restores: Vec<usize> = ops
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| *o == "ModifyTargetGroup")
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(restores.len(), 2, "seed {seed}: {ops:?}");
+        let closed = ops
+            .iter()
+            .rposition(|o| o == "RevokeSecurityGroupIngress")
+            .expect("the backend's public rules go");
+        assert!(restores.iter().all(|&i| i > closed), "seed {seed}: {ops:?}");
+        let (slow_gate, slow_ops, slow_timings) = slow;
+        assert_eq!(slow_timings, "[(30, 5), (30, 5)]");
+        assert!(!slow_ops.iter().any(|o| o == "ModifyTargetGroup"));
+        eprintln!(
+            "seed {seed}: longest health gate {fast_gate:.1} s with the transition, {slow_gate:.1} s without"
+        );
+        assert!(
+            fast_gate * 2.0 < slow_gate,
+            "seed {seed}: the faster checks shorten the gate: {fast_gate:.1} s against {slow_gate:.1} s"
+        );
+    }
+}

@@ -17,6 +17,7 @@ fn init_plan_apply_is_the_whole_migration() {
     let err = String::from_utf8_lossy(&out.stderr);
     for said in [
         "health check: HTTP /health/",
+        "health check timing: every 10s, healthy after 2 passing checks while the site moves",
         "stack: www-example",
         "listeners: 80",
         "certificate: arn:aws:acm",
@@ -47,6 +48,19 @@ fn init_plan_apply_is_the_whole_migration() {
     seeded.sort();
     assert_eq!(subnets, seeded);
     assert_eq!(m["dns"]["records"][0]["ttl"], 3);
+    for key in ["http", "app"] {
+        let h = &m["target_groups"][key]["health_check"];
+        assert_eq!(
+            (&h["interval_seconds"], &h["healthy_threshold"]),
+            (&30.into(), &5.into()),
+            "{key} at rest: {h}"
+        );
+        assert_eq!(
+            h["transition"],
+            serde_json::json!({ "interval_seconds": 10, "healthy_threshold": 2 }),
+            "{key} during the move"
+        );
+    }
     // The office ssh rule is kept; the public web rules are not in the manifest.
     let ingress = m["security_groups"]["backend"]["ingress"].to_string();
     assert!(
