@@ -259,8 +259,24 @@ impl Emulator {
 
 impl Drop for Emulator {
     fn drop(&mut self) {
+        // Forget the oracle before the layer stops: once its port is free, a later emulator
+        // may be given the same URL, and a checker must then read that one, not this
+        // stopped layer's oracle (a refused connection on every check).
+        oracles().lock().unwrap().remove(&self.url);
         let _ = Command::new(repo_file("scripts/emulator-stop"))
             .arg(self.dir.path())
             .output();
     }
+}
+
+/// A stopped AWS-like layer leaves no oracle behind: the kernel hands its freed port to a
+/// later emulator, and a checker of that one must read it, not the stopped oracle (CI saw
+/// every check of a moto test refused that way).
+#[test]
+fn a_stopped_layer_leaves_no_oracle_behind() {
+    let emu = Emulator::aws_like(1, &[]);
+    let url = emu.url.clone();
+    assert_ne!(reading_url(&url), url, "the layer's checker reads its oracle");
+    drop(emu);
+    assert_eq!(reading_url(&url), url);
 }
