@@ -276,7 +276,11 @@ impl Drop for Emulator {
 fn a_stopped_layer_leaves_no_oracle_behind() {
     let emu = Emulator::aws_like(1, &[]);
     let url = emu.url.clone();
-    assert_ne!(reading_url(&url), url, "the layer's checker reads its oracle");
+    assert_ne!(
+        reading_url(&url),
+        url,
+        "the layer's checker reads its oracle"
+    );
     drop(emu);
     assert_eq!(reading_url(&url), url);
 }
