@@ -2,14 +2,13 @@
 //! the project's own types (names lowercase, expiry in seconds since the epoch); and the
 //! request of a DNS-validated certificate.
 
+use crate::aws::Operation;
 use aws_sdk_acm::types::{CertificateStatus, Filters, KeyAlgorithm};
 use aws_sdk_acm::Client;
 
-use super::{need, paginate, sdk_error, Answer, Meter, Result, Round, Service};
+use super::{need, paginate, sdk_error, Answer, Meter, Result, Round};
 use crate::manifest::net;
 use crate::model::{expires_soon, pending_too_long, ObservedCert, ValidationRecord};
-
-const SERVICE: Service = Service::Acm;
 
 /// The largest page `ListCertificates` gives.
 const PAGE_SIZE: i32 = 1000;
@@ -43,7 +42,7 @@ impl Acm {
     /// shows RSA 2048 keys only); with `pending`, those awaiting validation too, and
     /// requests that failed or timed out.
     pub async fn issued(&self, pending: bool, after: Round) -> Result<Answer<Vec<ListedCert>>> {
-        const OP: &str = "ListCertificates";
+        const OP: Operation = Operation::ListCertificates;
         let keys = Filters::builder()
             .set_key_types(Some(vec![
                 KeyAlgorithm::Rsa2048,
@@ -75,14 +74,14 @@ impl Acm {
                 .set_next_token(token)
                 .send()
                 .await
-                .map_err(|e| sdk_error(SERVICE, OP, e))?;
+                .map_err(|e| sdk_error(OP, e))?;
             let mut certs = Vec::new();
             for s in out.certificate_summary_list() {
-                let domain = need(s.domain_name(), SERVICE, OP, "DomainName")?;
+                let domain = need(s.domain_name(), OP, "DomainName")?;
                 let sans = s.subject_alternative_name_summaries();
                 certs.push(ListedCert {
                     cert: ObservedCert {
-                        arn: need(s.certificate_arn(), SERVICE, OP, "CertificateArn")?.to_owned(),
+                        arn: need(s.certificate_arn(), OP, "CertificateArn")?.to_owned(),
                         domain: net::normalize_dns(domain),
                         names: names(domain, sans),
                         status: s.status().map_or("ISSUED", |s| s.as_str()).to_owned(),
@@ -117,7 +116,7 @@ impl Acm {
         arn: &str,
         after: Round,
     ) -> Result<Answer<Option<ObservedCert>>> {
-        const OP: &str = "DescribeCertificate";
+        const OP: Operation = Operation::DescribeCertificate;
         let round = self.meter.record(OP, after);
         let sent = self
             .client
@@ -134,10 +133,10 @@ impl Acm {
             {
                 return Ok(Answer { value: None, round })
             }
-            Err(e) => return Err(sdk_error(SERVICE, OP, e)),
+            Err(e) => return Err(sdk_error(OP, e)),
         };
-        let c = need(out.certificate(), SERVICE, OP, "Certificate")?;
-        let domain = need(c.domain_name(), SERVICE, OP, "Certificate.DomainName")?;
+        let c = need(out.certificate(), OP, "Certificate")?;
+        let domain = need(c.domain_name(), OP, "Certificate.DomainName")?;
         let value = ObservedCert {
             arn: c.certificate_arn().unwrap_or(arn).to_owned(),
             domain: net::normalize_dns(domain),
@@ -195,7 +194,7 @@ impl Acm {
         token: &str,
         tags: &crate::model::Tags,
     ) -> Result<String> {
-        const OP: &str = "RequestCertificate";
+        const OP: Operation = Operation::RequestCertificate;
         let (domain, sans) = names
             .split_first()
             .ok_or_else(|| super::Error::Bug("a certificate request without a name".into()))?;
@@ -215,8 +214,8 @@ impl Acm {
             ))
             .send()
             .await
-            .map_err(|e| sdk_error(SERVICE, OP, e))?;
-        Ok(need(out.certificate_arn(), SERVICE, OP, "CertificateArn")?.to_owned())
+            .map_err(|e| sdk_error(OP, e))?;
+        Ok(need(out.certificate_arn(), OP, "CertificateArn")?.to_owned())
     }
 
     /// A certificate's status and validation records, `None` when it does not exist.
@@ -248,7 +247,7 @@ impl Acm {
         arn: &str,
         after: Round,
     ) -> Result<Answer<Option<crate::model::Tags>>> {
-        const OP: &str = "ListTagsForCertificate";
+        const OP: Operation = Operation::ListTagsForCertificate;
         let round = self.meter.record(OP, after);
         let sent = self
             .client
@@ -265,7 +264,7 @@ impl Acm {
             {
                 return Ok(Answer { value: None, round })
             }
-            Err(e) => return Err(sdk_error(SERVICE, OP, e)),
+            Err(e) => return Err(sdk_error(OP, e)),
         };
         let tags = out
             .tags()
@@ -282,7 +281,7 @@ impl Acm {
     /// delete). ACM refuses one still in use (`ResourceInUseException`), which the
     /// executor retries while a load balancer lets go of it.
     pub async fn delete(&self, arn: &str) -> Result<()> {
-        const OP: &str = "DeleteCertificate";
+        const OP: Operation = Operation::DeleteCertificate;
         self.meter.record(OP, Round::START);
         match self
             .client
@@ -298,7 +297,7 @@ impl Acm {
             {
                 Ok(())
             }
-            Err(e) => Err(sdk_error(SERVICE, OP, e)),
+            Err(e) => Err(sdk_error(OP, e)),
         }
     }
 }

@@ -2,13 +2,12 @@
 //! watches (the `AWS/ApplicationELB` namespace, which the load balancer publishes every
 //! minute it has traffic).
 
+use crate::aws::Operation;
 use aws_sdk_cloudwatch::primitives::DateTime;
 use aws_sdk_cloudwatch::types::{Dimension, Statistic};
 use aws_sdk_cloudwatch::Client;
 
-use super::{sdk_error, Meter, Result, Round, Service};
-
-const SERVICE: Service = Service::CloudWatch;
+use super::{Meter, Result};
 
 /// The namespace of Application Load Balancer metrics.
 pub const NAMESPACE: &str = "AWS/ApplicationELB";
@@ -62,7 +61,7 @@ impl CloudWatch {
         to: i64,
         stat: Stat,
     ) -> Result<f64> {
-        const OP: &str = "GetMetricStatistics";
+        const OP: Operation = Operation::GetMetricStatistics;
         let dims = dimensions
             .iter()
             .map(|(name, value)| Dimension::builder().name(*name).value(value).build())
@@ -71,20 +70,22 @@ impl CloudWatch {
             Stat::Sum => Statistic::Sum,
             Stat::Maximum => Statistic::Maximum,
         };
-        self.meter.record(OP, Round::START);
         let out = self
-            .client
-            .get_metric_statistics()
-            .namespace(NAMESPACE)
-            .metric_name(metric)
-            .set_dimensions(Some(dims))
-            .start_time(DateTime::from_secs(from))
-            .end_time(DateTime::from_secs(to.max(from + 1)))
-            .period(PERIOD)
-            .statistics(statistic)
-            .send()
-            .await
-            .map_err(|e| sdk_error(SERVICE, OP, e))?;
+            .meter
+            .send(
+                OP,
+                self.client
+                    .get_metric_statistics()
+                    .namespace(NAMESPACE)
+                    .metric_name(metric)
+                    .set_dimensions(Some(dims))
+                    .start_time(DateTime::from_secs(from))
+                    .end_time(DateTime::from_secs(to.max(from + 1)))
+                    .period(PERIOD)
+                    .statistics(statistic)
+                    .send(),
+            )
+            .await?;
         let values = out.datapoints().iter().filter_map(|d| match stat {
             Stat::Sum => d.sum(),
             Stat::Maximum => d.maximum(),

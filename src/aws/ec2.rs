@@ -5,14 +5,13 @@ mod inventory;
 mod lock;
 mod write;
 
+use crate::aws::Operation;
 use aws_sdk_ec2::types::{Filter, IpPermission, SecurityGroup};
 use aws_sdk_ec2::Client;
 
-use super::{need, paginate, sdk_error, try_join_all, Answer, Meter, Result, Round, Service};
+use super::{need, paginate, sdk_error, try_join_all, Answer, Meter, Result, Round};
 use crate::manifest::net;
 use crate::model::{ObservedRule, ObservedSg, RuleKey, Source, Tags};
-
-const SERVICE: Service = Service::Ec2;
 
 /// The largest page `DescribeSecurityGroups` gives.
 const PAGE_SIZE: i32 = 1000;
@@ -77,7 +76,7 @@ impl Ec2 {
         values: &[String],
         after: Round,
     ) -> Result<Answer<Vec<ObservedSg>>> {
-        const OP: &str = "DescribeSecurityGroups";
+        const OP: Operation = Operation::DescribeSecurityGroups;
         let filter = &self::filter(filter, values);
         let mut answer = paginate(&self.meter, OP, after, |token: Option<String>| async move {
             let out = self
@@ -88,7 +87,7 @@ impl Ec2 {
                 .set_next_token(token)
                 .send()
                 .await
-                .map_err(|e| sdk_error(SERVICE, OP, e))?;
+                .map_err(|e| sdk_error(OP, e))?;
             let groups = out
                 .security_groups()
                 .iter()
@@ -136,9 +135,9 @@ fn filter(name: &str, values: &[String]) -> Filter {
 }
 
 fn security_group(g: &SecurityGroup) -> Result<ObservedSg> {
-    const OP: &str = "DescribeSecurityGroups";
+    const OP: Operation = Operation::DescribeSecurityGroups;
     Ok(ObservedSg {
-        id: need(g.group_id(), SERVICE, OP, "GroupId")?.to_owned(),
+        id: need(g.group_id(), OP, "GroupId")?.to_owned(),
         name: g.group_name().unwrap_or("").to_owned(),
         vpc: g.vpc_id().unwrap_or("").to_owned(),
         description: g.description().unwrap_or("").to_owned(),

@@ -5,6 +5,7 @@ mod write;
 
 pub use write::ListenerAction;
 
+use crate::aws::Operation;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -14,14 +15,12 @@ use aws_sdk_elasticloadbalancingv2::types::{
 use aws_sdk_elasticloadbalancingv2::Client;
 
 use super::settle::{self, LISTED_SETTLE};
-use super::{need, paginate, sdk_error, try_join_all, Answer, Meter, Result, Round, Service};
+use super::{need, paginate, sdk_error, try_join_all, Answer, Meter, Result, Round};
 use crate::manifest::net;
 use crate::model::{
     Headers, HealthCheck, LbAttr, LbAttributes, ObservedLb, ObservedListener, ObservedTg, Redirect,
     ResponseHeader, Tags, TargetHealth,
 };
-
-const SERVICE: Service = Service::Elbv2;
 
 /// The largest page the describe operations give.
 const PAGE_SIZE: i32 = 400;
@@ -53,7 +52,7 @@ impl Elbv2 {
         names: &[String],
         after: Round,
     ) -> Result<Answer<Vec<ObservedLb>>> {
-        const OP: &str = "DescribeLoadBalancers";
+        const OP: Operation = Operation::DescribeLoadBalancers;
         paginate(
             &self.meter,
             OP,
@@ -66,7 +65,7 @@ impl Elbv2 {
                     .set_marker(marker)
                     .send()
                     .await
-                    .map_err(|e| sdk_error(SERVICE, OP, e))?;
+                    .map_err(|e| sdk_error(OP, e))?;
                 let mut all = Vec::new();
                 for lb in out.load_balancers() {
                     let named = lb
@@ -92,7 +91,7 @@ impl Elbv2 {
         prefixes: &[String],
         after: Round,
     ) -> Result<Answer<Vec<ObservedTg>>> {
-        const OP: &str = "DescribeTargetGroups";
+        const OP: Operation = Operation::DescribeTargetGroups;
         paginate(
             &self.meter,
             OP,
@@ -105,7 +104,7 @@ impl Elbv2 {
                     .set_marker(marker)
                     .send()
                     .await
-                    .map_err(|e| sdk_error(SERVICE, OP, e))?;
+                    .map_err(|e| sdk_error(OP, e))?;
                 let mut kept = Vec::new();
                 for tg in out.target_groups() {
                     let named = tg
@@ -130,7 +129,7 @@ impl Elbv2 {
         load_balancer_arn: &str,
         after: Round,
     ) -> Result<Answer<Option<Vec<ObservedListener>>>> {
-        const OP: &str = "DescribeListeners";
+        const OP: Operation = Operation::DescribeListeners;
         let gone = AtomicBool::new(false);
         let gone = &gone;
         let answer = paginate(
@@ -162,7 +161,7 @@ impl Elbv2 {
                         gone.store(true, Ordering::Relaxed);
                         Ok((Vec::new(), None))
                     }
-                    Err(e) => Err(sdk_error(SERVICE, OP, e)),
+                    Err(e) => Err(sdk_error(OP, e)),
                 }
             },
         )
@@ -217,7 +216,7 @@ impl Elbv2 {
         arns: &[String],
         after: Round,
     ) -> Result<Answer<BTreeMap<String, Tags>>> {
-        const OP: &str = "DescribeTags";
+        const OP: Operation = Operation::DescribeTags;
         let round = self.meter.record(OP, after);
         let sent = self
             .client
@@ -236,11 +235,11 @@ impl Elbv2 {
                     round,
                 })
             }
-            Err(e) => return Err(sdk_error(SERVICE, OP, e)),
+            Err(e) => return Err(sdk_error(OP, e)),
         };
         let mut tags = BTreeMap::new();
         for d in out.tag_descriptions() {
-            let arn = need(d.resource_arn(), SERVICE, OP, "TagDescriptions.ResourceArn")?;
+            let arn = need(d.resource_arn(), OP, "TagDescriptions.ResourceArn")?;
             tags.insert(arn.to_owned(), tag_map(d.tags()));
         }
         Ok(Answer { value: tags, round })
@@ -253,7 +252,7 @@ impl Elbv2 {
         target_group_arn: &str,
         after: Round,
     ) -> Result<Answer<Option<Vec<TargetHealth>>>> {
-        const OP: &str = "DescribeTargetHealth";
+        const OP: Operation = Operation::DescribeTargetHealth;
         let round = self.meter.record(OP, after);
         let sent = self
             .client
@@ -277,7 +276,7 @@ impl Elbv2 {
             {
                 None
             }
-            Err(e) => return Err(sdk_error(SERVICE, OP, e)),
+            Err(e) => return Err(sdk_error(OP, e)),
         };
         Ok(Answer { value, round })
     }
@@ -291,7 +290,7 @@ impl Elbv2 {
         load_balancer_arn: &str,
         after: Round,
     ) -> Result<Answer<Option<LbAttributes>>> {
-        const OP: &str = "DescribeLoadBalancerAttributes";
+        const OP: Operation = Operation::DescribeLoadBalancerAttributes;
         let round = self.meter.record(OP, after);
         let sent = self
             .client
@@ -311,7 +310,7 @@ impl Elbv2 {
             {
                 None
             }
-            Err(e) => return Err(sdk_error(SERVICE, OP, e)),
+            Err(e) => return Err(sdk_error(OP, e)),
         };
         Ok(Answer { value, round })
     }
@@ -323,7 +322,7 @@ impl Elbv2 {
         listener_arn: &str,
         after: Round,
     ) -> Result<Answer<Option<Headers>>> {
-        const OP: &str = "DescribeListenerAttributes";
+        const OP: Operation = Operation::DescribeListenerAttributes;
         let round = self.meter.record(OP, after);
         let sent = self
             .client
@@ -343,7 +342,7 @@ impl Elbv2 {
             {
                 None
             }
-            Err(e) => return Err(sdk_error(SERVICE, OP, e)),
+            Err(e) => return Err(sdk_error(OP, e)),
         };
         Ok(Answer { value, round })
     }
@@ -372,10 +371,10 @@ fn port(p: Option<i32>) -> u16 {
 }
 
 fn load_balancer(lb: &LoadBalancer) -> Result<ObservedLb> {
-    const OP: &str = "DescribeLoadBalancers";
+    const OP: Operation = Operation::DescribeLoadBalancers;
     Ok(ObservedLb {
-        arn: need(lb.load_balancer_arn(), SERVICE, OP, "LoadBalancerArn")?.to_owned(),
-        name: need(lb.load_balancer_name(), SERVICE, OP, "LoadBalancerName")?.to_owned(),
+        arn: need(lb.load_balancer_arn(), OP, "LoadBalancerArn")?.to_owned(),
+        name: need(lb.load_balancer_name(), OP, "LoadBalancerName")?.to_owned(),
         dns_name: net::normalize_dns(lb.dns_name().unwrap_or("")),
         hosted_zone_id: lb.canonical_hosted_zone_id().unwrap_or("").to_owned(),
         scheme: lb.scheme().map_or("", |s| s.as_str()).to_owned(),
@@ -398,7 +397,7 @@ fn load_balancer(lb: &LoadBalancer) -> Result<ObservedLb> {
 }
 
 fn listener(l: &Listener) -> Result<ObservedListener> {
-    const OP: &str = "DescribeListeners";
+    const OP: Operation = Operation::DescribeListeners;
     let (forward, standby) = forward_targets(l.default_actions());
     let protocol = l.protocol().map_or("", |p| p.as_str()).to_owned();
     // Only HTTPS and TLS listeners use certificates. AWS drops them when a listener changes
@@ -429,7 +428,7 @@ fn listener(l: &Listener) -> Result<ObservedListener> {
                 .to_owned(),
         });
     Ok(ObservedListener {
-        arn: need(l.listener_arn(), SERVICE, OP, "ListenerArn")?.to_owned(),
+        arn: need(l.listener_arn(), OP, "ListenerArn")?.to_owned(),
         port: port(l.port()),
         protocol,
         certificates,
@@ -481,7 +480,7 @@ fn forward_targets(actions: &[Action]) -> (Vec<String>, Vec<String>) {
 }
 
 fn target_group(tg: &TargetGroup) -> Result<ObservedTg> {
-    const OP: &str = "DescribeTargetGroups";
+    const OP: Operation = Operation::DescribeTargetGroups;
     let traffic_port = port(tg.port());
     let protocol = tg.protocol().map_or("", |p| p.as_str()).to_owned();
     let health = HealthCheck {
@@ -507,8 +506,8 @@ fn target_group(tg: &TargetGroup) -> Result<ObservedTg> {
         unhealthy_threshold: tg.unhealthy_threshold_count().unwrap_or(2),
     };
     Ok(ObservedTg {
-        arn: need(tg.target_group_arn(), SERVICE, OP, "TargetGroupArn")?.to_owned(),
-        name: need(tg.target_group_name(), SERVICE, OP, "TargetGroupName")?.to_owned(),
+        arn: need(tg.target_group_arn(), OP, "TargetGroupArn")?.to_owned(),
+        name: need(tg.target_group_name(), OP, "TargetGroupName")?.to_owned(),
         port: traffic_port,
         protocol,
         vpc: tg.vpc_id().unwrap_or("").to_owned(),
@@ -520,8 +519,8 @@ fn target_group(tg: &TargetGroup) -> Result<ObservedTg> {
 }
 
 fn target_health(d: &TargetHealthDescription) -> Result<TargetHealth> {
-    const OP: &str = "DescribeTargetHealth";
-    let id = need(d.target().and_then(|t| t.id()), SERVICE, OP, "Target.Id")?;
+    const OP: Operation = Operation::DescribeTargetHealth;
+    let id = need(d.target().and_then(|t| t.id()), OP, "Target.Id")?;
     let health = d.target_health();
     Ok(TargetHealth {
         id: id.to_owned(),

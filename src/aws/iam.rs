@@ -4,14 +4,13 @@
 //! certificate covers, so they are read from the certificate itself (its subject's common
 //! name and DNS alternative names).
 
+use crate::aws::Operation;
 use aws_sdk_iam::types::ServerCertificateMetadata;
 use aws_sdk_iam::Client;
 
-use super::{need, paginate, sdk_error, Answer, Meter, Result, Round, Service};
+use super::{need, paginate, sdk_error, Answer, Meter, Result, Round};
 use crate::manifest::net::{self, CertStore};
 use crate::model::{expires_soon, ObservedCert};
-
-const SERVICE: Service = Service::Iam;
 
 /// Reads of one account's IAM server certificates (IAM is global: the same in every
 /// region).
@@ -50,7 +49,7 @@ impl Iam {
     }
 
     async fn by_name(&self, name: &str, after: Round) -> Result<Answer<Option<ObservedCert>>> {
-        const OP: &str = "GetServerCertificate";
+        const OP: Operation = Operation::GetServerCertificate;
         let round = self.meter.record(OP, after);
         let sent = self
             .client
@@ -66,12 +65,11 @@ impl Iam {
             {
                 return Ok(Answer { value: None, round })
             }
-            Err(e) => return Err(sdk_error(SERVICE, OP, e)),
+            Err(e) => return Err(sdk_error(OP, e)),
         };
-        let c = need(out.server_certificate(), SERVICE, OP, "ServerCertificate")?;
+        let c = need(out.server_certificate(), OP, "ServerCertificate")?;
         let meta = need(
             c.server_certificate_metadata(),
-            SERVICE,
             OP,
             "ServerCertificateMetadata",
         )?;
@@ -84,7 +82,7 @@ impl Iam {
     /// Every server certificate of the account, each with the names it covers (one
     /// `GetServerCertificate` each: the listing has no names).
     pub async fn certificates(&self, after: Round) -> Result<Answer<Vec<ObservedCert>>> {
-        const OP: &str = "ListServerCertificates";
+        const OP: Operation = Operation::ListServerCertificates;
         let listed = paginate(
             &self.meter,
             OP,
@@ -96,7 +94,7 @@ impl Iam {
                     .set_marker(marker)
                     .send()
                     .await
-                    .map_err(|e| sdk_error(SERVICE, OP, e))?;
+                    .map_err(|e| sdk_error(OP, e))?;
                 let names: Vec<String> = out
                     .server_certificate_metadata_list()
                     .iter()

@@ -44,6 +44,7 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
+use super::operation::{Access, Operation};
 use super::Service;
 
 /// A token bucket as AWS documents it: `size` tokens, refilled at `refill` a second.
@@ -62,54 +63,47 @@ const JITTER: f64 = 0.2;
 enum Key {
     /// One bucket for every request to the service in the account.
     Account(Service),
-    /// One bucket for a kind of request (Elastic Load Balancing's categories).
+    /// One bucket for a kind of request (Elastic Load Balancing's categories), or for the
+    /// requests of operations reconcile does not know.
     Kind(Service, &'static str),
     /// One bucket per API (EC2, ACM).
-    Api(Service, String),
+    Api(Operation),
 }
 
-/// AWS's documented buckets for `operation` of `service`: a request takes a token from
-/// each.
-fn buckets(service: Service, operation: &str) -> Vec<(Key, Bucket)> {
-    let api = |size, refill: f64| {
-        (
-            Key::Api(service, operation.to_owned()),
-            Bucket { size, refill },
-        )
-    };
+/// AWS's documented buckets for `op`: a request takes a token from each.
+fn buckets(op: Operation) -> Vec<(Key, Bucket)> {
+    use Operation as O;
+    let service = op.service();
+    let api = |size, refill: f64| (Key::Api(op), Bucket { size, refill });
     let kind = |name, size, refill: f64| (Key::Kind(service, name), Bucket { size, refill });
     let account = |size, refill: f64| (Key::Account(service), Bucket { size, refill });
-    let read = ["Describe", "List", "Get"]
-        .iter()
-        .any(|p| operation.starts_with(p));
+    let read = op.access() == Access::Read;
     match service {
         Service::Route53 => vec![account(5, 5.0)],
-        Service::Ec2 => vec![match operation {
+        Service::Ec2 => vec![match op {
             // Listed among the "unfiltered and unpaginated" reads: the smaller bucket,
             // whether or not a call filters (the safe side).
-            "DescribeInstances" | "DescribeNetworkInterfaces" | "DescribeSecurityGroups" => {
+            O::DescribeInstances | O::DescribeNetworkInterfaces | O::DescribeSecurityGroups => {
                 api(50, 10.0)
             }
-            "CreateTags" | "DeleteTags" => api(100, 10.0),
+            O::CreateTags => api(100, 10.0),
             _ if read => api(100, 20.0),
             _ => api(50, 5.0),
         }],
         Service::Elbv2 => vec![
             account(40, 10.0),
-            match operation {
-                "CreateLoadBalancer" | "SetSubnets" => kind("resource-intensive", 10, 0.2),
-                "RegisterTargets" | "DeregisterTargets" => kind("registration", 20, 4.0),
+            match op {
+                O::CreateLoadBalancer | O::SetSubnets => kind("resource-intensive", 10, 0.2),
+                O::RegisterTargets | O::DeregisterTargets => kind("registration", 20, 4.0),
                 _ if read => kind("non-mutating", 40, 10.0),
                 _ => kind("mutating", 20, 3.0),
             },
         ],
-        Service::Acm => vec![match operation {
-            "DescribeCertificate"
-            | "GetCertificate"
-            | "DeleteCertificate"
-            | "ListTagsForCertificate" => api(10, 10.0),
-            "ListCertificates" => api(8, 8.0),
-            "ImportCertificate" => api(1, 1.0),
+        Service::Acm => vec![match op {
+            O::DescribeCertificate | O::DeleteCertificate | O::ListTagsForCertificate => {
+                api(10, 10.0)
+            }
+            O::ListCertificates => api(8, 8.0),
             _ => api(5, 5.0),
         }],
         // IAM publishes no request rates; it throttles per account, and the tool reads
@@ -117,6 +111,22 @@ fn buckets(service: Service, operation: &str) -> Vec<(Key, Bucket)> {
         Service::Iam => vec![account(10, 5.0)],
         // GetMetricStatistics: 400 requests a second per account and region; a bake
         // asks a handful every poll.
+        Service::CloudWatch => vec![account(50, 50.0)],
+    }
+}
+
+/// The buckets of a request whose operation reconcile does not know (none is sent today:
+/// [`Operation`] lists every one): the service's account bucket where it has one, else
+/// the smallest of its per-API buckets, shared by every such request.
+fn unknown(service: Service) -> Vec<(Key, Bucket)> {
+    let kind = |size, refill: f64| (Key::Kind(service, "unknown"), Bucket { size, refill });
+    let account = |size, refill: f64| (Key::Account(service), Bucket { size, refill });
+    match service {
+        Service::Route53 => vec![account(5, 5.0)],
+        Service::Ec2 => vec![kind(50, 5.0)],
+        Service::Elbv2 => vec![account(40, 10.0), kind(10, 0.2)],
+        Service::Acm => vec![kind(5, 5.0)],
+        Service::Iam => vec![account(10, 5.0)],
         Service::CloudWatch => vec![account(50, 50.0)],
     }
 }
@@ -171,9 +181,9 @@ impl Limiter {
         }
     }
 
-    fn limiters(&self, service: Service, operation: &str) -> Vec<Arc<DefaultDirectRateLimiter>> {
+    fn limiters(&self, buckets: Vec<(Key, Bucket)>) -> Vec<Arc<DefaultDirectRateLimiter>> {
         let mut held = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
-        buckets(service, operation)
+        buckets
             .into_iter()
             .map(|(key, aws)| {
                 held.entry(key)
@@ -189,18 +199,25 @@ impl Limiter {
             .collect()
     }
 
-    /// Waits until a request of `operation` to `service` may be sent: a token of each of
-    /// its buckets.
-    pub async fn acquire(&self, service: Service, operation: &str) {
-        for limiter in self.limiters(service, operation) {
+    /// Waits until a request of `operation` may be sent: a token of each of its buckets.
+    pub async fn acquire(&self, operation: Operation) {
+        for limiter in self.limiters(buckets(operation)) {
+            limiter.until_ready().await;
+        }
+    }
+
+    /// Waits until a request of an operation reconcile does not know may be sent.
+    async fn acquire_unknown(&self, service: Service) {
+        for limiter in self.limiters(unknown(service)) {
             limiter.until_ready().await;
         }
     }
 }
 
-/// The operation of a request, put on it by [`Label`] for [`Limited`] to read.
+/// The SDK's name of a request's operation, put on it by [`Label`] for [`Limited`] to
+/// read.
 #[derive(Debug, Clone)]
-struct Operation(String);
+struct Sent(String);
 
 /// Labels each request with its operation (from the SDK's own metadata).
 #[derive(Debug)]
@@ -220,7 +237,7 @@ impl Intercept for Label {
         if let Some(m) = cfg.load::<Metadata>() {
             context
                 .request_mut()
-                .add_extension(Operation(m.name().to_owned()));
+                .add_extension(Sent(m.name().to_owned()));
         }
         Ok(())
     }
@@ -281,11 +298,13 @@ impl HttpClient for Limited {
 
 impl HttpConnector for LimitedConnector {
     fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
-        let operation = request.extension::<Operation>().cloned();
+        let sent = request.extension::<Sent>().cloned();
         let (inner, service, limiter) = (self.inner.clone(), self.service, self.limiter.clone());
         HttpConnectorFuture::new(async move {
-            if let Some(Operation(op)) = operation {
-                limiter.acquire(service, &op).await;
+            match sent.map(|Sent(name)| Operation::of(service, &name)) {
+                Some(Some(op)) => limiter.acquire(op).await,
+                Some(None) => limiter.acquire_unknown(service).await,
+                None => {}
             }
             inner.call(request).await
         })
@@ -328,20 +347,20 @@ mod tests {
 
     #[test]
     fn route53_shares_one_bucket_and_ec2_one_per_api() {
-        let keys = |s, op| -> Vec<Key> { buckets(s, op).into_iter().map(|(k, _)| k).collect() };
+        let keys = |op| -> Vec<Key> { buckets(op).into_iter().map(|(k, _)| k).collect() };
         assert_eq!(
-            keys(Service::Route53, "ListResourceRecordSets"),
-            keys(Service::Route53, "GetChange")
+            keys(Operation::ListResourceRecordSets),
+            keys(Operation::GetChange)
         );
         assert_ne!(
-            keys(Service::Ec2, "DescribeSecurityGroups"),
-            keys(Service::Ec2, "CreateSecurityGroup")
+            keys(Operation::DescribeSecurityGroups),
+            keys(Operation::CreateSecurityGroup)
         );
         // Elastic Load Balancing: the account's bucket and the kind's.
-        let elb = keys(Service::Elbv2, "DescribeListeners");
+        let elb = keys(Operation::DescribeListeners);
         assert_eq!(elb.len(), 2);
-        assert_eq!(elb, keys(Service::Elbv2, "DescribeTargetHealth"));
-        assert_ne!(elb, keys(Service::Elbv2, "CreateListener"));
+        assert_eq!(elb, keys(Operation::DescribeTargetHealth));
+        assert_ne!(elb, keys(Operation::CreateListener));
     }
 
     /// The most requests a pace lets reach AWS within `window` seconds when each may
@@ -354,36 +373,28 @@ mod tests {
     #[test]
     fn client_paces_never_overflow_aws_buckets() {
         let l = Limiter::new(1.0);
-        for service in [
+        let services = [
             Service::Route53,
             Service::Ec2,
             Service::Elbv2,
             Service::Acm,
             Service::Iam,
             Service::CloudWatch,
-        ] {
-            for op in [
-                "DescribeSecurityGroups",
-                "AuthorizeSecurityGroupIngress",
-                "CreateTags",
-                "DescribeTargetHealth",
-                "CreateLoadBalancer",
-                "RegisterTargets",
-                "CreateListener",
-                "ListCertificates",
-                "DescribeCertificate",
-                "GetChange",
-            ] {
-                for (_, aws) in buckets(service, op) {
-                    let pace = l.pace(aws);
-                    assert!(pace.period.as_secs_f64() >= 1.0 / aws.refill - 1e-9, "{op}");
-                    for window in [0.0, 0.1, 0.5, 1.0, 3.0, 10.0, 60.0] {
-                        let allowed = f64::from(aws.size) + aws.refill * window;
-                        assert!(
-                            worst_arrivals(pace, window) <= allowed + 1e-9,
-                            "{service} {op}: {pace:?} against {aws:?} over {window} s"
-                        );
-                    }
+        ];
+        let all = Operation::ALL
+            .iter()
+            .map(|&op| (op.to_string(), buckets(op)))
+            .chain(services.map(|s| (format!("{s} unknown"), unknown(s))));
+        for (op, buckets) in all {
+            for (_, aws) in buckets {
+                let pace = l.pace(aws);
+                assert!(pace.period.as_secs_f64() >= 1.0 / aws.refill - 1e-9, "{op}");
+                for window in [0.0, 0.1, 0.5, 1.0, 3.0, 10.0, 60.0] {
+                    let allowed = f64::from(aws.size) + aws.refill * window;
+                    assert!(
+                        worst_arrivals(pace, window) <= allowed + 1e-9,
+                        "{op}: {pace:?} against {aws:?} over {window} s"
+                    );
                 }
             }
         }
@@ -400,11 +411,11 @@ mod tests {
         // Route53: 4 at once, then 5 a second.
         let t0 = std::time::Instant::now();
         for _ in 0..4 {
-            l.acquire(Service::Route53, "GetChange").await;
+            l.acquire(Operation::GetChange).await;
         }
         assert!(t0.elapsed() < std::time::Duration::from_millis(100));
         for _ in 0..5 {
-            l.acquire(Service::Route53, "ListHostedZonesByName").await;
+            l.acquire(Operation::ListHostedZonesByName).await;
         }
         let took = t0.elapsed();
         assert!(

@@ -9,6 +9,7 @@ pub mod ec2;
 pub mod elbv2;
 pub mod iam;
 pub mod limit;
+pub mod operation;
 pub mod policy;
 pub mod route53;
 pub mod settle;
@@ -22,6 +23,8 @@ use aws_config::{BehaviorVersion, ConfigLoader, Region, SdkConfig};
 // The SDK crates share these types (aws-smithy); any service crate's re-export will do.
 use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 use serde::Serialize;
+
+pub use operation::Operation;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -233,33 +236,29 @@ impl std::fmt::Display for Service {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// AWS answered with an error.
-    #[error("{service} {operation} failed: {code}: {message}")]
+    #[error("{} {operation} failed: {code}: {message}", operation.service())]
     Api {
-        service: Service,
-        operation: &'static str,
+        operation: Operation,
         code: String,
         message: String,
     },
     /// No usable answer: the request could not be built or sent, timed out after the
     /// retries, or its answer could not be read.
-    #[error("{service} {operation} got no answer: {detail}")]
+    #[error("{} {operation} got no answer: {detail}", operation.service())]
     Transport {
-        service: Service,
-        operation: &'static str,
+        operation: Operation,
         detail: String,
     },
     /// No usable credentials: the chain found none, or the profile named is not there.
-    #[error("{service} {operation}: no usable AWS credentials ({detail}). Set AWS_PROFILE (or pass --profile) to a profile in ~/.aws/config, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; `aws sts get-caller-identity` shows whether the chain finds any")]
+    #[error("{} {operation}: no usable AWS credentials ({detail}). Set AWS_PROFILE (or pass --profile) to a profile in ~/.aws/config, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; `aws sts get-caller-identity` shows whether the chain finds any", operation.service())]
     Credentials {
-        service: Service,
-        operation: &'static str,
+        operation: Operation,
         detail: String,
     },
     /// AWS answered without a field that every such answer has.
-    #[error("{service} {operation} answered without {field}")]
+    #[error("{} {operation} answered without {field}", operation.service())]
     Incomplete {
-        service: Service,
-        operation: &'static str,
+        operation: Operation,
         field: &'static str,
     },
     /// More than one public (or, with none public, private) hosted zone has the name.
@@ -311,31 +310,26 @@ impl Error {
     }
 
     /// The operation that failed.
-    pub fn operation(&self) -> Option<&'static str> {
+    pub fn operation(&self) -> Option<Operation> {
         match self {
             Error::Api { operation, .. }
             | Error::Transport { operation, .. }
             | Error::Incomplete { operation, .. }
-            | Error::Credentials { operation, .. } => Some(operation),
-            Error::AmbiguousZone { .. } => Some("ListHostedZonesByName"),
+            | Error::Credentials { operation, .. } => Some(*operation),
+            Error::AmbiguousZone { .. } => Some(Operation::ListHostedZonesByName),
             Error::NotOwned { .. } | Error::Bug(_) => None,
         }
     }
 }
 
 /// An SDK error as the project's error, naming the service and operation.
-pub(crate) fn sdk_error<E, R>(
-    service: Service,
-    operation: &'static str,
-    err: SdkError<E, R>,
-) -> Error
+pub(crate) fn sdk_error<E, R>(operation: Operation, err: SdkError<E, R>) -> Error
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug + 'static,
 {
     if let Some(c) = credentials_error(&err) {
         return Error::Credentials {
-            service,
             operation,
             // The chain's first line, without the list of providers tried after it.
             detail: c
@@ -348,7 +342,6 @@ where
     }
     match &err {
         SdkError::ServiceError(_) => Error::Api {
-            service,
             operation,
             code: err.code().unwrap_or("Unknown").to_owned(),
             message: err.message().unwrap_or("").to_owned(),
@@ -356,7 +349,6 @@ where
         // Nothing reached AWS: the endpoint's name did not resolve or it could not be
         // connected to, which is what an unknown region looks like too.
         SdkError::DispatchFailure(d) if d.is_io() => Error::Transport {
-            service,
             operation,
             detail: format!(
                 "{}; check the network, and that the region (--region, AWS_REGION or the manifest's `region`) exists: an unknown region has no endpoint",
@@ -364,7 +356,6 @@ where
             ),
         },
         _ => Error::Transport {
-            service,
             operation,
             detail: chain(&err),
         },
@@ -385,13 +376,8 @@ fn credentials_error(err: &(dyn std::error::Error + 'static)) -> Option<String> 
 }
 
 /// A request the SDK could not build (a required field left out) as the project's error.
-pub(crate) fn unbuilt(
-    service: Service,
-    operation: &'static str,
-    err: &dyn std::error::Error,
-) -> Error {
+pub(crate) fn unbuilt(operation: Operation, err: &dyn std::error::Error) -> Error {
     Error::Transport {
-        service,
         operation,
         detail: chain(err),
     }
@@ -414,17 +400,8 @@ fn chain(err: &dyn std::error::Error) -> String {
 }
 
 /// A field AWS always fills, or [`Error::Incomplete`].
-pub(crate) fn need<T>(
-    value: Option<T>,
-    service: Service,
-    operation: &'static str,
-    field: &'static str,
-) -> Result<T> {
-    value.ok_or(Error::Incomplete {
-        service,
-        operation,
-        field,
-    })
+pub(crate) fn need<T>(value: Option<T>, operation: Operation, field: &'static str) -> Result<T> {
+    value.ok_or(Error::Incomplete { operation, field })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -461,11 +438,14 @@ pub struct ReadStats {
 }
 
 impl ReadStats {
-    fn add(&mut self, operation: &str, round: Round, shared: bool) {
+    fn add(&mut self, operation: Operation, round: Round, shared: bool) {
         self.requests += 1;
         self.rounds = self.rounds.max(round.0);
         self.shared += usize::from(shared);
-        *self.by_operation.entry(operation.to_owned()).or_default() += 1;
+        *self
+            .by_operation
+            .entry(operation.name().to_owned())
+            .or_default() += 1;
     }
 }
 
@@ -522,7 +502,7 @@ impl Meter {
 
     /// Records one `operation` request that needed the answers up to round `after`;
     /// returns the round it is sent in.
-    pub fn record(&self, operation: &str, after: Round) -> Round {
+    pub fn record(&self, operation: Operation, after: Round) -> Round {
         let after = CHAIN.try_with(|c| c.get().max(after)).unwrap_or(after);
         let round = Round(after.0 + 1);
         let _ = CHAIN.try_with(|c| c.set(round));
@@ -539,6 +519,22 @@ impl Meter {
                 .add(operation, round, shared);
         }
         round
+    }
+
+    /// Sends one request of `operation` that needs no earlier answer: counts it, awaits
+    /// `request` (the SDK's `send()`; the limiter paces it, every attempt) and maps its
+    /// error to the project's, naming the operation. Every write goes through here.
+    pub async fn send<T, E, R>(
+        &self,
+        operation: Operation,
+        request: impl Future<Output = std::result::Result<T, SdkError<E, R>>>,
+    ) -> Result<T>
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug + 'static,
+    {
+        self.record(operation, Round::START);
+        request.await.map_err(|e| sdk_error(operation, e))
     }
 
     /// What the whole run cost so far.
@@ -566,7 +562,7 @@ impl Meter {
 /// its items and the next token. Each page is one round after the one before.
 pub(crate) async fn paginate<T, K, F, Fut>(
     meter: &Meter,
-    operation: &'static str,
+    operation: Operation,
     after: Round,
     mut page: F,
 ) -> Result<Answer<Vec<T>>>
@@ -655,11 +651,11 @@ mod tests {
     #[test]
     fn meter_counts_rounds_by_dependency() {
         let meter = Meter::new();
-        let a = meter.record("DescribeLoadBalancers", Round::START);
-        let b = meter.record("DescribeTargetGroups", Round::START);
-        let c = meter.record("DescribeTags", a.max(b));
-        meter.record("DescribeListeners", a);
-        meter.clone().record("DescribeTags", c);
+        let a = meter.record(Operation::DescribeLoadBalancers, Round::START);
+        let b = meter.record(Operation::DescribeTargetGroups, Round::START);
+        let c = meter.record(Operation::DescribeTags, a.max(b));
+        meter.record(Operation::DescribeListeners, a);
+        meter.clone().record(Operation::DescribeTags, c);
         let stats = meter.stats();
         assert_eq!(stats.requests, 5);
         assert_eq!(stats.rounds, 3);
@@ -671,9 +667,9 @@ mod tests {
         let meter = Meter::new();
         let both = meter.serving(["b", "a", "b"]);
         let a = meter.serving(["a"]);
-        let listed = both.record("DescribeLoadBalancers", Round::START);
-        a.record("DescribeListeners", listed);
-        a.record("DescribeListeners", listed);
+        let listed = both.record(Operation::DescribeLoadBalancers, Round::START);
+        a.record(Operation::DescribeListeners, listed);
+        a.record(Operation::DescribeListeners, listed);
         let run = meter.stats();
         assert_eq!((run.requests, run.rounds, run.shared), (3, 2, 1));
         let of_a = meter.stats_of("a");
@@ -687,15 +683,15 @@ mod tests {
     async fn a_chain_counts_its_requests_one_after_another() {
         let meter = Meter::new();
         let ((), last) = chained(Round(2), async {
-            meter.record("CreateLoadBalancer", Round::START);
-            meter.record("DescribeLoadBalancers", Round::START);
+            meter.record(Operation::CreateLoadBalancer, Round::START);
+            meter.record(Operation::DescribeLoadBalancers, Round::START);
         })
         .await;
         assert_eq!(last, Round(4));
         let ((), none) = chained(Round(7), async {}).await;
         assert_eq!(none, Round(7));
         // Outside a chain, the round is the one given.
-        assert_eq!(meter.record("GetChange", Round::START), Round(1));
+        assert_eq!(meter.record(Operation::GetChange, Round::START), Round(1));
         assert_eq!(meter.stats().rounds, 4);
     }
 
@@ -710,8 +706,7 @@ mod tests {
                 .build(),
         );
         let e = sdk_error(
-            Service::Acm,
-            "DescribeCertificate",
+            Operation::DescribeCertificate,
             SdkError::<_, ()>::service_error(refused, ()),
         );
         assert_eq!(e.code(), Some("AccessDenied"));
@@ -720,12 +715,11 @@ mod tests {
             "acm DescribeCertificate failed: AccessDenied: not allowed"
         );
         let e = sdk_error(
-            Service::Elbv2,
-            "DescribeTags",
+            Operation::DescribeTags,
             SdkError::<DescribeCertificateError, ()>::timeout_error("no answer in 3s"),
         );
         assert_eq!(e.code(), None);
-        assert_eq!(e.operation(), Some("DescribeTags"));
+        assert_eq!(e.operation(), Some(Operation::DescribeTags));
         assert!(e.to_string().ends_with(": no answer in 3s"), "{e}");
     }
 
@@ -734,7 +728,7 @@ mod tests {
         let meter = Meter::new();
         let answer = paginate(
             &meter,
-            "ListThings",
+            Operation::ListResourceRecordSets,
             Round(1),
             |token: Option<u32>| async move {
                 let n = token.unwrap_or(0);
@@ -760,8 +754,7 @@ mod tests {
         let failed = try_join_all((0..3).map(|i| async move {
             if i == 1 {
                 Err(Error::Incomplete {
-                    service: Service::Ec2,
-                    operation: "Op",
+                    operation: Operation::DescribeInstances,
                     field: "x",
                 })
             } else {

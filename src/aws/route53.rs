@@ -6,16 +6,15 @@ mod write;
 
 pub use write::{ChangeAction, RecordSet};
 
+use crate::aws::Operation;
 use std::net::IpAddr;
 
 use aws_sdk_route53::types::{ResourceRecordSet, RrType};
 use aws_sdk_route53::Client;
 
-use super::{paginate, sdk_error, Answer, Error, Meter, Result, Round, Service};
+use super::{paginate, sdk_error, Answer, Error, Meter, Result, Round};
 use crate::manifest::net;
 use crate::model::{AliasTarget, ObservedRecord, ObservedZone, Weighted};
-
-const SERVICE: Service = Service::Route53;
 
 /// The largest page `ListResourceRecordSets` gives.
 const PAGE_SIZE: i32 = 300;
@@ -43,7 +42,7 @@ impl Route53 {
         name: &str,
         after: Round,
     ) -> Result<Answer<Option<ObservedZone>>> {
-        const OP: &str = "ListHostedZonesByName";
+        const OP: Operation = Operation::ListHostedZonesByName;
         let round = self.meter.record(OP, after);
         let want = net::normalize_dns(name);
         // Zones come sorted by name from `name` on, so exact matches are on the first page.
@@ -53,7 +52,7 @@ impl Route53 {
             .dns_name(&want)
             .send()
             .await
-            .map_err(|e| sdk_error(SERVICE, OP, e))?;
+            .map_err(|e| sdk_error(OP, e))?;
         let exact: Vec<(String, bool)> = out
             .hosted_zones()
             .iter()
@@ -96,7 +95,7 @@ impl Route53 {
         also: impl Fn(&ObservedRecord) -> bool,
         after: Round,
     ) -> Result<Answer<Vec<ObservedRecord>>> {
-        const OP: &str = "ListResourceRecordSets";
+        const OP: Operation = Operation::ListResourceRecordSets;
         type Start = (String, Option<RrType>, Option<String>);
         let (keep, also) = (&keep, &also);
         let mut answer = paginate(&self.meter, OP, after, |start: Option<Start>| async move {
@@ -114,7 +113,7 @@ impl Route53 {
                 .set_start_record_identifier(identifier)
                 .send()
                 .await
-                .map_err(|e| sdk_error(SERVICE, OP, e))?;
+                .map_err(|e| sdk_error(OP, e))?;
             let records = out
                 .resource_record_sets()
                 .iter()

@@ -1,9 +1,10 @@
 //! EC2 reads for `reconcile init`: the instances behind an address, their neighbours in a
 //! security group, and the VPC's subnets with their availability zones.
 
+use crate::aws::Operation;
 use aws_sdk_ec2::types::Instance;
 
-use super::{chunked, Ec2, SERVICE};
+use super::{chunked, Ec2};
 use crate::aws::{paginate, sdk_error, Answer, Result, Round};
 use crate::model::{ObservedInstance, ObservedSubnet};
 
@@ -82,7 +83,7 @@ impl Ec2 {
         values: &[String],
         after: Round,
     ) -> Result<Answer<Vec<ObservedInstance>>> {
-        const OP: &str = "DescribeInstances";
+        const OP: Operation = Operation::DescribeInstances;
         let filter = &super::filter(filter, values);
         paginate(&self.meter, OP, after, |token: Option<String>| async move {
             let out = self
@@ -92,7 +93,7 @@ impl Ec2 {
                 .set_next_token(token)
                 .send()
                 .await
-                .map_err(|e| sdk_error(SERVICE, OP, e))?;
+                .map_err(|e| sdk_error(OP, e))?;
             let found = out
                 .reservations()
                 .iter()
@@ -143,7 +144,7 @@ impl Ec2 {
         values: &[String],
         after: Round,
     ) -> Result<Answer<Vec<ObservedSubnet>>> {
-        const OP: &str = "DescribeSubnets";
+        const OP: Operation = Operation::DescribeSubnets;
         let filter = &super::filter(filter, values);
         paginate(&self.meter, OP, after, |token: Option<String>| async move {
             let out = self
@@ -153,7 +154,7 @@ impl Ec2 {
                 .set_next_token(token)
                 .send()
                 .await
-                .map_err(|e| sdk_error(SERVICE, OP, e))?;
+                .map_err(|e| sdk_error(OP, e))?;
             let found = out
                 .subnets()
                 .iter()

@@ -2,10 +2,11 @@
 //! at most once per VPC (`InvalidGroup.Duplicate` for a second), read back to catch the
 //! rare double success of simultaneous callers.
 
+use crate::aws::Operation;
 use aws_sdk_ec2::types::Filter;
 
 use super::write::ec2_tags;
-use super::{security_group, Ec2, SERVICE};
+use super::{security_group, Ec2};
 use crate::aws::{sdk_error, Result, Round};
 use crate::model::{ObservedSg, Tags};
 
@@ -27,7 +28,7 @@ impl Ec2 {
 
     /// Every group named `name` in `vpc`.
     pub async fn groups_named(&self, name: &str, vpc: &str) -> Result<Vec<ObservedSg>> {
-        const OP: &str = "DescribeSecurityGroups";
+        const OP: Operation = Operation::DescribeSecurityGroups;
         self.meter.record(OP, Round::START);
         let filter = |n: &str, v: &str| Filter::builder().name(n).values(v).build();
         let out = self
@@ -37,7 +38,7 @@ impl Ec2 {
             .filters(filter("group-name", name))
             .send()
             .await
-            .map_err(|e| sdk_error(SERVICE, OP, e))?;
+            .map_err(|e| sdk_error(OP, e))?;
         out.security_groups()
             .iter()
             .map(security_group)
@@ -47,15 +48,17 @@ impl Ec2 {
 
     /// Sets `tags` on a resource (adding or overwriting those keys).
     pub async fn set_tags(&self, id: &str, tags: &Tags) -> Result<()> {
-        const OP: &str = "CreateTags";
-        self.meter.record(OP, Round::START);
-        self.client
-            .create_tags()
-            .resources(id)
-            .set_tags(Some(ec2_tags(tags)))
-            .send()
-            .await
-            .map_err(|e| sdk_error(SERVICE, OP, e))?;
+        const OP: Operation = Operation::CreateTags;
+        self.meter
+            .send(
+                OP,
+                self.client
+                    .create_tags()
+                    .resources(id)
+                    .set_tags(Some(ec2_tags(tags)))
+                    .send(),
+            )
+            .await?;
         Ok(())
     }
 }

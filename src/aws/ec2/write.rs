@@ -2,6 +2,7 @@
 //! finds the stack's own group from an earlier run, rules already there (or already gone)
 //! are skipped, a group already deleted is success.
 
+use crate::aws::Operation;
 use std::future::Future;
 
 use aws_sdk_ec2::types::{
@@ -9,7 +10,7 @@ use aws_sdk_ec2::types::{
     UserIdGroupPair,
 };
 
-use super::{Ec2, SERVICE};
+use super::Ec2;
 use crate::aws::{need, sdk_error, settle, Error, Result, Round};
 use crate::model::{owned_by, RuleKey, Source, Tags};
 use crate::names;
@@ -47,7 +48,7 @@ impl Ec2 {
         vpc: &str,
         tags: &Tags,
     ) -> Result<String> {
-        const OP: &str = "CreateSecurityGroup";
+        const OP: Operation = Operation::CreateSecurityGroup;
         self.meter.record(OP, Round::START);
         let out = self
             .client
@@ -63,8 +64,8 @@ impl Ec2 {
             )
             .send()
             .await
-            .map_err(|e| sdk_error(SERVICE, OP, e))?;
-        let id = need(out.group_id(), SERVICE, OP, "GroupId")?;
+            .map_err(|e| sdk_error(OP, e))?;
+        let id = need(out.group_id(), OP, "GroupId")?;
         settle::created(id);
         Ok(id.to_owned())
     }
@@ -89,21 +90,23 @@ impl Ec2 {
         group_id: &str,
         rules: &[(RuleKey, Option<String>)],
     ) -> Result<()> {
-        const OP: &str = "AuthorizeSecurityGroupIngress";
+        const OP: Operation = Operation::AuthorizeSecurityGroupIngress;
         let permissions = rules
             .iter()
             .map(|(key, description)| permission(key, description.as_deref()))
             .collect::<Result<Vec<_>>>()?;
         all_or_each(permissions, "InvalidPermission.Duplicate", |p| async move {
-            self.meter.record(OP, Round::START);
-            self.client
-                .authorize_security_group_ingress()
-                .group_id(group_id)
-                .set_ip_permissions(Some(p))
-                .send()
+            self.meter
+                .send(
+                    OP,
+                    self.client
+                        .authorize_security_group_ingress()
+                        .group_id(group_id)
+                        .set_ip_permissions(Some(p))
+                        .send(),
+                )
                 .await
                 .map(|_| ())
-                .map_err(|e| sdk_error(SERVICE, OP, e))
         })
         .await
     }
@@ -111,21 +114,23 @@ impl Ec2 {
     /// Removes ingress rules in one call. Rules already gone are skipped (AWS refuses the
     /// whole call then, so it is retried rule by rule).
     pub async fn revoke_ingress(&self, group_id: &str, rules: &[RuleKey]) -> Result<()> {
-        const OP: &str = "RevokeSecurityGroupIngress";
+        const OP: Operation = Operation::RevokeSecurityGroupIngress;
         let permissions = rules
             .iter()
             .map(|key| permission(key, None))
             .collect::<Result<Vec<_>>>()?;
         all_or_each(permissions, "InvalidPermission.NotFound", |p| async move {
-            self.meter.record(OP, Round::START);
-            self.client
-                .revoke_security_group_ingress()
-                .group_id(group_id)
-                .set_ip_permissions(Some(p))
-                .send()
+            self.meter
+                .send(
+                    OP,
+                    self.client
+                        .revoke_security_group_ingress()
+                        .group_id(group_id)
+                        .set_ip_permissions(Some(p))
+                        .send(),
+                )
                 .await
                 .map(|_| ())
-                .map_err(|e| sdk_error(SERVICE, OP, e))
         })
         .await
     }
@@ -136,7 +141,7 @@ impl Ec2 {
         group_id: &str,
         rules: &[(RuleKey, Option<String>)],
     ) -> Result<()> {
-        const OP: &str = "UpdateSecurityGroupRuleDescriptionsIngress";
+        const OP: Operation = Operation::UpdateSecurityGroupRuleDescriptionsIngress;
         if rules.is_empty() {
             return Ok(());
         }
@@ -146,14 +151,16 @@ impl Ec2 {
             .iter()
             .map(|(key, description)| permission(key, Some(description.as_deref().unwrap_or(""))))
             .collect::<Result<Vec<_>>>()?;
-        self.meter.record(OP, Round::START);
-        self.client
-            .update_security_group_rule_descriptions_ingress()
-            .group_id(group_id)
-            .set_ip_permissions(Some(permissions))
-            .send()
-            .await
-            .map_err(|e| sdk_error(SERVICE, OP, e))?;
+        self.meter
+            .send(
+                OP,
+                self.client
+                    .update_security_group_rule_descriptions_ingress()
+                    .group_id(group_id)
+                    .set_ip_permissions(Some(permissions))
+                    .send(),
+            )
+            .await?;
         Ok(())
     }
 
@@ -161,17 +168,13 @@ impl Ec2 {
     /// created a moment ago that EC2 says it does not know is not gone: EC2 does not know
     /// it yet, and the delete is tried again until it does.
     pub async fn delete_security_group(&self, id: &str) -> Result<()> {
-        const OP: &str = "DeleteSecurityGroup";
+        const OP: Operation = Operation::DeleteSecurityGroup;
         let mut attempt = 0;
         loop {
-            self.meter.record(OP, Round::START);
             let sent = self
-                .client
-                .delete_security_group()
-                .group_id(id)
-                .send()
-                .await
-                .map_err(|e| sdk_error(SERVICE, OP, e));
+                .meter
+                .send(OP, self.client.delete_security_group().group_id(id).send())
+                .await;
             match sent {
                 Ok(_) => return Ok(()),
                 Err(e) if e.code() == Some("InvalidGroup.NotFound") && settle::is_fresh(id) => {
@@ -190,8 +193,8 @@ impl Ec2 {
     /// interfaces that have it (a load balancer's linger for minutes after it is
     /// deleted) and the groups whose rules name it.
     pub async fn dependents_of(&self, group_id: &str) -> Result<Vec<String>> {
-        const ENIS: &str = "DescribeNetworkInterfaces";
-        const GROUPS: &str = "DescribeSecurityGroups";
+        const ENIS: Operation = Operation::DescribeNetworkInterfaces;
+        const GROUPS: Operation = Operation::DescribeSecurityGroups;
         let filter = |n: &str| {
             aws_sdk_ec2::types::Filter::builder()
                 .name(n)
@@ -211,20 +214,14 @@ impl Ec2 {
                 .send(),
         );
         let mut found = Vec::new();
-        for eni in enis
-            .map_err(|e| sdk_error(SERVICE, ENIS, e))?
-            .network_interfaces()
-        {
+        for eni in enis.map_err(|e| sdk_error(ENIS, e))?.network_interfaces() {
             let id = eni.network_interface_id().unwrap_or("?");
             match eni.description().filter(|d| !d.is_empty()) {
                 Some(d) => found.push(format!("network interface {id} ({d})")),
                 None => found.push(format!("network interface {id}")),
             }
         }
-        for g in groups
-            .map_err(|e| sdk_error(SERVICE, GROUPS, e))?
-            .security_groups()
-        {
+        for g in groups.map_err(|e| sdk_error(GROUPS, e))?.security_groups() {
             if let Some(id) = g.group_id().filter(|id| *id != group_id) {
                 found.push(format!("a rule of security group {id}"));
             }

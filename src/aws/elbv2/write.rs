@@ -10,8 +10,9 @@ use aws_sdk_elasticloadbalancingv2::types::{
     TargetTypeEnum,
 };
 
-use super::{load_balancer, Elbv2, SERVICE};
-use crate::aws::{need, sdk_error, settle, Error, Result, Round};
+use super::{load_balancer, Elbv2};
+use crate::aws::Operation;
+use crate::aws::{need, settle, Error, Result, Round};
 use crate::model::{
     owned_by, HealthCheck, HealthPort, LbAttr, ObservedLb, Redirect, ResponseHeader, Tags,
 };
@@ -39,39 +40,36 @@ impl Elbv2 {
         health: &HealthCheck,
         tags: &Tags,
     ) -> Result<String> {
-        const OP: &str = "CreateTargetGroup";
+        const OP: Operation = Operation::CreateTargetGroup;
         let hc = Health::of(health);
-        self.meter.record(OP, Round::START);
         let sent = self
-            .client
-            .create_target_group()
-            .name(name)
-            .protocol(ProtocolEnum::from(protocol))
-            .port(i32::from(port))
-            .vpc_id(vpc)
-            .target_type(TargetTypeEnum::Instance)
-            .health_check_enabled(true)
-            .health_check_protocol(hc.protocol)
-            .health_check_port(hc.port)
-            .set_health_check_path(hc.path)
-            .set_matcher(hc.matcher)
-            .health_check_interval_seconds(health.interval_seconds)
-            .health_check_timeout_seconds(health.timeout_seconds)
-            .healthy_threshold_count(health.healthy_threshold)
-            .unhealthy_threshold_count(health.unhealthy_threshold)
-            .set_tags(Some(elb_tags(tags)))
-            .send()
-            .await
-            .map_err(|e| sdk_error(SERVICE, OP, e));
+            .meter
+            .send(
+                OP,
+                self.client
+                    .create_target_group()
+                    .name(name)
+                    .protocol(ProtocolEnum::from(protocol))
+                    .port(i32::from(port))
+                    .vpc_id(vpc)
+                    .target_type(TargetTypeEnum::Instance)
+                    .health_check_enabled(true)
+                    .health_check_protocol(hc.protocol)
+                    .health_check_port(hc.port)
+                    .set_health_check_path(hc.path)
+                    .set_matcher(hc.matcher)
+                    .health_check_interval_seconds(health.interval_seconds)
+                    .health_check_timeout_seconds(health.timeout_seconds)
+                    .healthy_threshold_count(health.healthy_threshold)
+                    .unhealthy_threshold_count(health.unhealthy_threshold)
+                    .set_tags(Some(elb_tags(tags)))
+                    .send(),
+            )
+            .await;
         match sent {
             Ok(out) => {
                 let tg = out.target_groups().first();
-                let arn = need(
-                    tg.and_then(|t| t.target_group_arn()),
-                    SERVICE,
-                    OP,
-                    "TargetGroupArn",
-                )?;
+                let arn = need(tg.and_then(|t| t.target_group_arn()), OP, "TargetGroupArn")?;
                 settle::created(arn);
                 Ok(arn.to_owned())
             }
@@ -87,18 +85,14 @@ impl Elbv2 {
 
     /// The ARN of the target group `name` if it carries the `reconcile:stack` tag of `tags`.
     async fn target_group_named(&self, name: &str, tags: &Tags) -> Result<Option<String>> {
-        const OP: &str = "DescribeTargetGroups";
+        const OP: Operation = Operation::DescribeTargetGroups;
         let Some(stack) = tags.get(names::STACK_TAG) else {
             return Ok(None);
         };
-        self.meter.record(OP, Round::START);
         let sent = self
-            .client
-            .describe_target_groups()
-            .names(name)
-            .send()
-            .await
-            .map_err(|e| sdk_error(SERVICE, OP, e));
+            .meter
+            .send(OP, self.client.describe_target_groups().names(name).send())
+            .await;
         let out = match sent {
             Ok(out) => out,
             // Deleted since the create was refused.
@@ -119,55 +113,61 @@ impl Elbv2 {
 
     /// Sets a target group's health check.
     pub async fn modify_health_check(&self, arn: &str, health: &HealthCheck) -> Result<()> {
-        const OP: &str = "ModifyTargetGroup";
+        const OP: Operation = Operation::ModifyTargetGroup;
         let hc = Health::of(health);
-        self.meter.record(OP, Round::START);
-        self.client
-            .modify_target_group()
-            .target_group_arn(arn)
-            .health_check_enabled(true)
-            .health_check_protocol(hc.protocol)
-            .health_check_port(hc.port)
-            .set_health_check_path(hc.path)
-            .set_matcher(hc.matcher)
-            .health_check_interval_seconds(health.interval_seconds)
-            .health_check_timeout_seconds(health.timeout_seconds)
-            .healthy_threshold_count(health.healthy_threshold)
-            .unhealthy_threshold_count(health.unhealthy_threshold)
-            .send()
-            .await
-            .map_err(|e| sdk_error(SERVICE, OP, e))?;
+        self.meter
+            .send(
+                OP,
+                self.client
+                    .modify_target_group()
+                    .target_group_arn(arn)
+                    .health_check_enabled(true)
+                    .health_check_protocol(hc.protocol)
+                    .health_check_port(hc.port)
+                    .set_health_check_path(hc.path)
+                    .set_matcher(hc.matcher)
+                    .health_check_interval_seconds(health.interval_seconds)
+                    .health_check_timeout_seconds(health.timeout_seconds)
+                    .healthy_threshold_count(health.healthy_threshold)
+                    .unhealthy_threshold_count(health.unhealthy_threshold)
+                    .send(),
+            )
+            .await?;
         Ok(())
     }
 
     /// Sets `tags` on a load balancer or target group; keys not named are left as they are.
     pub async fn add_tags(&self, arn: &str, tags: &Tags) -> Result<()> {
-        const OP: &str = "AddTags";
-        self.meter.record(OP, Round::START);
-        self.client
-            .add_tags()
-            .resource_arns(arn)
-            .set_tags(Some(elb_tags(tags)))
-            .send()
-            .await
-            .map_err(|e| sdk_error(SERVICE, OP, e))?;
+        const OP: Operation = Operation::AddTags;
+        self.meter
+            .send(
+                OP,
+                self.client
+                    .add_tags()
+                    .resource_arns(arn)
+                    .set_tags(Some(elb_tags(tags)))
+                    .send(),
+            )
+            .await?;
         Ok(())
     }
 
     /// Registers instances on the group's port (registering one twice is no change).
     pub async fn register_targets(&self, arn: &str, ids: &[String]) -> Result<()> {
-        const OP: &str = "RegisterTargets";
+        const OP: Operation = Operation::RegisterTargets;
         if ids.is_empty() {
             return Ok(());
         }
-        self.meter.record(OP, Round::START);
-        self.client
-            .register_targets()
-            .target_group_arn(arn)
-            .set_targets(Some(targets(ids)))
-            .send()
-            .await
-            .map_err(|e| sdk_error(SERVICE, OP, e))?;
+        self.meter
+            .send(
+                OP,
+                self.client
+                    .register_targets()
+                    .target_group_arn(arn)
+                    .set_targets(Some(targets(ids)))
+                    .send(),
+            )
+            .await?;
         Ok(())
     }
 
@@ -175,17 +175,19 @@ impl Elbv2 {
     /// (`InvalidTarget`): then the registered ones are read and only they are deregistered,
     /// so that a repeat succeeds.
     pub async fn deregister_targets(&self, arn: &str, ids: &[String]) -> Result<()> {
-        const OP: &str = "DeregisterTargets";
+        const OP: Operation = Operation::DeregisterTargets;
         let send = |ids: Vec<String>| async move {
-            self.meter.record(OP, Round::START);
-            self.client
-                .deregister_targets()
-                .target_group_arn(arn)
-                .set_targets(Some(targets(&ids)))
-                .send()
+            self.meter
+                .send(
+                    OP,
+                    self.client
+                        .deregister_targets()
+                        .target_group_arn(arn)
+                        .set_targets(Some(targets(&ids)))
+                        .send(),
+                )
                 .await
                 .map(|_| ())
-                .map_err(|e| sdk_error(SERVICE, OP, e))
         };
         if ids.is_empty() {
             return Ok(());
@@ -218,15 +220,17 @@ impl Elbv2 {
     /// Deletes a target group; one already gone is success. A group a listener still
     /// forwards to is AWS's `ResourceInUse`, an error.
     pub async fn delete_target_group(&self, arn: &str) -> Result<()> {
-        const OP: &str = "DeleteTargetGroup";
-        self.meter.record(OP, Round::START);
+        const OP: Operation = Operation::DeleteTargetGroup;
         let sent = self
-            .client
-            .delete_target_group()
-            .target_group_arn(arn)
-            .send()
-            .await
-            .map_err(|e| sdk_error(SERVICE, OP, e));
+            .meter
+            .send(
+                OP,
+                self.client
+                    .delete_target_group()
+                    .target_group_arn(arn)
+                    .send(),
+            )
+            .await;
         match sent {
             Err(e) if e.code() == Some("TargetGroupNotFound") => Ok(()),
             other => other.map(|_| ()),
@@ -247,27 +251,29 @@ impl Elbv2 {
         security_groups: &[String],
         tags: &Tags,
     ) -> Result<ObservedLb> {
-        const OP: &str = "CreateLoadBalancer";
+        const OP: Operation = Operation::CreateLoadBalancer;
         // moto creates a second load balancer with the same name, so the SDK's own retry
         // of a create whose answer was lost would make a duplicate: each attempt looks
         // first, and the create itself is sent once per attempt.
         let looked = look_first(
             || self.load_balancer_named(name, tags),
             || async {
-                self.meter.record(OP, Round::START);
-                self.client
-                    .create_load_balancer()
-                    .name(name)
-                    .r#type(LoadBalancerTypeEnum::Application)
-                    .scheme(LoadBalancerSchemeEnum::from(scheme))
-                    .set_subnets(Some(subnets.to_vec()))
-                    .set_security_groups(Some(security_groups.to_vec()))
-                    .set_tags(Some(elb_tags(tags)))
-                    .customize()
-                    .config_override(no_sdk_retries())
-                    .send()
+                self.meter
+                    .send(
+                        OP,
+                        self.client
+                            .create_load_balancer()
+                            .name(name)
+                            .r#type(LoadBalancerTypeEnum::Application)
+                            .scheme(LoadBalancerSchemeEnum::from(scheme))
+                            .set_subnets(Some(subnets.to_vec()))
+                            .set_security_groups(Some(security_groups.to_vec()))
+                            .set_tags(Some(elb_tags(tags)))
+                            .customize()
+                            .config_override(no_sdk_retries())
+                            .send(),
+                    )
                     .await
-                    .map_err(|e| sdk_error(SERVICE, OP, e))
             },
         )
         .await?;
@@ -275,7 +281,7 @@ impl Elbv2 {
             Looked::Found(existing) => return Ok(existing),
             Looked::Created(out) => out,
         };
-        let created = need(out.load_balancers().first(), SERVICE, OP, "LoadBalancers")?;
+        let created = need(out.load_balancers().first(), OP, "LoadBalancers")?;
         let mut lb = load_balancer(created)?;
         settle::created(&lb.arn);
         lb.tags = tags.clone();
@@ -285,15 +291,11 @@ impl Elbv2 {
     /// The stack's load balancer named `name`, with its tags; `None` when there is none,
     /// [`Error::NotOwned`] when every one of that name belongs to someone else.
     async fn load_balancer_named(&self, name: &str, tags: &Tags) -> Result<Option<ObservedLb>> {
-        const OP: &str = "DescribeLoadBalancers";
-        self.meter.record(OP, Round::START);
+        const OP: Operation = Operation::DescribeLoadBalancers;
         let sent = self
-            .client
-            .describe_load_balancers()
-            .names(name)
-            .send()
-            .await
-            .map_err(|e| sdk_error(SERVICE, OP, e));
+            .meter
+            .send(OP, self.client.describe_load_balancers().names(name).send())
+            .await;
         let out = match sent {
             Ok(out) => out,
             Err(e) if e.code() == Some("LoadBalancerNotFound") => return Ok(None),
@@ -330,15 +332,17 @@ impl Elbv2 {
     /// The state of a load balancer (`provisioning`, `active`, ...); `None` when it no
     /// longer exists.
     pub async fn load_balancer_state(&self, arn: &str) -> Result<Option<String>> {
-        const OP: &str = "DescribeLoadBalancers";
-        self.meter.record(OP, Round::START);
+        const OP: Operation = Operation::DescribeLoadBalancers;
         let sent = self
-            .client
-            .describe_load_balancers()
-            .load_balancer_arns(arn)
-            .send()
-            .await
-            .map_err(|e| sdk_error(SERVICE, OP, e));
+            .meter
+            .send(
+                OP,
+                self.client
+                    .describe_load_balancers()
+                    .load_balancer_arns(arn)
+                    .send(),
+            )
+            .await;
         match sent {
             Ok(out) => Ok(out
                 .load_balancers()
@@ -357,43 +361,49 @@ impl Elbv2 {
 
     /// Sets the subnets of a load balancer (the whole set).
     pub async fn set_subnets(&self, arn: &str, subnets: &[String]) -> Result<()> {
-        const OP: &str = "SetSubnets";
-        self.meter.record(OP, Round::START);
-        self.client
-            .set_subnets()
-            .load_balancer_arn(arn)
-            .set_subnets(Some(subnets.to_vec()))
-            .send()
-            .await
-            .map_err(|e| sdk_error(SERVICE, OP, e))?;
+        const OP: Operation = Operation::SetSubnets;
+        self.meter
+            .send(
+                OP,
+                self.client
+                    .set_subnets()
+                    .load_balancer_arn(arn)
+                    .set_subnets(Some(subnets.to_vec()))
+                    .send(),
+            )
+            .await?;
         Ok(())
     }
 
     /// Sets the security groups of a load balancer (the whole set).
     pub async fn set_security_groups(&self, arn: &str, groups: &[String]) -> Result<()> {
-        const OP: &str = "SetSecurityGroups";
-        self.meter.record(OP, Round::START);
-        self.client
-            .set_security_groups()
-            .load_balancer_arn(arn)
-            .set_security_groups(Some(groups.to_vec()))
-            .send()
-            .await
-            .map_err(|e| sdk_error(SERVICE, OP, e))?;
+        const OP: Operation = Operation::SetSecurityGroups;
+        self.meter
+            .send(
+                OP,
+                self.client
+                    .set_security_groups()
+                    .load_balancer_arn(arn)
+                    .set_security_groups(Some(groups.to_vec()))
+                    .send(),
+            )
+            .await?;
         Ok(())
     }
 
     /// Deletes a load balancer (and with it its listeners); one already gone is success.
     pub async fn delete_load_balancer(&self, arn: &str) -> Result<()> {
-        const OP: &str = "DeleteLoadBalancer";
-        self.meter.record(OP, Round::START);
+        const OP: Operation = Operation::DeleteLoadBalancer;
         let sent = self
-            .client
-            .delete_load_balancer()
-            .load_balancer_arn(arn)
-            .send()
-            .await
-            .map_err(|e| sdk_error(SERVICE, OP, e));
+            .meter
+            .send(
+                OP,
+                self.client
+                    .delete_load_balancer()
+                    .load_balancer_arn(arn)
+                    .send(),
+            )
+            .await;
         match sent {
             Err(e) if e.code() == Some("LoadBalancerNotFound") => Ok(()),
             other => other.map(|_| ()),
@@ -413,7 +423,7 @@ impl Elbv2 {
         ssl_policy: Option<&str>,
         to: ListenerAction<'_>,
     ) -> Result<String> {
-        const OP: &str = "CreateListener";
+        const OP: Operation = Operation::CreateListener;
         let action = default_action(to)?;
         // moto has no DuplicateListener: as for load balancers, look before each attempt.
         let looked = look_first(
@@ -426,20 +436,22 @@ impl Elbv2 {
                     .map(|l| l.arn))
             },
             || async {
-                self.meter.record(OP, Round::START);
-                self.client
-                    .create_listener()
-                    .load_balancer_arn(lb_arn)
-                    .port(i32::from(port))
-                    .protocol(ProtocolEnum::from(protocol))
-                    .set_certificates(certificates(certificate))
-                    .set_ssl_policy(ssl_policy.map(str::to_owned))
-                    .default_actions(action.clone())
-                    .customize()
-                    .config_override(no_sdk_retries())
-                    .send()
+                self.meter
+                    .send(
+                        OP,
+                        self.client
+                            .create_listener()
+                            .load_balancer_arn(lb_arn)
+                            .port(i32::from(port))
+                            .protocol(ProtocolEnum::from(protocol))
+                            .set_certificates(certificates(certificate))
+                            .set_ssl_policy(ssl_policy.map(str::to_owned))
+                            .default_actions(action.clone())
+                            .customize()
+                            .config_override(no_sdk_retries())
+                            .send(),
+                    )
                     .await
-                    .map_err(|e| sdk_error(SERVICE, OP, e))
             },
         )
         .await?;
@@ -452,13 +464,7 @@ impl Elbv2 {
             Looked::Created(out) => out,
         };
         let listener = out.listeners().first();
-        Ok(need(
-            listener.and_then(|l| l.listener_arn()),
-            SERVICE,
-            OP,
-            "ListenerArn",
-        )?
-        .to_owned())
+        Ok(need(listener.and_then(|l| l.listener_arn()), OP, "ListenerArn")?.to_owned())
     }
 
     /// Sets a listener's protocol, certificate, TLS policy (kept as it is when `None`) and
@@ -472,19 +478,21 @@ impl Elbv2 {
         ssl_policy: Option<&str>,
         to: ListenerAction<'_>,
     ) -> Result<()> {
-        const OP: &str = "ModifyListener";
+        const OP: Operation = Operation::ModifyListener;
         let action = default_action(to)?;
-        self.meter.record(OP, Round::START);
-        self.client
-            .modify_listener()
-            .listener_arn(arn)
-            .protocol(ProtocolEnum::from(protocol))
-            .set_certificates(certificates(certificate))
-            .set_ssl_policy(ssl_policy.map(str::to_owned))
-            .default_actions(action)
-            .send()
-            .await
-            .map_err(|e| sdk_error(SERVICE, OP, e))?;
+        self.meter
+            .send(
+                OP,
+                self.client
+                    .modify_listener()
+                    .listener_arn(arn)
+                    .protocol(ProtocolEnum::from(protocol))
+                    .set_certificates(certificates(certificate))
+                    .set_ssl_policy(ssl_policy.map(str::to_owned))
+                    .default_actions(action)
+                    .send(),
+            )
+            .await?;
         Ok(())
     }
 
@@ -494,7 +502,7 @@ impl Elbv2 {
         arn: &str,
         attributes: &[(LbAttr, String)],
     ) -> Result<()> {
-        const OP: &str = "ModifyLoadBalancerAttributes";
+        const OP: Operation = Operation::ModifyLoadBalancerAttributes;
         if attributes.is_empty() {
             return Ok(());
         }
@@ -507,14 +515,16 @@ impl Elbv2 {
                     .build()
             })
             .collect();
-        self.meter.record(OP, Round::START);
-        self.client
-            .modify_load_balancer_attributes()
-            .load_balancer_arn(arn)
-            .set_attributes(Some(attributes))
-            .send()
-            .await
-            .map_err(|e| sdk_error(SERVICE, OP, e))?;
+        self.meter
+            .send(
+                OP,
+                self.client
+                    .modify_load_balancer_attributes()
+                    .load_balancer_arn(arn)
+                    .set_attributes(Some(attributes))
+                    .send(),
+            )
+            .await?;
         Ok(())
     }
 
@@ -525,7 +535,7 @@ impl Elbv2 {
         arn: &str,
         headers: &[(ResponseHeader, String)],
     ) -> Result<()> {
-        const OP: &str = "ModifyListenerAttributes";
+        const OP: Operation = Operation::ModifyListenerAttributes;
         if headers.is_empty() {
             return Ok(());
         }
@@ -538,28 +548,26 @@ impl Elbv2 {
                     .build()
             })
             .collect();
-        self.meter.record(OP, Round::START);
-        self.client
-            .modify_listener_attributes()
-            .listener_arn(arn)
-            .set_attributes(Some(attributes))
-            .send()
-            .await
-            .map_err(|e| sdk_error(SERVICE, OP, e))?;
+        self.meter
+            .send(
+                OP,
+                self.client
+                    .modify_listener_attributes()
+                    .listener_arn(arn)
+                    .set_attributes(Some(attributes))
+                    .send(),
+            )
+            .await?;
         Ok(())
     }
 
     /// Deletes a listener; one already gone is success.
     pub async fn delete_listener(&self, arn: &str) -> Result<()> {
-        const OP: &str = "DeleteListener";
-        self.meter.record(OP, Round::START);
+        const OP: Operation = Operation::DeleteListener;
         let sent = self
-            .client
-            .delete_listener()
-            .listener_arn(arn)
-            .send()
-            .await
-            .map_err(|e| sdk_error(SERVICE, OP, e));
+            .meter
+            .send(OP, self.client.delete_listener().listener_arn(arn).send())
+            .await;
         match sent {
             Err(e) if e.code() == Some("ListenerNotFound") => Ok(()),
             other => other.map(|_| ()),

@@ -7,8 +7,9 @@ use aws_sdk_route53::types::{
     ResourceRecordSet, RrType,
 };
 
-use super::{Route53, SERVICE};
-use crate::aws::{need, sdk_error, unbuilt, Error, Result, Round};
+use super::Route53;
+use crate::aws::Operation;
+use crate::aws::{need, unbuilt, Error, Result};
 use crate::model::{AliasTarget, ObservedRecord};
 
 /// A record set as written: plain values, or an alias (then no TTL and no values).
@@ -64,7 +65,7 @@ impl Route53 {
         changes: &[(ChangeAction, RecordSet)],
         comment: &str,
     ) -> Result<String> {
-        const OP: &str = "ChangeResourceRecordSets";
+        const OP: Operation = Operation::ChangeResourceRecordSets;
         if changes.is_empty() {
             return Err(Error::Bug(format!(
                 "an empty change batch for zone {zone_id} ({comment})"
@@ -78,32 +79,36 @@ impl Route53 {
             .set_changes(Some(changes))
             .set_comment((!comment.is_empty()).then(|| comment.to_owned()))
             .build()
-            .map_err(|e| unbuilt(SERVICE, OP, &e))?;
-        self.meter.record(OP, Round::START);
+            .map_err(|e| unbuilt(OP, &e))?;
         let out = self
-            .client
-            .change_resource_record_sets()
-            .hosted_zone_id(zone_id)
-            .change_batch(batch)
-            .send()
-            .await
-            .map_err(|e| sdk_error(SERVICE, OP, e))?;
-        let info = need(out.change_info(), SERVICE, OP, "ChangeInfo")?;
+            .meter
+            .send(
+                OP,
+                self.client
+                    .change_resource_record_sets()
+                    .hosted_zone_id(zone_id)
+                    .change_batch(batch)
+                    .send(),
+            )
+            .await?;
+        let info = need(out.change_info(), OP, "ChangeInfo")?;
         Ok(change_id(info.id()))
     }
 
     /// The status of a change: `PENDING` or `INSYNC`.
     pub async fn change_status(&self, change_id: &str) -> Result<String> {
-        const OP: &str = "GetChange";
-        self.meter.record(OP, Round::START);
+        const OP: Operation = Operation::GetChange;
         let out = self
-            .client
-            .get_change()
-            .id(self::change_id(change_id))
-            .send()
-            .await
-            .map_err(|e| sdk_error(SERVICE, OP, e))?;
-        let info = need(out.change_info(), SERVICE, OP, "ChangeInfo")?;
+            .meter
+            .send(
+                OP,
+                self.client
+                    .get_change()
+                    .id(self::change_id(change_id))
+                    .send(),
+            )
+            .await?;
+        let info = need(out.change_info(), OP, "ChangeInfo")?;
         Ok(info.status().as_str().to_owned())
     }
 }
@@ -114,7 +119,7 @@ fn change_id(id: &str) -> String {
 }
 
 fn change(action: ChangeAction, set: &RecordSet) -> Result<Change> {
-    const OP: &str = "ChangeResourceRecordSets";
+    const OP: Operation = Operation::ChangeResourceRecordSets;
     let kind = RrType::from(set.kind.as_str());
     let mut builder = ResourceRecordSet::builder()
         .name(&set.name)
@@ -129,7 +134,7 @@ fn change(action: ChangeAction, set: &RecordSet) -> Result<Change> {
                 .hosted_zone_id(&alias.zone_id)
                 .evaluate_target_health(false)
                 .build()
-                .map_err(|e| unbuilt(SERVICE, OP, &e))?,
+                .map_err(|e| unbuilt(OP, &e))?,
         ),
         None => {
             let records = set
@@ -144,7 +149,7 @@ fn change(action: ChangeAction, set: &RecordSet) -> Result<Change> {
                     ResourceRecord::builder()
                         .value(value)
                         .build()
-                        .map_err(|e| unbuilt(SERVICE, OP, &e))
+                        .map_err(|e| unbuilt(OP, &e))
                 })
                 .collect::<Result<Vec<_>>>()?;
             builder
@@ -152,7 +157,7 @@ fn change(action: ChangeAction, set: &RecordSet) -> Result<Change> {
                 .set_resource_records(Some(records))
         }
     };
-    let set = builder.build().map_err(|e| unbuilt(SERVICE, OP, &e))?;
+    let set = builder.build().map_err(|e| unbuilt(OP, &e))?;
     Change::builder()
         .action(match action {
             ChangeAction::Upsert => SdkAction::Upsert,
@@ -160,7 +165,7 @@ fn change(action: ChangeAction, set: &RecordSet) -> Result<Change> {
         })
         .resource_record_set(set)
         .build()
-        .map_err(|e| unbuilt(SERVICE, OP, &e))
+        .map_err(|e| unbuilt(OP, &e))
 }
 
 /// The longest character-string DNS allows in a TXT record.
