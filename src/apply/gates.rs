@@ -338,7 +338,7 @@ pub async fn wait(
             }
         }
         Gate::RulesInPlace { key, group, rules } => {
-            let id = ctx.group(group)?;
+            let id = ctx.refs().group(group)?;
             let what = format!("security group \"{key}\" has the rules that open the direct path");
             loop {
                 let found = ctx

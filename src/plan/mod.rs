@@ -6,6 +6,7 @@
 //! - [`graph`] adds the gates and the ordering edges, checks for cycles and orders nodes.
 
 mod balancer;
+pub mod carry;
 pub mod check;
 pub mod diff;
 pub mod dns;

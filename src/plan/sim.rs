@@ -10,14 +10,21 @@
 //! Resources the plan creates get made-up ids; new targets are `initial` until their
 //! gate, and a new load balancer is `provisioning` until its gate, as in AWS.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+
+use crate::aws::elbv2::ListenerAction;
+use crate::aws::route53::{ChangeAction, RecordSet};
 
 use crate::model::{
     owned_by, Desired, ObservedLb, ObservedListener, ObservedRecord, ObservedRule, ObservedSg,
     ObservedTg, Redirect, RuleKey, Source, TargetHealth,
 };
 
-use super::{Gate, LbRef, Node, NodeKind, Op, Pace, RecordValue, Serve, SgRef, Tagged, TgRef};
+use super::carry::{self, Cloud, LbAddress, Refs, Unresolved};
+use super::{Gate, LbRef, Node, NodeKind, Op, Pace, SgRef, Tagged, TgRef};
+use crate::aws::Operation;
 
 /// A broken guarantee, or an operation the model cannot carry out.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -44,11 +51,10 @@ pub struct World<'a> {
     /// Seconds since the run started.
     pub clock: u64,
     history: Vec<Served>,
-    sg_keys: BTreeMap<String, String>,
-    tg_keys: BTreeMap<String, String>,
-    lb_names: BTreeMap<String, String>,
-    /// Certificates requested during the run, by key.
-    cert_keys: BTreeMap<String, String>,
+    /// What the run created, as the interpreter resolves references ([`carry`]).
+    refs: Refs,
+    /// The AWS calls the interpreter made, when they are recorded ([`trace`]).
+    calls: Option<Vec<Operation>>,
     /// Certificates that ACM said were in use though no listener read used them: something
     /// outside the stacks read uses them, and ACM refuses to delete them.
     used_elsewhere: BTreeSet<String>,
@@ -130,14 +136,17 @@ impl<'a> World<'a> {
             observed,
             clock: 0,
             history: vec![],
-            sg_keys: BTreeMap::new(),
-            tg_keys: BTreeMap::new(),
-            lb_names: BTreeMap::new(),
-            cert_keys: BTreeMap::new(),
+            refs: Refs::default(),
+            calls: None,
             used_elsewhere: BTreeSet::new(),
             seen_lbs: BTreeSet::new(),
         };
         w.seen_lbs = load_balancer_names(&w.observed);
+        w.refs = Refs::with_load_balancers(w.observed.load_balancers.iter().map(|l| LbAddress {
+            arn: l.arn.clone(),
+            dns_name: crate::manifest::net::normalize_dns(&l.dns_name),
+            zone_id: l.hosted_zone_id.clone(),
+        }));
         // As AWS reports them: the targets of a group no load balancer uses are `unused`.
         for t in &mut w.observed.target_groups {
             if t.load_balancers.is_empty() {
@@ -189,45 +198,15 @@ impl<'a> World<'a> {
     }
 
     fn sg_id(&self, g: &SgRef) -> Option<String> {
-        match g {
-            SgRef::Id(id) => Some(id.clone()),
-            SgRef::New(k) => self.sg_keys.get(k).cloned(),
-        }
+        self.refs.group(g).ok()
     }
 
     fn tg_arn(&self, t: &TgRef) -> Option<String> {
-        match t {
-            TgRef::Arn(a) => Some(a.clone()),
-            TgRef::New { key, .. } => self.tg_keys.get(key).cloned(),
-        }
+        self.refs.target_group(t).ok()
     }
 
     fn lb_arn(&self, l: &LbRef) -> Option<String> {
-        match l {
-            LbRef::Arn(a) => Some(a.clone()),
-            LbRef::New(n) => self.lb_names.get(n).cloned(),
-        }
-    }
-
-    /// What a listener change makes it do: the target group's ARN, or the redirect.
-    fn serve(&self, serve: &Serve) -> Result<(Option<String>, Option<Redirect>), String> {
-        match serve {
-            Serve::Forward(tg) => Ok((
-                Some(self.tg_arn(tg).ok_or("the target group does not exist")?),
-                None,
-            )),
-            Serve::Redirect(r) => Ok((None, Some(r.clone()))),
-        }
-    }
-
-    fn resolve(&self, k: &RuleKey) -> RuleKey {
-        match &k.source {
-            Source::Key(key) => RuleKey {
-                source: Source::Group(self.sg_keys.get(key).cloned().unwrap_or_default()),
-                ..k.clone()
-            },
-            _ => k.clone(),
-        }
+        self.refs.load_balancer(l).ok().map(|a| a.arn)
     }
 
     /// A digest of the whole world: two states of a run with the same finished nodes and
@@ -267,10 +246,14 @@ impl<'a> World<'a> {
         (
             history,
             self.clock,
-            &self.sg_keys,
-            &self.tg_keys,
-            &self.lb_names,
-            &self.cert_keys,
+            &self.refs.groups,
+            &self.refs.target_groups,
+            self.refs
+                .load_balancers
+                .iter()
+                .map(|(k, a)| (k, &a.arn))
+                .collect::<Vec<_>>(),
+            &self.refs.certificates,
             &self.seen_lbs,
         )
             .hash(&mut h);
@@ -292,10 +275,7 @@ impl<'a> World<'a> {
         };
         match &node.kind {
             NodeKind::Gate(g) => self.gate(g).map_err(fail)?,
-            NodeKind::Change(c) => {
-                self.owns(&c.op).map_err(fail)?;
-                self.apply(&c.op).map_err(fail)?;
-            }
+            NodeKind::Change(c) => self.apply(&c.op).map_err(fail)?,
         }
         self.seen_lbs.extend(load_balancer_names(&self.observed));
         Ok(())
@@ -424,663 +404,684 @@ impl<'a> World<'a> {
     }
 
     fn cert_arn(&self, c: &super::CertRef) -> Result<String, String> {
-        match c {
-            super::CertRef::Arn(a) | super::CertRef::Issuing { arn: Some(a), .. } => Ok(a.clone()),
-            super::CertRef::Issuing { key, arn: None } => self
-                .cert_keys
-                .get(key)
-                .cloned()
-                .ok_or_else(|| format!("certificate \"{key}\" used before it was requested")),
+        self.refs.certificate(c).map_err(|e| e.to_string())
+    }
+
+    /// Carries out one change through the plan's interpreter ([`carry`]), the world as the
+    /// [`Cloud`]: the same code `apply` runs against AWS.
+    pub(crate) fn apply(&mut self, op: &Op) -> Result<(), String> {
+        let model = Model(RefCell::new(self));
+        let mut carried = std::pin::pin!(carry::carry(&model, op));
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match carried.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(r) => r.map_err(|e| e.to_string()),
+            // The model answers every call at once.
+            std::task::Poll::Pending => Err("bug: the model of AWS waited".to_owned()),
         }
     }
 
+    /// An `existing` group of the manifest: the stack's to edit rules on, not to tag.
+    fn existing_group(&self, id: &str) -> bool {
+        self.desired
+            .security_groups
+            .values()
+            .any(|g| g.existing.as_deref() == Some(id))
+    }
+
+    fn owned(&self, tags: &crate::model::Tags) -> bool {
+        owned_by(tags, &self.desired.stack)
+    }
+
+    fn own_group(&self, id: &str) -> Result<(), String> {
+        match self.observed.sg_by_id(id) {
+            Some(g) if self.owned(&g.tags) => Ok(()),
+            _ => Err(not_owned(format!("security group {id}"))),
+        }
+    }
+
+    fn own_target_group(&self, arn: &str) -> Result<(), String> {
+        match self.observed.tg_by_arn(arn) {
+            Some(t) if self.owned(&t.tags) => Ok(()),
+            _ => Err(not_owned(format!("target group {arn}"))),
+        }
+    }
+
+    fn own_load_balancer(&self, arn: &str) -> Result<(), String> {
+        let owned = self
+            .observed
+            .load_balancers
+            .iter()
+            .any(|l| l.arn == arn && self.owned(&l.tags));
+        if owned {
+            Ok(())
+        } else {
+            Err(not_owned(format!("load balancer {arn}")))
+        }
+    }
+
+    fn own_listener(&self, arn: &str) -> Result<(), String> {
+        let owned = self
+            .observed
+            .load_balancers
+            .iter()
+            .any(|l| self.owned(&l.tags) && l.listeners.iter().any(|x| x.arn == arn));
+        if owned {
+            Ok(())
+        } else {
+            Err(not_owned(format!("listener {arn}")))
+        }
+    }
+
+    /// A record the stack may write: one the manifest manages, its wait marker, or a
+    /// validation record ACM asks for a certificate.
+    fn own_record(&self, name: &str) -> Result<(), String> {
+        let names = self.record_names();
+        let owned = names.iter().any(|n| n == name)
+            || names.iter().any(|n| crate::names::marker_record(n) == name)
+            || self
+                .observed
+                .certificates
+                .iter()
+                .any(|c| c.validation.iter().any(|v| v.name == name));
+        if owned {
+            Ok(())
+        } else {
+            Err(not_owned(format!("record {name}")))
+        }
+    }
+
+    fn rules_editable(&self, id: &str) -> Result<(), String> {
+        if self.existing_group(id) {
+            return Ok(());
+        }
+        self.own_group(id)
+    }
+
+    fn create_security_group(
+        &mut self,
+        name: &str,
+        description: &str,
+        vpc: &str,
+        tags: &crate::model::Tags,
+    ) -> Result<String, String> {
+        // EC2 refuses a second group of a name in a VPC.
+        if self
+            .observed
+            .security_groups
+            .iter()
+            .any(|g| g.name == name && g.vpc == vpc)
+        {
+            return Err(format!(
+                "InvalidGroup.Duplicate: a group named {name} exists in {vpc}"
+            ));
+        }
+        // Ids the model makes up come from what the plan names, never from a counter: two
+        // changes that commute make the same world in either order.
+        let id = format!("sg-sim-{name}");
+        self.observed.security_groups.push(ObservedSg {
+            id: id.clone(),
+            name: name.to_owned(),
+            vpc: vpc.to_owned(),
+            description: description.to_owned(),
+            tags: tags.clone(),
+            rules: vec![],
+        });
+        Ok(id)
+    }
+
+    fn set_rules(&mut self, id: &str, rules: &[(RuleKey, Option<String>)]) -> Result<(), String> {
+        self.rules_editable(id)?;
+        let g = self.sg_mut(id)?;
+        for (key, description) in rules {
+            match g.rules.iter_mut().find(|r| &r.key == key) {
+                Some(r) => r.description = description.clone(),
+                None => g.rules.push(ObservedRule {
+                    id: None,
+                    key: key.clone(),
+                    description: description.clone(),
+                }),
+            }
+        }
+        Ok(())
+    }
+
+    fn revoke_ingress(&mut self, id: &str, rules: &[RuleKey]) -> Result<(), String> {
+        self.rules_editable(id)?;
+        self.sg_mut(id)?.rules.retain(|r| !rules.contains(&r.key));
+        Ok(())
+    }
+
+    fn delete_security_group(&mut self, id: &str) -> Result<(), String> {
+        self.own_group(id)?;
+        let used = self
+            .observed
+            .load_balancers
+            .iter()
+            .any(|l| l.security_groups.iter().any(|g| g == id));
+        if used {
+            return Err(format!("group {id} is still used by a load balancer"));
+        }
+        // AWS refuses (DependencyViolation) while a rule of another group names it.
+        if let Some(g) = self.observed.security_groups.iter().find(|g| {
+            g.id != id
+                && g.rules
+                    .iter()
+                    .any(|r| matches!(&r.key.source, Source::Group(s) if s == id))
+        }) {
+            return Err(format!(
+                "DependencyViolation: group {id} is still named by a rule of {}",
+                g.name
+            ));
+        }
+        self.observed.security_groups.retain(|g| g.id != id);
+        Ok(())
+    }
+
+    /// Tags a resource the stack owns, or one the manifest adopts that no other stack
+    /// owns: from then on it is the stack's.
+    fn tag(&mut self, resource: &Tagged, tags: &crate::model::Tags) -> Result<(), String> {
+        let o = &self.observed;
+        let (id, live) = match resource {
+            Tagged::LoadBalancer { arn } => (
+                arn,
+                o.load_balancers
+                    .iter()
+                    .find(|l| &l.arn == arn)
+                    .map(|l| &l.tags),
+            ),
+            Tagged::TargetGroup { arn } => (arn, o.tg_by_arn(arn).map(|t| &t.tags)),
+            Tagged::SecurityGroup { id } => (id, o.sg_by_id(id).map(|g| &g.tags)),
+        };
+        let stack = &self.desired.stack;
+        let allowed = live.is_some_and(|t| {
+            owned_by(t, stack)
+                || (self.desired.adopts(id)
+                    && t.get(crate::names::STACK_TAG).is_none_or(|s| s == stack))
+        });
+        if !allowed {
+            return Err(not_owned(format!("{resource:?}")));
+        }
+        let on = match resource {
+            Tagged::LoadBalancer { arn } => &mut self.lb_mut(arn)?.tags,
+            Tagged::TargetGroup { arn } => &mut self.tg_mut(arn)?.tags,
+            Tagged::SecurityGroup { id } => &mut self.sg_mut(id)?.tags,
+        };
+        on.extend(tags.iter().map(|(k, v)| (k.clone(), v.clone())));
+        Ok(())
+    }
+
+    fn create_target_group(
+        &mut self,
+        name: &str,
+        port: u16,
+        protocol: &str,
+        vpc: &str,
+        health: &crate::model::HealthCheck,
+        tags: &crate::model::Tags,
+    ) -> Result<String, String> {
+        if self.observed.target_groups.iter().any(|t| t.name == name) {
+            return Err(format!("DuplicateTargetGroupName: {name} exists"));
+        }
+        let arn = format!("arn:sim:targetgroup/{name}/sim");
+        self.observed.target_groups.push(ObservedTg {
+            arn: arn.clone(),
+            name: name.to_owned(),
+            port,
+            protocol: protocol.to_owned(),
+            vpc: vpc.to_owned(),
+            health: health.clone(),
+            tags: tags.clone(),
+            load_balancers: vec![],
+            targets: vec![],
+        });
+        Ok(arn)
+    }
+
+    fn modify_health_check(
+        &mut self,
+        arn: &str,
+        health: &crate::model::HealthCheck,
+    ) -> Result<(), String> {
+        self.own_target_group(arn)?;
+        self.tg_mut(arn)?.health = health.clone();
+        Ok(())
+    }
+
+    fn register_targets(&mut self, arn: &str, ids: &[String]) -> Result<(), String> {
+        self.own_target_group(arn)?;
+        let t = self.tg_mut(arn)?;
+        // AWS health-checks only a group a load balancer uses: a target registered in any
+        // other is `unused` until the group is attached.
+        let (state, reason) = if t.load_balancers.is_empty() {
+            ("unused", "Target.NotInUse")
+        } else {
+            ("initial", "Elb.RegistrationInProgress")
+        };
+        for id in ids {
+            if !t.targets.iter().any(|h| &h.id == id) {
+                t.targets.push(TargetHealth {
+                    id: id.clone(),
+                    state: state.into(),
+                    reason: Some(reason.into()),
+                    description: None,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn deregister_targets(&mut self, arn: &str, ids: &[String]) -> Result<(), String> {
+        self.own_target_group(arn)?;
+        self.tg_mut(arn)?.targets.retain(|h| !ids.contains(&h.id));
+        Ok(())
+    }
+
+    fn delete_target_group(&mut self, arn: &str) -> Result<(), String> {
+        self.own_target_group(arn)?;
+        let in_use = self
+            .observed
+            .load_balancers
+            .iter()
+            .flat_map(|l| &l.listeners)
+            .any(|l| l.forward.iter().any(|t| t == arn));
+        if in_use {
+            return Err(format!(
+                "ResourceInUse: target group {arn} is used by a listener"
+            ));
+        }
+        self.observed.target_groups.retain(|t| t.arn != arn);
+        Ok(())
+    }
+
+    fn create_load_balancer(
+        &mut self,
+        name: &str,
+        scheme: &str,
+        subnets: &[String],
+        groups: &[String],
+        tags: &crate::model::Tags,
+    ) -> Result<LbAddress, String> {
+        if self.observed.load_balancers.iter().any(|l| l.name == name) {
+            return Err(format!("DuplicateLoadBalancerName: {name} exists"));
+        }
+        if let Some(g) = groups.iter().find(|g| self.observed.sg_by_id(g).is_none()) {
+            return Err(format!("InvalidSecurityGroup: {g} does not exist"));
+        }
+        let address = LbAddress {
+            arn: format!("arn:sim:loadbalancer/app/{name}/sim"),
+            dns_name: format!("{name}-sim.us-east-1.elb.amazonaws.com"),
+            zone_id: "Z35SXDOTRQ7X7K".into(),
+        };
+        self.observed.load_balancers.push(ObservedLb {
+            arn: address.arn.clone(),
+            name: name.to_owned(),
+            dns_name: address.dns_name.clone(),
+            hosted_zone_id: address.zone_id.clone(),
+            scheme: scheme.to_owned(),
+            state: "provisioning".into(),
+            vpc: self.desired.vpc.clone(),
+            subnets: subnets.iter().cloned().collect(),
+            security_groups: groups.iter().cloned().collect(),
+            tags: tags.clone(),
+            listeners: vec![],
+            attributes: Some(crate::model::LbAttr::from_aws([])),
+        });
+        Ok(address)
+    }
+
+    fn set_subnets(&mut self, arn: &str, subnets: &[String]) -> Result<(), String> {
+        self.own_load_balancer(arn)?;
+        self.lb_mut(arn)?.subnets = subnets.iter().cloned().collect();
+        Ok(())
+    }
+
+    fn set_security_groups(&mut self, arn: &str, groups: &[String]) -> Result<(), String> {
+        self.own_load_balancer(arn)?;
+        if let Some(g) = groups.iter().find(|g| self.observed.sg_by_id(g).is_none()) {
+            return Err(format!("InvalidSecurityGroup: {g} does not exist"));
+        }
+        self.lb_mut(arn)?.security_groups = groups.iter().cloned().collect();
+        Ok(())
+    }
+
+    fn set_lb_attributes(
+        &mut self,
+        arn: &str,
+        attributes: &[(crate::model::LbAttr, String)],
+    ) -> Result<(), String> {
+        self.own_load_balancer(arn)?;
+        let live = self
+            .lb_mut(arn)?
+            .attributes
+            .get_or_insert_with(Default::default);
+        live.extend(attributes.iter().map(|(a, v)| (*a, v.clone())));
+        Ok(())
+    }
+
+    fn delete_load_balancer(&mut self, arn: &str) -> Result<(), String> {
+        self.own_load_balancer(arn)?;
+        // AWS refuses to delete a protected load balancer (OperationNotPermitted).
+        let protected = self
+            .observed
+            .load_balancers
+            .iter()
+            .find(|l| l.arn == arn)
+            .and_then(|l| l.attributes.as_ref())
+            .and_then(|a| a.get(&crate::model::LbAttr::DeletionProtection))
+            .is_some_and(|v| v == "true");
+        if protected {
+            return Err(format!(
+                "OperationNotPermitted: {arn} has deletion protection on"
+            ));
+        }
+        let touched = self
+            .observed
+            .target_groups
+            .iter()
+            .filter(|t| t.load_balancers.iter().any(|l| l == arn))
+            .map(|t| t.arn.clone())
+            .collect();
+        self.observed.load_balancers.retain(|l| l.arn != arn);
+        self.refresh_attachments(&touched);
+        Ok(())
+    }
+
+    fn request_certificate(
+        &mut self,
+        names: &[String],
+        token: &str,
+        tags: &crate::model::Tags,
+    ) -> Result<String, String> {
+        let arn = format!("arn:sim:acm:certificate/{token}");
+        // A repeated request with the same token is the same certificate.
+        if self.observed.certificates.iter().any(|c| c.arn == arn) {
+            return Ok(arn);
+        }
+        self.observed.certificates.push(crate::model::ObservedCert {
+            tags: tags.clone(),
+            arn: arn.clone(),
+            domain: names.first().cloned().unwrap_or_default(),
+            names: names.to_vec(),
+            status: "PENDING_VALIDATION".into(),
+            not_after: None,
+            expiring: false,
+            renewal: None,
+            validation: requested_validation(names),
+            store: crate::manifest::net::CertStore::Acm,
+            ..Default::default()
+        });
+        Ok(arn)
+    }
+
+    fn validation_records(&self, arn: &str) -> Result<Vec<crate::model::ValidationRecord>, String> {
+        self.observed
+            .certificates
+            .iter()
+            .find(|c| c.arn == arn)
+            .map(|c| c.validation.clone())
+            .ok_or_else(|| format!("certificate {arn} does not exist"))
+    }
+
+    fn delete_certificate(&mut self, arn: &str) -> Result<(), String> {
+        let owned = self
+            .observed
+            .certificates
+            .iter()
+            .any(|c| c.arn == arn && self.owned(&c.tags));
+        if !owned {
+            return Err(not_owned(format!("certificate {arn}")));
+        }
+        // ACM refuses to delete a certificate in use (ResourceInUseException).
+        let on_listener = self
+            .observed
+            .load_balancers
+            .iter()
+            .chain(&self.observed.foreign_load_balancers)
+            .flat_map(|l| &l.listeners)
+            .any(|l| l.certificates.iter().any(|c| c == arn));
+        if on_listener || self.used_elsewhere.contains(arn) {
+            return Err(format!(
+                "ResourceInUseException: certificate {arn} is in use"
+            ));
+        }
+        self.observed.certificates.retain(|c| c.arn != arn);
+        Ok(())
+    }
+
     /// A listener may use only an ISSUED certificate (AWS refuses others).
-    fn usable_cert(&self, c: &Option<super::CertRef>) -> Result<Option<String>, String> {
-        let Some(c) = c else { return Ok(None) };
-        let arn = self.cert_arn(c)?;
+    fn usable(&self, certificate: Option<&str>) -> Result<(), String> {
+        let Some(arn) = certificate else {
+            return Ok(());
+        };
         match self.observed.certificates.iter().find(|x| x.arn == arn) {
             Some(x) if x.status != "ISSUED" => Err(format!(
                 "UnsupportedCertificate: {arn} is {}, not ISSUED",
                 x.status
             )),
-            _ => Ok(Some(arn)),
+            _ => Ok(()),
         }
     }
 
-    /// The stack may modify or delete only what it owns, with the two declared exceptions.
-    fn owns(&self, op: &Op) -> Result<(), String> {
-        let stack = &self.desired.stack;
-        let o = &self.observed;
-        let existing_group = |id: &str| {
-            self.desired
-                .security_groups
-                .values()
-                .any(|g| g.existing.as_deref() == Some(id))
-        };
-        let group_ok = |g: &SgRef| match g {
-            SgRef::New(_) => true,
-            SgRef::Id(id) => {
-                existing_group(id) || o.sg_by_id(id).is_some_and(|g| owned_by(&g.tags, stack))
-            }
-        };
-        let tg_ok = |t: &TgRef| match t {
-            TgRef::New { .. } => true,
-            TgRef::Arn(a) => o.tg_by_arn(a).is_some_and(|t| owned_by(&t.tags, stack)),
-        };
-        let lb_owned = |arn: &str| {
-            o.load_balancers
-                .iter()
-                .any(|l| l.arn == arn && owned_by(&l.tags, stack))
-        };
-        let listener_ok = |arn: &str| {
-            o.load_balancers
-                .iter()
-                .any(|l| owned_by(&l.tags, stack) && l.listeners.iter().any(|x| x.arn == arn))
-        };
-        let ok = match op {
-            Op::AuthorizeIngress { group, .. }
-            | Op::UpdateRuleDescriptions { group, .. }
-            | Op::RevokeIngress { group, .. } => group_ok(group),
-            Op::DeleteSecurityGroup { id, .. } => {
-                o.sg_by_id(id).is_some_and(|g| owned_by(&g.tags, stack))
-            }
-            Op::ModifyHealthCheck { tg, .. }
-            | Op::RegisterTargets { tg, .. }
-            | Op::DeregisterTargets { tg, .. } => tg_ok(tg),
-            Op::DeleteTargetGroup { arn, .. } => tg_ok(&TgRef::Arn(arn.clone())),
-            Op::SetSubnets { lb, .. } | Op::SetSecurityGroups { lb, .. } => match lb {
-                LbRef::New(_) => true,
-                LbRef::Arn(a) => lb_owned(a),
-            },
-            Op::DeleteLoadBalancer { arn, .. } | Op::Unprotect { arn, .. } => lb_owned(arn),
-            Op::DeleteCertificate { arn, .. } => o
-                .certificates
-                .iter()
-                .any(|c| &c.arn == arn && owned_by(&c.tags, stack)),
-            // The stack's own request, and the records ACM asks for it (names of the
-            // zone under the requested names, never a record the manifest lists).
-            Op::RequestCertificate { .. } => true,
-            Op::WriteValidation { cert, .. } => self.cert_arn(cert).is_ok(),
-            Op::SetLbAttributes { lb, .. } => match lb {
-                LbRef::New(_) => true,
-                LbRef::Arn(a) => lb_owned(a),
-            },
-            // An `existing` group is the stack's to edit rules on, not to tag.
-            Op::SetTags { resource, .. } => match resource {
-                Tagged::LoadBalancer { arn } => lb_owned(arn),
-                Tagged::TargetGroup { arn } => tg_ok(&TgRef::Arn(arn.clone())),
-                Tagged::SecurityGroup { id } => {
-                    o.sg_by_id(id).is_some_and(|g| owned_by(&g.tags, stack))
-                }
-            },
-            // What the manifest adopts becomes the stack's here, unless another stack
-            // owns it: from this node on the checks above find the stack's tag on it.
-            Op::Adopt { resource, .. } => {
-                let (id, tags) = match resource {
-                    Tagged::LoadBalancer { arn } => (
-                        arn,
-                        o.load_balancers
-                            .iter()
-                            .find(|l| &l.arn == arn)
-                            .map(|l| &l.tags),
-                    ),
-                    Tagged::TargetGroup { arn } => (arn, o.tg_by_arn(arn).map(|t| &t.tags)),
-                    Tagged::SecurityGroup { id } => (id, o.sg_by_id(id).map(|g| &g.tags)),
-                };
-                self.desired.adopts(id)
-                    && tags
-                        .is_some_and(|t| t.get(crate::names::STACK_TAG).is_none_or(|s| s == stack))
-            }
-            Op::CreateListener { lb, .. } => match lb {
-                LbRef::New(_) => true,
-                LbRef::Arn(a) => lb_owned(a),
-            },
-            Op::ModifyListener { arn, .. }
-            | Op::SetListenerHeaders { arn, .. }
-            | Op::DetachStandby { arn, .. }
-            | Op::DeleteListener { arn, .. }
-            | Op::AttachStandby { arn, .. } => listener_ok(arn),
-            Op::SetRecord { name, .. } => self.record_names().contains(name),
-            Op::ClearMarker { record, .. } => self
-                .record_names()
-                .iter()
-                .any(|n| crate::names::marker_record(n) == record.name),
-            Op::CreateSecurityGroup { .. }
-            | Op::CreateTargetGroup { .. }
-            | Op::CreateLoadBalancer { .. } => true,
-        };
-        if ok {
-            Ok(())
-        } else {
-            Err(format!("touches a resource the stack does not own: {op:?}"))
+    /// What a default action makes a listener do: the groups sent traffic, those attached
+    /// at weight zero (health-checked, sent nothing), or the redirect.
+    fn routes(to: ListenerAction<'_>) -> (Vec<String>, Vec<String>, Option<Redirect>) {
+        match to {
+            ListenerAction::Forward(groups) => (
+                groups
+                    .iter()
+                    .filter(|(_, w)| *w > 0)
+                    .map(|(t, _)| t.clone())
+                    .collect(),
+                groups
+                    .iter()
+                    .filter(|(_, w)| *w == 0)
+                    .map(|(t, _)| t.clone())
+                    .collect(),
+                None,
+            ),
+            ListenerAction::Redirect(r) => (vec![], vec![], Some(r.clone())),
         }
     }
 
-    fn apply(&mut self, op: &Op) -> Result<(), String> {
-        match op {
-            Op::CreateSecurityGroup {
-                key,
-                name,
-                description,
-                vpc,
-                tags,
-            } => {
-                // EC2 refuses a second group of a name in a VPC.
-                if self
-                    .observed
-                    .security_groups
-                    .iter()
-                    .any(|g| &g.name == name && &g.vpc == vpc)
-                {
-                    return Err(format!(
-                        "InvalidGroup.Duplicate: a group named {name} exists in {vpc}"
-                    ));
-                }
-                // Ids the model makes up come from what the plan names, never from a
-                // counter: two changes that commute make the same world in either order.
-                let id = format!("sg-sim-{key}");
-                self.sg_keys.insert(key.clone(), id.clone());
-                self.observed.security_groups.push(ObservedSg {
-                    id,
-                    name: name.clone(),
-                    vpc: vpc.clone(),
-                    description: description.clone(),
-                    tags: tags.clone(),
-                    rules: vec![],
-                });
-            }
-            Op::AuthorizeIngress { group, rules } | Op::UpdateRuleDescriptions { group, rules } => {
-                let id = self.sg_id(group).ok_or("the group does not exist")?;
-                let rules: Vec<(RuleKey, Option<String>)> = rules
-                    .iter()
-                    .map(|(k, d)| (self.resolve(k), d.clone()))
-                    .collect();
-                let g = self.sg_mut(&id)?;
-                for (key, description) in rules {
-                    match g.rules.iter_mut().find(|r| r.key == key) {
-                        Some(r) => r.description = description,
-                        None => g.rules.push(ObservedRule {
-                            id: None,
-                            key,
-                            description,
-                        }),
-                    }
-                }
-            }
-            Op::RevokeIngress { group, rules, .. } => {
-                let id = self.sg_id(group).ok_or("the group does not exist")?;
-                let rules: Vec<RuleKey> = rules.iter().map(|k| self.resolve(k)).collect();
-                self.sg_mut(&id)?.rules.retain(|r| !rules.contains(&r.key));
-            }
-            Op::DeleteSecurityGroup { id, .. } => {
-                let used = self
-                    .observed
-                    .load_balancers
-                    .iter()
-                    .any(|l| l.security_groups.contains(id));
-                if used {
-                    return Err(format!("group {id} is still used by a load balancer"));
-                }
-                // AWS refuses (DependencyViolation) while a rule of another group names it.
-                if let Some(g) = self.observed.security_groups.iter().find(|g| {
-                    &g.id != id
-                        && g.rules
-                            .iter()
-                            .any(|r| matches!(&r.key.source, Source::Group(s) if s == id))
-                }) {
-                    return Err(format!(
-                        "DependencyViolation: group {id} is still named by a rule of {}",
-                        g.name
-                    ));
-                }
-                self.observed.security_groups.retain(|g| &g.id != id);
-            }
-            Op::CreateTargetGroup {
-                key,
-                name,
-                port,
-                protocol,
-                vpc,
-                health,
-                tags,
-                ..
-            } => {
-                if self.observed.target_groups.iter().any(|t| &t.name == name) {
-                    return Err(format!("DuplicateTargetGroupName: {name} exists"));
-                }
-                let arn = format!("arn:sim:targetgroup/{name}/{key}");
-                self.tg_keys.insert(key.clone(), arn.clone());
-                self.observed.target_groups.push(ObservedTg {
-                    arn,
-                    name: name.clone(),
-                    port: *port,
-                    protocol: protocol.clone(),
-                    vpc: vpc.clone(),
-                    health: health.clone(),
-                    tags: tags.clone(),
-                    load_balancers: vec![],
-                    targets: vec![],
-                });
-            }
-            Op::ModifyHealthCheck { tg, health, .. } => {
-                let arn = self.tg_arn(tg).ok_or("the target group does not exist")?;
-                self.tg_mut(&arn)?.health = health.clone();
-            }
-            Op::SetTags { resource, tags } | Op::Adopt { resource, tags } => {
-                let on = match resource {
-                    Tagged::LoadBalancer { arn } => &mut self.lb_mut(arn)?.tags,
-                    Tagged::TargetGroup { arn } => &mut self.tg_mut(arn)?.tags,
-                    Tagged::SecurityGroup { id } => &mut self.sg_mut(id)?.tags,
-                };
-                on.extend(tags.iter().map(|(k, v)| (k.clone(), v.clone())));
-            }
-            Op::RegisterTargets { tg, ids, .. } => {
-                let arn = self.tg_arn(tg).ok_or("the target group does not exist")?;
-                let t = self.tg_mut(&arn)?;
-                // AWS health-checks only a group a load balancer uses: a target registered
-                // in any other is `unused` until the group is attached.
-                let (state, reason) = if t.load_balancers.is_empty() {
-                    ("unused", "Target.NotInUse")
-                } else {
-                    ("initial", "Elb.RegistrationInProgress")
-                };
-                for id in ids {
-                    if !t.targets.iter().any(|h| &h.id == id) {
-                        t.targets.push(TargetHealth {
-                            id: id.clone(),
-                            state: state.into(),
-                            reason: Some(reason.into()),
-                            description: None,
-                        });
-                    }
-                }
-            }
-            Op::DeregisterTargets { tg, ids, .. } => {
-                let arn = self.tg_arn(tg).ok_or("the target group does not exist")?;
-                self.tg_mut(&arn)?.targets.retain(|h| !ids.contains(&h.id));
-            }
-            Op::DeleteTargetGroup { arn, .. } => {
-                let in_use = self
-                    .observed
-                    .load_balancers
-                    .iter()
-                    .flat_map(|l| &l.listeners)
-                    .any(|l| l.forward.contains(arn));
-                if in_use {
-                    return Err(format!(
-                        "ResourceInUse: target group {arn} is used by a listener"
-                    ));
-                }
-                self.observed.target_groups.retain(|t| &t.arn != arn);
-            }
-            Op::CreateLoadBalancer {
-                name,
-                scheme,
-                subnets,
-                security_groups,
-                tags,
-            } => {
-                if self.observed.load_balancers.iter().any(|l| &l.name == name) {
-                    return Err(format!("DuplicateLoadBalancerName: {name} exists"));
-                }
-                let arn = format!("arn:sim:loadbalancer/app/{name}/sim");
-                self.lb_names.insert(name.clone(), arn.clone());
-                let groups = security_groups
-                    .iter()
-                    .map(|g| {
-                        self.sg_id(g)
-                            .ok_or("a group of the load balancer does not exist")
-                    })
-                    .collect::<Result<_, _>>()?;
-                self.observed.load_balancers.push(ObservedLb {
-                    arn,
-                    name: name.clone(),
-                    dns_name: format!("{name}-sim.us-east-1.elb.amazonaws.com"),
-                    hosted_zone_id: "Z35SXDOTRQ7X7K".into(),
-                    scheme: scheme.clone(),
-                    state: "provisioning".into(),
-                    vpc: self.desired.vpc.clone(),
-                    subnets: subnets.iter().cloned().collect(),
-                    security_groups: groups,
-                    tags: tags.clone(),
-                    listeners: vec![],
-                    attributes: Some(crate::model::LbAttr::from_aws([])),
-                });
-            }
-            Op::SetSubnets { lb, subnets } => {
-                let arn = self.lb_arn(lb).ok_or("the load balancer does not exist")?;
-                self.lb_mut(&arn)?.subnets = subnets.iter().cloned().collect();
-            }
-            Op::SetSecurityGroups { lb, groups } => {
-                let arn = self.lb_arn(lb).ok_or("the load balancer does not exist")?;
-                let ids = groups
-                    .iter()
-                    .map(|g| self.sg_id(g).ok_or("a group does not exist"))
-                    .collect::<Result<_, _>>()?;
-                self.lb_mut(&arn)?.security_groups = ids;
-            }
-            Op::SetLbAttributes { lb, attributes } => {
-                let arn = self.lb_arn(lb).ok_or("the load balancer does not exist")?;
-                let live = self
-                    .lb_mut(&arn)?
-                    .attributes
-                    .get_or_insert_with(Default::default);
-                live.extend(attributes.iter().map(|(a, v)| (*a, v.clone())));
-            }
-            Op::RequestCertificate {
-                key, names, tags, ..
-            } => {
-                let arn = format!("arn:sim:acm:certificate/{key}");
-                let validation = requested_validation(names);
-                self.observed.certificates.push(crate::model::ObservedCert {
-                    tags: tags.clone(),
-                    arn: arn.clone(),
-                    domain: names.first().cloned().unwrap_or_default(),
-                    names: names.clone(),
-                    status: "PENDING_VALIDATION".into(),
-                    not_after: None,
-                    expiring: false,
-                    renewal: None,
-                    validation,
-                    store: crate::manifest::net::CertStore::Acm,
-                    ..Default::default()
-                });
-                self.cert_keys.insert(key.clone(), arn);
-            }
-            Op::WriteValidation { cert, .. } => {
-                let arn = self.cert_arn(cert)?;
-                let records = self
-                    .observed
-                    .certificates
-                    .iter()
-                    .find(|c| c.arn == arn)
-                    .map(|c| c.validation.clone())
-                    .ok_or("the certificate does not exist")?;
-                let zone = self.observed.zone.as_mut().ok_or("no zone")?;
-                for v in records {
-                    zone.records
-                        .retain(|r| !(r.name == v.name && r.kind == "CNAME"));
-                    zone.records.push(ObservedRecord {
-                        name: v.name.clone(),
-                        kind: "CNAME".into(),
-                        ttl: Some(300),
-                        values: vec![v.value.clone()],
-                        alias: None,
-                        weighted: None,
-                    });
-                }
-            }
-            Op::Unprotect { arn, .. } => {
-                let live = self
-                    .lb_mut(arn)?
-                    .attributes
-                    .get_or_insert_with(Default::default);
-                live.insert(crate::model::LbAttr::DeletionProtection, "false".into());
-            }
-            // AWS refuses to delete a protected load balancer (OperationNotPermitted).
-            Op::DeleteLoadBalancer { arn, .. }
-                if self
-                    .observed
-                    .load_balancers
-                    .iter()
-                    .find(|l| &l.arn == arn)
-                    .and_then(|l| l.attributes.as_ref())
-                    .and_then(|a| a.get(&crate::model::LbAttr::DeletionProtection))
-                    .is_some_and(|v| v == "true") =>
-            {
-                return Err(format!(
-                    "OperationNotPermitted: {arn} has deletion protection on"
-                ));
-            }
-            Op::DeleteLoadBalancer { arn, .. } => {
-                let touched = self
-                    .observed
-                    .target_groups
-                    .iter()
-                    .filter(|t| t.load_balancers.contains(arn))
-                    .map(|t| t.arn.clone())
-                    .collect();
-                self.observed.load_balancers.retain(|l| &l.arn != arn);
-                self.refresh_attachments(&touched);
-            }
-            // ACM refuses to delete a certificate in use (ResourceInUseException).
-            Op::DeleteCertificate { arn, .. } => {
-                let on_listener = self
-                    .observed
-                    .load_balancers
-                    .iter()
-                    .chain(&self.observed.foreign_load_balancers)
-                    .flat_map(|l| &l.listeners)
-                    .any(|l| l.certificates.contains(arn));
-                if on_listener || self.used_elsewhere.contains(arn) {
-                    return Err(format!(
-                        "ResourceInUseException: certificate {arn} is in use"
-                    ));
-                }
-                self.observed.certificates.retain(|c| &c.arn != arn);
-            }
-            Op::CreateListener {
-                lb,
-                port,
-                protocol,
-                certificate,
-                ssl_policy,
-                serve,
-                headers,
-            } => {
-                let cert = self.usable_cert(certificate)?;
-                let arn = self.lb_arn(lb).ok_or("the load balancer does not exist")?;
-                let (tg, redirect) = self.serve(serve)?;
-                let l = self.lb_mut(&arn)?;
-                if l.listeners.iter().any(|x| x.port == *port) {
-                    return Err(format!("DuplicateListener: port {port}"));
-                }
-                l.listeners.push(ObservedListener {
-                    arn: format!("{arn}/listener-sim-{port}"),
-                    port: *port,
-                    protocol: protocol.clone(),
-                    certificates: cert.into_iter().collect(),
-                    forward: tg.iter().cloned().collect(),
-                    standby: vec![],
-                    redirect,
-                    ssl_policy: ssl_policy.clone(),
-                    headers: Some(headers.clone()),
-                });
-                if let Some(tg) = &tg {
-                    self.attach(&arn, tg)?;
-                }
-            }
-            Op::AttachStandby { arn, tg, .. } => {
-                let tg = self.tg_arn(tg).ok_or("the target group does not exist")?;
-                let lb = self.lb_of_listener(arn)?;
-                self.attach(&lb, &tg)?;
-                let l = self.listener_mut(arn)?;
-                if !l.standby.contains(&tg) && !l.forward.contains(&tg) {
-                    l.standby.push(tg);
-                }
-            }
-            Op::ModifyListener {
-                arn,
-                protocol,
-                certificate,
-                ssl_policy,
-                serve,
-                ..
-            } => {
-                let cert = self.usable_cert(certificate)?;
-                let (tg, redirect) = self.serve(serve)?;
-                let lb = self.lb_of_listener(arn)?;
-                let mut touched = self.listener_groups(arn);
-                touched.extend(tg.clone());
-                if let Some(tg) = &tg {
-                    self.attach(&lb, tg)?;
-                }
-                let l = self
-                    .observed
-                    .load_balancers
-                    .iter_mut()
-                    .flat_map(|l| l.listeners.iter_mut())
-                    .find(|l| &l.arn == arn)
-                    .ok_or("the listener does not exist")?;
-                l.protocol = protocol.clone();
-                l.certificates = cert.into_iter().collect();
-                l.forward = tg.into_iter().collect();
-                l.standby.clear();
-                l.redirect = redirect;
-                if ssl_policy.is_some() {
-                    l.ssl_policy = ssl_policy.clone();
-                }
-                self.refresh_attachments(&touched);
-            }
-            // Headers change no path to the site; the model keeps them for convergence.
-            Op::SetListenerHeaders { arn, headers, .. } => {
-                let l = self.listener_mut(arn)?;
-                let live = l.headers.get_or_insert_with(Default::default);
-                for (h, v) in headers {
-                    if v == h.unset() {
-                        live.remove(h);
-                    } else {
-                        live.insert(*h, v.clone());
-                    }
-                }
-            }
-            Op::DetachStandby { arn, serving, .. } => {
-                let mut touched = self.listener_groups(arn);
-                touched.extend(serving.iter().cloned());
-                let l = self.listener_mut(arn)?;
-                l.forward = serving.clone();
-                l.standby.clear();
-                self.refresh_attachments(&touched);
-            }
-            Op::DeleteListener { arn, .. } => {
-                let touched = self.listener_groups(arn);
-                for l in &mut self.observed.load_balancers {
-                    l.listeners.retain(|x| &x.arn != arn);
-                }
-                self.refresh_attachments(&touched);
-            }
-            Op::SetRecord {
-                name,
-                kind,
-                ttl,
-                value,
-                replaces,
-                mark,
-                cutover,
-                ..
-            } => {
-                self.set_record(name, kind, *ttl, value, replaces, cutover.as_ref())?;
-                if let Some(m) = mark {
-                    let values = super::dns::marker_values(
-                        &m.stack,
-                        &m.step,
-                        0,
-                        m.ttl,
-                        Some(super::dns::PROPAGATION_ALLOWANCE),
-                    );
-                    let zone = self
-                        .observed
-                        .zone
-                        .as_mut()
-                        .ok_or("there is no hosted zone")?;
-                    zone.records
-                        .retain(|r| !(r.name == m.record && r.kind == "TXT"));
-                    zone.records.push(ObservedRecord {
-                        name: m.record.clone(),
-                        kind: "TXT".into(),
-                        ttl: Some(super::dns::MARKER_TTL),
-                        values,
-                        alias: None,
-                        weighted: None,
-                    });
-                }
-            }
-            Op::ClearMarker { record, .. } => {
-                if let Some(zone) = self.observed.zone.as_mut() {
-                    zone.records
-                        .retain(|r| !(r.name == record.name && r.kind == "TXT"));
-                }
+    fn create_listener(
+        &mut self,
+        lb: &str,
+        port: u16,
+        protocol: &str,
+        certificate: Option<&str>,
+        ssl_policy: Option<&str>,
+        to: ListenerAction<'_>,
+    ) -> Result<String, String> {
+        self.own_load_balancer(lb)?;
+        self.usable(certificate)?;
+        let (forward, standby, redirect) = World::routes(to);
+        if let Some(t) = forward
+            .iter()
+            .chain(&standby)
+            .find(|t| self.observed.tg_by_arn(t).is_none())
+        {
+            return Err(format!("TargetGroupNotFound: {t}"));
+        }
+        let l = self.lb_mut(lb)?;
+        if l.listeners.iter().any(|x| x.port == port) {
+            return Err(format!("DuplicateListener: port {port}"));
+        }
+        let arn = format!("{lb}/listener-sim-{port}");
+        l.listeners.push(ObservedListener {
+            arn: arn.clone(),
+            port,
+            protocol: protocol.to_owned(),
+            certificates: certificate.map(str::to_owned).into_iter().collect(),
+            forward: forward.clone(),
+            standby: standby.clone(),
+            redirect,
+            ssl_policy: ssl_policy.map(str::to_owned),
+            headers: Some(Default::default()),
+        });
+        for t in forward.iter().chain(&standby) {
+            self.attach(lb, t)?;
+        }
+        Ok(arn)
+    }
+
+    fn modify_listener(
+        &mut self,
+        arn: &str,
+        protocol: &str,
+        certificate: Option<&str>,
+        ssl_policy: Option<&str>,
+        to: ListenerAction<'_>,
+    ) -> Result<(), String> {
+        self.own_listener(arn)?;
+        // The certificate it has is kept as it is; a new one must be issued.
+        let kept = certificate.is_some_and(|c| {
+            self.observed
+                .load_balancers
+                .iter()
+                .flat_map(|l| &l.listeners)
+                .any(|l| l.arn == arn && l.certificates.iter().any(|x| x == c))
+        });
+        if !kept {
+            self.usable(certificate)?;
+        }
+        let (forward, standby, redirect) = World::routes(to);
+        if let Some(t) = forward
+            .iter()
+            .chain(&standby)
+            .find(|t| self.observed.tg_by_arn(t).is_none())
+        {
+            return Err(format!("TargetGroupNotFound: {t}"));
+        }
+        let lb = self.lb_of_listener(arn)?;
+        let mut touched = self.listener_groups(arn);
+        touched.extend(forward.iter().chain(&standby).cloned());
+        for t in forward.iter().chain(&standby) {
+            self.attach(&lb, t)?;
+        }
+        let l = self.listener_mut(arn)?;
+        l.protocol = protocol.to_owned();
+        l.certificates = certificate.map(str::to_owned).into_iter().collect();
+        l.forward = forward;
+        l.standby = standby;
+        l.redirect = redirect;
+        if let Some(p) = ssl_policy {
+            l.ssl_policy = Some(p.to_owned());
+        }
+        self.refresh_attachments(&touched);
+        Ok(())
+    }
+
+    /// Headers change no path to the site; the model keeps them for convergence.
+    fn set_listener_headers(
+        &mut self,
+        arn: &str,
+        headers: &[(crate::model::ResponseHeader, String)],
+    ) -> Result<(), String> {
+        self.own_listener(arn)?;
+        let l = self.listener_mut(arn)?;
+        let live = l.headers.get_or_insert_with(Default::default);
+        for (h, v) in headers {
+            if *v == h.unset() {
+                live.remove(h);
+            } else {
+                live.insert(*h, v.clone());
             }
         }
         Ok(())
     }
 
-    fn set_record(
-        &mut self,
-        name: &str,
-        kind: &str,
-        ttl: Option<u32>,
-        value: &RecordValue,
-        replaces: &[ObservedRecord],
-        cutover: Option<&super::CutoverStep>,
-    ) -> Result<(), String> {
-        let (values, alias) = value.contents(kind, |lb| {
-            let arn = self.lb_arn(lb).ok_or("the load balancer does not exist")?;
-            let l = self.lb_mut(&arn)?;
-            let dns = crate::manifest::net::normalize_dns(&l.dns_name);
-            Ok::<_, String>((dns, l.hosted_zone_id.clone()))
-        })?;
+    fn delete_listener(&mut self, arn: &str) -> Result<(), String> {
+        self.own_listener(arn)?;
+        let touched = self.listener_groups(arn);
+        for l in &mut self.observed.load_balancers {
+            l.listeners.retain(|x| x.arn != arn);
+        }
+        self.refresh_attachments(&touched);
+        Ok(())
+    }
+
+    /// One atomic Route53 batch, as Route53 takes it: a DELETE names a set that is there
+    /// (by name, type and set identifier), an UPSERT replaces the set of its name, type
+    /// and identifier; a simple set and weighted sets of one name and type do not mix.
+    /// Nothing changes when any change is refused. Every answer for a name the batch
+    /// changes ends now; the new ones start.
+    fn change_records(&mut self, changes: &[(ChangeAction, RecordSet)]) -> Result<String, Refused> {
+        for (_, set) in changes {
+            self.own_record(&set.name).map_err(Refused::Other)?;
+        }
         let zone = self
             .observed
             .zone
             .as_mut()
-            .ok_or("there is no hosted zone")?;
-        zone.records.retain(|r| {
-            !(r.name == name && (r.kind == kind || replaces.iter().any(|x| x.kind == r.kind)))
-        });
-        let new = ObservedRecord {
-            name: name.to_owned(),
-            kind: kind.to_owned(),
-            ttl: if alias.is_some() { None } else { ttl },
-            values,
-            alias,
-            weighted: None,
+            .ok_or_else(|| Refused::Other("there is no hosted zone".to_owned()))?;
+        let mut records = zone.records.clone();
+        let same = |r: &ObservedRecord, s: &RecordSet| {
+            r.name == s.name
+                && r.kind == s.kind
+                && r.weighted.as_ref().map(|w| &w.id) == s.weighted.as_ref().map(|(id, _)| id)
         };
-        match cutover {
-            // Folded back: the old value alone.
-            Some(c) if c.to == 0 => zone.records.push(c.old.clone()),
-            // A weighted pair: both answers are served, in any share a client may get.
-            Some(c) if c.to < 100 => {
-                let (old_id, new_id) = crate::names::cutover_set_ids(name, kind);
-                zone.records.push(ObservedRecord {
-                    weighted: Some(crate::model::Weighted {
-                        id: old_id,
-                        weight: Some(100 - c.to),
-                    }),
-                    ..c.old.clone()
-                });
-                zone.records.push(ObservedRecord {
-                    weighted: Some(crate::model::Weighted {
-                        id: new_id,
-                        weight: Some(c.to),
-                    }),
-                    ..new
+        for (action, set) in changes {
+            let at = records.iter().position(|r| same(r, set));
+            match (action, at) {
+                (ChangeAction::Delete, Some(i)) => {
+                    records.remove(i);
+                }
+                (ChangeAction::Delete, None) => {
+                    return Err(Refused::StaleBatch(format!(
+                        "InvalidChangeBatch: no {} set {} to delete",
+                        set.kind, set.name
+                    )))
+                }
+                (ChangeAction::Upsert, at) => {
+                    let mixed = records.iter().any(|r| {
+                        r.name == set.name
+                            && r.kind == set.kind
+                            && r.weighted.is_some() != set.weighted.is_some()
+                    });
+                    if mixed {
+                        return Err(Refused::Other(format!(
+                            "InvalidChangeBatch: {} {} mixes a simple set with weighted ones",
+                            set.kind, set.name
+                        )));
+                    }
+                    let mut new = carry::written(set);
+                    if let Some(a) = new.alias.as_mut() {
+                        a.dns_name = crate::manifest::net::normalize_dns(&a.dns_name);
+                    }
+                    match at {
+                        Some(i) => records[i] = new,
+                        None => records.push(new),
+                    }
+                }
+            }
+        }
+        zone.records = records;
+        let mut names: Vec<&String> = changes.iter().map(|(_, s)| &s.name).collect();
+        names.sort();
+        names.dedup();
+        let now = self.clock;
+        for name in names {
+            if !self.watched.iter().any(|w| w == name) {
+                continue;
+            }
+            for s in self
+                .history
+                .iter_mut()
+                .filter(|s| &s.name == name && s.end.is_none())
+            {
+                s.end = Some(now);
+            }
+            let records = self.records();
+            for (answer, ttl) in answer_of(&records, name) {
+                self.history.push(Served {
+                    name: name.clone(),
+                    answer,
+                    ttl,
+                    end: None,
                 });
             }
-            _ => zone.records.push(new),
         }
-        // Every answer for the name ends now; the new ones start.
-        if !self.watched.iter().any(|w| w == name) {
-            return Ok(());
-        }
-        let now = self.clock;
-        for s in self
-            .history
-            .iter_mut()
-            .filter(|s| s.name == name && s.end.is_none())
-        {
-            s.end = Some(now);
-        }
-        let records = self.records();
-        for (answer, ttl) in answer_of(&records, name) {
-            self.history.push(Served {
-                name: name.to_owned(),
-                answer,
-                ttl,
-                end: None,
-            });
-        }
-        Ok(())
+        Ok(format!("sim-change-{now}"))
     }
 
     /// A group serves one load balancer only (AWS refuses a second).
@@ -1510,4 +1511,302 @@ pub fn requested_validation(names: &[String]) -> Vec<crate::model::ValidationRec
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect()
+}
+
+/// A change the model refuses, as AWS would.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    /// Route53 refused a batch: a set it deletes is not there as given.
+    #[error("{0}")]
+    StaleBatch(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+impl From<String> for Refused {
+    fn from(message: String) -> Refused {
+        Refused::Other(message)
+    }
+}
+
+impl From<Unresolved> for Refused {
+    fn from(e: Unresolved) -> Refused {
+        Refused::Other(e.to_string())
+    }
+}
+
+/// The message of a write to what the stack does not own.
+fn not_owned(what: String) -> String {
+    format!("touches a resource the stack does not own: {what}")
+}
+
+/// The world as the interpreter's [`Cloud`]: each call carried out on the model at once,
+/// refused where AWS would refuse it or where the stack does not own what it touches.
+struct Model<'w, 'a>(RefCell<&'w mut World<'a>>);
+
+impl<'a> Model<'_, 'a> {
+    /// One call of `operation`, carried out by `f`.
+    fn on<T>(
+        &self,
+        operation: Operation,
+        f: impl FnOnce(&mut World<'a>) -> Result<T, String>,
+    ) -> Result<T, Refused> {
+        let mut world = self.0.borrow_mut();
+        if let Some(calls) = world.calls.as_mut() {
+            calls.push(operation);
+        }
+        f(&mut world).map_err(Refused::Other)
+    }
+}
+
+impl Cloud for Model<'_, '_> {
+    type Error = Refused;
+
+    fn with_refs<T>(&self, f: impl FnOnce(&mut Refs) -> T) -> T {
+        f(&mut self.0.borrow_mut().refs)
+    }
+
+    fn now(&self) -> i64 {
+        i64::try_from(self.0.borrow().clock).unwrap_or(i64::MAX)
+    }
+
+    fn propagation_allowance(&self) -> u32 {
+        super::dns::PROPAGATION_ALLOWANCE
+    }
+
+    fn stale_batch(error: &Refused) -> bool {
+        matches!(error, Refused::StaleBatch(_))
+    }
+
+    async fn create_security_group(
+        &self,
+        name: &str,
+        description: &str,
+        vpc: &str,
+        tags: &crate::model::Tags,
+    ) -> Result<String, Refused> {
+        self.on(Operation::CreateSecurityGroup, |w| {
+            w.create_security_group(name, description, vpc, tags)
+        })
+    }
+
+    async fn authorize_ingress(
+        &self,
+        group: &str,
+        rules: &[(RuleKey, Option<String>)],
+    ) -> Result<(), Refused> {
+        self.on(Operation::AuthorizeSecurityGroupIngress, |w| {
+            w.set_rules(group, rules)
+        })
+    }
+
+    async fn update_rule_descriptions(
+        &self,
+        group: &str,
+        rules: &[(RuleKey, Option<String>)],
+    ) -> Result<(), Refused> {
+        self.on(Operation::UpdateSecurityGroupRuleDescriptionsIngress, |w| {
+            w.set_rules(group, rules)
+        })
+    }
+
+    async fn revoke_ingress(&self, group: &str, rules: &[RuleKey]) -> Result<(), Refused> {
+        self.on(Operation::RevokeSecurityGroupIngress, |w| {
+            w.revoke_ingress(group, rules)
+        })
+    }
+
+    async fn delete_security_group(&self, id: &str) -> Result<(), Refused> {
+        self.on(Operation::DeleteSecurityGroup, |w| {
+            w.delete_security_group(id)
+        })
+    }
+
+    async fn tag(&self, resource: &Tagged, tags: &crate::model::Tags) -> Result<(), Refused> {
+        self.on(tag_operation(resource), |w| w.tag(resource, tags))
+    }
+
+    async fn create_target_group(
+        &self,
+        name: &str,
+        port: u16,
+        protocol: &str,
+        vpc: &str,
+        health: &crate::model::HealthCheck,
+        tags: &crate::model::Tags,
+    ) -> Result<String, Refused> {
+        self.on(Operation::CreateTargetGroup, |w| {
+            w.create_target_group(name, port, protocol, vpc, health, tags)
+        })
+    }
+
+    async fn modify_health_check(
+        &self,
+        arn: &str,
+        health: &crate::model::HealthCheck,
+    ) -> Result<(), Refused> {
+        self.on(Operation::ModifyTargetGroup, |w| {
+            w.modify_health_check(arn, health)
+        })
+    }
+
+    async fn register_targets(&self, arn: &str, ids: &[String]) -> Result<(), Refused> {
+        self.on(Operation::RegisterTargets, |w| w.register_targets(arn, ids))
+    }
+
+    async fn deregister_targets(&self, arn: &str, ids: &[String]) -> Result<(), Refused> {
+        self.on(Operation::DeregisterTargets, |w| {
+            w.deregister_targets(arn, ids)
+        })
+    }
+
+    async fn delete_target_group(&self, arn: &str) -> Result<(), Refused> {
+        self.on(Operation::DeleteTargetGroup, |w| w.delete_target_group(arn))
+    }
+
+    async fn create_load_balancer(
+        &self,
+        name: &str,
+        scheme: &str,
+        subnets: &[String],
+        groups: &[String],
+        tags: &crate::model::Tags,
+    ) -> Result<LbAddress, Refused> {
+        self.on(Operation::CreateLoadBalancer, |w| {
+            w.create_load_balancer(name, scheme, subnets, groups, tags)
+        })
+    }
+
+    async fn set_subnets(&self, arn: &str, subnets: &[String]) -> Result<(), Refused> {
+        self.on(Operation::SetSubnets, |w| w.set_subnets(arn, subnets))
+    }
+
+    async fn set_security_groups(&self, arn: &str, groups: &[String]) -> Result<(), Refused> {
+        self.on(Operation::SetSecurityGroups, |w| {
+            w.set_security_groups(arn, groups)
+        })
+    }
+
+    async fn set_lb_attributes(
+        &self,
+        arn: &str,
+        attributes: &[(crate::model::LbAttr, String)],
+    ) -> Result<(), Refused> {
+        self.on(Operation::ModifyLoadBalancerAttributes, |w| {
+            w.set_lb_attributes(arn, attributes)
+        })
+    }
+
+    async fn delete_load_balancer(&self, arn: &str) -> Result<(), Refused> {
+        self.on(Operation::DeleteLoadBalancer, |w| {
+            w.delete_load_balancer(arn)
+        })
+    }
+
+    async fn request_certificate(
+        &self,
+        names: &[String],
+        token: &str,
+        tags: &crate::model::Tags,
+    ) -> Result<String, Refused> {
+        self.on(Operation::RequestCertificate, |w| {
+            w.request_certificate(names, token, tags)
+        })
+    }
+
+    async fn validation_records(
+        &self,
+        _key: &str,
+        arn: &str,
+    ) -> Result<Vec<crate::model::ValidationRecord>, Refused> {
+        self.on(Operation::DescribeCertificate, |w| {
+            w.validation_records(arn)
+        })
+    }
+
+    async fn delete_certificate(&self, arn: &str) -> Result<(), Refused> {
+        self.on(Operation::DeleteCertificate, |w| w.delete_certificate(arn))
+    }
+
+    async fn create_listener(
+        &self,
+        lb: &str,
+        port: u16,
+        protocol: &str,
+        certificate: Option<&str>,
+        ssl_policy: Option<&str>,
+        to: ListenerAction<'_>,
+    ) -> Result<String, Refused> {
+        self.on(Operation::CreateListener, |w| {
+            w.create_listener(lb, port, protocol, certificate, ssl_policy, to)
+        })
+    }
+
+    async fn modify_listener(
+        &self,
+        arn: &str,
+        protocol: &str,
+        certificate: Option<&str>,
+        ssl_policy: Option<&str>,
+        to: ListenerAction<'_>,
+    ) -> Result<(), Refused> {
+        self.on(Operation::ModifyListener, |w| {
+            w.modify_listener(arn, protocol, certificate, ssl_policy, to)
+        })
+    }
+
+    async fn set_listener_headers(
+        &self,
+        arn: &str,
+        headers: &[(crate::model::ResponseHeader, String)],
+    ) -> Result<(), Refused> {
+        self.on(Operation::ModifyListenerAttributes, |w| {
+            w.set_listener_headers(arn, headers)
+        })
+    }
+
+    async fn delete_listener(&self, arn: &str) -> Result<(), Refused> {
+        self.on(Operation::DeleteListener, |w| w.delete_listener(arn))
+    }
+
+    async fn change_records(
+        &self,
+        _zone_id: &str,
+        changes: &[(ChangeAction, RecordSet)],
+        _comment: &str,
+    ) -> Result<String, Refused> {
+        let mut world = self.0.borrow_mut();
+        if let Some(calls) = world.calls.as_mut() {
+            calls.push(Operation::ChangeResourceRecordSets);
+        }
+        world.change_records(changes)
+    }
+}
+
+/// The call that tags `resource`.
+fn tag_operation(resource: &Tagged) -> Operation {
+    match resource {
+        Tagged::LoadBalancer { .. } | Tagged::TargetGroup { .. } => Operation::AddTags,
+        Tagged::SecurityGroup { .. } => Operation::CreateTags,
+    }
+}
+
+/// The AWS calls the interpreter makes for each change of `nodes`, run in their order
+/// through the model from `observed` (a gate makes none): what `apply` sends for the same
+/// changes, since both run [`carry`].
+pub fn trace(
+    desired: &Desired,
+    observed: &crate::model::Observed,
+    nodes: &[Node],
+) -> Result<Vec<(String, Vec<Operation>)>, Violation> {
+    let mut world = World::new(desired, observed.clone());
+    let mut out = Vec::new();
+    for n in nodes {
+        world.calls = Some(Vec::new());
+        world.run(n)?;
+        if let NodeKind::Change(_) = n.kind {
+            out.push((n.id.to_string(), world.calls.take().unwrap_or_default()));
+        }
+    }
+    Ok(out)
 }

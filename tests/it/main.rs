@@ -15,6 +15,8 @@ mod frontdoor;
 mod graph;
 mod health;
 mod init;
+mod interpreter;
+mod layout;
 mod lifecycle;
 mod many;
 mod observe;
