@@ -336,7 +336,7 @@ pub async fn init(
                 .value;
             let iam = uploaded
                 .iter()
-                .filter(|c| c.status == "ISSUED")
+                .filter(|c| c.status == crate::model::CertStatus::Issued)
                 .filter(|c| c.names.iter().any(|n| net::covers(n, &name)))
                 .max_by_key(|c| c.not_after);
             match iam {

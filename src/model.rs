@@ -1066,8 +1066,7 @@ pub struct ObservedCert {
     pub domain: String,
     /// Every name the certificate covers (including `domain`).
     pub names: Vec<String>,
-    /// `ISSUED`, `PENDING_VALIDATION`, `EXPIRED`, ...
-    pub status: String,
+    pub status: CertStatus,
     /// Expiry, seconds since the epoch.
     pub not_after: Option<i64>,
     /// It expires within [`EXPIRY_WARNING_DAYS`] of when it was read.
@@ -1126,10 +1125,80 @@ pub fn expires_soon(not_after: Option<i64>) -> bool {
 /// with its records in the zone ACM issues within minutes, and it gives up after 72 hours.
 pub const PENDING_WARNING_SECS: i64 = 3600;
 
+/// A certificate's status, as ACM names it (`ISSUED`, `PENDING_VALIDATION`, ...; an IAM
+/// server certificate is `ISSUED` or, past its expiry, `EXPIRED`). A status ACM adds later
+/// is kept as it reads ([`CertStatus::Other`]), never mistaken for a known one.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum CertStatus {
+    #[default]
+    Issued,
+    PendingValidation,
+    Expired,
+    Failed,
+    ValidationTimedOut,
+    Revoked,
+    Inactive,
+    Other(String),
+}
+
+impl CertStatus {
+    pub fn as_str(&self) -> &str {
+        match self {
+            CertStatus::Issued => "ISSUED",
+            CertStatus::PendingValidation => "PENDING_VALIDATION",
+            CertStatus::Expired => "EXPIRED",
+            CertStatus::Failed => "FAILED",
+            CertStatus::ValidationTimedOut => "VALIDATION_TIMED_OUT",
+            CertStatus::Revoked => "REVOKED",
+            CertStatus::Inactive => "INACTIVE",
+            CertStatus::Other(s) => s,
+        }
+    }
+
+    /// ACM gave up on it: it never issues (a new request is needed).
+    pub fn failed(&self) -> bool {
+        matches!(self, CertStatus::Failed | CertStatus::ValidationTimedOut)
+    }
+}
+
+impl From<&str> for CertStatus {
+    fn from(s: &str) -> CertStatus {
+        match s {
+            "ISSUED" => CertStatus::Issued,
+            "PENDING_VALIDATION" => CertStatus::PendingValidation,
+            "EXPIRED" => CertStatus::Expired,
+            "FAILED" => CertStatus::Failed,
+            "VALIDATION_TIMED_OUT" => CertStatus::ValidationTimedOut,
+            "REVOKED" => CertStatus::Revoked,
+            "INACTIVE" => CertStatus::Inactive,
+            other => CertStatus::Other(other.to_owned()),
+        }
+    }
+}
+
+impl From<String> for CertStatus {
+    fn from(s: String) -> CertStatus {
+        CertStatus::from(s.as_str())
+    }
+}
+
+impl From<CertStatus> for String {
+    fn from(s: CertStatus) -> String {
+        s.as_str().to_owned()
+    }
+}
+
+impl std::fmt::Display for CertStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Whether a certificate of `status` requested at `created_at` has awaited validation
 /// longer than [`PENDING_WARNING_SECS`].
-pub fn pending_too_long(status: &str, created_at: Option<i64>) -> bool {
-    status == "PENDING_VALIDATION"
+pub fn pending_too_long(status: &CertStatus, created_at: Option<i64>) -> bool {
+    *status == CertStatus::PendingValidation
         && created_at.is_some_and(|t| epoch_now() - t > PENDING_WARNING_SECS)
 }
 

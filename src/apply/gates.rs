@@ -380,8 +380,8 @@ pub async fn wait(
             let what = format!("ACM has issued certificate \"{key}\" (validated by DNS)");
             loop {
                 match ctx.acm().status(&arn).await? {
-                    Some((status, _)) if status == "ISSUED" => return Ok(NodeEnd::Done),
-                    Some((status, _)) if status != "PENDING_VALIDATION" => {
+                    Some((crate::model::CertStatus::Issued, _)) => return Ok(NodeEnd::Done),
+                    Some((status, _)) if status != crate::model::CertStatus::PendingValidation => {
                         return Err(fail(format!(
                             "certificate {arn} is {status}: ACM will not issue it (see aws acm describe-certificate); remove it, and the next apply requests another"
                         )))

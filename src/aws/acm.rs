@@ -84,7 +84,7 @@ impl Acm {
                         arn: need(s.certificate_arn(), OP, "CertificateArn")?.to_owned(),
                         domain: net::normalize_dns(domain),
                         names: names(domain, sans),
-                        status: s.status().map_or("ISSUED", |s| s.as_str()).to_owned(),
+                        status: s.status().map_or("ISSUED", |s| s.as_str()).into(),
                         not_after: s.not_after().map(|t| t.secs()),
                         expiring: expires_soon(s.not_after().map(|t| t.secs())),
                         renewal: None,
@@ -92,7 +92,7 @@ impl Acm {
                         store: net::CertStore::Acm,
                         created_at: s.created_at().map(|t| t.secs()),
                         overdue: pending_too_long(
-                            s.status().map_or("ISSUED", |s| s.as_str()),
+                            &s.status().map_or("ISSUED", |s| s.as_str()).into(),
                             s.created_at().map(|t| t.secs()),
                         ),
                         in_use: s.in_use(),
@@ -141,7 +141,7 @@ impl Acm {
             arn: c.certificate_arn().unwrap_or(arn).to_owned(),
             domain: net::normalize_dns(domain),
             names: names(domain, c.subject_alternative_names()),
-            status: c.status().map_or("", |s| s.as_str()).to_owned(),
+            status: c.status().map_or("", |s| s.as_str()).into(),
             not_after: c.not_after().map(|t| t.secs()),
             expiring: expires_soon(c.not_after().map(|t| t.secs())),
             renewal: c
@@ -151,7 +151,7 @@ impl Acm {
             store: net::CertStore::Acm,
             created_at: c.created_at().or(c.imported_at()).map(|t| t.secs()),
             overdue: pending_too_long(
-                c.status().map_or("", |s| s.as_str()),
+                &c.status().map_or("", |s| s.as_str()).into(),
                 c.created_at().map(|t| t.secs()),
             ),
             in_use: Some(!c.in_use_by().is_empty()),
@@ -219,7 +219,10 @@ impl Acm {
     }
 
     /// A certificate's status and validation records, `None` when it does not exist.
-    pub async fn status(&self, arn: &str) -> Result<Option<(String, Vec<ValidationRecord>)>> {
+    pub async fn status(
+        &self,
+        arn: &str,
+    ) -> Result<Option<(crate::model::CertStatus, Vec<ValidationRecord>)>> {
         Ok(self
             .certificate(arn, Round::START)
             .await?

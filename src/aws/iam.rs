@@ -130,14 +130,14 @@ fn observed(meta: &ServerCertificateMetadata, body: &str) -> ObservedCert {
     let not_after = not_after.or_else(|| meta.expiration().map(|t| t.secs()));
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let status = match not_after {
-        Some(t) if t <= now => "EXPIRED",
-        _ => "ISSUED",
+        Some(t) if t <= now => crate::model::CertStatus::Expired,
+        _ => crate::model::CertStatus::Issued,
     };
     ObservedCert {
         arn: meta.arn().to_owned(),
         domain: names.first().cloned().unwrap_or_default(),
         names,
-        status: status.to_owned(),
+        status,
         not_after,
         expiring: expires_soon(not_after),
         renewal: None,

@@ -827,8 +827,8 @@ async fn read_certificates(
 /// certificate for a domain the stack requests never does: its validation records are only
 /// in its description.
 fn settles(s: &Scope, l: &ListedCert) -> bool {
-    let awaits_validation =
-        l.cert.status != "ISSUED" && s.requested_domains.contains(&l.cert.domain);
+    let awaits_validation = l.cert.status != crate::model::CertStatus::Issued
+        && s.requested_domains.contains(&l.cert.domain);
     (l.names_complete || s.covers_every_domain(&l.cert.names)) && !awaits_validation
 }
 

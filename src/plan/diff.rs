@@ -15,7 +15,7 @@ use super::{
     Action, AttrDiff, Blocker, CertRef, Change, LbRef, NodeId, Op, Resource, Tagged, TgRef, Warning,
 };
 use crate::manifest::net::{self, CertStore};
-use crate::model::{owned_by, CertSpec, Desired, ObservedCert, Tags, ValidationRecord};
+use crate::model::{owned_by, CertSpec, CertStatus, Desired, ObservedCert, Tags, ValidationRecord};
 use crate::names;
 
 /// What the diff decided: changes by id, blockers, and the facts the graph needs.
@@ -324,7 +324,7 @@ impl<'a> Differ<'a> {
                 self.o
                     .certificates
                     .iter()
-                    .filter(|c| c.status == "ISSUED" && c.store == CertStore::Acm)
+                    .filter(|c| c.status == CertStatus::Issued && c.store == CertStore::Acm)
                     .filter(|c| {
                         names
                             .iter()
@@ -345,7 +345,7 @@ impl<'a> Differ<'a> {
                 CertSpec::Arn(arn) => self.o.certificates.iter().find(|c| &c.arn == arn),
             };
             match (found, spec) {
-                (Some(c), _) if c.status == "ISSUED" => {
+                (Some(c), _) if c.status == CertStatus::Issued => {
                     self.cert_refs
                         .insert(key.clone(), CertRef::Arn(c.arn.clone()));
                     self.certificate_health(key, c);
@@ -480,10 +480,15 @@ impl<'a> Differ<'a> {
         }
         for (arn, key, names, status) in retired {
             let id = arn.rsplit('/').next().unwrap_or(&arn).to_owned();
-            let why = match status.as_str() {
-                "ISSUED" => "no longer used",
-                "PENDING_VALIDATION" => "no longer awaited",
-                _ => "never issued",
+            let why = match status {
+                CertStatus::Issued => "no longer used",
+                CertStatus::PendingValidation => "no longer awaited",
+                CertStatus::Expired
+                | CertStatus::Failed
+                | CertStatus::ValidationTimedOut
+                | CertStatus::Revoked
+                | CertStatus::Inactive
+                | CertStatus::Other(_) => "never issued",
             };
             self.change(
                 NodeId::CertificateDelete { id },
@@ -521,7 +526,7 @@ impl<'a> Differ<'a> {
             .o
             .certificates
             .iter()
-            .filter(|c| c.status == "PENDING_VALIDATION")
+            .filter(|c| c.status == CertStatus::PendingValidation)
             .filter(for_these)
             .max_by_key(|c| c.arn.clone());
         // Requests for these names that ACM failed or gave up on: said, and asked again.
@@ -529,7 +534,7 @@ impl<'a> Differ<'a> {
             .o
             .certificates
             .iter()
-            .filter(|c| matches!(c.status.as_str(), "FAILED" | "VALIDATION_TIMED_OUT"))
+            .filter(|c| c.status.failed())
             .filter(for_these)
             .collect();
         if pending.is_none() {
@@ -538,7 +543,7 @@ impl<'a> Differ<'a> {
                     drift: true,
                     subject: format!("certificates.{key}"),
                     message: format!("ACM did not issue certificate {} for {}: it is {}", c.arn, names.join(", "), c.status),
-                    hint: if c.status == "FAILED" {
+                    hint: if c.status == CertStatus::Failed {
                         "aws acm describe-certificate names the FailureReason (often a CAA record of the domain that does not allow amazon.com); the plan requests the certificate again".into()
                     } else {
                         "ACM found no validation record within 72 hours: check that the zone is the one the domain's registrar delegates to (dig NS); the plan requests the certificate again".into()

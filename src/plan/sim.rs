@@ -355,7 +355,7 @@ impl<'a> World<'a> {
                         "{arn} is never issued: its validation records are not in the zone"
                     ));
                 }
-                c.status = "ISSUED".into();
+                c.status = crate::model::CertStatus::Issued;
             }
             // The probe passes when the load balancer serves the site, and not before.
             Gate::Probe(probe) => self.lb_serves(&probe.lb).map_err(|e| {
@@ -802,7 +802,7 @@ impl<'a> World<'a> {
             arn: arn.clone(),
             domain: names.first().cloned().unwrap_or_default(),
             names: names.to_vec(),
-            status: "PENDING_VALIDATION".into(),
+            status: crate::model::CertStatus::PendingValidation,
             not_after: None,
             expiring: false,
             renewal: None,
@@ -854,7 +854,7 @@ impl<'a> World<'a> {
             return Ok(());
         };
         match self.observed.certificates.iter().find(|x| x.arn == arn) {
-            Some(x) if x.status != "ISSUED" => Err(format!(
+            Some(x) if x.status != crate::model::CertStatus::Issued => Err(format!(
                 "UnsupportedCertificate: {arn} is {}, not ISSUED",
                 x.status
             )),

@@ -127,7 +127,7 @@ async fn reads_the_starting_point() {
     };
     assert_eq!(cert.arn, id(ids, "certificate_arn"));
     assert_eq!(cert.domain, "www.example.com");
-    assert_eq!(cert.status, "ISSUED");
+    assert_eq!(cert.status, reconcile::model::CertStatus::Issued);
     assert!(cert.not_after.is_some());
     let zone = observed.zone.as_ref().expect("the zone is found");
     assert_eq!(zone.id, id(ids, "zone_id"));
@@ -711,7 +711,7 @@ async fn reads_pinned_certificates_and_groups_outside_the_vpc() {
     };
     assert_eq!(c.arn, cert);
     assert_eq!(c.names, ["www.example.com"]);
-    assert_eq!(c.status, "ISSUED");
+    assert_eq!(c.status, reconcile::model::CertStatus::Issued);
     let elsewhere = observed.sg_by_id(&foreign).expect("the foreign group");
     assert_eq!(elsewhere.vpc, other_vpc);
     assert!(observed.sg_by_id(&missing_group).is_none());

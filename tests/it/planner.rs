@@ -1234,7 +1234,7 @@ fn a_requested_certificate_is_validated_through_the_zone_and_waited_for_before_a
     let issued: Vec<_> = after
         .certificates
         .iter()
-        .filter(|c| c.status == "ISSUED")
+        .filter(|c| c.status == reconcile::model::CertStatus::Issued)
         .collect();
     assert_eq!(issued.len(), 1, "{:?}", after.certificates);
     let zone = after.zone.as_ref().unwrap();
@@ -1571,10 +1571,22 @@ fn pending_too_long_counts_from_the_request() {
         .unwrap()
         .as_secs() as i64;
     use reconcile::model::pending_too_long;
-    assert!(!pending_too_long("PENDING_VALIDATION", Some(now - 60)));
-    assert!(pending_too_long("PENDING_VALIDATION", Some(now - 7200)));
-    assert!(!pending_too_long("ISSUED", Some(now - 7200)));
-    assert!(!pending_too_long("PENDING_VALIDATION", None));
+    assert!(!pending_too_long(
+        &reconcile::model::CertStatus::PendingValidation,
+        Some(now - 60)
+    ));
+    assert!(pending_too_long(
+        &reconcile::model::CertStatus::PendingValidation,
+        Some(now - 7200)
+    ));
+    assert!(!pending_too_long(
+        &reconcile::model::CertStatus::Issued,
+        Some(now - 7200)
+    ));
+    assert!(!pending_too_long(
+        &reconcile::model::CertStatus::PendingValidation,
+        None
+    ));
 }
 
 /// `destroy` deletes the certificate the stack requested, after the load balancer that
