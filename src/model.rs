@@ -1035,8 +1035,7 @@ pub struct ObservedTg {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TargetHealth {
     pub id: String,
-    /// `initial`, `healthy`, `unhealthy`, `unused`, `draining`, `unavailable`.
-    pub state: String,
+    pub state: TargetState,
     /// AWS's reason code, e.g. `Target.ResponseCodeMismatch`.
     pub reason: Option<String>,
     pub description: Option<String>,
@@ -1125,73 +1124,87 @@ pub fn expires_soon(not_after: Option<i64>) -> bool {
 /// with its records in the zone ACM issues within minutes, and it gives up after 72 hours.
 pub const PENDING_WARNING_SECS: i64 = 3600;
 
-/// A certificate's status, as ACM names it (`ISSUED`, `PENDING_VALIDATION`, ...; an IAM
-/// server certificate is `ISSUED` or, past its expiry, `EXPIRED`). A status ACM adds later
-/// is kept as it reads ([`CertStatus::Other`]), never mistaken for a known one.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(from = "String", into = "String")]
-pub enum CertStatus {
-    #[default]
-    Issued,
-    PendingValidation,
-    Expired,
-    Failed,
-    ValidationTimedOut,
-    Revoked,
-    Inactive,
-    Other(String),
+/// An enum of AWS's, by the names AWS gives its values; a value AWS adds later is kept as
+/// it reads (`Other`), never mistaken for a known one. In JSON, AWS's own names.
+macro_rules! aws_enum {
+    ($(#[$doc:meta])* $name:ident { $($variant:ident = $text:literal,)* }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(from = "String", into = "String")]
+        pub enum $name {
+            #[default]
+            $($variant,)*
+            Other(String),
+        }
+
+        impl $name {
+            pub fn as_str(&self) -> &str {
+                match self {
+                    $($name::$variant => $text,)*
+                    $name::Other(s) => s,
+                }
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(s: &str) -> $name {
+                match s {
+                    $($text => $name::$variant,)*
+                    other => $name::Other(other.to_owned()),
+                }
+            }
+        }
+
+        impl From<String> for $name {
+            fn from(s: String) -> $name {
+                $name::from(s.as_str())
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(s: $name) -> String {
+                s.as_str().to_owned()
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+aws_enum! {
+    /// A certificate's status, as ACM names it (an IAM server certificate is `ISSUED` or,
+    /// past its expiry, `EXPIRED`).
+    CertStatus {
+        Issued = "ISSUED",
+        PendingValidation = "PENDING_VALIDATION",
+        Expired = "EXPIRED",
+        Failed = "FAILED",
+        ValidationTimedOut = "VALIDATION_TIMED_OUT",
+        Revoked = "REVOKED",
+        Inactive = "INACTIVE",
+    }
 }
 
 impl CertStatus {
-    pub fn as_str(&self) -> &str {
-        match self {
-            CertStatus::Issued => "ISSUED",
-            CertStatus::PendingValidation => "PENDING_VALIDATION",
-            CertStatus::Expired => "EXPIRED",
-            CertStatus::Failed => "FAILED",
-            CertStatus::ValidationTimedOut => "VALIDATION_TIMED_OUT",
-            CertStatus::Revoked => "REVOKED",
-            CertStatus::Inactive => "INACTIVE",
-            CertStatus::Other(s) => s,
-        }
-    }
-
     /// ACM gave up on it: it never issues (a new request is needed).
     pub fn failed(&self) -> bool {
         matches!(self, CertStatus::Failed | CertStatus::ValidationTimedOut)
     }
 }
 
-impl From<&str> for CertStatus {
-    fn from(s: &str) -> CertStatus {
-        match s {
-            "ISSUED" => CertStatus::Issued,
-            "PENDING_VALIDATION" => CertStatus::PendingValidation,
-            "EXPIRED" => CertStatus::Expired,
-            "FAILED" => CertStatus::Failed,
-            "VALIDATION_TIMED_OUT" => CertStatus::ValidationTimedOut,
-            "REVOKED" => CertStatus::Revoked,
-            "INACTIVE" => CertStatus::Inactive,
-            other => CertStatus::Other(other.to_owned()),
-        }
-    }
-}
-
-impl From<String> for CertStatus {
-    fn from(s: String) -> CertStatus {
-        CertStatus::from(s.as_str())
-    }
-}
-
-impl From<CertStatus> for String {
-    fn from(s: CertStatus) -> String {
-        s.as_str().to_owned()
-    }
-}
-
-impl std::fmt::Display for CertStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+aws_enum! {
+    /// A registered target's health, as Elastic Load Balancing names it.
+    TargetState {
+        Initial = "initial",
+        Healthy = "healthy",
+        Unhealthy = "unhealthy",
+        Unused = "unused",
+        Draining = "draining",
+        Unavailable = "unavailable",
     }
 }
 

@@ -192,7 +192,12 @@ async fn bake_breach(
         if let Some(health) = ctx.elbv2().target_health(&arn, Round::START).await?.value {
             let unhealthy = health
                 .iter()
-                .filter(|t| !matches!(t.state.as_str(), "healthy" | "draining"))
+                .filter(|t| {
+                    !matches!(
+                        t.state,
+                        crate::model::TargetState::Healthy | crate::model::TargetState::Draining
+                    )
+                })
                 .count();
             if unhealthy > watch.max_unhealthy as usize {
                 return Ok(Some(format!(
@@ -310,13 +315,19 @@ pub async fn wait(
                     tokio::time::sleep(poll.next()).await;
                     continue;
                 };
-                let serving: Vec<_> = health.iter().filter(|t| t.state != "draining").collect();
+                let serving: Vec<_> = health
+                    .iter()
+                    .filter(|t| t.state != crate::model::TargetState::Draining)
+                    .collect();
                 if serving.is_empty() {
                     return Err(fail(format!(
                         "target group {name} has no registered target"
                     )));
                 }
-                if serving.iter().all(|t| t.state == "healthy") {
+                if serving
+                    .iter()
+                    .all(|t| t.state == crate::model::TargetState::Healthy)
+                {
                     return Ok(NodeEnd::Done);
                 }
                 // A stopped or terminated instance will not turn healthy by waiting.
@@ -329,7 +340,7 @@ pub async fn wait(
                         target_group: name,
                         targets: health
                             .into_iter()
-                            .filter(|t| t.state != "healthy")
+                            .filter(|t| t.state != crate::model::TargetState::Healthy)
                             .collect(),
                     });
                 }

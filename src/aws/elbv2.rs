@@ -527,7 +527,7 @@ fn target_health(d: &TargetHealthDescription) -> Result<TargetHealth> {
         state: health
             .and_then(|h| h.state())
             .map_or("", |s| s.as_str())
-            .to_owned(),
+            .into(),
         reason: health
             .and_then(|h| h.reason())
             .map(|r| r.as_str().to_owned()),

@@ -169,7 +169,7 @@ pub(super) async fn init_behind(ec2: &Ec2, elb: &Elbv2, b: Behind<'_>) -> Result
             .value
             .unwrap_or_default()
             .into_iter()
-            .filter(|h| h.state != "draining")
+            .filter(|h| h.state != crate::model::TargetState::Draining)
             .map(|h| h.id)
             .collect();
         instance_ids.extend(targets.iter().cloned());

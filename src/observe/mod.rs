@@ -414,7 +414,8 @@ async fn read_elb(
             // A draining target is on its way out: AWS lists it for the deregistration
             // delay, but it is no longer registered and serves no new request.
             tg.targets = targets.value?;
-            tg.targets.retain(|t| t.state != "draining");
+            tg.targets
+                .retain(|t| t.state != crate::model::TargetState::Draining);
             tg.tags = tags.get(&tg.arn).cloned().unwrap_or_default();
             Some(tg)
         })
@@ -574,7 +575,7 @@ async fn read_adopted_earlier(
         let Some(mut targets) = targets.value else {
             continue;
         };
-        targets.retain(|h| h.state != "draining");
+        targets.retain(|h| h.state != crate::model::TargetState::Draining);
         t.targets = targets;
         t.tags = tags.value.get(&t.arn).cloned().unwrap_or_default();
         tgs[i].push(t);

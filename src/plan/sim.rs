@@ -151,7 +151,7 @@ impl<'a> World<'a> {
         for t in &mut w.observed.target_groups {
             if t.load_balancers.is_empty() {
                 for h in &mut t.targets {
-                    h.state = "unused".into();
+                    h.state = crate::model::TargetState::Unused;
                     h.reason = Some("Target.NotInUse".into());
                 }
             }
@@ -322,7 +322,7 @@ impl<'a> World<'a> {
                     .filter(|t| t.arn == arn)
                 {
                     for h in &mut t.targets {
-                        h.state = "healthy".into();
+                        h.state = crate::model::TargetState::Healthy;
                     }
                 }
             }
@@ -653,15 +653,18 @@ impl<'a> World<'a> {
         // AWS health-checks only a group a load balancer uses: a target registered in any
         // other is `unused` until the group is attached.
         let (state, reason) = if t.load_balancers.is_empty() {
-            ("unused", "Target.NotInUse")
+            (crate::model::TargetState::Unused, "Target.NotInUse")
         } else {
-            ("initial", "Elb.RegistrationInProgress")
+            (
+                crate::model::TargetState::Initial,
+                "Elb.RegistrationInProgress",
+            )
         };
         for id in ids {
             if !t.targets.iter().any(|h| &h.id == id) {
                 t.targets.push(TargetHealth {
                     id: id.clone(),
-                    state: state.into(),
+                    state: state.clone(),
                     reason: Some(reason.into()),
                     description: None,
                 });
@@ -1095,8 +1098,12 @@ impl<'a> World<'a> {
         }
         if !t.load_balancers.iter().any(|a| a == lb) {
             t.load_balancers.push(lb.to_owned());
-            for h in t.targets.iter_mut().filter(|h| h.state == "unused") {
-                h.state = "initial".into();
+            for h in t
+                .targets
+                .iter_mut()
+                .filter(|h| h.state == crate::model::TargetState::Unused)
+            {
+                h.state = crate::model::TargetState::Initial;
                 h.reason = Some("Elb.RegistrationInProgress".into());
             }
         }
@@ -1132,7 +1139,7 @@ impl<'a> World<'a> {
             // its targets `unused`, and checked again from `initial` once attached.
             if t.load_balancers.is_empty() {
                 for h in &mut t.targets {
-                    h.state = "unused".into();
+                    h.state = crate::model::TargetState::Unused;
                     h.reason = Some("Target.NotInUse".into());
                 }
             }
@@ -1411,7 +1418,7 @@ fn lb_path(desired: &Desired, observed: &crate::model::Observed, dns: &str) -> R
         let healthy: Vec<&str> = tg
             .targets
             .iter()
-            .filter(|t| t.state == "healthy")
+            .filter(|t| t.state == crate::model::TargetState::Healthy)
             .map(|t| t.id.as_str())
             .collect();
         if healthy.is_empty() {

@@ -373,7 +373,10 @@ impl Differ<'_> {
             // its gate at once, and keeps its values.
             let must_wait = adds
                 || live.is_none_or(|t| {
-                    t.load_balancers.is_empty() || t.targets.iter().any(|h| h.state != "healthy")
+                    t.load_balancers.is_empty()
+                        || t.targets
+                            .iter()
+                            .any(|h| h.state != crate::model::TargetState::Healthy)
                 });
             let resting = &dtg.health;
             let in_force = match (tg, live) {

@@ -155,7 +155,7 @@ fn backend_django_and_firewall_outputs_parse() {
 fn backend_is_named_by_the_hint_for_a_response_code_mismatch() {
     let t = TargetHealth {
         id: "i-0aaaaaaaaaaaaaaa1".to_owned(),
-        state: "unhealthy".to_owned(),
+        state: reconcile::model::TargetState::Unhealthy,
         reason: Some("Target.ResponseCodeMismatch".to_owned()),
         description: Some("Health checks failed with these codes: [401]".to_owned()),
     };

@@ -322,8 +322,8 @@ async fn target_group_writes_repeat_safely() {
             .expect("the group exists")
             .into_iter()
             // A deregistered target drains for a while on AWS: on its way out, not there.
-            .filter(|t| t.state != "draining")
-            .map(|t| (t.id, t.state))
+            .filter(|t| t.state != reconcile::model::TargetState::Draining)
+            .map(|t| (t.id, t.state.to_string()))
             .collect::<Vec<_>>()
     };
     // No listener uses the group: AWS does not health-check it (`unused`); moto says

@@ -203,7 +203,7 @@ impl Elbv2 {
                     .filter(|id| {
                         registered
                             .iter()
-                            .any(|t| &t.id == *id && t.state != "draining")
+                            .any(|t| &t.id == *id && t.state != crate::model::TargetState::Draining)
                     })
                     .cloned()
                     .collect();
