@@ -14,7 +14,7 @@ use crate::model::{
     HealthCheck, LbAttr, Observed, ResponseHeader, RuleKey, Tags, ValidationRecord,
 };
 use crate::plan::carry::{self, Cloud, Unresolved};
-pub use crate::plan::carry::{LbAddress, Refs};
+use crate::plan::carry::{LbAddress, Refs};
 use crate::plan::{CertRef, LbRef, Op, Tagged, TgRef};
 
 use std::time::{Duration, Instant};

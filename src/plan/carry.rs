@@ -11,9 +11,7 @@ use std::collections::BTreeMap;
 
 use crate::aws::elbv2::ListenerAction;
 use crate::aws::route53::{ChangeAction, RecordSet};
-use crate::model::{
-    HealthCheck, LbAttr, ObservedRecord, ResponseHeader, RuleKey, Source, Tags, ValidationRecord,
-};
+use crate::model::{HealthCheck, LbAttr, ResponseHeader, RuleKey, Source, Tags, ValidationRecord};
 
 use super::dns::{marker_values, MARKER_TTL};
 use super::{CertRef, CutoverStep, DnsStep, LbRef, Op, Serve, SgRef, Tagged, TgRef};
@@ -265,7 +263,6 @@ const VALIDATION_TTL: u32 = 300;
 /// the order AWS needs them, what they return remembered in the refs; a call with nothing
 /// to send is not made. One attempt; the executor decides what to repeat.
 pub async fn carry<C: Cloud>(cloud: &C, op: &Op) -> Result<(), C::Error> {
-    let refs = |f: &dyn Fn(&Refs) -> Result<String, Unresolved>| cloud.with_refs(|r| f(r));
     match op {
         Op::CreateSecurityGroup {
             key,
@@ -322,20 +319,20 @@ pub async fn carry<C: Cloud>(cloud: &C, op: &Op) -> Result<(), C::Error> {
             health,
             step: _,
         } => {
-            let arn = refs(&|r| r.target_group(tg))?;
+            let arn = cloud.with_refs(|r| r.target_group(tg))?;
             cloud.modify_health_check(&arn, health).await?;
         }
         Op::SetTags { resource, tags } | Op::Adopt { resource, tags } => {
             cloud.tag(resource, tags).await?;
         }
         Op::RegisterTargets { tg, ids, key: _ } => {
-            let arn = refs(&|r| r.target_group(tg))?;
+            let arn = cloud.with_refs(|r| r.target_group(tg))?;
             if !ids.is_empty() {
                 cloud.register_targets(&arn, ids).await?;
             }
         }
         Op::DeregisterTargets { tg, ids, key: _ } => {
-            let arn = refs(&|r| r.target_group(tg))?;
+            let arn = cloud.with_refs(|r| r.target_group(tg))?;
             if !ids.is_empty() {
                 cloud.deregister_targets(&arn, ids).await?;
             }
@@ -393,7 +390,7 @@ pub async fn carry<C: Cloud>(cloud: &C, op: &Op) -> Result<(), C::Error> {
             cert,
             records,
         } => {
-            let arn = refs(&|r| r.certificate(cert))?;
+            let arn = cloud.with_refs(|r| r.certificate(cert))?;
             let records = if records.is_empty() {
                 cloud.validation_records(key, &arn).await?
             } else {
@@ -478,7 +475,7 @@ pub async fn carry<C: Cloud>(cloud: &C, op: &Op) -> Result<(), C::Error> {
             port: _,
         } => {
             let mut forward = sending(serving);
-            forward.push((refs(&|r| r.target_group(tg))?, 0));
+            forward.push((cloud.with_refs(|r| r.target_group(tg))?, 0));
             cloud
                 .modify_listener(
                     arn,
@@ -667,20 +664,5 @@ fn action<'a>(serve: &'a Serve, forward: &'a [(String, u32)]) -> ListenerAction<
     match serve {
         Serve::Forward(_) => ListenerAction::Forward(forward),
         Serve::Redirect(r) => ListenerAction::Redirect(r),
-    }
-}
-
-/// A record as Route53 keeps it once a set is written.
-pub fn written(set: &RecordSet) -> ObservedRecord {
-    ObservedRecord {
-        name: set.name.clone(),
-        kind: set.kind.clone(),
-        ttl: set.ttl,
-        values: set.values.clone(),
-        alias: set.alias.clone(),
-        weighted: set.weighted.as_ref().map(|(id, w)| crate::model::Weighted {
-            id: id.clone(),
-            weight: Some(*w),
-        }),
     }
 }

@@ -433,17 +433,19 @@ impl<'a> World<'a> {
     }
 
     fn own_group(&self, id: &str) -> Result<(), String> {
-        match self.observed.sg_by_id(id) {
-            Some(g) if self.owned(&g.tags) => Ok(()),
-            _ => Err(not_owned(format!("security group {id}"))),
-        }
+        let owned = self
+            .observed
+            .sg_by_id(id)
+            .is_some_and(|g| self.owned(&g.tags));
+        allowed(owned, || format!("security group {id}"))
     }
 
     fn own_target_group(&self, arn: &str) -> Result<(), String> {
-        match self.observed.tg_by_arn(arn) {
-            Some(t) if self.owned(&t.tags) => Ok(()),
-            _ => Err(not_owned(format!("target group {arn}"))),
-        }
+        let owned = self
+            .observed
+            .tg_by_arn(arn)
+            .is_some_and(|t| self.owned(&t.tags));
+        allowed(owned, || format!("target group {arn}"))
     }
 
     fn own_load_balancer(&self, arn: &str) -> Result<(), String> {
@@ -452,11 +454,7 @@ impl<'a> World<'a> {
             .load_balancers
             .iter()
             .any(|l| l.arn == arn && self.owned(&l.tags));
-        if owned {
-            Ok(())
-        } else {
-            Err(not_owned(format!("load balancer {arn}")))
-        }
+        allowed(owned, || format!("load balancer {arn}"))
     }
 
     fn own_listener(&self, arn: &str) -> Result<(), String> {
@@ -465,11 +463,7 @@ impl<'a> World<'a> {
             .load_balancers
             .iter()
             .any(|l| self.owned(&l.tags) && l.listeners.iter().any(|x| x.arn == arn));
-        if owned {
-            Ok(())
-        } else {
-            Err(not_owned(format!("listener {arn}")))
-        }
+        allowed(owned, || format!("listener {arn}"))
     }
 
     /// A record the stack may write: one the manifest manages, its wait marker, or a
@@ -483,11 +477,7 @@ impl<'a> World<'a> {
                 .certificates
                 .iter()
                 .any(|c| c.validation.iter().any(|v| v.name == name));
-        if owned {
-            Ok(())
-        } else {
-            Err(not_owned(format!("record {name}")))
-        }
+        allowed(owned, || format!("record {name}"))
     }
 
     fn rules_editable(&self, id: &str) -> Result<(), String> {
@@ -593,14 +583,12 @@ impl<'a> World<'a> {
             Tagged::SecurityGroup { id } => (id, o.sg_by_id(id).map(|g| &g.tags)),
         };
         let stack = &self.desired.stack;
-        let allowed = live.is_some_and(|t| {
+        let owned = live.is_some_and(|t| {
             owned_by(t, stack)
                 || (self.desired.adopts(id)
                     && t.get(crate::names::STACK_TAG).is_none_or(|s| s == stack))
         });
-        if !allowed {
-            return Err(not_owned(format!("{resource:?}")));
-        }
+        allowed(owned, || format!("{resource:?}"))?;
         let on = match resource {
             Tagged::LoadBalancer { arn } => &mut self.lb_mut(arn)?.tags,
             Tagged::TargetGroup { arn } => &mut self.tg_mut(arn)?.tags,
@@ -831,9 +819,7 @@ impl<'a> World<'a> {
             .certificates
             .iter()
             .any(|c| c.arn == arn && self.owned(&c.tags));
-        if !owned {
-            return Err(not_owned(format!("certificate {arn}")));
-        }
+        allowed(owned, || format!("certificate {arn}"))?;
         // ACM refuses to delete a certificate in use (ResourceInUseException).
         let on_listener = self
             .observed
@@ -1047,7 +1033,7 @@ impl<'a> World<'a> {
                             set.kind, set.name
                         )));
                     }
-                    let mut new = carry::written(set);
+                    let mut new = ObservedRecord::from(set);
                     if let Some(a) = new.alias.as_mut() {
                         a.dns_name = crate::manifest::net::normalize_dns(&a.dns_name);
                     }
@@ -1530,21 +1516,22 @@ pub enum Refused {
     Other(String),
 }
 
-impl From<String> for Refused {
-    fn from(message: String) -> Refused {
-        Refused::Other(message)
-    }
-}
-
 impl From<Unresolved> for Refused {
     fn from(e: Unresolved) -> Refused {
         Refused::Other(e.to_string())
     }
 }
 
-/// The message of a write to what the stack does not own.
-fn not_owned(what: String) -> String {
-    format!("touches a resource the stack does not own: {what}")
+/// A write to `what` is allowed when the stack owns it.
+fn allowed(owned: bool, what: impl FnOnce() -> String) -> Result<(), String> {
+    if owned {
+        Ok(())
+    } else {
+        Err(format!(
+            "touches a resource the stack does not own: {}",
+            what()
+        ))
+    }
 }
 
 /// The world as the interpreter's [`Cloud`]: each call carried out on the model at once,

@@ -44,6 +44,23 @@ impl From<&ObservedRecord> for RecordSet {
     }
 }
 
+/// A record as Route53 keeps it once `set` is written.
+impl From<&RecordSet> for ObservedRecord {
+    fn from(set: &RecordSet) -> ObservedRecord {
+        ObservedRecord {
+            name: set.name.clone(),
+            kind: set.kind.clone(),
+            ttl: set.ttl,
+            values: set.values.clone(),
+            alias: set.alias.clone(),
+            weighted: set.weighted.as_ref().map(|(id, w)| crate::model::Weighted {
+                id: id.clone(),
+                weight: Some(*w),
+            }),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChangeAction {
     /// Creates the set, or replaces the set of that name and type.
