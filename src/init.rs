@@ -201,7 +201,7 @@ pub async fn init(
         .instances_where("instance.group-id", std::slice::from_ref(&backend.id))
         .await?
         .into_iter()
-        .filter(|i| i.vpc == vpc && i.state == "running")
+        .filter(|i| i.vpc == vpc && i.state == crate::model::InstanceState::Running)
         .collect();
     for p in &pointed {
         if !targets.iter().any(|t| t.id == p.id) {
@@ -234,7 +234,10 @@ pub async fn init(
             others.join(", ")
         ));
     }
-    for t in targets.iter().filter(|t| t.state != "running") {
+    for t in targets
+        .iter()
+        .filter(|t| t.state != crate::model::InstanceState::Running)
+    {
         review.push(format!(
             "{} is {}: its health check will fail until it runs",
             t.id, t.state
@@ -543,8 +546,10 @@ pub async fn init_direct(
         .collect();
     let ids: Vec<String> = ids.into_iter().collect();
     let instances = ec2.instances_by_id(&ids, Round::START).await?.value;
-    let running: Vec<&ObservedInstance> =
-        instances.iter().filter(|i| i.state == "running").collect();
+    let running: Vec<&ObservedInstance> = instances
+        .iter()
+        .filter(|i| i.state == crate::model::InstanceState::Running)
+        .collect();
     let addresses: Vec<String> = {
         let mut a: Vec<String> = running.iter().filter_map(|i| i.public_ip.clone()).collect();
         a.sort();

@@ -980,8 +980,7 @@ pub struct ObservedLb {
     /// Route53 zone id of the load balancer's DNS name (for alias records).
     pub hosted_zone_id: String,
     pub scheme: String,
-    /// `provisioning`, `active`, `active_impaired` or `failed`.
-    pub state: String,
+    pub state: LbState,
     pub vpc: String,
     pub subnets: BTreeSet<String>,
     pub security_groups: BTreeSet<String>,
@@ -1208,6 +1207,28 @@ aws_enum! {
     }
 }
 
+aws_enum! {
+    /// A load balancer's state, as Elastic Load Balancing names it.
+    LbState {
+        Active = "active",
+        Provisioning = "provisioning",
+        ActiveImpaired = "active_impaired",
+        Failed = "failed",
+    }
+}
+
+aws_enum! {
+    /// An EC2 instance's state, as EC2 names it.
+    InstanceState {
+        Running = "running",
+        Pending = "pending",
+        Stopping = "stopping",
+        Stopped = "stopped",
+        ShuttingDown = "shutting-down",
+        Terminated = "terminated",
+    }
+}
+
 /// Whether a certificate of `status` requested at `created_at` has awaited validation
 /// longer than [`PENDING_WARNING_SECS`].
 pub fn pending_too_long(status: &CertStatus, created_at: Option<i64>) -> bool {
@@ -1303,8 +1324,7 @@ pub fn owned_by(tags: &Tags, stack: &str) -> bool {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObservedInstance {
     pub id: String,
-    /// `running`, `stopped`, ...
-    pub state: String,
+    pub state: InstanceState,
     pub vpc: String,
     pub subnet: String,
     pub groups: Vec<String>,

@@ -274,9 +274,9 @@ pub async fn wait(
             let arn = ctx.load_balancer(lb)?.arn;
             let what = "the load balancer is active";
             loop {
-                match ctx.elbv2().load_balancer_state(&arn).await?.as_deref() {
-                    Some("active") => return Ok(NodeEnd::Done),
-                    Some("failed") => {
+                match ctx.elbv2().load_balancer_state(&arn).await? {
+                    Some(crate::model::LbState::Active) => return Ok(NodeEnd::Done),
+                    Some(crate::model::LbState::Failed) => {
                         return Err(fail("the load balancer failed to provision".into()))
                     }
                     // Created a moment ago (by this run, or just listed by the plan):

@@ -382,7 +382,7 @@ fn load_balancer(lb: &LoadBalancer) -> Result<ObservedLb> {
             .state()
             .and_then(|s| s.code())
             .map_or("", |c| c.as_str())
-            .to_owned(),
+            .into(),
         vpc: lb.vpc_id().unwrap_or("").to_owned(),
         subnets: lb
             .availability_zones()

@@ -326,7 +326,7 @@ mod tests {
             dns_name: String::new(),
             hosted_zone_id: String::new(),
             scheme: "internet-facing".into(),
-            state: "active".into(),
+            state: crate::model::LbState::Active,
             vpc: String::new(),
             subnets: BTreeSet::new(),
             security_groups: BTreeSet::new(),

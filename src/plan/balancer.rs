@@ -120,7 +120,13 @@ impl<'a> Differ<'a> {
         let keeper = named
             .iter()
             .filter(|l| l.scheme == dlb.scheme)
-            .max_by_key(|l| (l.state == "active", l.listeners.len(), l.name == dlb.name))
+            .max_by_key(|l| {
+                (
+                    l.state == crate::model::LbState::Active,
+                    l.listeners.len(),
+                    l.name == dlb.name,
+                )
+            })
             .copied();
         let groups: Vec<SgRef> = dlb.security_groups.iter().map(|g| self.sg_ref(g)).collect();
         let chosen = match keeper {
@@ -181,7 +187,7 @@ impl<'a> Differ<'a> {
                     &want,
                     Tagged::LoadBalancer { arn: l.arn.clone() },
                 );
-                self.out.lb_not_active = l.state != "active";
+                self.out.lb_not_active = l.state != crate::model::LbState::Active;
                 for other in named.iter().filter(|o| o.arn != l.arn) {
                     self.delete_lb(other, &format!("a leftover copy of {}", l.name));
                 }

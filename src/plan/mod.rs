@@ -880,7 +880,7 @@ pub fn placement(
                     message: format!("instance {t} was not found in {region}; AWS refuses to register it"),
                     hint: "check the instance id and the region".to_owned(),
                 }),
-                Some(i) if i.state != "running" => warnings.push(Warning {
+                Some(i) if i.state != crate::model::InstanceState::Running => warnings.push(Warning {
                     drift: false,
                     subject: format!("target {t}"),
                     message: format!("instance {t} is {}: it will not turn healthy, and the apply stops at the health gate, before DNS moves", i.state),

@@ -291,7 +291,7 @@ impl<'a> World<'a> {
                     .iter_mut()
                     .filter(|l| l.arn == arn)
                 {
-                    l.state = "active".into();
+                    l.state = crate::model::LbState::Active;
                 }
             }
             Gate::TargetsHealthy { tg, pace, .. } => {
@@ -709,7 +709,7 @@ impl<'a> World<'a> {
             dns_name: address.dns_name.clone(),
             hosted_zone_id: address.zone_id.clone(),
             scheme: scheme.to_owned(),
-            state: "provisioning".into(),
+            state: crate::model::LbState::Provisioning,
             vpc: self.desired.vpc.clone(),
             subnets: subnets.iter().cloned().collect(),
             security_groups: groups.iter().cloned().collect(),
@@ -1340,7 +1340,7 @@ fn direct_path(
     // A client may pick any address of the answer: each instance it names must serve.
     if !named.is_empty() {
         for i in named {
-            if i.state != "running" {
+            if i.state != crate::model::InstanceState::Running {
                 return Err(format!("instance {} is {}", i.id, i.state));
             }
             if !open(&i.id) {
@@ -1367,7 +1367,7 @@ fn lb_path(desired: &Desired, observed: &crate::model::Observed, dns: &str) -> R
         .iter()
         .find(|l| crate::manifest::net::normalize_dns(&l.dns_name) == dns)
         .ok_or("the load balancer is gone")?;
-    if lb.state != "active" {
+    if lb.state != crate::model::LbState::Active {
         return Err(format!("the load balancer is {}", lb.state));
     }
     let groups: Vec<&ObservedSg> = lb

@@ -452,7 +452,7 @@ async fn reads_a_converged_front_door() {
     assert_eq!(lb.dns_name, front.lb_dns.to_lowercase());
     assert_eq!(lb.hosted_zone_id, front.lb_zone);
     assert_eq!(lb.scheme, "internet-facing");
-    assert_eq!(lb.state, "active");
+    assert_eq!(lb.state, reconcile::model::LbState::Active);
     assert_eq!(lb.security_groups, BTreeSet::from([front.lb_sg.clone()]));
     assert_eq!(lb.subnets, desired.load_balancer.as_ref().unwrap().subnets);
     assert_eq!(

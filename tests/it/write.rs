@@ -429,7 +429,7 @@ async fn load_balancer_and_listener_writes_repeat_safely() {
     assert!(matches!(theirs, Err(Error::NotOwned { .. })), "{theirs:?}");
     assert_eq!(
         elb.load_balancer_state(&lb.arn).await.expect("state"),
-        Some("active".to_owned())
+        Some(reconcile::model::LbState::Active)
     );
 
     let l80 = elb

@@ -15,7 +15,7 @@ fn instance(i: &Instance) -> ObservedInstance {
             .state()
             .and_then(|s| s.name())
             .map_or("unknown", |n| n.as_str())
-            .to_owned(),
+            .into(),
         vpc: i.vpc_id().unwrap_or_default().to_owned(),
         subnet: i.subnet_id().unwrap_or_default().to_owned(),
         groups: i

@@ -329,9 +329,8 @@ impl Elbv2 {
         }
     }
 
-    /// The state of a load balancer (`provisioning`, `active`, ...); `None` when it no
-    /// longer exists.
-    pub async fn load_balancer_state(&self, arn: &str) -> Result<Option<String>> {
+    /// The state of a load balancer; `None` when it no longer exists.
+    pub async fn load_balancer_state(&self, arn: &str) -> Result<Option<crate::model::LbState>> {
         const OP: Operation = Operation::DescribeLoadBalancers;
         let sent = self
             .meter
@@ -352,7 +351,7 @@ impl Elbv2 {
                     lb.state()
                         .and_then(|s| s.code())
                         .map_or("", |c| c.as_str())
-                        .to_owned()
+                        .into()
                 })),
             Err(e) if e.code() == Some("LoadBalancerNotFound") => Ok(None),
             Err(e) => Err(e),
