@@ -9,9 +9,10 @@ use crate::aws::ec2::Ec2;
 use crate::aws::elbv2::Elbv2;
 use crate::aws::elbv2::ListenerAction;
 use crate::aws::route53::{ChangeAction, RecordSet, Route53};
-use crate::aws::{Clients, Meter};
+use crate::aws::{Clients, Meter, Round};
 use crate::model::{
-    HealthCheck, LbAttr, Observed, ResponseHeader, RuleKey, Tags, ValidationRecord,
+    CertStatus, HealthCheck, LbAttr, LbState, Observed, ResponseHeader, RuleKey, Tags,
+    TargetHealth, ValidationRecord,
 };
 use crate::plan::carry::{self, Cloud, Unresolved};
 use crate::plan::carry::{LbAddress, Refs};
@@ -21,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use crate::aws::settle;
 
-use super::{now_ceil, Error};
+use super::Error;
 
 /// Everything a node needs to run.
 pub struct Context {
@@ -30,6 +31,42 @@ pub struct Context {
     pub refs: Mutex<Refs>,
     /// Recorded in a wait marker written with its change ([`crate::plan::dns::Stamp`]).
     pub propagation_allowance: u32,
+    /// The run's time.
+    pub clock: Clock,
+}
+
+/// The run's time: tokio's monotonic clock (a test may pause it) from the wall clock's
+/// reading when the run began.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    wall: Duration,
+    began: tokio::time::Instant,
+}
+
+impl Clock {
+    pub fn start() -> Clock {
+        Clock {
+            wall: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default(),
+            began: tokio::time::Instant::now(),
+        }
+    }
+
+    /// Time since the Unix epoch.
+    pub fn epoch(&self) -> Duration {
+        self.wall + self.began.elapsed()
+    }
+
+    /// Seconds since the epoch, rounded down: for "has the wait ended yet".
+    pub fn secs(&self) -> i64 {
+        i64::try_from(self.epoch().as_secs()).unwrap_or(i64::MAX)
+    }
+
+    /// How long from now until `end` (epoch seconds); zero once passed.
+    pub fn until(&self, end: i64) -> Duration {
+        Duration::from_secs(u64::try_from(end).unwrap_or(0)).saturating_sub(self.epoch())
+    }
 }
 
 impl Context {
@@ -49,6 +86,7 @@ impl Context {
             meter,
             refs: Mutex::new(refs),
             propagation_allowance,
+            clock: Clock::start(),
         }
     }
 
@@ -99,6 +137,17 @@ impl From<Unresolved> for Error {
     }
 }
 
+/// The run's clock.
+impl crate::plan::wait::Clock for Context {
+    fn epoch(&self) -> Duration {
+        self.clock.epoch()
+    }
+
+    async fn sleep(&self, d: Duration) {
+        tokio::time::sleep(d).await;
+    }
+}
+
 /// AWS, through the adapters: each call metered, paced and its errors mapped once there.
 impl Cloud for Context {
     type Error = Error;
@@ -107,8 +156,8 @@ impl Cloud for Context {
         f(&mut self.refs())
     }
 
-    fn now(&self) -> i64 {
-        now_ceil()
+    fn may_not_know(&self, id: &str, waited: Duration) -> bool {
+        settle::is_fresh(id) || waited < settle::LISTED_SETTLE
     }
 
     fn propagation_allowance(&self) -> u32 {
@@ -328,6 +377,34 @@ impl Cloud for Context {
         comment: &str,
     ) -> Result<String, Error> {
         Ok(self.route53().change(zone_id, changes, comment).await?)
+    }
+
+    async fn load_balancer_state(&self, arn: &str) -> Result<Option<LbState>, Error> {
+        Ok(self.elbv2().load_balancer_state(arn).await?)
+    }
+
+    async fn target_health(&self, arn: &str) -> Result<Option<Vec<TargetHealth>>, Error> {
+        Ok(self.elbv2().target_health(arn, Round::START).await?.value)
+    }
+
+    async fn group_rules(&self, id: &str) -> Result<Option<Vec<RuleKey>>, Error> {
+        let found = self
+            .ec2()
+            .security_groups_by_id(&[id.to_owned()], Round::START)
+            .await?
+            .value;
+        Ok(found
+            .into_iter()
+            .next()
+            .map(|g| g.rules.into_iter().map(|r| r.key).collect()))
+    }
+
+    async fn certificate_status(&self, arn: &str) -> Result<Option<CertStatus>, Error> {
+        Ok(self.acm().status(arn).await?.map(|(status, _)| status))
+    }
+
+    async fn change_in_sync(&self, change: &str) -> Result<bool, Error> {
+        Ok(self.route53().change_status(change).await? == "INSYNC")
     }
 }
 

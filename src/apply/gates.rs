@@ -1,16 +1,21 @@
-//! Gates: conditions over live state, waited for under a deadline. A timeout becomes an
-//! error naming what was awaited; a TTL wait that cannot end within `--max-wait` pauses
-//! the run instead, its start being recorded in Route53 so that any later run, on any
-//! machine, waits only the remainder.
+//! Gates, waited for under a deadline: a gate that waits on AWS's state is a condition
+//! over what the [`crate::plan::carry::Cloud`] reads ([`wait::Condition`], the same the
+//! checker's model judges), one that waits on time or the site a look at the clock,
+//! CloudWatch or the site; every one waits under [`wait::until`], on the run's clock. A
+//! timeout becomes an error naming what was awaited; a TTL wait that cannot end within
+//! `--max-wait` pauses the run instead, its start being recorded in Route53 so that any
+//! later run, on any machine, waits only the remainder.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::aws::route53::{ChangeAction, RecordSet};
-use crate::aws::{settle, Round};
+use crate::aws::Round;
+use crate::plan::carry::Cloud;
 use crate::plan::dns::{marker_values, MARKER_TTL};
+use crate::plan::wait::{self, Condition, Look, Patience, Unmet, Waited};
 use crate::plan::{Gate, Node, TgRef};
 
-use super::{now, now_ceil, probe, Context, Error, Hooks, NodeEnd, Options};
+use super::{probe, Context, Error, Hooks, NodeEnd, Options};
 
 /// How long targets may take to turn healthy after registration (AWS needs the health
 /// check's interval times its healthy threshold, a few minutes at most).
@@ -78,7 +83,6 @@ async fn ask_probe(
     node: &Node,
     hooks: &dyn Hooks,
 ) -> Result<Probed, Error> {
-    let t0 = Instant::now();
     let crate::plan::Probe {
         record,
         lb,
@@ -99,40 +103,33 @@ async fn ask_probe(
         _ => {}
     }
     let what = format!("{record}{path} answers through the load balancer");
-    let mut poll = Poll::new(opts.poll);
-    loop {
-        let mut unreachable = None;
-        for (scheme, port, redirect_to) in &asks {
-            let at = match probe_address(opts, record, *port, &dns).await {
+    // One look asks every URL; an unreachable one is asked again (the last error kept).
+    let (asks, dns) = (&asks, &dns);
+    let look = |_| async move {
+        for (scheme, port, redirect_to) in asks {
+            let at = match probe_address(opts, record, *port, dns).await {
                 Ok(at) => at,
-                Err(e) => {
-                    unreachable = Some(e);
-                    break;
-                }
+                Err(last) => return Ok(Look::Pending { last, left: None }),
             };
             match probe::ask(scheme, record, *port, path, at, expect, *redirect_to).await {
                 probe::Answer::Passed => {}
-                probe::Answer::Wrong { message, hint } => {
-                    return Ok(Probed::Wrong { message, hint })
-                }
-                probe::Answer::Unreachable(e) => {
-                    unreachable = Some(e);
-                    break;
-                }
+                probe::Answer::Wrong { message, hint } => return Ok(Look::Never((message, hint))),
+                probe::Answer::Unreachable(last) => return Ok(Look::Pending { last, left: None }),
             }
         }
-        let Some(last) = unreachable else {
-            return Ok(Probed::Passed);
-        };
-        if t0.elapsed() > patience {
-            return Ok(Probed::Unanswered {
-                within: patience,
-                last,
-            });
-        }
-        hooks.waiting(node, &what, t0.elapsed(), None);
-        tokio::time::sleep(poll.next().max(Duration::from_secs(1))).await;
-    }
+        Ok::<Look<(), String, (String, String)>, Error>(Look::Met(()))
+    };
+    let patience = Patience::backoff(patience, opts.poll).at_least(Duration::from_secs(1));
+    let waiting = |waited, left| hooks.waiting(node, &what, waited, left);
+    Ok(match wait::until(ctx, patience, look, waiting).await? {
+        Waited::Met(()) => Probed::Passed,
+        Waited::Never((message, hint)) => Probed::Wrong { message, hint },
+        Waited::TimedOut { last, .. } => Probed::Unanswered {
+            within: patience.timeout,
+            last,
+        },
+        Waited::Paused => return Err(Error::Bug("a probe paused".into())),
+    })
 }
 
 /// How often a bake reads the metrics (the load balancer publishes them per minute).
@@ -154,7 +151,8 @@ async fn bake_breach(
     };
     let cw = ctx.cloudwatch();
     // A minute's margin on each side: data points are stamped at their minute's start.
-    let (from, to) = (start - 60, now() + 60);
+    let now = i64::try_from(ctx.clock.epoch().as_secs()).unwrap_or(i64::MAX);
+    let (from, to) = (start - 60, now + 60);
     let lb = [("LoadBalancer", lb_dim.clone())];
     let requests = cw
         .statistic("RequestCount", &lb, from, to, Stat::Sum)
@@ -213,43 +211,8 @@ async fn bake_breach(
 /// When a paused run may look at a pending certificate again.
 const CERT_POLL: Duration = Duration::from_secs(60);
 
-/// How long from now until `end` (epoch seconds), to the millisecond; zero once passed.
-fn until(end: i64) -> Duration {
-    let end = Duration::from_secs(u64::try_from(end).unwrap_or(0));
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    end.saturating_sub(now)
-}
-
-/// Whether a "not found" for `id` may still be AWS not knowing it yet: this process
-/// created it a moment ago, or the gate started a moment ago (the plan has just seen it).
-fn unknown_yet(id: &str, t0: Instant) -> bool {
-    settle::is_fresh(id) || t0.elapsed() < settle::LISTED_SETTLE
-}
-
-/// The pauses between two looks of a gate: soon at first (a change is often in sync in a
-/// second or two), then less often, up to the run's poll interval.
-struct Poll {
-    next: Duration,
-    max: Duration,
-}
-
-impl Poll {
-    fn new(max: Duration) -> Poll {
-        Poll {
-            next: Duration::from_millis(250).min(max),
-            max,
-        }
-    }
-
-    fn next(&mut self) -> Duration {
-        let now = self.next;
-        self.next = (self.next * 3 / 2).min(self.max);
-        now
-    }
-}
-
+/// Waits for a gate. `deadline` (epoch seconds) is the run's `--max-wait`: a wait that
+/// would go past it pauses.
 pub async fn wait(
     ctx: &Context,
     node: &Node,
@@ -258,121 +221,17 @@ pub async fn wait(
     deadline: Option<i64>,
     hooks: &dyn Hooks,
 ) -> Result<NodeEnd, Error> {
-    let t0 = Instant::now();
     let fail = |message: String| Error::Failed {
         node: node.id.to_string(),
         message,
     };
-    let timeout = |what: &str, waited: Duration| Error::Timeout {
-        node: node.id.to_string(),
-        what: what.to_owned(),
-        waited,
-    };
-    let mut poll = Poll::new(opts.poll);
+    let pause_at = deadline.map(|d| Duration::from_secs(u64::try_from(d).unwrap_or(0)));
     match gate {
-        Gate::LbActive { lb } => {
-            let arn = ctx.load_balancer(lb)?.arn;
-            let what = "the load balancer is active";
-            loop {
-                match ctx.elbv2().load_balancer_state(&arn).await? {
-                    Some(crate::model::LbState::Active) => return Ok(NodeEnd::Done),
-                    Some(crate::model::LbState::Failed) => {
-                        return Err(fail("the load balancer failed to provision".into()))
-                    }
-                    // Created a moment ago (by this run, or just listed by the plan):
-                    // AWS does not know it everywhere yet.
-                    None if !unknown_yet(&arn, t0) => {
-                        return Err(fail("the load balancer is gone".into()))
-                    }
-                    _ => {}
-                }
-                if t0.elapsed() > opts.settle_timeout {
-                    return Err(timeout(what, t0.elapsed()));
-                }
-                hooks.waiting(node, what, t0.elapsed(), None);
-                tokio::time::sleep(poll.next()).await;
-            }
-        }
-        Gate::TargetsHealthy { key, tg, pace } => {
-            let arn = ctx.target_group_arn(tg)?;
-            let name = match tg {
-                TgRef::New { name, .. } => name.clone(),
-                TgRef::Arn(a) => a.split('/').nth(1).unwrap_or(a).to_owned(),
-            };
-            let what = format!(
-                "every target of target group \"{key}\" is healthy (checked every {}s, healthy after {})",
-                pace.interval_seconds, pace.healthy_threshold
-            );
-            // Slow resting checks (300 s x 10) take longer than the usual bound.
-            let timeout = HEALTH_TIMEOUT.max(Duration::from_secs(2 * u64::from(pace.seconds())));
-            loop {
-                let Some(health) = ctx.elbv2().target_health(&arn, Round::START).await?.value
-                else {
-                    if !unknown_yet(&arn, t0) {
-                        return Err(fail(format!("target group {name} is gone")));
-                    }
-                    hooks.waiting(node, &what, t0.elapsed(), None);
-                    tokio::time::sleep(poll.next()).await;
-                    continue;
-                };
-                let serving: Vec<_> = health
-                    .iter()
-                    .filter(|t| t.state != crate::model::TargetState::Draining)
-                    .collect();
-                if serving.is_empty() {
-                    return Err(fail(format!(
-                        "target group {name} has no registered target"
-                    )));
-                }
-                if serving
-                    .iter()
-                    .all(|t| t.state == crate::model::TargetState::Healthy)
-                {
-                    return Ok(NodeEnd::Done);
-                }
-                // A stopped or terminated instance will not turn healthy by waiting.
-                let hopeless = serving
-                    .iter()
-                    .any(|t| t.reason.as_deref() == Some("Target.InvalidState"));
-                if hopeless || t0.elapsed() > timeout {
-                    return Err(Error::Unhealthy {
-                        node: node.id.to_string(),
-                        target_group: name,
-                        targets: health
-                            .into_iter()
-                            .filter(|t| t.state != crate::model::TargetState::Healthy)
-                            .collect(),
-                    });
-                }
-                hooks.waiting(node, &what, t0.elapsed(), None);
-                tokio::time::sleep(poll.next()).await;
-            }
-        }
-        Gate::RulesInPlace { key, group, rules } => {
-            let id = ctx.refs().group(group)?;
-            let what = format!("security group \"{key}\" has the rules that open the direct path");
-            loop {
-                let found = ctx
-                    .ec2()
-                    .security_groups_by_id(std::slice::from_ref(&id), Round::START)
-                    .await?
-                    .value;
-                match found.first() {
-                    Some(g) if rules.iter().all(|r| g.rules.iter().any(|x| &x.key == r)) => {
-                        return Ok(NodeEnd::Done)
-                    }
-                    None if !unknown_yet(&id, t0) => {
-                        return Err(fail(format!("security group {id} is gone")))
-                    }
-                    _ => {}
-                }
-                if t0.elapsed() > opts.settle_timeout {
-                    return Err(timeout(&what, t0.elapsed()));
-                }
-                hooks.waiting(node, &what, t0.elapsed(), None);
-                tokio::time::sleep(poll.next()).await;
-            }
-        }
+        Gate::LbActive { .. }
+        | Gate::TargetsHealthy { .. }
+        | Gate::RulesInPlace { .. }
+        | Gate::CertIssued { .. }
+        | Gate::DnsInSync { .. } => on_state(ctx, node, gate, opts, pause_at, hooks).await,
         Gate::Probe(probe) => {
             let record = &probe.record;
             match ask_probe(ctx, opts, probe, PROBE_TIMEOUT, node, hooks).await? {
@@ -385,84 +244,6 @@ pub async fn wait(
                     within.as_secs()
                 ))),
             }
-        }
-        Gate::CertIssued { key, cert } => {
-            let arn = ctx.certificate(cert)?;
-            let what = format!("ACM has issued certificate \"{key}\" (validated by DNS)");
-            loop {
-                match ctx.acm().status(&arn).await? {
-                    Some((crate::model::CertStatus::Issued, _)) => return Ok(NodeEnd::Done),
-                    Some((status, _)) if status != crate::model::CertStatus::PendingValidation => {
-                        return Err(fail(format!(
-                            "certificate {arn} is {status}: ACM will not issue it (see aws acm describe-certificate); remove it, and the next apply requests another"
-                        )))
-                    }
-                    None if !unknown_yet(&arn, t0) => {
-                        return Err(fail(format!("certificate {arn} is gone")))
-                    }
-                    _ => {}
-                }
-                // Validation takes minutes, sometimes longer: beyond --max-wait the run
-                // pauses, and the next one finds the request pending and waits on.
-                if deadline.is_some_and(|d| now() >= d) {
-                    return Ok(NodeEnd::Paused {
-                        resume_at: now() + CERT_POLL.as_secs() as i64,
-                    });
-                }
-                if t0.elapsed() > CERT_TIMEOUT {
-                    return Err(timeout(&what, t0.elapsed()));
-                }
-                hooks.waiting(node, &what, t0.elapsed(), None);
-                tokio::time::sleep(poll.next().max(Duration::from_millis(500))).await;
-            }
-        }
-        Gate::DnsInSync {
-            record,
-            after,
-            mark,
-        } => {
-            let id = ctx
-                .refs()
-                .changes
-                .get(&(record.clone(), *after))
-                .cloned()
-                .ok_or_else(|| Error::Bug(format!("no Route53 change recorded for {record}")))?;
-            let what = format!("Route53 has the change of {record} in sync");
-            loop {
-                if ctx.route53().change_status(&id).await? == "INSYNC" {
-                    break;
-                }
-                if t0.elapsed() > opts.settle_timeout {
-                    return Err(timeout(&what, t0.elapsed()));
-                }
-                hooks.waiting(node, &what, t0.elapsed(), None);
-                tokio::time::sleep(poll.next()).await;
-            }
-            let synced = now_ceil();
-            ctx.refs().in_sync.insert((record.clone(), *after), synced);
-            if let Some(m) = mark {
-                // Confirm the wait's start: the time Route53 served the change everywhere.
-                let zone = ctx.refs().zone_of(record);
-                let set = RecordSet {
-                    name: m.record.clone(),
-                    kind: "TXT".into(),
-                    ttl: Some(MARKER_TTL),
-                    values: marker_values(&m.stack, &m.step, synced, m.ttl, None),
-                    alias: None,
-                    weighted: None,
-                };
-                if let Some(zone) = zone {
-                    ctx.route53()
-                        .change(
-                            &zone,
-                            &[(ChangeAction::Upsert, set.clone())],
-                            "reconcile: wait started",
-                        )
-                        .await?;
-                    ctx.refs().markers.insert(set.name.clone(), set);
-                }
-            }
-            Ok(NodeEnd::Done)
         }
         Gate::Bake {
             record,
@@ -479,16 +260,16 @@ pub async fn wait(
                         .get(&(record.clone(), crate::plan::DnsStep::Weigh(*percent)))
                         .copied()
                 })
-                .unwrap_or_else(now_ceil);
+                .unwrap_or_else(|| ctx.now());
             let end = start + i64::from(*seconds);
             let what = format!(
                 "{percent}% of answers for {record} on the load balancer, watched for errors"
             );
-            loop {
-                // Every look judges the whole bake so far: a breach while a paused run
-                // was away is seen when the next one resumes the bake.
+            // Every look judges the whole bake so far: a breach while a paused run was
+            // away is seen when the next one resumes the bake.
+            let look = |_| async move {
                 let mut breach = bake_breach(ctx, watch, start).await?;
-                let over = now() >= end;
+                let over = ctx.clock.secs() >= end;
                 // Before the next step, the article's test again (the watch saw errors in
                 // counts; the probe sees a page that fails while the counts are quiet).
                 if let (None, true, Some(p)) = (&breach, over, &watch.probe) {
@@ -501,52 +282,53 @@ pub async fn wait(
                         )),
                     };
                 }
-                if let Some(breach) = breach {
-                    if let Some(lease) = &opts.lease {
-                        lease.check().map_err(|e| Error::LockLost(Box::new(e)))?;
-                    }
-                    let reverting = format!("{breach}: taking {record} back to its old value");
-                    hooks.waiting(node, &reverting, t0.elapsed(), None);
-                    let waiting = |w: &str, d: Duration| hooks.waiting(node, w, d, None);
-                    super::exec::run(ctx, revert, &waiting).await?;
-                    // Clients may hold the new value's answer for its TTL: the run ends
-                    // once none can, so that what follows (a fix, a re-run) starts clean.
-                    let new_ttl = match revert.as_ref() {
-                        crate::plan::Op::SetRecord { ttl, .. } => ttl.unwrap_or(60),
-                        _ => 60,
-                    };
-                    let until_end = Instant::now() + Duration::from_secs(u64::from(new_ttl));
-                    loop {
-                        let left = until_end.saturating_duration_since(Instant::now());
-                        if left.is_zero() {
-                            break;
-                        }
-                        hooks.waiting(
-                            node,
-                            "answers that named the load balancer to expire",
-                            t0.elapsed(),
-                            Some(left),
-                        );
-                        tokio::time::sleep(left.min(Duration::from_secs(1))).await;
-                    }
-                    return Err(fail(format!(
-                        "{breach}; {record} is back on its old value (every answer), and the load balancer's answers have expired: fix the new path, then apply again to start the cutover over"
-                    )));
-                }
-                if over {
-                    return Ok(NodeEnd::Done);
-                }
-                if deadline.is_some_and(|d| now() >= d) {
-                    return Ok(NodeEnd::Paused { resume_at: end });
-                }
-                hooks.waiting(node, &what, t0.elapsed(), Some(until(end)));
-                tokio::time::sleep(
-                    until(end)
-                        .min(opts.poll.max(Duration::from_secs(1)))
-                        .min(BAKE_POLL),
-                )
-                .await;
+                Ok::<_, Error>(match breach {
+                    Some(breach) => Look::Never(breach),
+                    None if over => Look::Met(()),
+                    None => Look::Pending {
+                        last: (),
+                        left: Some(ctx.clock.until(end)),
+                    },
+                })
+            };
+            let patience = Patience::ticking(opts.poll.max(Duration::from_secs(1)).min(BAKE_POLL))
+                .pausing_at(pause_at);
+            let waiting = |waited, left| hooks.waiting(node, &what, waited, left);
+            let breach = match wait::until(ctx, patience, look, waiting).await? {
+                Waited::Met(()) => return Ok(NodeEnd::Done),
+                Waited::Paused => return Ok(NodeEnd::Paused { resume_at: end }),
+                Waited::Never(breach) => breach,
+                Waited::TimedOut { .. } => return Err(Error::Bug("a bake timed out".into())),
+            };
+            if let Some(lease) = &opts.lease {
+                lease.check().map_err(|e| Error::LockLost(Box::new(e)))?;
             }
+            let reverting = format!("{breach}: taking {record} back to its old value");
+            hooks.waiting(node, &reverting, Duration::ZERO, None);
+            let waiting = |w: &str, d: Duration| hooks.waiting(node, w, d, None);
+            super::exec::run(ctx, revert, &waiting).await?;
+            // Clients may hold the new value's answer for its TTL: the run ends once none
+            // can, so that what follows (a fix, a re-run) starts clean.
+            let new_ttl = match revert.as_ref() {
+                crate::plan::Op::SetRecord { ttl, .. } => ttl.unwrap_or(60),
+                _ => 60,
+            };
+            let expired = ctx.clock.epoch() + Duration::from_secs(u64::from(new_ttl));
+            let what = "answers that named the load balancer to expire";
+            wait::until(
+                ctx,
+                Patience::ticking(Duration::from_secs(1)),
+                |_| {
+                    std::future::ready(Ok::<_, Error>(counted(
+                        expired.saturating_sub(ctx.clock.epoch()),
+                    )))
+                },
+                |waited, left| hooks.waiting(node, what, waited, left),
+            )
+            .await?;
+            Err(fail(format!(
+                "{breach}; {record} is back on its old value (every answer), and the load balancer's answers have expired: fix the new path, then apply again to start the cutover over"
+            )))
         }
         Gate::WaitTtl {
             record,
@@ -558,22 +340,183 @@ pub async fn wait(
             let step = *after;
             let start = since
                 .or_else(|| ctx.refs().in_sync.get(&(record.clone(), step)).copied())
-                .unwrap_or_else(now_ceil);
+                .unwrap_or_else(|| ctx.now());
             let end = start + i64::from(*seconds);
-            if deadline.is_some_and(|d| end > d) && end > now() {
+            if deadline.is_some_and(|d| end > d) && end > ctx.clock.secs() {
                 return Ok(NodeEnd::Paused { resume_at: end });
             }
             let what = format!("{why} ({record})");
-            loop {
-                // To the millisecond: a wait counted in whole seconds from a whole-second
-                // start ends on time, not up to a second late.
-                let remaining = until(end);
-                if remaining.is_zero() {
-                    return Ok(NodeEnd::Done);
-                }
-                hooks.waiting(node, &what, t0.elapsed(), Some(remaining));
-                tokio::time::sleep(remaining.min(Duration::from_secs(1))).await;
+            // To the millisecond: a wait counted in whole seconds from a whole-second
+            // start ends on time, not up to a second late.
+            wait::until(
+                ctx,
+                Patience::ticking(Duration::from_secs(1)),
+                |_| std::future::ready(Ok::<_, Error>(counted(ctx.clock.until(end)))),
+                |waited, left| hooks.waiting(node, &what, waited, left),
+            )
+            .await?;
+            Ok(NodeEnd::Done)
+        }
+    }
+}
+
+/// A wait counted in time: over once nothing is left.
+fn counted(left: Duration) -> Look<(), (), ()> {
+    if left.is_zero() {
+        Look::Met(())
+    } else {
+        Look::Pending {
+            last: (),
+            left: Some(left),
+        }
+    }
+}
+
+/// Waits for a gate on AWS's state: its condition ([`wait::look`]) under the gate's
+/// patience.
+async fn on_state(
+    ctx: &Context,
+    node: &Node,
+    gate: &Gate,
+    opts: &Options,
+    pause_at: Option<Duration>,
+    hooks: &dyn Hooks,
+) -> Result<NodeEnd, Error> {
+    let Some(condition) = Condition::of(gate) else {
+        return Err(Error::Bug(format!("{} waits on no state", node.id)));
+    };
+    let settle = Patience::backoff(opts.settle_timeout, opts.poll);
+    let (what, patience) = match gate {
+        Gate::LbActive { .. } => ("the load balancer is active".to_owned(), settle),
+        Gate::TargetsHealthy { key, pace, .. } => (
+            format!(
+                "every target of target group \"{key}\" is healthy (checked every {}s, healthy after {})",
+                pace.interval_seconds, pace.healthy_threshold
+            ),
+            // Slow resting checks (300 s x 10) take longer than the usual bound.
+            settle.timeout(HEALTH_TIMEOUT.max(Duration::from_secs(2 * u64::from(pace.seconds())))),
+        ),
+        Gate::RulesInPlace { key, .. } => (
+            format!("security group \"{key}\" has the rules that open the direct path"),
+            settle,
+        ),
+        // Validation takes minutes, sometimes longer: beyond --max-wait the run pauses,
+        // and the next one finds the request pending and waits on.
+        Gate::CertIssued { key, .. } => (
+            format!("ACM has issued certificate \"{key}\" (validated by DNS)"),
+            settle
+                .timeout(CERT_TIMEOUT)
+                .at_least(Duration::from_millis(500))
+                .pausing_at(pause_at),
+        ),
+        Gate::DnsInSync { record, .. } => {
+            (format!("Route53 has the change of {record} in sync"), settle)
+        }
+        Gate::Probe(_) | Gate::Bake { .. } | Gate::WaitTtl { .. } => {
+            return Err(Error::Bug(format!("{} waits on no state", node.id)))
+        }
+    };
+    let waited = wait::until(
+        ctx,
+        patience,
+        |waited| wait::look(ctx, &condition, waited),
+        |waited, left| hooks.waiting(node, &what, waited, left),
+    )
+    .await?;
+    match waited {
+        Waited::Met(()) => {}
+        Waited::Paused => {
+            return Ok(NodeEnd::Paused {
+                resume_at: ctx.clock.secs() + CERT_POLL.as_secs() as i64,
+            })
+        }
+        Waited::TimedOut { waited, last } => {
+            return Err(match gate {
+                Gate::TargetsHealthy { tg, .. } => Error::Unhealthy {
+                    node: node.id.to_string(),
+                    target_group: tg_name(tg),
+                    targets: last,
+                },
+                _ => Error::Timeout {
+                    node: node.id.to_string(),
+                    what,
+                    waited,
+                },
+            })
+        }
+        Waited::Never(why) => return Err(unmet(ctx, node, gate, why)?),
+    }
+    if let Gate::DnsInSync {
+        record,
+        after,
+        mark,
+    } = gate
+    {
+        let synced = ctx.now();
+        ctx.refs().in_sync.insert((record.clone(), *after), synced);
+        if let Some(m) = mark {
+            // Confirm the wait's start: the time Route53 served the change everywhere.
+            let zone = ctx.refs().zone_of(record);
+            let set = RecordSet {
+                name: m.record.clone(),
+                kind: "TXT".into(),
+                ttl: Some(MARKER_TTL),
+                values: marker_values(&m.stack, &m.step, synced, m.ttl, None),
+                alias: None,
+                weighted: None,
+            };
+            if let Some(zone) = zone {
+                ctx.route53()
+                    .change(
+                        &zone,
+                        &[(ChangeAction::Upsert, set.clone())],
+                        "reconcile: wait started",
+                    )
+                    .await?;
+                ctx.refs().markers.insert(set.name.clone(), set);
             }
         }
     }
+    Ok(NodeEnd::Done)
+}
+
+/// A target group's name, for messages.
+fn tg_name(tg: &TgRef) -> String {
+    match tg {
+        TgRef::New { name, .. } => name.clone(),
+        TgRef::Arn(a) => a.split('/').nth(1).unwrap_or(a).to_owned(),
+    }
+}
+
+/// The error of a gate whose condition will not hold by waiting.
+fn unmet(ctx: &Context, node: &Node, gate: &Gate, why: Unmet) -> Result<Error, Error> {
+    let fail = |message: String| Error::Failed {
+        node: node.id.to_string(),
+        message,
+    };
+    Ok(match (why, gate) {
+        (Unmet::Hopeless(targets), Gate::TargetsHealthy { tg, .. }) => Error::Unhealthy {
+            node: node.id.to_string(),
+            target_group: tg_name(tg),
+            targets,
+        },
+        (Unmet::LbFailed, _) => fail("the load balancer failed to provision".into()),
+        (Unmet::NoTarget, Gate::TargetsHealthy { tg, .. }) => fail(format!(
+            "target group {} has no registered target",
+            tg_name(tg)
+        )),
+        (Unmet::Refused(status), Gate::CertIssued { cert, .. }) => fail(format!(
+            "certificate {} is {status}: ACM will not issue it (see aws acm describe-certificate); remove it, and the next apply requests another",
+            ctx.certificate(cert)?
+        )),
+        (Unmet::Gone(_), Gate::LbActive { .. }) => fail("the load balancer is gone".into()),
+        (Unmet::Gone(_), Gate::TargetsHealthy { tg, .. }) => {
+            fail(format!("target group {} is gone", tg_name(tg)))
+        }
+        (Unmet::Gone(id), Gate::RulesInPlace { .. }) => {
+            fail(format!("security group {id} is gone"))
+        }
+        (Unmet::Gone(id), Gate::CertIssued { .. }) => fail(format!("certificate {id} is gone")),
+        (why, _) => Error::Bug(format!("{}: {why:?}", node.id)),
+    })
 }

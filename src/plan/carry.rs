@@ -11,7 +11,10 @@ use std::collections::BTreeMap;
 
 use crate::aws::elbv2::ListenerAction;
 use crate::aws::route53::{ChangeAction, RecordSet};
-use crate::model::{HealthCheck, LbAttr, ResponseHeader, RuleKey, Source, Tags, ValidationRecord};
+use crate::model::{
+    CertStatus, HealthCheck, LbAttr, LbState, ResponseHeader, RuleKey, Source, Tags, TargetHealth,
+    ValidationRecord,
+};
 
 use super::dns::{marker_values, MARKER_TTL};
 use super::{CertRef, CutoverStep, DnsStep, LbRef, Op, Serve, SgRef, Tagged, TgRef};
@@ -144,13 +147,20 @@ impl Refs {
 /// checker's model of it. Each method is one AWS call ([`crate::aws::Operation`] names
 /// them); its error is the implementation's.
 #[allow(async_fn_in_trait)] // used with concrete implementations only
-pub trait Cloud {
+pub trait Cloud: super::wait::Clock {
     type Error: From<Unresolved>;
 
     /// What the run has learnt so far, to read or extend.
     fn with_refs<T>(&self, f: impl FnOnce(&mut Refs) -> T) -> T;
-    /// Seconds since the epoch (the model's own clock in the checker).
-    fn now(&self) -> i64;
+    /// Seconds since the epoch, rounded up: the start of a wait counted in whole seconds
+    /// never ends it early.
+    fn now(&self) -> i64 {
+        let e = self.epoch();
+        i64::try_from(e.as_secs() + u64::from(e.subsec_nanos() > 0)).unwrap_or(i64::MAX)
+    }
+    /// Whether a "not found" for `id`, `waited` into a wait, may still be AWS not knowing
+    /// it yet (created or listed a moment ago); never in the model, which knows at once.
+    fn may_not_know(&self, id: &str, waited: std::time::Duration) -> bool;
     /// Recorded in a wait marker written with its change ([`super::dns::Stamp`]).
     fn propagation_allowance(&self) -> u32;
     /// Route53 refused a batch because a set it deletes is not there as given: an earlier
@@ -254,6 +264,16 @@ pub trait Cloud {
         changes: &[(ChangeAction, RecordSet)],
         comment: &str,
     ) -> Result<String, Self::Error>;
+
+    // The reads the gates look at ([`super::wait::look`]); `None` where AWS knows no
+    // such resource.
+    async fn load_balancer_state(&self, arn: &str) -> Result<Option<LbState>, Self::Error>;
+    async fn target_health(&self, arn: &str) -> Result<Option<Vec<TargetHealth>>, Self::Error>;
+    /// The rules of a security group.
+    async fn group_rules(&self, id: &str) -> Result<Option<Vec<RuleKey>>, Self::Error>;
+    async fn certificate_status(&self, arn: &str) -> Result<Option<CertStatus>, Self::Error>;
+    /// Whether Route53 reports the change INSYNC.
+    async fn change_in_sync(&self, change: &str) -> Result<bool, Self::Error>;
 }
 
 /// TTL of the validation records written for ACM.

@@ -16,6 +16,7 @@ mod groups;
 pub mod id;
 pub mod sim;
 mod targets;
+pub mod wait;
 
 use std::collections::BTreeMap;
 

@@ -12,7 +12,6 @@
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
-use std::future::Future;
 
 use crate::aws::elbv2::ListenerAction;
 use crate::aws::route53::{ChangeAction, RecordSet};
@@ -23,6 +22,7 @@ use crate::model::{
 };
 
 use super::carry::{self, Cloud, LbAddress, Refs, Unresolved};
+use super::wait;
 use super::{Gate, LbRef, Node, NodeKind, Op, Pace, SgRef, Tagged, TgRef};
 use crate::aws::Operation;
 
@@ -197,10 +197,6 @@ impl<'a> World<'a> {
             .unwrap_or_default()
     }
 
-    fn sg_id(&self, g: &SgRef) -> Option<String> {
-        self.refs.group(g).ok()
-    }
-
     fn tg_arn(&self, t: &TgRef) -> Option<String> {
         self.refs.target_group(t).ok()
     }
@@ -281,7 +277,36 @@ impl<'a> World<'a> {
         Ok(())
     }
 
+    /// Runs a gate: AWS gets where the gate waits for it to be, where it would (the
+    /// checker's own demands on the plan first), and then the condition `apply` waits
+    /// for ([`wait::look`]) must hold: the model answers at once, so what does not hold
+    /// now never will.
     fn gate(&mut self, g: &Gate) -> Result<(), String> {
+        self.converge(g)?;
+        let Some(condition) = wait::Condition::of(g) else {
+            return Ok(());
+        };
+        let model = Model(RefCell::new(self));
+        let waited = wait::at_once(wait::until(
+            &model,
+            wait::Patience::none(),
+            |waited| wait::look(&model, &condition, waited),
+            |_, _| {},
+        ))
+        .ok_or("bug: the model of AWS waited")?
+        .map_err(|e| e.to_string())?;
+        match waited {
+            wait::Waited::Met(()) => Ok(()),
+            wait::Waited::Never(why) => Err(unmet(&condition, &why)),
+            wait::Waited::TimedOut { .. } | wait::Waited::Paused => {
+                Err(format!("{} never holds", describe(&condition)))
+            }
+        }
+    }
+
+    /// What AWS does while a gate waits, in the model; an error where the plan asks a
+    /// gate the checker finds it cannot count on.
+    fn converge(&mut self, g: &Gate) -> Result<(), String> {
         match g {
             Gate::LbActive { lb } => {
                 let arn = self.lb_arn(lb).ok_or("the load balancer does not exist")?;
@@ -326,13 +351,8 @@ impl<'a> World<'a> {
                     }
                 }
             }
-            Gate::RulesInPlace { group, rules, .. } => {
-                let id = self.sg_id(group).ok_or("the group does not exist")?;
-                let g = self.sg_mut(&id)?;
-                if let Some(r) = rules.iter().find(|r| !g.rules.iter().any(|x| &x.key == *r)) {
-                    return Err(format!("{} never reads back with {r}", g.name));
-                }
-            }
+            // EC2 reads back what it was told: the condition judges.
+            Gate::RulesInPlace { .. } => {}
             // ACM issues a certificate once every validation record it asks for is in
             // the zone, and not before.
             Gate::CertIssued { cert, .. } => {
@@ -411,13 +431,10 @@ impl<'a> World<'a> {
     /// [`Cloud`]: the same code `apply` runs against AWS.
     pub(crate) fn apply(&mut self, op: &Op) -> Result<(), String> {
         let model = Model(RefCell::new(self));
-        let mut carried = std::pin::pin!(carry::carry(&model, op));
-        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-        match carried.as_mut().poll(&mut cx) {
-            std::task::Poll::Ready(r) => r.map_err(|e| e.to_string()),
-            // The model answers every call at once.
-            std::task::Poll::Pending => Err("bug: the model of AWS waited".to_owned()),
-        }
+        // The model answers every call at once.
+        wait::at_once(carry::carry(&model, op))
+            .ok_or("bug: the model of AWS waited")?
+            .map_err(|e| e.to_string())
     }
 
     /// An `existing` group of the manifest: the stack's to edit rules on, not to tag.
@@ -1553,6 +1570,17 @@ impl<'a> Model<'_, 'a> {
     }
 }
 
+/// The model's clock: its TTLs' time.
+impl wait::Clock for Model<'_, '_> {
+    fn epoch(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.0.borrow().clock)
+    }
+
+    /// Time passes in the model by the plan's own waits only: a wait on AWS is no
+    /// evidence that any did.
+    async fn sleep(&self, _: std::time::Duration) {}
+}
+
 impl Cloud for Model<'_, '_> {
     type Error = Refused;
 
@@ -1560,8 +1588,58 @@ impl Cloud for Model<'_, '_> {
         f(&mut self.0.borrow_mut().refs)
     }
 
-    fn now(&self) -> i64 {
-        i64::try_from(self.0.borrow().clock).unwrap_or(i64::MAX)
+    fn may_not_know(&self, _: &str, _: std::time::Duration) -> bool {
+        false
+    }
+
+    async fn load_balancer_state(
+        &self,
+        arn: &str,
+    ) -> Result<Option<crate::model::LbState>, Refused> {
+        let w = self.0.borrow();
+        Ok(w.observed
+            .load_balancers
+            .iter()
+            .find(|l| l.arn == arn)
+            .map(|l| l.state.clone()))
+    }
+
+    async fn target_health(
+        &self,
+        arn: &str,
+    ) -> Result<Option<Vec<crate::model::TargetHealth>>, Refused> {
+        let w = self.0.borrow();
+        Ok(w.observed
+            .target_groups
+            .iter()
+            .find(|t| t.arn == arn)
+            .map(|t| t.targets.clone()))
+    }
+
+    async fn group_rules(&self, id: &str) -> Result<Option<Vec<RuleKey>>, Refused> {
+        let w = self.0.borrow();
+        Ok(w.observed
+            .security_groups
+            .iter()
+            .find(|g| g.id == id)
+            .map(|g| g.rules.iter().map(|r| r.key.clone()).collect()))
+    }
+
+    async fn certificate_status(
+        &self,
+        arn: &str,
+    ) -> Result<Option<crate::model::CertStatus>, Refused> {
+        let w = self.0.borrow();
+        Ok(w.observed
+            .certificates
+            .iter()
+            .find(|c| c.arn == arn)
+            .map(|c| c.status.clone()))
+    }
+
+    /// The model's Route53 serves a change everywhere once it is made.
+    async fn change_in_sync(&self, _: &str) -> Result<bool, Refused> {
+        Ok(true)
     }
 
     fn propagation_allowance(&self) -> u32 {
@@ -1803,4 +1881,64 @@ pub fn trace(
         }
     }
     Ok(out)
+}
+
+/// What a gate's condition waits for, in words.
+fn describe(c: &wait::Condition<'_>) -> String {
+    match c {
+        wait::Condition::LbActive(lb) => format!("{} is active", lb_name(lb)),
+        wait::Condition::TargetsHealthy(tg) => {
+            format!("every target of {} is healthy", tg_name(tg))
+        }
+        wait::Condition::RulesInPlace { group, .. } => {
+            format!(
+                "{} reads back with the rules that open the direct path",
+                sg_name(group)
+            )
+        }
+        wait::Condition::CertIssued(_) => "the certificate is issued".to_owned(),
+        wait::Condition::InSync { record, .. } => format!("the change of {record} is in sync"),
+    }
+}
+
+/// Why a gate's condition will never hold, in words.
+fn unmet(c: &wait::Condition<'_>, why: &wait::Unmet) -> String {
+    match why {
+        wait::Unmet::LbFailed => "the load balancer failed to provision".to_owned(),
+        wait::Unmet::Gone(id) => format!("{id} does not exist, where {}", describe(c)),
+        wait::Unmet::NoTarget => format!("{} never holds: no target is registered", describe(c)),
+        wait::Unmet::Hopeless(targets) => format!(
+            "{} never holds: {}",
+            describe(c),
+            targets
+                .iter()
+                .map(|t| format!("{} is {}", t.id, t.state))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        wait::Unmet::Refused(status) => {
+            format!("the certificate is {status}: ACM will not issue it")
+        }
+    }
+}
+
+fn lb_name(lb: &LbRef) -> String {
+    match lb {
+        LbRef::New(n) => format!("load balancer {n}"),
+        LbRef::Arn(a) => format!("load balancer {a}"),
+    }
+}
+
+fn tg_name(tg: &TgRef) -> String {
+    match tg {
+        TgRef::New { name, .. } => format!("target group {name}"),
+        TgRef::Arn(a) => format!("target group {a}"),
+    }
+}
+
+fn sg_name(g: &SgRef) -> String {
+    match g {
+        SgRef::New(k) => format!("security group \"{k}\""),
+        SgRef::Id(id) => format!("security group {id}"),
+    }
 }
