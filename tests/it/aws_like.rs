@@ -40,17 +40,21 @@ fn path(p: &Path) -> &str {
 /// Runs the binary through the layer and checks that none of its requests was
 /// throttled. Each run starts a second after the one before: a run keeps to AWS's rates
 /// on its own, but two processes cannot share their buckets (Route53 allows the account
-/// five requests a second, and each run may start with a burst of four); a second run's
+/// five requests a second, and each run may start with a burst of two); a second run's
 /// throttled request would be retried by the SDK, but it is not the run's own doing.
 fn run(emu: &Emulator, args: &[&str], what: &str) -> std::process::Output {
     std::thread::sleep(std::time::Duration::from_millis(1100));
     let before = emu.layer_stats()["throttled"].as_u64().unwrap_or(0);
     let out = emu.reconcile(args);
     let stats = emu.layer_stats();
+    let throttled: Vec<&serde_json::Value> = stats["calls"]
+        .as_array()
+        .map(|c| c.iter().filter(|c| c["throttled"] == true).collect())
+        .unwrap_or_default();
     assert_eq!(
         stats["throttled"].as_u64().unwrap_or(0),
         before,
-        "{what}: requests were throttled: {}\n{}",
+        "{what}: requests were throttled: {}; the calls: {throttled:?}\n{}",
         stats["by_service"],
         text(&out)
     );
