@@ -1,7 +1,7 @@
 //! The one interpreter of the plan: an [`Op`] carried out against a [`Cloud`], with the
 //! references to what the run created resolved once ([`Refs`]). `apply` runs it against
 //! AWS (`apply::exec`, through the adapters), the checker against its model of AWS
-//! ([`super::sim`]): what the checker proves is the code that runs.
+//! ([`super::check::model`]): what the checker proves is the code that runs.
 //!
 //! A [`Cloud`] is the write surface of the front door, one method per AWS call the plan
 //! makes, on resolved ids. Decisions are the plan's; how AWS answers is the `Cloud`'s; this

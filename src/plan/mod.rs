@@ -10,11 +10,9 @@ pub mod carry;
 pub mod check;
 pub mod diff;
 pub mod dns;
-pub mod footprint;
 pub mod graph;
 mod groups;
 pub mod id;
-pub mod sim;
 mod targets;
 pub mod wait;
 
@@ -726,7 +724,7 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Result<Plan, graph::Graph
     }
     match check::check(desired, observed, &plan) {
         Ok(checked) => plan.checked = Some(checked),
-        Err(check::Unproven::Broken(c)) => match sim::end_serves(desired, observed, &plan.nodes) {
+        Err(check::Unproven::Broken(c)) => match check::model::end_serves(desired, observed, &plan.nodes) {
             // The end the manifest asks for does not serve: the manifest's doing.
             Err(why) => plan.blockers.push(Blocker {
                 subject: "manifest".to_owned(),
@@ -822,7 +820,7 @@ pub fn placement(
         .filter_map(|t| observed.instances.iter().find(|i| &i.id == t))
         .collect();
     if !found.is_empty() {
-        for g in sim::declared_backends(desired, observed) {
+        for g in check::model::declared_backends(desired, observed) {
             if !found.iter().any(|i| i.groups.contains(&g.id)) {
                 let ids: std::collections::BTreeSet<&str> =
                     found.iter().map(|i| i.id.as_str()).collect();

@@ -120,7 +120,7 @@ fn wide_stacks_are_proven_completely_and_fast() {
         let p = plan_of(&d, &start);
         for cut in [p.nodes.len() / 3, 2 * p.nodes.len() / 3] {
             let order: Vec<usize> = (0..cut).collect();
-            let partway = reconcile::plan::sim::check_order(&d, &start, &p.nodes, &order)
+            let partway = reconcile::plan::check::model::check_order(&d, &start, &p.nodes, &order)
                 .unwrap_or_else(|v| panic!("{v}"));
             let (c, took) = checked(&d, &partway);
             eprintln!("  after {cut} nodes: {} states in {took:?}", c.states);

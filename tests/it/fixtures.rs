@@ -6,7 +6,8 @@ use reconcile::model::{
     Desired, Observed, ObservedCert, ObservedInstance, ObservedRecord, ObservedRule, ObservedSg,
     ObservedSubnet, ObservedZone, RuleKey, Source, Tags,
 };
-use reconcile::plan::{self, sim, Plan};
+use reconcile::plan::check::model;
+use reconcile::plan::{self, Plan};
 
 use crate::support::repo_file;
 
@@ -136,7 +137,7 @@ pub fn starting_point() -> Observed {
 /// Every node of a plan, in the plan's own order, through the model.
 pub fn run_in_order(d: &Desired, o: &Observed, p: &Plan) -> Observed {
     let order: Vec<usize> = (0..p.nodes.len()).collect();
-    sim::check_order(d, o, &p.nodes, &order).unwrap_or_else(|v| panic!("{v}"))
+    model::check_order(d, o, &p.nodes, &order).unwrap_or_else(|v| panic!("{v}"))
 }
 
 pub fn plan_of(d: &Desired, o: &Observed) -> Plan {

@@ -57,7 +57,8 @@ fn stopped_before_the_restore(d: &Desired, o: &Observed, p: &Plan) -> Observed {
     let order: Vec<usize> = (0..p.nodes.len())
         .filter(|&i| !p.nodes[i].id.to_string().ends_with(".health.rest"))
         .collect();
-    reconcile::plan::sim::check_order(d, o, &p.nodes, &order).unwrap_or_else(|v| panic!("{v}"))
+    reconcile::plan::check::model::check_order(d, o, &p.nodes, &order)
+        .unwrap_or_else(|v| panic!("{v}"))
 }
 
 fn golden(name: &str, p: &Plan) {

@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use aws_sdk_ec2::config::Credentials;
 use reconcile::apply::exec;
 use reconcile::aws::{AwsOptions, Meter, Operation};
-use reconcile::plan::{sim, NodeKind};
+use reconcile::plan::check::model;
+use reconcile::plan::NodeKind;
 
 use crate::emulator::Emulator;
 use crate::support::desired;
@@ -54,7 +55,7 @@ fn the_model_and_the_executor_send_the_same_calls_for_every_change() {
         .expect("the starting point reads")
         .remove(0);
     let plan = reconcile::plan::plan(&d, &observed).expect("a plan");
-    let traced = sim::trace(&d, &observed, &plan.nodes).unwrap_or_else(|v| panic!("{v}"));
+    let traced = model::trace(&d, &observed, &plan.nodes).unwrap_or_else(|v| panic!("{v}"));
     let meter = Meter::new();
     let ctx = exec::Context::new(
         clients.clone(),

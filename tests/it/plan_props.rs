@@ -1,12 +1,13 @@
 //! Properties of the planner over many starting states and manifests, checked through the
-//! model of apply (`plan::sim`) in random orders the executor may choose:
+//! model of apply (`plan::check::model`) in random orders the executor may choose:
 //! - every order keeps the site reachable and touches only what the stack owns;
 //! - applying a plan converges: planning again shows no change.
 
 use proptest::prelude::*;
 use reconcile::model::{Desired, Observed, ObservedCert, ObservedSg, ObservedTg, Tags};
 use reconcile::names::STACK_TAG;
-use reconcile::plan::{check, sim, Plan};
+use reconcile::plan::check::{self, model};
+use reconcile::plan::Plan;
 
 use crate::fixtures::*;
 
@@ -209,7 +210,7 @@ proptest! {
         prop_assert!(p.checked.is_some(), "{mname} from {sname}: {:?}", p.blockers);
         prop_assume!(p.blockers.is_empty());
         let order = random_order(&p, &choices);
-        let after = sim::check_order(&d, &o, &p.nodes, &order)
+        let after = model::check_order(&d, &o, &p.nodes, &order)
             .map_err(|v| TestCaseError::fail(format!("{mname} from {sname}: {v}")))?;
         let again = plan_of(&d, &after);
         prop_assert!(!again.has_changes(), "{mname} from {sname} does not converge: {:?}",
@@ -447,7 +448,7 @@ proptest! {
         prop_assert!(p.checked.as_ref().is_some_and(|c| c.complete), "{m:?} from {sname}: {:?}", p.checked);
         prop_assert!(p.blockers.is_empty(), "{m:?} from {sname}: {:?}", p.blockers);
         let order = random_order(&p, &choices);
-        let after = sim::check_order(&d, &o, &p.nodes, &order)
+        let after = model::check_order(&d, &o, &p.nodes, &order)
             .map_err(|v| TestCaseError::fail(format!("{m:?} from {sname}: {v}")))?;
         let again = plan_of(&d, &after);
         prop_assert!(!again.has_changes(), "{m:?} from {sname} does not converge: {:?}",
@@ -573,7 +574,7 @@ impl Start {
         let p = plan_of(&d, &o);
         let mut order = random_order(&p, &self.choices);
         order.truncate(self.stopped_after % (order.len() + 1));
-        let partway = sim::check_order(&d, &o, &p.nodes, &order).map_err(|v| {
+        let partway = model::check_order(&d, &o, &p.nodes, &order).map_err(|v| {
             TestCaseError::fail(format!("{:?} from {name}, partway: {v}", self.before))
         })?;
         Ok(self.drift.apply(partway))
@@ -609,7 +610,7 @@ proptest! {
                 "{m:?} from {s:?}: {:?}", p.checked
             );
             let order = random_order(&p, &choices);
-            let after = sim::check_order(&d, &o, &p.nodes, &order)
+            let after = model::check_order(&d, &o, &p.nodes, &order)
                 .map_err(|v| TestCaseError::fail(format!("{m:?} from {s:?}: {v}")))?;
             let again = plan_of(&d, &after);
             prop_assert!(!again.has_changes(), "{m:?} from {s:?} does not converge: {:?}",

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_ec2::config::Credentials;
 use reconcile::aws::{AwsOptions, Meter};
 use reconcile::model::Desired;
-use reconcile::plan::sim;
+use reconcile::plan::check::model;
 
 /// One call seen by the proxy.
 #[derive(Debug, Clone)]
@@ -418,7 +418,7 @@ pub struct Invariant {
     rt: tokio::runtime::Runtime,
     /// Periods an answer was served for a name, with its TTL: (name, answer, ttl, end),
     /// `end` None while it is served.
-    history: Vec<(String, sim::Answer, u64, Option<Instant>)>,
+    history: Vec<(String, model::Answer, u64, Option<Instant>)>,
     /// Every load balancer DNS name seen: an answer naming one that is gone serves nothing.
     seen_lbs: std::collections::BTreeSet<String>,
 }
@@ -472,7 +472,7 @@ impl Invariant {
     /// checks every live answer.
     pub fn check_observed(&mut self, observed: &reconcile::model::Observed) -> Option<String> {
         let observed = observed.clone();
-        self.seen_lbs.extend(sim::load_balancer_names(&observed));
+        self.seen_lbs.extend(model::load_balancer_names(&observed));
         let now = Instant::now();
         let records = observed
             .zone
@@ -486,7 +486,7 @@ impl Invariant {
             .flat_map(|d| d.records.iter().map(|r| r.name.clone()))
             .collect();
         for name in &names {
-            let current = sim::answer_of(&records, name);
+            let current = model::answer_of(&records, name);
             for (n, answer, ttl, end) in self.history.iter_mut() {
                 let still = current.iter().any(|(a, t)| a == answer && t == ttl);
                 if n == name && end.is_none() && !still {
@@ -508,7 +508,7 @@ impl Invariant {
             if !live {
                 continue;
             }
-            if let Err(why) = sim::serving(&self.desired, &observed, answer, &self.seen_lbs) {
+            if let Err(why) = model::serving(&self.desired, &observed, answer, &self.seen_lbs) {
                 return Some(format!(
                     "{name} may still answer {answer}, which does not serve: {why}"
                 ));

@@ -21,10 +21,10 @@ use crate::model::{
     ObservedTg, Redirect, RuleKey, Source, TargetHealth,
 };
 
-use super::carry::{self, Cloud, LbAddress, Refs, Unresolved};
-use super::wait;
-use super::{Gate, LbRef, Node, NodeKind, Op, Pace, SgRef, Tagged, TgRef};
 use crate::aws::Operation;
+use crate::plan::carry::{self, Cloud, LbAddress, Refs, Unresolved};
+use crate::plan::wait;
+use crate::plan::{Gate, LbRef, Node, NodeKind, Op, Pace, SgRef, Tagged, TgRef};
 
 /// A broken guarantee, or an operation the model cannot carry out.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -124,7 +124,7 @@ impl<'a> World<'a> {
     }
 
     /// The same, following and checking the answers of `watched` only (the invariant is
-    /// one condition per name: see [`super::check`]).
+    /// one condition per name: see [`super`]).
     pub fn watching(
         desired: &'a Desired,
         observed: crate::model::Observed,
@@ -423,7 +423,7 @@ impl<'a> World<'a> {
         lb_path(self.desired, &self.observed, &dns)
     }
 
-    fn cert_arn(&self, c: &super::CertRef) -> Result<String, String> {
+    fn cert_arn(&self, c: &crate::plan::CertRef) -> Result<String, String> {
         self.refs.certificate(c).map_err(|e| e.to_string())
     }
 
@@ -1643,7 +1643,7 @@ impl Cloud for Model<'_, '_> {
     }
 
     fn propagation_allowance(&self) -> u32 {
-        super::dns::PROPAGATION_ALLOWANCE
+        crate::plan::dns::PROPAGATION_ALLOWANCE
     }
 
     fn stale_batch(error: &Refused) -> bool {

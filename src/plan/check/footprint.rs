@@ -1,5 +1,5 @@
-//! What each node of a plan reads and writes in the model of AWS ([`super::sim`]), so that
-//! the checker ([`super::check`]) knows which nodes commute and which ones the availability
+//! What each node of a plan reads and writes in the model of AWS ([`super::model`]), so that
+//! the checker ([`super`]) knows which nodes commute and which ones the availability
 //! invariant can see. See docs/architecture.md, "Why the reduced check is a proof".
 //!
 //! A node's *footprint* is a list of the parts of the world it touches, each with how:
@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::model::{Observed, Source};
 
-use super::{CertRef, Gate, LbRef, Node, NodeKind, Op, RecordValue, SgRef, Tagged, TgRef};
+use crate::plan::{CertRef, Gate, LbRef, Node, NodeKind, Op, RecordValue, SgRef, Tagged, TgRef};
 
 /// A part of the model's world.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -306,7 +306,7 @@ impl<'a> Context<'a> {
                 .find(|x| &x.arn == a)
                 .map(|x| x.validation.iter().map(|v| v.name.clone()).collect()),
             CertRef::Issuing { key, arn: None } => self.requested.get(key.as_str()).map(|n| {
-                super::sim::requested_validation(n)
+                super::model::requested_validation(n)
                     .into_iter()
                     .map(|v| v.name)
                     .collect()

@@ -1,7 +1,7 @@
 //! The plan's linter: proves a plan keeps the guarantees whatever order the executor (and
 //! AWS) finishes its nodes in. An execution of the graph passes through states that are
 //! sets of finished nodes, each closed under the graph's dependencies; the checker visits
-//! every such set reachable from the start, carrying the model of AWS of [`super::sim`]
+//! every such set reachable from the start, carrying the model of AWS of [`model`]
 //! along (so DNS answers stay cached until the waits that expire them have finished), and
 //! checks in each: every answer a client may still hold leads to a serving path, and no
 //! change touches what the stack does not own. Exploring sets rather than orders keeps it
@@ -13,10 +13,13 @@
 
 use std::collections::{BTreeSet, HashSet};
 
-use super::footprint::{Footprint, Footprints, Part};
-use super::sim::{self, Violation, World};
-use super::{NodeId, NodeKind, Op, Plan, RecordValue};
+pub mod footprint;
+pub mod model;
+
 use crate::model::{Desired, Observed};
+use crate::plan::{NodeId, NodeKind, Op, Plan, RecordValue};
+use footprint::{Footprint, Footprints, Part};
+use model::{Violation, World};
 
 /// The most states a check visits before it stops and says so (the example's migration
 /// has a few thousand).
@@ -118,7 +121,7 @@ impl Unproven {
 /// starts served, it holds everywhere exactly when each record's does, so each record is
 /// proven by a search of its own, in which the other records' changes are invisible.
 pub fn check(desired: &Desired, observed: &Observed, plan: &Plan) -> Result<Checked, Unproven> {
-    let names = sim::record_names(desired);
+    let names = model::record_names(desired);
     let served = World::new(desired, observed.clone()).reachable().is_ok();
     if names.len() < 2 || !served {
         return search(desired, observed, plan, true, MAX_STATES, names);
@@ -142,7 +145,7 @@ pub fn check_exhaustive(
     plan: &Plan,
     bound: usize,
 ) -> Result<Checked, Unproven> {
-    let names = sim::record_names(desired);
+    let names = model::record_names(desired);
     search(desired, observed, plan, false, bound, names)
 }
 
@@ -313,7 +316,7 @@ pub fn audit(
     plan: &Plan,
     bound: usize,
 ) -> Result<usize, String> {
-    let names = sim::record_names(desired);
+    let names = model::record_names(desired);
     let mut states = 0;
     let singles = names.iter().map(|n| vec![n.clone()]);
     for watched in std::iter::once(names.clone()).chain(singles) {
@@ -344,7 +347,7 @@ fn audit_watching(
         let enabled: Vec<usize> = (0..n)
             .filter(|&i| !set.has(i) && set.covers(&graph.deps[i]))
             .collect();
-        fn run<'a>(w: &World<'a>, node: &super::Node) -> Result<World<'a>, Violation> {
+        fn run<'a>(w: &World<'a>, node: &crate::plan::Node) -> Result<World<'a>, Violation> {
             let mut w = w.clone();
             w.run(node).map(|()| w)
         }
