@@ -404,7 +404,8 @@ impl Cloud for Context {
     }
 
     async fn change_in_sync(&self, change: &str) -> Result<bool, Error> {
-        Ok(self.route53().change_status(change).await? == "INSYNC")
+        Ok(self.route53().change_status(change).await?
+            == aws_sdk_route53::types::ChangeStatus::Insync)
     }
 }
 

@@ -651,10 +651,10 @@ async fn dns_writes_replace_round_trip_and_delete() {
     let t0 = std::time::Instant::now();
     loop {
         let status = r53.change_status(&change).await.expect("GetChange");
-        if status == "INSYNC" {
+        if status == aws_sdk_route53::types::ChangeStatus::Insync {
             break;
         }
-        assert_eq!(status, "PENDING");
+        assert_eq!(status, aws_sdk_route53::types::ChangeStatus::Pending);
         assert!(
             t0.elapsed() < std::time::Duration::from_secs(20),
             "never in sync"

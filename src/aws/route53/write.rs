@@ -112,8 +112,11 @@ impl Route53 {
         Ok(change_id(info.id()))
     }
 
-    /// The status of a change: `PENDING` or `INSYNC`.
-    pub async fn change_status(&self, change_id: &str) -> Result<String> {
+    /// The status of a change: `Pending` or `Insync`.
+    pub async fn change_status(
+        &self,
+        change_id: &str,
+    ) -> Result<aws_sdk_route53::types::ChangeStatus> {
         const OP: Operation = Operation::GetChange;
         let out = self
             .meter
@@ -126,7 +129,7 @@ impl Route53 {
             )
             .await?;
         let info = need(out.change_info(), OP, "ChangeInfo")?;
-        Ok(info.status().as_str().to_owned())
+        Ok(info.status().clone())
     }
 }
 
