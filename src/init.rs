@@ -16,7 +16,9 @@ use crate::aws::iam::Iam;
 use crate::aws::route53::Route53;
 use crate::aws::{self, Clients, Meter, Round};
 use crate::manifest::net;
-use crate::model::{ObservedInstance, ObservedRecord, ObservedZone, RuleKey, Source};
+use crate::model::{
+    IpProtocol, ObservedInstance, ObservedRecord, ObservedZone, RecordKind, RuleKey, Source,
+};
 
 /// Ports that carry web traffic to a backend before and after the migration.
 const WEB_PORTS: [i32; 3] = [80, 443, 8088];
@@ -121,7 +123,7 @@ pub async fn init(
         .records(
             &zone.id,
             |n| n == name,
-            |r| r.alias.is_none() && matches!(r.kind.as_str(), "A" | "AAAA" | "CNAME"),
+            |r| r.alias.is_none() && r.kind.leads_to_site(),
             Round::START,
         )
         .await?
@@ -137,9 +139,9 @@ pub async fn init(
 
     // What it points at: a load balancer of the region (an alias, or a CNAME to its
     // name), or instances.
-    let target = match (&record.alias, record.kind.as_str()) {
+    let target = match (&record.alias, &record.kind) {
         (Some(a), _) => Some(a.dns_name.clone()),
-        (None, "CNAME") => record.values.first().cloned(),
+        (None, RecordKind::Cname) => record.values.first().cloned(),
         (None, _) => None,
     };
     if let Some(target) = target {
@@ -164,8 +166,8 @@ pub async fn init(
         }
     }
     let value = record.values.join(", ");
-    let (filter, values) = match record.kind.as_str() {
-        "CNAME" => ("dns-name", record.values.clone()),
+    let (filter, values) = match record.kind {
+        RecordKind::Cname => ("dns-name", record.values.clone()),
         _ => ("ip-address", record.values.clone()),
     };
     let pointed = ec2.instances_where(filter, &values).await?;
@@ -488,9 +490,9 @@ pub async fn init_direct(
         .value;
     let record = pick_record(&name, &zone, &records)?;
     // Where it leads: an alias's target, or a CNAME's value.
-    let target = match (&record.alias, record.kind.as_str()) {
+    let target = match (&record.alias, &record.kind) {
         (Some(a), _) => a.dns_name.clone(),
-        (None, "CNAME") => record.values.first().cloned().unwrap_or_default(),
+        (None, RecordKind::Cname) => record.values.first().cloned().unwrap_or_default(),
         (None, _) => {
             return Err(Error::NotBehindLoadBalancer {
                 name,
@@ -683,7 +685,7 @@ async fn find_zone(
 fn manifest_rule(r: &crate::model::ObservedRule) -> Option<Value> {
     let k = &r.key;
     let width = k.to_port - k.from_port;
-    if k.protocol != "tcp" || !(0..16).contains(&width) || k.from_port <= 0 {
+    if k.protocol != IpProtocol::Tcp || !(0..16).contains(&width) || k.from_port <= 0 {
         return None;
     }
     let ports: Vec<i32> = (k.from_port..=k.to_port).collect();
@@ -786,7 +788,11 @@ fn found(manifest: Value, assumptions: Vec<String>, review: Vec<String>) -> Resu
 }
 
 fn admits(k: &RuleKey, port: i32) -> bool {
-    k.protocol == "-1" || (k.protocol == "tcp" && k.from_port <= port && port <= k.to_port)
+    match k.protocol {
+        IpProtocol::All => true,
+        IpProtocol::Tcp => k.from_port <= port && port <= k.to_port,
+        IpProtocol::Other(_) => false,
+    }
 }
 
 fn pick_record<'r>(
@@ -796,18 +802,18 @@ fn pick_record<'r>(
 ) -> Result<&'r ObservedRecord, Error> {
     let web: Vec<&ObservedRecord> = records
         .iter()
-        .filter(|r| r.name == name && matches!(r.kind.as_str(), "A" | "AAAA" | "CNAME"))
+        .filter(|r| r.name == name && r.kind.leads_to_site())
         .collect();
     web.iter()
-        .find(|r| r.kind == "CNAME")
-        .or_else(|| web.iter().find(|r| r.kind == "A"))
+        .find(|r| r.kind == RecordKind::Cname)
+        .or_else(|| web.iter().find(|r| r.kind == RecordKind::A))
         .or_else(|| web.first())
         .copied()
         .ok_or_else(|| {
             let other: Vec<String> = records
                 .iter()
                 .filter(|r| r.name == name)
-                .map(|r| r.kind.clone())
+                .map(|r| r.kind.to_string())
                 .collect();
             Error::NoRecord {
                 name: name.to_owned(),

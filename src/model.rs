@@ -42,7 +42,7 @@ impl std::fmt::Display for Source {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct RuleKey {
     /// `tcp`, `udp`, `icmp`, or `-1` for all traffic.
-    pub protocol: String,
+    pub protocol: IpProtocol,
     pub from_port: i32,
     pub to_port: i32,
     pub source: Source,
@@ -51,7 +51,7 @@ pub struct RuleKey {
 impl RuleKey {
     pub fn tcp(port: u16, source: Source) -> RuleKey {
         RuleKey {
-            protocol: "tcp".to_owned(),
+            protocol: IpProtocol::Tcp,
             from_port: i32::from(port),
             to_port: i32::from(port),
             source,
@@ -61,8 +61,11 @@ impl RuleKey {
     /// Does this rule admit TCP `port`?
     pub fn admits_tcp(&self, port: u16) -> bool {
         let p = i32::from(port);
-        self.protocol == "-1"
-            || (self.protocol == "tcp" && self.from_port <= p && p <= self.to_port)
+        match self.protocol {
+            IpProtocol::All => true,
+            IpProtocol::Tcp => self.from_port <= p && p <= self.to_port,
+            IpProtocol::Other(_) => false,
+        }
     }
 
     pub fn is_from_internet(&self) -> bool {
@@ -72,10 +75,9 @@ impl RuleKey {
 
 impl std::fmt::Display for RuleKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let proto = if self.protocol == "-1" {
-            "all"
-        } else {
-            &self.protocol
+        let proto = match self.protocol {
+            IpProtocol::All => "all",
+            _ => self.protocol.as_str(),
         };
         if self.from_port == self.to_port {
             write!(f, "{proto}/{} from {}", self.from_port, self.source)
@@ -100,7 +102,7 @@ pub enum HealthPort {
 /// A target group's health check in normal form.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HealthCheck {
-    pub protocol: String,
+    pub protocol: Protocol,
     pub port: HealthPort,
     pub path: String,
     pub matcher: String,
@@ -241,7 +243,7 @@ pub struct DesiredTg {
     /// Base name; a replacement takes [`names::alternate`] of it.
     pub name: String,
     pub port: u16,
-    pub protocol: String,
+    pub protocol: Protocol,
     pub health: HealthCheck,
     /// The health check while the plan waits on the group's health (the resting one with
     /// the manifest's `transition` timing); absent when the manifest gives none or it
@@ -419,7 +421,7 @@ impl DesiredLb {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DesiredListener {
     pub port: u16,
-    pub protocol: String,
+    pub protocol: Protocol,
     pub to: ListenerTo,
     /// Key of the certificate.
     pub certificate: Option<String>,
@@ -574,41 +576,41 @@ impl ListenerTo {
 /// own parts).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Redirect {
-    pub protocol: String,
+    pub protocol: Protocol,
     pub port: String,
     pub host: String,
     pub path: String,
     pub query: String,
-    /// `HTTP_301` or `HTTP_302`.
-    pub status: String,
+    pub status: RedirectStatus,
 }
 
 impl Redirect {
     /// To https on 443, the same host, path and query, permanently.
     pub fn https() -> Redirect {
         Redirect {
-            protocol: "HTTPS".into(),
+            protocol: Protocol::Https,
             port: "443".into(),
             host: "#{host}".into(),
             path: "/#{path}".into(),
             query: "#{query}".into(),
-            status: "HTTP_301".into(),
+            status: RedirectStatus::Permanent,
         }
     }
 
     /// Does it send visitors to https on 443 (whatever else it keeps)?
     pub fn is_to_https(&self) -> bool {
-        self.protocol == "HTTPS" && self.port == "443"
+        self.protocol == Protocol::Https && self.port == "443"
     }
 }
 
 impl std::fmt::Display for Redirect {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let code = self.status.strip_prefix("HTTP_").unwrap_or(&self.status);
+        let status = self.status.as_str();
+        let code = status.strip_prefix("HTTP_").unwrap_or(status);
         write!(
             f,
             "{code} to {}://{}:{}{}?{}",
-            self.protocol.to_ascii_lowercase(),
+            self.protocol.as_str().to_ascii_lowercase(),
             self.host,
             self.port,
             self.path,
@@ -640,7 +642,7 @@ pub struct DesiredRecord {
     /// Name in normal form.
     pub name: String,
     /// `CNAME`, `A` or `AAAA`; `A`/`AAAA` leading to the load balancer are alias records.
-    pub kind: String,
+    pub kind: RecordKind,
     pub to: RecordTo,
     /// TTL at rest (none for alias records).
     pub ttl: Option<u32>,
@@ -682,17 +684,17 @@ pub struct DesiredProbe {
 impl DesiredRecord {
     /// An alias record (A/AAAA to the load balancer), which has no TTL of its own.
     pub fn is_alias(&self) -> bool {
-        self.kind != "CNAME" && self.to == RecordTo::LoadBalancer
+        self.kind != RecordKind::Cname && self.to == RecordTo::LoadBalancer
     }
 }
 
 /// A record's values in normal form: addresses canonical and sorted, host names lowercase
 /// without the trailing dot.
-pub fn normal_values(kind: &str, values: &[String]) -> Vec<String> {
+pub fn normal_values(kind: &RecordKind, values: &[String]) -> Vec<String> {
     let mut out: Vec<String> = values
         .iter()
         .map(|v| match kind {
-            "A" | "AAAA" => v
+            RecordKind::A | RecordKind::Aaaa => v
                 .parse::<std::net::IpAddr>()
                 .map_or_else(|_| v.clone(), |ip| ip.to_string()),
             _ => net::normalize_dns(v),
@@ -746,7 +748,7 @@ impl Desired {
                 let p = port(tg.port);
                 let hc = &tg.health_check;
                 let health = HealthCheck {
-                    protocol: hc.protocol.unwrap_or(tg.protocol).as_str().to_owned(),
+                    protocol: hc.protocol.unwrap_or(tg.protocol).into(),
                     port: HealthCheck::normal_port(hc.port.map(port), p),
                     path: hc.path.clone(),
                     matcher: hc.matcher.replace(' ', ""),
@@ -775,7 +777,7 @@ impl Desired {
                     key: k.clone(),
                     name: names::target_group(&m.stack, k),
                     port: p,
-                    protocol: tg.protocol.as_str().to_owned(),
+                    protocol: tg.protocol.into(),
                     health,
                     transition,
                     targets: tg.targets.iter().cloned().collect(),
@@ -811,7 +813,7 @@ impl Desired {
                     });
                     let listener = DesiredListener {
                         port: p,
-                        protocol: l.protocol.as_str().to_owned(),
+                        protocol: l.protocol.into(),
                         to,
                         certificate: l.certificate.clone(),
                         ssl_policy,
@@ -834,14 +836,14 @@ impl Desired {
                         .transition_ttl
                         .map(|t| u32::try_from(t).unwrap_or(u32::MAX))
                         .unwrap_or_else(|| ttl.unwrap_or(300).min(300));
-                    let kind = r.kind.as_str();
+                    let kind = RecordKind::from(r.kind.as_str());
                     DesiredRecord {
                         name: net::normalize_dns(&r.name),
-                        kind: kind.to_owned(),
                         to: match r.to {
                             Some(_) => RecordTo::LoadBalancer,
-                            None => RecordTo::Values(normal_values(kind, &r.values)),
+                            None => RecordTo::Values(normal_values(&kind, &r.values)),
                         },
+                        kind,
                         ttl,
                         transition_ttl: transition,
                         cutover: r.cutover.as_ref().map(|c| DesiredCutover {
@@ -996,7 +998,7 @@ pub struct ObservedLb {
 pub struct ObservedListener {
     pub arn: String,
     pub port: u16,
-    pub protocol: String,
+    pub protocol: Protocol,
     /// Default certificate ARN(s).
     pub certificates: Vec<String>,
     /// Target groups the default action sends traffic to (weight above zero).
@@ -1023,7 +1025,7 @@ pub struct ObservedTg {
     pub arn: String,
     pub name: String,
     pub port: u16,
-    pub protocol: String,
+    pub protocol: Protocol,
     pub vpc: String,
     pub health: HealthCheck,
     pub tags: Tags,
@@ -1036,7 +1038,7 @@ pub struct TargetHealth {
     pub id: String,
     pub state: TargetState,
     /// AWS's reason code, e.g. `Target.ResponseCodeMismatch`.
-    pub reason: Option<String>,
+    pub reason: Option<TargetReason>,
     pub description: Option<String>,
 }
 
@@ -1128,7 +1130,7 @@ pub const PENDING_WARNING_SECS: i64 = 3600;
 macro_rules! aws_enum {
     ($(#[$doc:meta])* $name:ident { $($variant:ident = $text:literal,)* }) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
         #[serde(from = "String", into = "String")]
         pub enum $name {
             #[default]
@@ -1171,6 +1173,20 @@ macro_rules! aws_enum {
                 f.write_str(self.as_str())
             }
         }
+
+        // Ordered by AWS's text, so that sets and maps keyed by one keep the order
+        // they had as strings (and that text and value never disagree on it).
+        impl Ord for $name {
+            fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+                self.as_str().cmp(other.as_str())
+            }
+        }
+
+        impl PartialOrd for $name {
+            fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+                Some(self.cmp(other))
+            }
+        }
     };
 }
 
@@ -1196,6 +1212,64 @@ impl CertStatus {
 }
 
 aws_enum! {
+    /// A listener's, a target group's, a health check's or a redirect's protocol, as
+    /// Elastic Load Balancing names it (a redirect may also keep the request's own,
+    /// `#{protocol}`, which is `Other`).
+    Protocol {
+        Http = "HTTP",
+        Https = "HTTPS",
+        Tls = "TLS",
+    }
+}
+
+aws_enum! {
+    /// A redirect's status code, as Elastic Load Balancing names it.
+    RedirectStatus {
+        Permanent = "HTTP_301",
+        Found = "HTTP_302",
+    }
+}
+
+aws_enum! {
+    /// A record set's type, as Route53 names it.
+    RecordKind {
+        A = "A",
+        Aaaa = "AAAA",
+        Cname = "CNAME",
+        Txt = "TXT",
+    }
+}
+
+impl From<crate::manifest::Protocol> for Protocol {
+    fn from(p: crate::manifest::Protocol) -> Protocol {
+        match p {
+            crate::manifest::Protocol::Http => Protocol::Http,
+            crate::manifest::Protocol::Https => Protocol::Https,
+        }
+    }
+}
+
+impl RecordKind {
+    /// An address record (`A` or `AAAA`): the kinds an alias to a load balancer takes.
+    pub fn is_address(&self) -> bool {
+        matches!(self, RecordKind::A | RecordKind::Aaaa)
+    }
+
+    /// An address record or a CNAME: the kinds that lead a visitor to a site.
+    pub fn leads_to_site(&self) -> bool {
+        matches!(self, RecordKind::A | RecordKind::Aaaa | RecordKind::Cname)
+    }
+}
+
+aws_enum! {
+    /// An ingress rule's IP protocol, as EC2 names it (`-1`: all traffic).
+    IpProtocol {
+        Tcp = "tcp",
+        All = "-1",
+    }
+}
+
+aws_enum! {
     /// A registered target's health, as Elastic Load Balancing names it.
     TargetState {
         Initial = "initial",
@@ -1204,6 +1278,24 @@ aws_enum! {
         Unused = "unused",
         Draining = "draining",
         Unavailable = "unavailable",
+    }
+}
+
+aws_enum! {
+    /// Why a target is not healthy, as Elastic Load Balancing names it.
+    TargetReason {
+        RegistrationInProgress = "Elb.RegistrationInProgress",
+        InitialHealthChecking = "Elb.InitialHealthChecking",
+        InternalError = "Elb.InternalError",
+        ResponseCodeMismatch = "Target.ResponseCodeMismatch",
+        Timeout = "Target.Timeout",
+        FailedHealthChecks = "Target.FailedHealthChecks",
+        NotRegistered = "Target.NotRegistered",
+        NotInUse = "Target.NotInUse",
+        DeregistrationInProgress = "Target.DeregistrationInProgress",
+        InvalidState = "Target.InvalidState",
+        IpUnusable = "Target.IpUnusable",
+        HealthCheckDisabled = "Target.HealthCheckDisabled",
     }
 }
 
@@ -1259,7 +1351,7 @@ pub struct ObservedRecord {
     /// Name in normal form.
     pub name: String,
     /// `A`, `AAAA`, `CNAME`, `TXT`, ...
-    pub kind: String,
+    pub kind: RecordKind,
     /// None for alias records.
     pub ttl: Option<u32>,
     /// Values in normal form (DNS names lowercased without trailing dot).
@@ -1293,7 +1385,7 @@ impl ObservedRecord {
     /// `dns`: an alias to it, or a CNAME to its name?
     pub fn leads_to(&self, dns: &str) -> bool {
         self.alias.as_ref().is_some_and(|a| a.dns_name == dns)
-            || (self.kind == "CNAME" && self.values.iter().any(|v| v == dns))
+            || (self.kind == RecordKind::Cname && self.values.iter().any(|v| v == dns))
     }
 }
 

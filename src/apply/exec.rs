@@ -11,7 +11,7 @@ use crate::aws::elbv2::ListenerAction;
 use crate::aws::route53::{ChangeAction, RecordSet, Route53};
 use crate::aws::{Clients, Meter, Round};
 use crate::model::{
-    CertStatus, HealthCheck, LbAttr, LbState, Observed, ResponseHeader, RuleKey, Tags,
+    CertStatus, HealthCheck, LbAttr, LbState, Observed, Protocol, ResponseHeader, RuleKey, Tags,
     TargetHealth, ValidationRecord,
 };
 use crate::plan::carry::{self, Cloud, Unresolved};
@@ -219,7 +219,7 @@ impl Cloud for Context {
         &self,
         name: &str,
         port: u16,
-        protocol: &str,
+        protocol: &Protocol,
         vpc: &str,
         health: &HealthCheck,
         tags: &Tags,
@@ -333,7 +333,7 @@ impl Cloud for Context {
         &self,
         lb: &str,
         port: u16,
-        protocol: &str,
+        protocol: &Protocol,
         certificate: Option<&str>,
         ssl_policy: Option<&str>,
         to: ListenerAction<'_>,
@@ -347,7 +347,7 @@ impl Cloud for Context {
     async fn modify_listener(
         &self,
         arn: &str,
-        protocol: &str,
+        protocol: &Protocol,
         certificate: Option<&str>,
         ssl_policy: Option<&str>,
         to: ListenerAction<'_>,

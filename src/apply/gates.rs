@@ -459,7 +459,7 @@ async fn on_state(
             let zone = ctx.refs().zone_of(record);
             let set = RecordSet {
                 name: m.record.clone(),
-                kind: "TXT".into(),
+                kind: crate::model::RecordKind::Txt,
                 ttl: Some(MARKER_TTL),
                 values: marker_values(&m.stack, &m.step, synced, m.ttl, None),
                 alias: None,

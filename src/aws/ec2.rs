@@ -11,7 +11,7 @@ use aws_sdk_ec2::Client;
 
 use super::{need, paginate, sdk_error, try_join_all, Answer, Meter, Result, Round};
 use crate::manifest::net;
-use crate::model::{ObservedRule, ObservedSg, RuleKey, Source, Tags};
+use crate::model::{IpProtocol, ObservedRule, ObservedSg, RuleKey, Source, Tags};
 
 /// The largest page `DescribeSecurityGroups` gives.
 const PAGE_SIZE: i32 = 1000;
@@ -206,13 +206,13 @@ fn canonical_cidr(cidr: &str) -> String {
 
 /// Protocol names as the manifest spells them (AWS answers with a name for these and a
 /// number for the others).
-fn protocol(p: &str) -> String {
+fn protocol(p: &str) -> IpProtocol {
     match p {
-        "6" => "tcp".to_owned(),
-        "17" => "udp".to_owned(),
-        "1" => "icmp".to_owned(),
-        "58" => "icmpv6".to_owned(),
-        other => other.to_ascii_lowercase(),
+        "6" => IpProtocol::Tcp,
+        "17" => "udp".into(),
+        "1" => "icmp".into(),
+        "58" => "icmpv6".into(),
+        other => other.to_ascii_lowercase().into(),
     }
 }
 

@@ -18,8 +18,8 @@ use super::settle::{self, LISTED_SETTLE};
 use super::{need, paginate, sdk_error, try_join_all, Answer, Meter, Result, Round};
 use crate::manifest::net;
 use crate::model::{
-    Headers, HealthCheck, LbAttr, LbAttributes, ObservedLb, ObservedListener, ObservedTg, Redirect,
-    ResponseHeader, Tags, TargetHealth,
+    Headers, HealthCheck, LbAttr, LbAttributes, ObservedLb, ObservedListener, ObservedTg, Protocol,
+    Redirect, RedirectStatus, ResponseHeader, Tags, TargetHealth,
 };
 
 /// The largest page the describe operations give.
@@ -399,10 +399,10 @@ fn load_balancer(lb: &LoadBalancer) -> Result<ObservedLb> {
 fn listener(l: &Listener) -> Result<ObservedListener> {
     const OP: Operation = Operation::DescribeListeners;
     let (forward, standby) = forward_targets(l.default_actions());
-    let protocol = l.protocol().map_or("", |p| p.as_str()).to_owned();
+    let protocol = Protocol::from(l.protocol().map_or("", |p| p.as_str()));
     // Only HTTPS and TLS listeners use certificates. AWS drops them when a listener changes
     // to HTTP; moto keeps reporting the old one, which would read as drift for ever.
-    let certificates = if matches!(protocol.as_str(), "HTTPS" | "TLS") {
+    let certificates = if matches!(protocol, Protocol::Https | Protocol::Tls) {
         l.certificates()
             .iter()
             .filter_map(|c| c.certificate_arn().map(str::to_owned))
@@ -417,15 +417,14 @@ fn listener(l: &Listener) -> Result<ObservedListener> {
         .find_map(|a| a.redirect_config())
         .map(|r| Redirect {
             // Absent parts keep the request's own, as `#{...}` says.
-            protocol: r.protocol().unwrap_or("#{protocol}").to_owned(),
+            protocol: r.protocol().unwrap_or("#{protocol}").into(),
             port: r.port().unwrap_or("#{port}").to_owned(),
             host: r.host().unwrap_or("#{host}").to_owned(),
             path: r.path().unwrap_or("/#{path}").to_owned(),
             query: r.query().unwrap_or("#{query}").to_owned(),
             status: r
                 .status_code()
-                .map_or("HTTP_301", |c| c.as_str())
-                .to_owned(),
+                .map_or(RedirectStatus::Permanent, |c| c.as_str().into()),
         });
     Ok(ObservedListener {
         arn: need(l.listener_arn(), OP, "ListenerArn")?.to_owned(),
@@ -482,12 +481,11 @@ fn forward_targets(actions: &[Action]) -> (Vec<String>, Vec<String>) {
 fn target_group(tg: &TargetGroup) -> Result<ObservedTg> {
     const OP: Operation = Operation::DescribeTargetGroups;
     let traffic_port = port(tg.port());
-    let protocol = tg.protocol().map_or("", |p| p.as_str()).to_owned();
+    let protocol = Protocol::from(tg.protocol().map_or("", |p| p.as_str()));
     let health = HealthCheck {
         protocol: tg
             .health_check_protocol()
-            .map_or(protocol.as_str(), |p| p.as_str())
-            .to_owned(),
+            .map_or(protocol.clone(), |p| p.as_str().into()),
         // `traffic-port`, or a number that may equal the traffic port.
         port: HealthCheck::normal_port(
             tg.health_check_port().and_then(|p| p.parse().ok()),
@@ -528,9 +526,7 @@ fn target_health(d: &TargetHealthDescription) -> Result<TargetHealth> {
             .and_then(|h| h.state())
             .map_or("", |s| s.as_str())
             .into(),
-        reason: health
-            .and_then(|h| h.reason())
-            .map(|r| r.as_str().to_owned()),
+        reason: health.and_then(|h| h.reason()).map(|r| r.as_str().into()),
         description: health.and_then(|h| h.description()).map(str::to_owned),
     })
 }

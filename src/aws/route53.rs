@@ -14,7 +14,7 @@ use aws_sdk_route53::Client;
 
 use super::{paginate, sdk_error, Answer, Error, Meter, Result, Round};
 use crate::manifest::net;
-use crate::model::{AliasTarget, ObservedRecord, ObservedZone, Weighted};
+use crate::model::{AliasTarget, ObservedRecord, ObservedZone, RecordKind, Weighted};
 
 /// The largest page `ListResourceRecordSets` gives.
 const PAGE_SIZE: i32 = 300;
@@ -150,12 +150,12 @@ fn record(set: &ResourceRecordSet) -> Option<ObservedRecord> {
     if matches!(kind, RrType::Soa | RrType::Ns) {
         return None;
     }
-    let kind = kind.as_str().to_owned();
     let values = set
         .resource_records()
         .iter()
-        .map(|r| value(&kind, r.value()))
+        .map(|r| value(kind, r.value()))
         .collect();
+    let kind = RecordKind::from(kind.as_str());
     let alias = set.alias_target().map(|a| {
         let name = net::normalize_dns(a.dns_name());
         AliasTarget {
@@ -181,13 +181,13 @@ fn record(set: &ResourceRecordSet) -> Option<ObservedRecord> {
 
 /// A record value in normal form: DNS names lowercase without trailing dot, IP addresses
 /// in their canonical spelling, TXT text unquoted, anything else as given.
-fn value(kind: &str, v: &str) -> String {
+fn value(kind: &RrType, v: &str) -> String {
     match kind {
-        "CNAME" | "NS" | "PTR" => net::normalize_dns(v),
-        "A" | "AAAA" => v
+        RrType::Cname | RrType::Ns | RrType::Ptr => net::normalize_dns(v),
+        RrType::A | RrType::Aaaa => v
             .parse::<IpAddr>()
             .map_or_else(|_| v.to_owned(), |ip| ip.to_string()),
-        "TXT" | "SPF" => unquote_txt(v),
+        RrType::Txt | RrType::Spf => unquote_txt(v),
         _ => v.to_owned(),
     }
 }
@@ -285,7 +285,7 @@ mod tests {
             Some(ObservedRecord {
                 weighted: None,
                 name: "www.example.com".into(),
-                kind: "CNAME".into(),
+                kind: RecordKind::Cname,
                 ttl: Some(300),
                 values: vec!["www-example-1.us-east-1.elb.amazonaws.com".into()],
                 alias: None,
@@ -329,8 +329,8 @@ mod tests {
 
     #[test]
     fn ipv6_values_are_canonical() {
-        assert_eq!(value("AAAA", "2001:0DB8:0000::1"), "2001:db8::1");
-        assert_eq!(value("TXT", "\"Hello\""), "Hello");
+        assert_eq!(value(&RrType::Aaaa, "2001:0DB8:0000::1"), "2001:db8::1");
+        assert_eq!(value(&RrType::Txt, "\"Hello\""), "Hello");
     }
 
     #[test]

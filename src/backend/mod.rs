@@ -14,8 +14,9 @@ mod nginx;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::manifest::{self, Manifest, Protocol};
+use crate::manifest::{self, Manifest};
 use crate::model::Desired;
+use crate::model::Protocol;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -183,7 +184,7 @@ pub fn site(m: &Manifest, source: &str) -> Result<Site> {
     let https_ports: BTreeSet<u16> = lb
         .listeners
         .values()
-        .filter(|l| l.protocol == Protocol::Https.as_str())
+        .filter(|l| l.protocol == Protocol::Https)
         .map(|l| l.port)
         .collect();
     let https_port = if https_ports.contains(&443) {
@@ -221,13 +222,13 @@ pub fn site(m: &Manifest, source: &str) -> Result<Site> {
         }
         let traffic = ports.entry(tg.port).or_default();
         for l in &listeners {
-            if l.protocol == Protocol::Https.as_str() {
+            if l.protocol == Protocol::Https {
                 traffic.https.insert(l.port);
             } else {
                 traffic.http.insert(l.port);
             }
         }
-        let tls = tg.protocol == Protocol::Https.as_str();
+        let tls = tg.protocol == Protocol::Https;
         traffic.tls.insert(tls);
         traffic
             .what
@@ -237,7 +238,7 @@ pub fn site(m: &Manifest, source: &str) -> Result<Site> {
         let hc = &tg.health;
         let (path, query) = split_path(&tg.key, &hc.path)?;
         let health = ports.entry(hc.probed_port(tg.port)).or_default();
-        health.tls.insert(hc.protocol == Protocol::Https.as_str());
+        health.tls.insert(hc.protocol == Protocol::Https);
         health.what.push(format!(
             "the health check of \"{}\" ({})",
             tg.key, hc.protocol
@@ -312,7 +313,7 @@ pub fn site(m: &Manifest, source: &str) -> Result<Site> {
         headers_at_lb: lb
             .listeners
             .values()
-            .filter(|l| l.protocol == Protocol::Https.as_str())
+            .filter(|l| l.protocol == Protocol::Https)
             .flat_map(|l| l.headers.iter().flatten())
             .map(|(h, v)| (*h, v.clone()))
             .collect(),

@@ -16,7 +16,8 @@ use crate::aws::{try_join_all, Round};
 use crate::manifest::net;
 use crate::model::{
     HealthPort, LbAttr, LbAttributes, ObservedInstance, ObservedLb, ObservedListener,
-    ObservedRecord, ObservedSg, ObservedTg, ObservedZone, Redirect, ResponseHeader, Source, Tags,
+    ObservedRecord, ObservedSg, ObservedTg, ObservedZone, Protocol, Redirect, ResponseHeader,
+    Source, Tags,
 };
 use crate::names;
 
@@ -90,7 +91,7 @@ pub(super) async fn init_behind(ec2: &Ec2, elb: &Elbv2, b: Behind<'_>) -> Result
         )));
     }
     for l in &listeners {
-        if l.protocol != "HTTP" && l.protocol != "HTTPS" {
+        if !matches!(l.protocol, Protocol::Http | Protocol::Https) {
             return Err(Error::Unsupported(format!(
                 "listener {} of {} is {}; reconcile manages HTTP and HTTPS listeners",
                 l.port, lb.name, l.protocol
@@ -99,7 +100,7 @@ pub(super) async fn init_behind(ec2: &Ec2, elb: &Elbv2, b: Behind<'_>) -> Result
         let to_https = l.redirect.as_ref() == Some(&Redirect::https());
         match (l.forward.as_slice(), l.standby.is_empty()) {
             ([_], true) => {}
-            ([], _) if to_https && l.protocol == "HTTP" => {}
+            ([], _) if to_https && l.protocol == Protocol::Http => {}
             ([], _) => {
                 return Err(Error::Unsupported(format!(
                     "listener {} of {} neither forwards to a target group nor redirects to https on 443 with the same host, path and query (a fixed response, or another redirect?); reconcile's listeners do one of the two",
@@ -155,7 +156,7 @@ pub(super) async fn init_behind(ec2: &Ec2, elb: &Elbv2, b: Behind<'_>) -> Result
         let key = match owner.key_in(&t.name).filter(|_| owned) {
             Some(k) => k,
             None => {
-                let base = format!("{}-{}", t.protocol.to_ascii_lowercase(), t.port);
+                let base = format!("{}-{}", t.protocol.as_str().to_ascii_lowercase(), t.port);
                 let mut key = base.clone();
                 let mut n = 2;
                 while target_groups.contains_key(&key) {
@@ -355,7 +356,7 @@ pub(super) async fn init_behind(ec2: &Ec2, elb: &Elbv2, b: Behind<'_>) -> Result
                 v["certificate"] = json!(k);
             }
             // Pinned as it is: left out, the plan would move it to the default.
-            let https = l.protocol == "HTTPS";
+            let https = l.protocol == Protocol::Https;
             if let Some(p) = l
                 .ssl_policy
                 .as_ref()

@@ -38,7 +38,7 @@ use crate::aws::{self, try_join_all, Clients, Meter, Round};
 use crate::manifest::net::{self, CertStore};
 use crate::model::{
     Desired, Observed, ObservedCert, ObservedInstance, ObservedLb, ObservedListener, ObservedSg,
-    ObservedSubnet, ObservedTg, ObservedZone, Tags,
+    ObservedSubnet, ObservedTg, ObservedZone, RecordKind, Tags,
 };
 
 use scope::{Scope, Scopes};
@@ -214,10 +214,12 @@ fn assign_foreign(scopes: &Scopes, observed: &mut [Observed], others: &[Observed
             .flat_map(|z| &z.records)
             .filter(|r| scope.record_names.contains(&r.name))
             .flat_map(|r| {
-                r.alias
-                    .iter()
-                    .map(|a| a.dns_name.clone())
-                    .chain(r.values.iter().filter(|_| r.kind == "CNAME").cloned())
+                r.alias.iter().map(|a| a.dns_name.clone()).chain(
+                    r.values
+                        .iter()
+                        .filter(|_| r.kind == RecordKind::Cname)
+                        .cloned(),
+                )
             })
             .collect();
         o.foreign_load_balancers = others
@@ -701,7 +703,7 @@ async fn read_zones(
 
 /// An A, AAAA or CNAME record with values (not an alias).
 fn is_address(r: &crate::model::ObservedRecord) -> bool {
-    r.alias.is_none() && matches!(r.kind.as_str(), "A" | "AAAA" | "CNAME")
+    r.alias.is_none() && r.kind.leads_to_site()
 }
 
 /// The zone `name` with every record: those any of `wanted_by` speaks about, and the

@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 
 use crate::manifest::net;
 use crate::model::{
-    CertSpec, Desired, GroupRef, ObservedLb, ObservedListener, ObservedSg, ObservedTg, RecordTo,
-    Source, Tags,
+    CertSpec, Desired, GroupRef, ObservedLb, ObservedListener, ObservedSg, ObservedTg, RecordKind,
+    RecordTo, Source, Tags,
 };
 use crate::names;
 
@@ -59,7 +59,7 @@ fn direct_values(desired: &Desired, host_names: bool) -> BTreeSet<String> {
         .dns
         .iter()
         .flat_map(|d| &d.records)
-        .filter(|r| (r.kind == "CNAME") == host_names)
+        .filter(|r| (r.kind == RecordKind::Cname) == host_names)
         .flat_map(|r| match &r.to {
             RecordTo::Values(v) => v.clone(),
             RecordTo::LoadBalancer => vec![],
@@ -341,10 +341,10 @@ mod tests {
             arn: format!("arn:tg/{name}"),
             name: name.to_owned(),
             port: 80,
-            protocol: "HTTP".into(),
+            protocol: crate::model::Protocol::Http,
             vpc: String::new(),
             health: crate::model::HealthCheck {
-                protocol: "HTTP".into(),
+                protocol: crate::model::Protocol::Http,
                 port: crate::model::HealthPort::TrafficPort,
                 path: "/".into(),
                 matcher: "200".into(),

@@ -12,8 +12,8 @@ use std::collections::BTreeMap;
 use crate::aws::elbv2::ListenerAction;
 use crate::aws::route53::{ChangeAction, RecordSet};
 use crate::model::{
-    CertStatus, HealthCheck, LbAttr, LbState, ResponseHeader, RuleKey, Source, Tags, TargetHealth,
-    ValidationRecord,
+    CertStatus, HealthCheck, LbAttr, LbState, Protocol, RecordKind, ResponseHeader, RuleKey,
+    Source, Tags, TargetHealth, ValidationRecord,
 };
 
 use super::dns::{marker_values, MARKER_TTL};
@@ -192,7 +192,7 @@ pub trait Cloud: super::wait::Clock {
         &self,
         name: &str,
         port: u16,
-        protocol: &str,
+        protocol: &Protocol,
         vpc: &str,
         health: &HealthCheck,
         tags: &Tags,
@@ -237,7 +237,7 @@ pub trait Cloud: super::wait::Clock {
         &self,
         lb: &str,
         port: u16,
-        protocol: &str,
+        protocol: &Protocol,
         certificate: Option<&str>,
         ssl_policy: Option<&str>,
         to: ListenerAction<'_>,
@@ -246,7 +246,7 @@ pub trait Cloud: super::wait::Clock {
     async fn modify_listener(
         &self,
         arn: &str,
-        protocol: &str,
+        protocol: &Protocol,
         certificate: Option<&str>,
         ssl_policy: Option<&str>,
         to: ListenerAction<'_>,
@@ -421,7 +421,7 @@ pub async fn carry<C: Cloud>(cloud: &C, op: &Op) -> Result<(), C::Error> {
                 .map(|r| {
                     let set = RecordSet {
                         name: r.name.clone(),
-                        kind: "CNAME".into(),
+                        kind: RecordKind::Cname,
                         ttl: Some(VALIDATION_TTL),
                         values: vec![r.value.clone()],
                         alias: None,
@@ -583,7 +583,7 @@ pub async fn carry<C: Cloud>(cloud: &C, op: &Op) -> Result<(), C::Error> {
             }
             let marker = mark.as_ref().map(|m| RecordSet {
                 name: m.record.clone(),
-                kind: "TXT".into(),
+                kind: RecordKind::Txt,
                 ttl: Some(MARKER_TTL),
                 values: marker_values(
                     &m.stack,
@@ -642,7 +642,7 @@ pub async fn carry<C: Cloud>(cloud: &C, op: &Op) -> Result<(), C::Error> {
 /// `from`) to the pair at `to`, to the new value alone (100) or back to the old one (0).
 /// The deletes name the sets exactly as they stand, as Route53 asks.
 pub fn cutover_batch(c: &CutoverStep, new: &RecordSet) -> Vec<(ChangeAction, RecordSet)> {
-    let (old_id, new_id) = crate::names::cutover_set_ids(&new.name, &new.kind);
+    let (old_id, new_id) = crate::names::cutover_set_ids(&new.name, new.kind.as_str());
     let old = RecordSet::from(&c.old);
     let pair = |share: u8| {
         [

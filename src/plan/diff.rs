@@ -15,7 +15,9 @@ use super::{
     Action, AttrDiff, Blocker, CertRef, Change, LbRef, NodeId, Op, Resource, Tagged, TgRef, Warning,
 };
 use crate::manifest::net::{self, CertStore};
-use crate::model::{owned_by, CertSpec, CertStatus, Desired, ObservedCert, Tags, ValidationRecord};
+use crate::model::{
+    owned_by, CertSpec, CertStatus, Desired, ObservedCert, RecordKind, Tags, ValidationRecord,
+};
 use crate::names;
 
 /// What the diff decided: changes by id, blockers, and the facts the graph needs.
@@ -564,9 +566,9 @@ impl<'a> Differ<'a> {
             });
         }
         let in_zone = |r: &ValidationRecord| {
-            zone.records
-                .iter()
-                .any(|z| z.name == r.name && z.kind == "CNAME" && z.values == [r.value.clone()])
+            zone.records.iter().any(|z| {
+                z.name == r.name && z.kind == RecordKind::Cname && z.values == [r.value.clone()]
+            })
         };
         let (cert, records, write) = match pending {
             Some(c) => {

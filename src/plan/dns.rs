@@ -8,7 +8,9 @@ use super::diff::{attr, resource, Differ, StagedSwitch, SwitchedRecord};
 use super::id::RecordPart;
 use super::{Action, AttrDiff, Change, CutoverStep, DnsStep, LbRef, Mark, NodeId, Op, RecordValue};
 use crate::manifest::net;
-use crate::model::{normal_values, DesiredRecord, ObservedLb, ObservedRecord, RecordTo};
+use crate::model::{
+    normal_values, DesiredRecord, ObservedLb, ObservedRecord, RecordKind, RecordTo,
+};
 use crate::names;
 
 /// Added to a wait whose start was recorded when the change was sent rather than when
@@ -157,16 +159,16 @@ impl<'a> Differ<'a> {
             // replaces them all; an alias A replaces A and a CNAME).
             let relevant: Vec<&ObservedRecord> = at_name
                 .iter()
-                .filter(|o| match r.kind.as_str() {
-                    "CNAME" => matches!(o.kind.as_str(), "CNAME" | "A" | "AAAA"),
-                    k => o.kind == k || o.kind == "CNAME",
+                .filter(|o| match r.kind {
+                    RecordKind::Cname => o.kind.leads_to_site(),
+                    ref k => o.kind == *k || o.kind == RecordKind::Cname,
                 })
                 .copied()
                 .collect();
             if self.served_by_another_stack(r, &relevant) {
                 continue;
             }
-            if r.kind == "CNAME" {
+            if r.kind == RecordKind::Cname {
                 if let Some(other) = at_name.iter().find(|o| !relevant.contains(o)) {
                     self.block(
                         format!("dns record {}", r.name),
@@ -183,11 +185,11 @@ impl<'a> Differ<'a> {
             let marker_record = zone
                 .records
                 .iter()
-                .find(|o| o.name == marker_name && o.kind == "TXT");
+                .find(|o| o.name == marker_name && o.kind == RecordKind::Txt);
             let marker = marker_record.and_then(|m| parse_marker(&m.values, &self.d.stack));
             // Weighted (or otherwise routed) sets at the name: this stack's cutover under
             // way, or sets it does not manage.
-            let (old_id, new_id) = names::cutover_set_ids(&r.name, &r.kind);
+            let (old_id, new_id) = names::cutover_set_ids(&r.name, r.kind.as_str());
             let ours = |o: &&ObservedRecord, id: &str| {
                 o.kind == r.kind
                     && o.weighted
@@ -298,7 +300,7 @@ impl<'a> Differ<'a> {
                     &zone.id,
                     &ObservedRecord {
                         name: marker_name,
-                        kind: "TXT".into(),
+                        kind: RecordKind::Txt,
                         ttl: Some(MARKER_TTL),
                         values: vec![],
                         alias: None,
@@ -314,7 +316,7 @@ impl<'a> Differ<'a> {
         &self,
         r: &DesiredRecord,
         zone_id: &str,
-        kind: &str,
+        kind: &RecordKind,
         ttl: Option<u32>,
         value: RecordValue,
         replaces: Vec<ObservedRecord>,
@@ -324,7 +326,7 @@ impl<'a> Differ<'a> {
         Op::SetRecord {
             zone_id: zone_id.to_owned(),
             name: r.name.clone(),
-            kind: kind.to_owned(),
+            kind: kind.clone(),
             ttl,
             value,
             replaces,
@@ -821,13 +823,13 @@ fn answers_lb(o: &ObservedRecord, target: &Target<'_>) -> bool {
     let lb_name = net::normalize_dns(&l.dns_name);
     match &o.alias {
         Some(a) => a.dns_name == lb_name,
-        None => o.kind == "CNAME" && o.values == [lb_name],
+        None => o.kind == RecordKind::Cname && o.values == [lb_name],
     }
 }
 
 /// "an" before A and AAAA, "a" before CNAME and the rest.
-fn article(kind: &str) -> &'static str {
-    if kind.starts_with('A') {
+fn article(kind: &RecordKind) -> &'static str {
+    if kind.as_str().starts_with('A') {
         "an"
     } else {
         "a"

@@ -27,7 +27,7 @@ use super::{
     CertRef, Change, DnsStep, Gate, HealthStep, LbRef, Node, NodeId, NodeKind, Op, Pace, Plan,
     Probe, SgRef, TgRef, Watch,
 };
-use crate::model::{Desired, RuleKey, Source};
+use crate::model::{Desired, Protocol, RuleKey, Source};
 
 /// The graph could not be built: a bug in reconcile, never the user's fault.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -765,7 +765,7 @@ fn probe_of(desired: &Desired, decided: &Decided, rec: &SwitchedRecord) -> Optio
         .clone()?;
     let lb = decided.lb.clone()?;
     let listeners = &desired.load_balancer.as_ref()?.listeners;
-    let port_of = |protocol: &str| {
+    let port_of = |protocol: Protocol| {
         listeners
             .values()
             .filter(|l| l.protocol == protocol)
@@ -777,8 +777,8 @@ fn probe_of(desired: &Desired, decided: &Decided, rec: &SwitchedRecord) -> Optio
         lb,
         path: probe.path,
         expect: probe.expect,
-        https: port_of("HTTPS"),
-        http: port_of("HTTP"),
+        https: port_of(Protocol::Https),
+        http: port_of(Protocol::Http),
     })
 }
 

@@ -9,6 +9,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::model::RecordKind;
+
 /// A part of a security group the stack creates or keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum GroupPart {
@@ -175,7 +177,7 @@ pub enum NodeId {
     },
     Record {
         name: String,
-        kind: String,
+        kind: RecordKind,
         part: RecordPart,
     },
     /// The wait marker beside a record, cleared at the end.
@@ -433,7 +435,7 @@ impl FromStr for NodeId {
             }
             return Ok(NodeId::Record {
                 name: owned(name),
-                kind: owned(kind),
+                kind: kind.into(),
                 part,
             });
         }
@@ -481,7 +483,7 @@ mod tests {
             }),
             (name(), "(A|AAAA|CNAME)", pick(5)).prop_map(|(name, kind, i)| NodeId::Record {
                 name,
-                kind,
+                kind: kind.into(),
                 part: RECORD_PARTS[i].0
             }),
             name().prop_map(|record| NodeId::Marker { record }),
@@ -497,7 +499,7 @@ mod tests {
             (name(), pick(DNS_WAITS.len())).prop_map(|(r, i)| NodeId::dns_gate(&r, DNS_WAITS[i].0)),
             (name(), "(A|AAAA|CNAME)", any::<u8>()).prop_map(|(name, kind, p)| NodeId::Record {
                 name,
-                kind,
+                kind: kind.into(),
                 part: RecordPart::Weigh(p)
             }),
             (name(), any::<u8>(), any::<bool>()).prop_map(|(r, p, bake)| NodeId::dns_gate(

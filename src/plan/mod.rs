@@ -23,8 +23,8 @@ use serde::{Deserialize, Serialize};
 pub use id::NodeId;
 
 use crate::model::{
-    Desired, Headers, HealthCheck, LbAttr, Observed, ObservedRecord, ResponseHeader, RuleKey, Tags,
-    ValidationRecord,
+    Desired, Headers, HealthCheck, LbAttr, Observed, ObservedRecord, Protocol, RecordKind,
+    ResponseHeader, RuleKey, Tags, ValidationRecord,
 };
 
 /// What a change does to its resource. Reasons only explain; they decide nothing.
@@ -135,7 +135,7 @@ impl RecordValue {
     /// hosted zone id; a CNAME takes the name as its value, an A/AAAA record is an alias.
     pub fn contents<E>(
         &self,
-        kind: &str,
+        kind: &RecordKind,
         lb: impl FnOnce(&LbRef) -> Result<(String, String), E>,
     ) -> Result<(Vec<String>, Option<crate::model::AliasTarget>), E> {
         let alias = |dns_name: String, zone_id: String| {
@@ -148,7 +148,7 @@ impl RecordValue {
             }
             RecordValue::LoadBalancer(l) => {
                 let (dns_name, zone_id) = lb(l)?;
-                if kind == "CNAME" {
+                if *kind == RecordKind::Cname {
                     (vec![dns_name], None)
                 } else {
                     (vec![], alias(dns_name, zone_id))
@@ -280,7 +280,7 @@ pub enum Op {
         key: String,
         name: String,
         port: u16,
-        protocol: String,
+        protocol: Protocol,
         vpc: String,
         health: HealthCheck,
         tags: Tags,
@@ -385,7 +385,7 @@ pub enum Op {
     CreateListener {
         lb: LbRef,
         port: u16,
-        protocol: String,
+        protocol: Protocol,
         certificate: Option<CertRef>,
         /// The TLS policy of an HTTPS listener.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -401,7 +401,7 @@ pub enum Op {
         arn: String,
         port: u16,
         /// The listener's protocol and certificate now, kept as they are.
-        protocol: String,
+        protocol: Protocol,
         certificate: Option<String>,
         /// The groups serving now, kept at their weight.
         serving: Vec<String>,
@@ -410,7 +410,7 @@ pub enum Op {
     ModifyListener {
         arn: String,
         port: u16,
-        protocol: String,
+        protocol: Protocol,
         certificate: Option<CertRef>,
         /// The TLS policy of an HTTPS listener.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -427,7 +427,7 @@ pub enum Op {
     DetachStandby {
         arn: String,
         port: u16,
-        protocol: String,
+        protocol: Protocol,
         certificate: Option<String>,
         serving: Vec<String>,
     },
@@ -445,7 +445,7 @@ pub enum Op {
     SetRecord {
         zone_id: String,
         name: String,
-        kind: String,
+        kind: RecordKind,
         ttl: Option<u32>,
         value: RecordValue,
         /// Records of other types at this name removed in the same atomic change batch
@@ -854,7 +854,7 @@ pub fn placement(
         for v in values {
             let known = observed.instances.iter().any(|i| i.holds(v));
             if !known {
-                let what = if kind == "CNAME" {
+                let what = if *kind == RecordKind::Cname {
                     "public DNS name"
                 } else {
                     "public address"
@@ -954,7 +954,7 @@ pub fn destroy_desired(d: &Desired, o: &Observed) -> Desired {
                         x.name == r.name
                             && x.alias.is_none()
                             && !x.values.is_empty()
-                            && matches!(x.kind.as_str(), "A" | "AAAA" | "CNAME")
+                            && x.kind.leads_to_site()
                     })?;
                     Some(crate::model::DesiredRecord {
                         name: r.name.clone(),

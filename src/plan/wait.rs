@@ -13,7 +13,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use crate::model::{CertStatus, LbState, RuleKey, TargetHealth, TargetState};
+use crate::model::{CertStatus, LbState, RuleKey, TargetHealth, TargetReason, TargetState};
 
 use super::carry::Cloud;
 use super::{CertRef, DnsStep, Gate, LbRef, SgRef, TgRef};
@@ -261,7 +261,7 @@ pub async fn look<C: Cloud>(
             // A stopped or terminated instance will not turn healthy by waiting.
             let hopeless = serving
                 .iter()
-                .any(|t| t.reason.as_deref() == Some("Target.InvalidState"));
+                .any(|t| t.reason == Some(TargetReason::InvalidState));
             let unhealthy: Vec<TargetHealth> = health
                 .into_iter()
                 .filter(|t| t.state != TargetState::Healthy)

@@ -188,14 +188,15 @@ fn probe_text(probe: &crate::plan::Probe) -> String {
 
 /// One unhealthy target with AWS's reason and what to do about it.
 pub fn unhealthy_target(t: &crate::model::TargetHealth) -> String {
-    let reason = t.reason.as_deref().unwrap_or("no reason given");
-    let hint = match reason {
-        "Target.ResponseCodeMismatch" => "the health URL must bypass basic auth and answer 200 (not a 301 redirect or a 401); `reconcile backend --nginx` prints an nginx server that does (and `--django` a health view)",
-        "Target.InvalidState" => "the instance is stopped or terminated: start it, or remove it from `targets`",
-        "Target.Timeout" => "the health check got no answer in time: the backend group must admit the load balancer's group on the health-check port, and the service must listen there",
-        "Target.FailedHealthChecks" => "the health check fails: check the health path and port on the backend",
-        "Elb.RegistrationInProgress" | "Elb.InitialHealthChecking" => "still being registered: run apply again in a minute",
-        "Target.NotInUse" | "Target.NotRegistered" => "no listener sends the group traffic yet",
+    use crate::model::TargetReason as R;
+    let reason = t.reason.as_ref().map_or("no reason given", R::as_str);
+    let hint = match &t.reason {
+        Some(R::ResponseCodeMismatch) => "the health URL must bypass basic auth and answer 200 (not a 301 redirect or a 401); `reconcile backend --nginx` prints an nginx server that does (and `--django` a health view)",
+        Some(R::InvalidState) => "the instance is stopped or terminated: start it, or remove it from `targets`",
+        Some(R::Timeout) => "the health check got no answer in time: the backend group must admit the load balancer's group on the health-check port, and the service must listen there",
+        Some(R::FailedHealthChecks) => "the health check fails: check the health path and port on the backend",
+        Some(R::RegistrationInProgress | R::InitialHealthChecking) => "still being registered: run apply again in a minute",
+        Some(R::NotInUse | R::NotRegistered) => "no listener sends the group traffic yet",
         _ => "see the target group's health in the AWS console",
     };
     let description = t

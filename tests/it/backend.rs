@@ -156,7 +156,7 @@ fn backend_is_named_by_the_hint_for_a_response_code_mismatch() {
     let t = TargetHealth {
         id: "i-0aaaaaaaaaaaaaaa1".to_owned(),
         state: reconcile::model::TargetState::Unhealthy,
-        reason: Some("Target.ResponseCodeMismatch".to_owned()),
+        reason: Some(reconcile::model::TargetReason::ResponseCodeMismatch),
         description: Some("Health checks failed with these codes: [401]".to_owned()),
     };
     let text = human::unhealthy_target(&t);

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use reconcile::model::Desired;
+use reconcile::model::{Desired, RecordKind};
 
 use crate::emulator::{command, Emulator};
 use crate::proxy::{Invariant, Options, Proxy};
@@ -44,7 +44,7 @@ fn sets_of(o: &reconcile::model::Observed) -> Sets {
         .zone
         .iter()
         .flat_map(|z| &z.records)
-        .filter(|r| r.name == "www.example.com" && r.kind == "A")
+        .filter(|r| r.name == "www.example.com" && r.kind == RecordKind::A)
         .map(|r| {
             (
                 r.weighted.as_ref().map(|w| w.id.clone()),

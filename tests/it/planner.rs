@@ -1,7 +1,7 @@
 //! Pure planner tests: fixtures in, plan out, compared with golden renderings under
 //! tests/output (regenerate with UPDATE_GOLDEN=1 after checking the difference by eye).
 
-use reconcile::model::{LbAttr, Observed, ObservedCert, ResponseHeader, Source};
+use reconcile::model::{LbAttr, Observed, ObservedCert, RecordKind, ResponseHeader, Source};
 use reconcile::plan::{Action, DnsStep, Gate, NodeKind, Op, Plan};
 use reconcile::render::human::{self, Style};
 
@@ -132,7 +132,7 @@ fn starting_point_follows_the_migration_order() {
     });
     let (replaces, ttl) = switch_op.expect("a switch");
     assert_eq!(replaces.len(), 1);
-    assert_eq!(replaces[0].kind, "A");
+    assert_eq!(replaces[0].kind, RecordKind::A);
     assert_eq!(ttl, Some(300));
     golden("starting-point", &p);
 }
@@ -301,7 +301,11 @@ fn drift_record_ttl_raised() {
         "record-ttl-raised",
         |o| {
             let z = o.zone.as_mut().unwrap();
-            let r = z.records.iter_mut().find(|r| r.kind == "CNAME").unwrap();
+            let r = z
+                .records
+                .iter_mut()
+                .find(|r| r.kind == RecordKind::Cname)
+                .unwrap();
             r.ttl = Some(86400);
         },
         "dns.www.example.com.CNAME.set-ttl",
@@ -1242,7 +1246,7 @@ fn a_requested_certificate_is_validated_through_the_zone_and_waited_for_before_a
         assert!(
             zone.records
                 .iter()
-                .any(|r| r.name == v.name && r.kind == "CNAME"),
+                .any(|r| r.name == v.name && r.kind == RecordKind::Cname),
             "{v:?} not in the zone"
         );
     }

@@ -28,8 +28,8 @@ use reconcile::aws::route53::{ChangeAction, RecordSet, Route53};
 use reconcile::aws::{Clients, Error, Meter, Round};
 use reconcile::manifest::DEFAULT_SSL_POLICY;
 use reconcile::model::{
-    AliasTarget, Headers, HealthCheck, HealthPort, ObservedRecord, ResponseHeader, RuleKey, Source,
-    Tags,
+    AliasTarget, Headers, HealthCheck, HealthPort, ObservedRecord, Protocol, RecordKind,
+    ResponseHeader, RuleKey, Source, Tags,
 };
 use serde_json::Value;
 
@@ -256,7 +256,7 @@ async fn target_group_writes_repeat_safely() {
             elb.create_target_group(
                 "www-example-app",
                 8088,
-                "HTTP",
+                &Protocol::Http,
                 &vpc,
                 &health(),
                 &tags(stack),
@@ -376,11 +376,25 @@ async fn load_balancer_and_listener_writes_repeat_safely() {
         .await
         .expect("CreateSecurityGroup");
     let http = elb
-        .create_target_group("www-example-http", 80, "HTTP", &vpc, &health(), &stack)
+        .create_target_group(
+            "www-example-http",
+            80,
+            &Protocol::Http,
+            &vpc,
+            &health(),
+            &stack,
+        )
         .await
         .expect("CreateTargetGroup http");
     let app = elb
-        .create_target_group("www-example-app", 8088, "HTTP", &vpc, &health(), &stack)
+        .create_target_group(
+            "www-example-app",
+            8088,
+            &Protocol::Http,
+            &vpc,
+            &health(),
+            &stack,
+        )
         .await
         .expect("CreateTargetGroup app");
 
@@ -436,7 +450,7 @@ async fn load_balancer_and_listener_writes_repeat_safely() {
         .create_listener(
             &lb.arn,
             80,
-            "HTTP",
+            &Protocol::Http,
             None,
             None,
             ListenerAction::Forward(&[(http.clone(), 1)]),
@@ -447,7 +461,7 @@ async fn load_balancer_and_listener_writes_repeat_safely() {
         .create_listener(
             &lb.arn,
             443,
-            "HTTPS",
+            &Protocol::Https,
             Some(&cert),
             Some(DEFAULT_SSL_POLICY),
             ListenerAction::Forward(&[(app.clone(), 1)]),
@@ -459,7 +473,7 @@ async fn load_balancer_and_listener_writes_repeat_safely() {
         .create_listener(
             &lb.arn,
             80,
-            "HTTP",
+            &Protocol::Http,
             None,
             None,
             ListenerAction::Forward(&[(app.clone(), 1)]),
@@ -534,7 +548,7 @@ async fn load_balancer_and_listener_writes_repeat_safely() {
     // A replacement attached with weight 0 beside the serving group reads as standby.
     elb.modify_listener(
         &l443,
-        "HTTPS",
+        &Protocol::Https,
         Some(&cert),
         None,
         ListenerAction::Forward(&[(app.clone(), 1), (http.clone(), 0)]),
@@ -554,7 +568,7 @@ async fn load_balancer_and_listener_writes_repeat_safely() {
     // HTTPS to HTTP: the old certificate no longer reads back.
     elb.modify_listener(
         &l443,
-        "HTTP",
+        &Protocol::Http,
         None,
         None,
         ListenerAction::Forward(&[(http.clone(), 1)]),
@@ -562,7 +576,7 @@ async fn load_balancer_and_listener_writes_repeat_safely() {
     .await
     .expect("ModifyListener (HTTP)");
     let read = listeners(elb.clone(), lb.arn.clone()).await.expect("lb");
-    assert_eq!(read[1].protocol, "HTTP");
+    assert_eq!(read[1].protocol, Protocol::Http);
     assert_eq!(read[1].forward, vec![http.clone()]);
     assert!(read[1].standby.is_empty() && read[1].certificates.is_empty());
 
@@ -623,7 +637,7 @@ async fn dns_writes_replace_round_trip_and_delete() {
         .await
         .try_into()
         .unwrap_or_else(|r| panic!("the seeded A record alone: {r:?}"));
-    assert_eq!(a.kind, "A");
+    assert_eq!(a.kind, RecordKind::A);
 
     // The A record gives way to a CNAME in one atomic batch.
     let lb_dns = "www-example-1.us-east-1.elb.amazonaws.com";
@@ -694,7 +708,7 @@ async fn dns_writes_replace_round_trip_and_delete() {
     let read = records(r53.clone(), zone.clone()).await;
     let txt = read
         .iter()
-        .find(|r| r.kind == "TXT")
+        .find(|r| r.kind == RecordKind::Txt)
         .expect("the TXT record");
     assert_eq!(RecordSet::from(txt), marker);
     // UPSERT replaces the set; DELETE of the set as read removes it.
@@ -706,7 +720,7 @@ async fn dns_writes_replace_round_trip_and_delete() {
         .await
         .expect("UPSERT TXT again");
     let read = records(r53.clone(), zone.clone()).await;
-    let txt: Vec<&ObservedRecord> = read.iter().filter(|r| r.kind == "TXT").collect();
+    let txt: Vec<&ObservedRecord> = read.iter().filter(|r| r.kind == RecordKind::Txt).collect();
     assert_eq!(txt.len(), 1);
     assert_eq!(RecordSet::from(txt[0]), marker);
     r53.change(

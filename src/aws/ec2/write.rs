@@ -260,7 +260,7 @@ where
 /// description.
 fn permission(key: &RuleKey, description: Option<&str>) -> Result<IpPermission> {
     let p = IpPermission::builder()
-        .ip_protocol(&key.protocol)
+        .ip_protocol(key.protocol.as_str())
         .from_port(key.from_port)
         .to_port(key.to_port);
     let p = match &key.source {

@@ -14,7 +14,8 @@ use super::{load_balancer, Elbv2};
 use crate::aws::Operation;
 use crate::aws::{need, settle, Error, Result, Round};
 use crate::model::{
-    owned_by, HealthCheck, HealthPort, LbAttr, ObservedLb, Redirect, ResponseHeader, Tags,
+    owned_by, HealthCheck, HealthPort, LbAttr, ObservedLb, Protocol, Redirect, RedirectStatus,
+    ResponseHeader, Tags,
 };
 
 /// A listener's default action as the create and modify calls take it.
@@ -35,7 +36,7 @@ impl Elbv2 {
         &self,
         name: &str,
         port: u16,
-        protocol: &str,
+        protocol: &Protocol,
         vpc: &str,
         health: &HealthCheck,
         tags: &Tags,
@@ -49,7 +50,7 @@ impl Elbv2 {
                 self.client
                     .create_target_group()
                     .name(name)
-                    .protocol(ProtocolEnum::from(protocol))
+                    .protocol(ProtocolEnum::from(protocol.as_str()))
                     .port(i32::from(port))
                     .vpc_id(vpc)
                     .target_type(TargetTypeEnum::Instance)
@@ -417,7 +418,7 @@ impl Elbv2 {
         &self,
         lb_arn: &str,
         port: u16,
-        protocol: &str,
+        protocol: &Protocol,
         certificate: Option<&str>,
         ssl_policy: Option<&str>,
         to: ListenerAction<'_>,
@@ -442,7 +443,7 @@ impl Elbv2 {
                             .create_listener()
                             .load_balancer_arn(lb_arn)
                             .port(i32::from(port))
-                            .protocol(ProtocolEnum::from(protocol))
+                            .protocol(ProtocolEnum::from(protocol.as_str()))
                             .set_certificates(certificates(certificate))
                             .set_ssl_policy(ssl_policy.map(str::to_owned))
                             .default_actions(action.clone())
@@ -472,7 +473,7 @@ impl Elbv2 {
     pub async fn modify_listener(
         &self,
         arn: &str,
-        protocol: &str,
+        protocol: &Protocol,
         certificate: Option<&str>,
         ssl_policy: Option<&str>,
         to: ListenerAction<'_>,
@@ -485,7 +486,7 @@ impl Elbv2 {
                 self.client
                     .modify_listener()
                     .listener_arn(arn)
-                    .protocol(ProtocolEnum::from(protocol))
+                    .protocol(ProtocolEnum::from(protocol.as_str()))
                     .set_certificates(certificates(certificate))
                     .set_ssl_policy(ssl_policy.map(str::to_owned))
                     .default_actions(action)
@@ -585,7 +586,7 @@ struct Health {
 
 impl Health {
     fn of(h: &HealthCheck) -> Health {
-        let http = matches!(h.protocol.as_str(), "HTTP" | "HTTPS");
+        let http = matches!(h.protocol, Protocol::Http | Protocol::Https);
         Health {
             protocol: ProtocolEnum::from(h.protocol.as_str()),
             port: match h.port {
@@ -606,12 +607,14 @@ fn default_action(to: ListenerAction<'_>) -> Result<Action> {
     match to {
         ListenerAction::Forward(forward) => forward_action(forward),
         ListenerAction::Redirect(r) => {
-            let status = match r.status.as_str() {
-                "HTTP_302" => RedirectActionStatusCodeEnum::Http302,
-                _ => RedirectActionStatusCodeEnum::Http301,
+            let status = match r.status {
+                RedirectStatus::Found => RedirectActionStatusCodeEnum::Http302,
+                RedirectStatus::Permanent | RedirectStatus::Other(_) => {
+                    RedirectActionStatusCodeEnum::Http301
+                }
             };
             let config = RedirectActionConfig::builder()
-                .protocol(&r.protocol)
+                .protocol(r.protocol.as_str())
                 .port(&r.port)
                 .host(&r.host)
                 .path(&r.path)
@@ -744,7 +747,7 @@ mod tests {
     #[test]
     fn health_check_on_the_traffic_port() {
         let h = HealthCheck {
-            protocol: "HTTP".into(),
+            protocol: Protocol::Http,
             port: HealthPort::TrafficPort,
             path: "/health/".into(),
             matcher: "200".into(),

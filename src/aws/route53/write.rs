@@ -10,7 +10,7 @@ use aws_sdk_route53::types::{
 use super::Route53;
 use crate::aws::Operation;
 use crate::aws::{need, unbuilt, Error, Result};
-use crate::model::{AliasTarget, ObservedRecord};
+use crate::model::{AliasTarget, ObservedRecord, RecordKind};
 
 /// A record set as written: plain values, or an alias (then no TTL and no values).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,7 +18,7 @@ pub struct RecordSet {
     /// Name in normal form (sent as it is).
     pub name: String,
     /// `A`, `AAAA`, `CNAME`, `TXT`, ...
-    pub kind: String,
+    pub kind: RecordKind,
     /// None for alias records.
     pub ttl: Option<u32>,
     /// Values as the read side gives them; TXT values unquoted (quoted by the adapter).
@@ -258,7 +258,7 @@ mod tests {
     fn alias_records_have_no_ttl_and_no_values() {
         let set = RecordSet {
             name: "www.example.com".into(),
-            kind: "A".into(),
+            kind: RecordKind::A,
             ttl: Some(60),
             values: vec!["192.0.2.1".into()],
             alias: Some(AliasTarget {

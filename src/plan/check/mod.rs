@@ -16,7 +16,7 @@ use std::collections::{BTreeSet, HashSet};
 pub mod footprint;
 pub mod model;
 
-use crate::model::{Desired, Observed};
+use crate::model::{Desired, Observed, RecordKind};
 use crate::plan::{NodeId, NodeKind, Op, Plan, RecordValue};
 use footprint::{Footprint, Footprints, Part};
 use model::{Violation, World};
@@ -236,7 +236,7 @@ impl Graph {
                 } = &c.op
                 {
                     let direct = matches!(value, RecordValue::Values(_))
-                        && kind != "CNAME"
+                        && *kind != RecordKind::Cname
                         && cutover.is_none();
                     if !direct && watched.contains(name) {
                         to_lb.add(i);

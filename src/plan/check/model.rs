@@ -18,7 +18,7 @@ use crate::aws::route53::{ChangeAction, RecordSet};
 
 use crate::model::{
     owned_by, Desired, ObservedLb, ObservedListener, ObservedRecord, ObservedRule, ObservedSg,
-    ObservedTg, Redirect, RuleKey, Source, TargetHealth,
+    ObservedTg, Protocol, RecordKind, Redirect, RuleKey, Source, TargetHealth, TargetReason,
 };
 
 use crate::aws::Operation;
@@ -74,7 +74,10 @@ pub enum Answer {
     /// A CNAME's target.
     Cname(String),
     /// The addresses of an A or AAAA record.
-    Addresses { kind: String, values: Vec<String> },
+    Addresses {
+        kind: RecordKind,
+        values: Vec<String>,
+    },
 }
 
 impl Answer {
@@ -99,11 +102,11 @@ impl std::fmt::Display for Answer {
 pub fn answer_of(records: &[ObservedRecord], name: &str) -> Vec<(Answer, u64)> {
     records
         .iter()
-        .filter(|r| r.name == name && matches!(r.kind.as_str(), "A" | "AAAA" | "CNAME"))
+        .filter(|r| r.name == name && r.kind.leads_to_site())
         .map(|r| {
             let answer = match &r.alias {
                 Some(a) => Answer::Alias(a.dns_name.clone()),
-                None if r.kind == "CNAME" => {
+                None if r.kind == RecordKind::Cname => {
                     Answer::Cname(r.values.first().cloned().unwrap_or_default())
                 }
                 None => Answer::Addresses {
@@ -152,7 +155,7 @@ impl<'a> World<'a> {
             if t.load_balancers.is_empty() {
                 for h in &mut t.targets {
                     h.state = crate::model::TargetState::Unused;
-                    h.reason = Some("Target.NotInUse".into());
+                    h.reason = Some(TargetReason::NotInUse);
                 }
             }
         }
@@ -367,7 +370,9 @@ impl<'a> World<'a> {
                 let validated = !c.validation.is_empty()
                     && c.validation.iter().all(|v| {
                         records.iter().any(|r| {
-                            r.name == v.name && r.kind == "CNAME" && r.values == [v.value.clone()]
+                            r.name == v.name
+                                && r.kind == RecordKind::Cname
+                                && r.values == [v.value.clone()]
                         })
                     });
                 if !validated {
@@ -619,7 +624,7 @@ impl<'a> World<'a> {
         &mut self,
         name: &str,
         port: u16,
-        protocol: &str,
+        protocol: &Protocol,
         vpc: &str,
         health: &crate::model::HealthCheck,
         tags: &crate::model::Tags,
@@ -893,7 +898,7 @@ impl<'a> World<'a> {
         &mut self,
         lb: &str,
         port: u16,
-        protocol: &str,
+        protocol: &Protocol,
         certificate: Option<&str>,
         ssl_policy: Option<&str>,
         to: ListenerAction<'_>,
@@ -933,7 +938,7 @@ impl<'a> World<'a> {
     fn modify_listener(
         &mut self,
         arn: &str,
-        protocol: &str,
+        protocol: &Protocol,
         certificate: Option<&str>,
         ssl_policy: Option<&str>,
         to: ListenerAction<'_>,
@@ -1107,7 +1112,7 @@ impl<'a> World<'a> {
                 .filter(|h| h.state == crate::model::TargetState::Unused)
             {
                 h.state = crate::model::TargetState::Initial;
-                h.reason = Some("Elb.RegistrationInProgress".into());
+                h.reason = Some(TargetReason::RegistrationInProgress);
             }
         }
         Ok(())
@@ -1143,7 +1148,7 @@ impl<'a> World<'a> {
             if t.load_balancers.is_empty() {
                 for h in &mut t.targets {
                     h.state = crate::model::TargetState::Unused;
-                    h.reason = Some("Target.NotInUse".into());
+                    h.reason = Some(TargetReason::NotInUse);
                 }
             }
         }
@@ -1702,7 +1707,7 @@ impl Cloud for Model<'_, '_> {
         &self,
         name: &str,
         port: u16,
-        protocol: &str,
+        protocol: &Protocol,
         vpc: &str,
         health: &crate::model::HealthCheck,
         tags: &crate::model::Tags,
@@ -1804,7 +1809,7 @@ impl Cloud for Model<'_, '_> {
         &self,
         lb: &str,
         port: u16,
-        protocol: &str,
+        protocol: &Protocol,
         certificate: Option<&str>,
         ssl_policy: Option<&str>,
         to: ListenerAction<'_>,
@@ -1817,7 +1822,7 @@ impl Cloud for Model<'_, '_> {
     async fn modify_listener(
         &self,
         arn: &str,
-        protocol: &str,
+        protocol: &Protocol,
         certificate: Option<&str>,
         ssl_policy: Option<&str>,
         to: ListenerAction<'_>,
