@@ -68,6 +68,26 @@ impl RuleKey {
         }
     }
 
+    /// This rule with its source, where that is a group named by manifest key, named by the
+    /// group's id as `id_of` finds it (kept by key where it finds none). The one resolver
+    /// of a rule's source: the planner's from the groups that exist, the interpreter's from
+    /// those the run created too.
+    pub fn resolve<E>(
+        &self,
+        id_of: impl FnOnce(&str) -> Result<Option<String>, E>,
+    ) -> Result<RuleKey, E> {
+        let Source::Key(key) = &self.source else {
+            return Ok(self.clone());
+        };
+        Ok(match id_of(key)? {
+            Some(id) => RuleKey {
+                source: Source::Group(id),
+                ..self.clone()
+            },
+            None => self.clone(),
+        })
+    }
+
     pub fn is_from_internet(&self) -> bool {
         matches!(&self.source, Source::Cidr(c) if c == "0.0.0.0/0" || c == "::/0")
     }
@@ -1445,6 +1465,48 @@ pub struct ObservedSubnet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rule_from_a_key_resolves_to_the_group_id_and_nothing_else_changes() {
+        let by_key = RuleKey {
+            protocol: IpProtocol::Tcp,
+            from_port: 80,
+            to_port: 81,
+            source: Source::Key("lb".into()),
+        };
+        let found: Result<_, ()> = by_key.resolve(|k| Ok((k == "lb").then(|| "sg-1".into())));
+        assert_eq!(
+            found,
+            Ok(RuleKey {
+                source: Source::Group("sg-1".into()),
+                ..by_key.clone()
+            })
+        );
+        assert_eq!(by_key.resolve(|_| Ok::<_, ()>(None)), Ok(by_key.clone()));
+        assert_eq!(by_key.resolve(|_| Err("not created")), Err("not created"));
+        let by_cidr = RuleKey::tcp(443, Source::Cidr("0.0.0.0/0".into()));
+        let untouched: Result<_, ()> = by_cidr.resolve(|_| Err(()));
+        assert_eq!(untouched, Ok(by_cidr));
+    }
+
+    #[test]
+    fn aws_enums_order_by_aws_text_and_keep_what_they_do_not_know() {
+        let mut kinds: Vec<RecordKind> = ["TXT", "CNAME", "AAAA", "MX", "A"]
+            .into_iter()
+            .map(RecordKind::from)
+            .collect();
+        kinds.sort();
+        let text: Vec<&str> = kinds.iter().map(RecordKind::as_str).collect();
+        assert_eq!(text, ["A", "AAAA", "CNAME", "MX", "TXT"]);
+        assert_eq!(RecordKind::from("MX"), RecordKind::Other("MX".into()));
+        assert_eq!(Protocol::from("HTTPS"), Protocol::Https);
+        assert_eq!(
+            serde_json::to_string(&Protocol::from("GENEVE"))
+                .ok()
+                .as_deref(),
+            Some("\"GENEVE\"")
+        );
+    }
 
     #[test]
     fn expiry_is_soon_within_thirty_days_only() {

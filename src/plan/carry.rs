@@ -12,8 +12,8 @@ use std::collections::BTreeMap;
 use crate::aws::elbv2::ListenerAction;
 use crate::aws::route53::{ChangeAction, RecordSet};
 use crate::model::{
-    CertStatus, HealthCheck, LbAttr, LbState, Protocol, RecordKind, ResponseHeader, RuleKey,
-    Source, Tags, TargetHealth, ValidationRecord,
+    CertStatus, HealthCheck, LbAttr, LbState, Protocol, RecordKind, ResponseHeader, RuleKey, Tags,
+    TargetHealth, ValidationRecord,
 };
 
 use super::dns::{marker_values, MARKER_TTL};
@@ -114,13 +114,7 @@ impl Refs {
 
     /// A rule whose source is a group the run created, with that group's id.
     pub fn rule(&self, k: &RuleKey) -> Result<RuleKey, Unresolved> {
-        Ok(match &k.source {
-            Source::Key(key) => RuleKey {
-                source: Source::Group(self.group(&SgRef::New(key.clone()))?),
-                ..k.clone()
-            },
-            _ => k.clone(),
-        })
+        k.resolve(|key| self.group(&SgRef::New(key.to_owned())).map(Some))
     }
 
     fn rules(

@@ -291,16 +291,9 @@ impl<'a> Differ<'a> {
 
     /// A desired rule with `from` a key resolved to the group's id when the group exists.
     pub(super) fn resolve_rule(&self, k: &RuleKey) -> RuleKey {
-        match &k.source {
-            Source::Key(key) => match self.sg_ids.get(key) {
-                Some(id) => RuleKey {
-                    source: Source::Group(id.clone()),
-                    ..k.clone()
-                },
-                None => k.clone(),
-            },
-            _ => k.clone(),
-        }
+        let Ok(rule) =
+            k.resolve(|key| Ok::<_, std::convert::Infallible>(self.sg_ids.get(key).cloned()));
+        rule
     }
 
     pub(super) fn sg_ref(&self, g: &GroupRef) -> SgRef {
