@@ -182,6 +182,18 @@ pub trait Hooks: Send + Sync {
     fn ran(&self, _stack: &str, _walked: &Walked, _stats: &crate::aws::ReadStats) {}
     /// The stack's run stopped on `error`.
     fn stopped(&self, _stack: &str, _error: &Error) {}
+    /// The steps a failed run never started, each with the steps it waited on that did not
+    /// finish: reported once, after what was running has finished.
+    fn not_started(&self, _steps: &[NotStarted]) {}
+}
+
+/// A step the run never started, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotStarted {
+    pub node: NodeId,
+    /// The steps it waited on that did not finish. None: it was ready, but a run starts
+    /// nothing new once a step has failed.
+    pub waits_on: Vec<NodeId>,
 }
 
 /// Carries out `plan`, starting from the state it was made from. Every request is counted
@@ -284,34 +296,42 @@ pub async fn run(
             }
         }
     }
+    let not_started: Vec<NotStarted> = plan
+        .nodes
+        .iter()
+        .filter(|n| !started.contains(&n.id))
+        .map(|n| NotStarted {
+            node: n.id.clone(),
+            waits_on: waits_for
+                .get(&n.id)
+                .into_iter()
+                .flatten()
+                .filter(|d| !done.contains_key(**d))
+                .map(|d| (*d).clone())
+                .collect(),
+        })
+        .collect();
     if let Some(e) = failure {
+        if !not_started.is_empty() {
+            hooks.not_started(&not_started);
+        }
         return Err(e);
     }
     // Every node ran, or waits behind a paused one: a walk that ends with a node never
     // started and nothing paused would report a half-carried plan as done.
-    if paused.is_empty() {
-        let not_run: Vec<String> = plan
-            .nodes
+    if paused.is_empty() && !not_started.is_empty() {
+        let list: Vec<String> = not_started
             .iter()
-            .filter(|n| !done.contains_key(&n.id))
-            .map(|n| {
-                let waiting: Vec<String> = waits_for
-                    .get(&n.id)
-                    .into_iter()
-                    .flatten()
-                    .filter(|d| !done.contains_key(**d))
-                    .map(|d| d.to_string())
-                    .collect();
-                format!("{} (waiting on {})", n.id, waiting.join(", "))
+            .map(|s| {
+                let on: Vec<String> = s.waits_on.iter().map(ToString::to_string).collect();
+                format!("{} (waiting on {})", s.node, on.join(", "))
             })
             .collect();
-        if !not_run.is_empty() {
-            return Err(Error::Bug(format!(
-                "the run ended with {} of the plan's steps never started: {}",
-                not_run.len(),
-                not_run.join("; ")
-            )));
-        }
+        return Err(Error::Bug(format!(
+            "the run ended with {} of the plan's steps never started: {}",
+            list.len(),
+            list.join("; ")
+        )));
     }
     let finished = if paused.is_empty() {
         Finished::Done

@@ -57,10 +57,21 @@ pub enum What {
     },
     /// The stack's run stopped on an error.
     Stopped { error: String },
+    /// The steps a failed run never started (sent before `stopped`), each with the steps it
+    /// waited on that did not finish (none: it was ready, but nothing new starts after a
+    /// failure). `reconcile apply` again carries them out.
+    NotStarted { steps: Vec<NotStartedDoc> },
     /// The stack's live state already matches its manifest: nothing to do.
     Unchanged {},
     /// The stack's plan is blocked: nothing of any stack was changed.
     Blocked { blockers: Vec<BlockerDoc> },
+}
+
+/// A step a failed run never started.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct NotStartedDoc {
+    pub node: String,
+    pub waits_on: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -144,6 +144,26 @@ pub fn stack_stopped(stack: &str, error: &crate::apply::Error) -> String {
     text
 }
 
+/// The steps a failed run never started, and what each waited on: a heading, then a line
+/// per step.
+pub fn not_started(steps: &[crate::apply::NotStarted]) -> Vec<String> {
+    let mut lines = vec![format!(
+        "⊘ {} step{} not started (nothing new starts after a failure; `reconcile apply` again carries {}):",
+        steps.len(),
+        if steps.len() == 1 { "" } else { "s" },
+        if steps.len() == 1 { "it" } else { "them" },
+    )];
+    lines.extend(steps.iter().map(|s| {
+        if s.waits_on.is_empty() {
+            format!("    {}: was ready", s.node)
+        } else {
+            let on: Vec<String> = s.waits_on.iter().map(ToString::to_string).collect();
+            format!("    {}: after {}", s.node, on.join(", "))
+        }
+    }));
+    lines
+}
+
 pub fn paused(stack: &str, resume_at: i64, waiting: &[NodeId], now: i64) -> String {
     let left = u64::try_from((resume_at - now).max(0)).unwrap_or(0);
     format!(

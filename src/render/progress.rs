@@ -7,7 +7,7 @@ use std::io::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::apply::{Error, Finished, Hooks, NodeEnd, Walked};
+use crate::apply::{Error, Finished, Hooks, NodeEnd, NotStarted, Walked};
 use crate::aws::ReadStats;
 use crate::plan::{Node, NodeKind};
 
@@ -202,6 +202,12 @@ impl Hooks for HumanProgress {
     fn stopped(&self, stack: &str, error: &Error) {
         self.plain(&messages::stack_stopped(stack, error), true);
     }
+
+    fn not_started(&self, steps: &[NotStarted]) {
+        for line in messages::not_started(steps) {
+            self.line(&format!("  {line}"));
+        }
+    }
 }
 
 impl HumanProgress {
@@ -309,6 +315,18 @@ impl Hooks for JsonProgress {
             by_operation: stats.by_operation.clone(),
             resume_at,
             waiting,
+        });
+    }
+
+    fn not_started(&self, steps: &[NotStarted]) {
+        self.event(What::NotStarted {
+            steps: steps
+                .iter()
+                .map(|s| events::NotStartedDoc {
+                    node: s.node.to_string(),
+                    waits_on: s.waits_on.iter().map(ToString::to_string).collect(),
+                })
+                .collect(),
         });
     }
 

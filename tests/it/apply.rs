@@ -171,6 +171,57 @@ fn stopped_backends_stop_the_apply_before_the_dns_switch() {
         );
     }
     assert!(err.contains("hint: the instance is stopped"), "{err}");
+    // The steps after the failed gate are reported as never started, each with what it
+    // waited on: the switch among them.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("steps not started (nothing new starts after a failure"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.contains(".switch: after ") && l.contains("healthy")),
+        "the switch is not reported as waiting on the health gate: {}",
+        text(&out)
+    );
+    // And as events: `not_started` before `stopped`, valid against the schema.
+    let out = emu.reconcile(&[
+        "apply",
+        "-f",
+        path(&s),
+        "--yes",
+        "--json",
+        "--max-wait",
+        "2s",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    crate::support::assert_events_valid(&stdout);
+    let kinds: Vec<String> = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .map(|e| e["event"].as_str().unwrap_or("").to_owned())
+        .filter(|k| k == "not_started" || k == "stopped")
+        .collect();
+    assert_eq!(kinds, ["not_started", "stopped"], "{stdout}");
+    let not_started: serde_json::Value = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|e| e["event"] == "not_started")
+        .unwrap_or_default();
+    let steps = not_started["steps"].as_array().cloned().unwrap_or_default();
+    assert!(
+        steps.iter().any(|st| {
+            st["node"].as_str().is_some_and(|n| n.ends_with(".switch"))
+                && st["waits_on"].as_array().is_some_and(|w| {
+                    w.iter()
+                        .any(|x| x.as_str().is_some_and(|x| x.ends_with(".healthy")))
+                })
+        }),
+        "{not_started}"
+    );
     // The old path is intact: the A record, and the backend open on 443.
     let ip = s.ids["eip"]["public_ip"].as_str().unwrap();
     let zone = s.ids["zone_id"].as_str().unwrap();
