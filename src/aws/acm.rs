@@ -117,23 +117,20 @@ impl Acm {
         after: Round,
     ) -> Result<Answer<Option<ObservedCert>>> {
         const OP: Operation = Operation::DescribeCertificate;
-        let round = self.meter.record(OP, after);
-        let sent = self
-            .client
-            .describe_certificate()
-            .certificate_arn(arn)
-            .send()
-            .await;
-        let out = match sent {
-            Ok(out) => out,
-            Err(e)
-                if e.as_service_error().is_some_and(|e| {
-                    e.is_resource_not_found_exception() || e.is_invalid_arn_exception()
-                }) =>
-            {
-                return Ok(Answer { value: None, round })
-            }
-            Err(e) => return Err(sdk_error(OP, e)),
+        let Answer { value, round } = self
+            .meter
+            .read(
+                OP,
+                after,
+                self.client
+                    .describe_certificate()
+                    .certificate_arn(arn)
+                    .send(),
+                |e| e.is_resource_not_found_exception() || e.is_invalid_arn_exception(),
+            )
+            .await?;
+        let Some(out) = value else {
+            return Ok(Answer { value: None, round });
         };
         let c = need(out.certificate(), OP, "Certificate")?;
         let domain = need(c.domain_name(), OP, "Certificate.DomainName")?;
@@ -251,33 +248,25 @@ impl Acm {
         after: Round,
     ) -> Result<Answer<Option<crate::model::Tags>>> {
         const OP: Operation = Operation::ListTagsForCertificate;
-        let round = self.meter.record(OP, after);
-        let sent = self
-            .client
-            .list_tags_for_certificate()
-            .certificate_arn(arn)
-            .send()
-            .await;
-        let out = match sent {
-            Ok(out) => out,
-            Err(e)
-                if e.as_service_error().is_some_and(|e| {
-                    e.is_resource_not_found_exception() || e.is_invalid_arn_exception()
-                }) =>
-            {
-                return Ok(Answer { value: None, round })
-            }
-            Err(e) => return Err(sdk_error(OP, e)),
-        };
-        let tags = out
-            .tags()
-            .iter()
-            .map(|t| (t.key().to_owned(), t.value().unwrap_or_default().to_owned()))
-            .collect();
-        Ok(Answer {
-            value: Some(tags),
-            round,
-        })
+        let Answer { value, round } = self
+            .meter
+            .read(
+                OP,
+                after,
+                self.client
+                    .list_tags_for_certificate()
+                    .certificate_arn(arn)
+                    .send(),
+                |e| e.is_resource_not_found_exception() || e.is_invalid_arn_exception(),
+            )
+            .await?;
+        let value = value.map(|out| {
+            out.tags()
+                .iter()
+                .map(|t| (t.key().to_owned(), t.value().unwrap_or_default().to_owned()))
+                .collect()
+        });
+        Ok(Answer { value, round })
     }
 
     /// Deletes a certificate; one already gone is no error (a run resumed after the

@@ -217,25 +217,29 @@ impl Elbv2 {
         after: Round,
     ) -> Result<Answer<BTreeMap<String, Tags>>> {
         const OP: Operation = Operation::DescribeTags;
-        let round = self.meter.record(OP, after);
-        let sent = self
-            .client
-            .describe_tags()
-            .set_resource_arns(Some(arns.to_vec()))
-            .send()
-            .await;
-        let out = match sent {
-            Ok(out) => out,
-            // AWS refuses the whole call when one resource is unknown (deleted since it
-            // was listed, or not known everywhere yet): `tags` asks for each ARN this
-            // leaves out alone.
-            Err(e) if is_not_found(&e) => {
-                return Ok(Answer {
-                    value: BTreeMap::new(),
-                    round,
-                })
-            }
-            Err(e) => return Err(sdk_error(OP, e)),
+        // AWS refuses the whole call when one resource is unknown (deleted since it was
+        // listed, or not known everywhere yet): `tags` asks for each ARN this leaves out
+        // alone.
+        let Answer { value, round } = self
+            .meter
+            .read(
+                OP,
+                after,
+                self.client
+                    .describe_tags()
+                    .set_resource_arns(Some(arns.to_vec()))
+                    .send(),
+                |e| {
+                    e.is_load_balancer_not_found_exception()
+                        || e.is_target_group_not_found_exception()
+                },
+            )
+            .await?;
+        let Some(out) = value else {
+            return Ok(Answer {
+                value: BTreeMap::new(),
+                round,
+            });
         };
         let mut tags = BTreeMap::new();
         for d in out.tag_descriptions() {
@@ -253,31 +257,29 @@ impl Elbv2 {
         after: Round,
     ) -> Result<Answer<Option<Vec<TargetHealth>>>> {
         const OP: Operation = Operation::DescribeTargetHealth;
-        let round = self.meter.record(OP, after);
-        let sent = self
-            .client
-            .describe_target_health()
-            .target_group_arn(target_group_arn)
-            .send()
-            .await;
-        let value = match sent {
-            Ok(out) => {
+        let Answer { value, round } = self
+            .meter
+            .read(
+                OP,
+                after,
+                self.client
+                    .describe_target_health()
+                    .target_group_arn(target_group_arn)
+                    .send(),
+                |e| e.is_target_group_not_found_exception(),
+            )
+            .await?;
+        let value = value
+            .map(|out| {
                 let mut targets = out
                     .target_health_descriptions()
                     .iter()
                     .map(target_health)
                     .collect::<Result<Vec<_>>>()?;
                 targets.sort_by(|a, b| a.id.cmp(&b.id));
-                Some(targets)
-            }
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_target_group_not_found_exception()) =>
-            {
-                None
-            }
-            Err(e) => return Err(sdk_error(OP, e)),
-        };
+                Ok::<_, super::Error>(targets)
+            })
+            .transpose()?;
         Ok(Answer { value, round })
     }
 }
@@ -291,27 +293,25 @@ impl Elbv2 {
         after: Round,
     ) -> Result<Answer<Option<LbAttributes>>> {
         const OP: Operation = Operation::DescribeLoadBalancerAttributes;
-        let round = self.meter.record(OP, after);
-        let sent = self
-            .client
-            .describe_load_balancer_attributes()
-            .load_balancer_arn(load_balancer_arn)
-            .send()
-            .await;
-        let value = match sent {
-            Ok(out) => Some(LbAttr::from_aws(
+        let Answer { value, round } = self
+            .meter
+            .read(
+                OP,
+                after,
+                self.client
+                    .describe_load_balancer_attributes()
+                    .load_balancer_arn(load_balancer_arn)
+                    .send(),
+                |e| e.is_load_balancer_not_found_exception(),
+            )
+            .await?;
+        let value = value.map(|out| {
+            LbAttr::from_aws(
                 out.attributes()
                     .iter()
                     .filter_map(|a| Some((a.key()?, a.value()?))),
-            )),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_load_balancer_not_found_exception()) =>
-            {
-                None
-            }
-            Err(e) => return Err(sdk_error(OP, e)),
-        };
+            )
+        });
         Ok(Answer { value, round })
     }
 
@@ -323,40 +323,27 @@ impl Elbv2 {
         after: Round,
     ) -> Result<Answer<Option<Headers>>> {
         const OP: Operation = Operation::DescribeListenerAttributes;
-        let round = self.meter.record(OP, after);
-        let sent = self
-            .client
-            .describe_listener_attributes()
-            .listener_arn(listener_arn)
-            .send()
-            .await;
-        let value = match sent {
-            Ok(out) => Some(ResponseHeader::from_attributes(
+        let Answer { value, round } = self
+            .meter
+            .read(
+                OP,
+                after,
+                self.client
+                    .describe_listener_attributes()
+                    .listener_arn(listener_arn)
+                    .send(),
+                |e| e.is_listener_not_found_exception(),
+            )
+            .await?;
+        let value = value.map(|out| {
+            ResponseHeader::from_attributes(
                 out.attributes()
                     .iter()
                     .filter_map(|a| Some((a.key()?, a.value()?))),
-            )),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_listener_not_found_exception()) =>
-            {
-                None
-            }
-            Err(e) => return Err(sdk_error(OP, e)),
-        };
+            )
+        });
         Ok(Answer { value, round })
     }
-}
-
-fn is_not_found<R>(
-    e: &aws_sdk_elasticloadbalancingv2::error::SdkError<
-        aws_sdk_elasticloadbalancingv2::operation::describe_tags::DescribeTagsError,
-        R,
-    >,
-) -> bool {
-    e.as_service_error().is_some_and(|e| {
-        e.is_load_balancer_not_found_exception() || e.is_target_group_not_found_exception()
-    })
 }
 
 fn tag_map(tags: &[Tag]) -> Tags {

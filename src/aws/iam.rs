@@ -50,22 +50,20 @@ impl Iam {
 
     async fn by_name(&self, name: &str, after: Round) -> Result<Answer<Option<ObservedCert>>> {
         const OP: Operation = Operation::GetServerCertificate;
-        let round = self.meter.record(OP, after);
-        let sent = self
-            .client
-            .get_server_certificate()
-            .server_certificate_name(name)
-            .send()
-            .await;
-        let out = match sent {
-            Ok(out) => out,
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_no_such_entity_exception()) =>
-            {
-                return Ok(Answer { value: None, round })
-            }
-            Err(e) => return Err(sdk_error(OP, e)),
+        let Answer { value, round } = self
+            .meter
+            .read(
+                OP,
+                after,
+                self.client
+                    .get_server_certificate()
+                    .server_certificate_name(name)
+                    .send(),
+                |e| e.is_no_such_entity_exception(),
+            )
+            .await?;
+        let Some(out) = value else {
+            return Ok(Answer { value: None, round });
         };
         let c = need(out.server_certificate(), OP, "ServerCertificate")?;
         let meta = need(

@@ -537,6 +537,30 @@ impl Meter {
         request.await.map_err(|e| sdk_error(operation, e))
     }
 
+    /// Sends one read of `operation` that needed the answers up to round `after`: counts
+    /// it in its round, awaits `request` and maps its error, naming the operation; `None`
+    /// where AWS answers that what was asked about is not there (`absent` says which of the
+    /// operation's errors mean that). The reads of one thing by id go through here.
+    pub async fn read<T, E, R>(
+        &self,
+        operation: Operation,
+        after: Round,
+        request: impl Future<Output = std::result::Result<T, SdkError<E, R>>>,
+        absent: impl FnOnce(&E) -> bool,
+    ) -> Result<Answer<Option<T>>>
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug + 'static,
+    {
+        let round = self.record(operation, after);
+        let value = match request.await {
+            Ok(out) => Some(out),
+            Err(e) if e.as_service_error().is_some_and(absent) => None,
+            Err(e) => return Err(sdk_error(operation, e)),
+        };
+        Ok(Answer { value, round })
+    }
+
     /// What the whole run cost so far.
     pub fn stats(&self) -> ReadStats {
         self.counts

@@ -610,7 +610,11 @@ impl Gate {
         match self {
             Gate::WaitTtl { seconds, .. } | Gate::Bake { seconds, .. } => Some(*seconds),
             Gate::TargetsHealthy { pace, .. } => Some(pace.seconds()),
-            _ => None,
+            Gate::LbActive { .. }
+            | Gate::RulesInPlace { .. }
+            | Gate::DnsInSync { .. }
+            | Gate::CertIssued { .. }
+            | Gate::Probe(_) => None,
         }
     }
 }
