@@ -199,17 +199,17 @@ fn stopped_backends_stop_the_apply_before_the_dns_switch() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     crate::support::assert_events_valid(&stdout);
-    let kinds: Vec<String> = stdout
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .map(|e| e["event"].as_str().unwrap_or("").to_owned())
-        .filter(|k| k == "not_started" || k == "stopped")
+    let events = crate::support::events(&out.stdout);
+    let kinds: Vec<&str> = events
+        .iter()
+        .filter_map(|e| e["event"].as_str())
+        .filter(|k| *k == "not_started" || *k == "stopped")
         .collect();
     assert_eq!(kinds, ["not_started", "stopped"], "{stdout}");
-    let not_started: serde_json::Value = stdout
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+    let not_started = events
+        .iter()
         .find(|e| e["event"] == "not_started")
+        .cloned()
         .unwrap_or_default();
     let steps = not_started["steps"].as_array().cloned().unwrap_or_default();
     assert!(
@@ -356,10 +356,7 @@ fn a_paused_json_apply_writes_only_events_and_says_when_to_resume() {
         "--detailed-exitcode",
     ]);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
-    let events: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not an event ({e}): {l}")))
-        .collect();
+    let events = crate::support::events(&out.stdout);
     let ran: Vec<&serde_json::Value> = events.iter().filter(|e| e["event"] == "ran").collect();
     assert_eq!(ran.len(), 1, "{events:?}");
     assert_eq!(ran[0]["finished"], "paused", "{}", ran[0]);

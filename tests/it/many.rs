@@ -83,10 +83,7 @@ fn ten_stacks_are_read_together_applied_and_converge() {
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     crate::support::assert_events_valid(&String::from_utf8_lossy(&out.stdout));
-    let events: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-        .collect();
+    let events = crate::support::events(&out.stdout);
     let mut spans: BTreeMap<String, (usize, Option<usize>)> = BTreeMap::new();
     for (i, e) in events.iter().enumerate() {
         let stack = e["stack"]

@@ -69,6 +69,15 @@ pub fn edited(manifest: &Path, name: &str, edit: impl FnOnce(&mut serde_json::Va
 
 /// Every line of `stdout` is an event of `apply --json` valid under the schema that
 /// `reconcile schema --events` prints (checked by Python's jsonschema, from the venv).
+/// The events of an `apply --json` run's standard output, one per line; a line that is not
+/// JSON fails the test.
+pub fn events(stdout: &[u8]) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not an event ({e}): {l}")))
+        .collect()
+}
+
 pub fn assert_events_valid(stdout: &str) {
     let schema = std::process::Command::new(env!("CARGO_BIN_EXE_reconcile"))
         .args(["schema", "--events"])
