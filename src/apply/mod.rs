@@ -233,6 +233,8 @@ pub async fn run(
     let mut failure: Option<Error> = None;
     let mut longest = (Round::START, Round::START);
     let mut running = tokio::task::JoinSet::new();
+    // Set once a step has failed: the waits still going end (see `run_node`).
+    let (stopping, stop) = tokio::sync::watch::channel(false);
     loop {
         if failure.is_none() {
             for n in &plan.nodes {
@@ -254,13 +256,18 @@ pub async fn run(
                     });
                 started.insert(n.id.clone());
                 hooks.started(n);
-                let (ctx, node, hooks, opts) =
-                    (ctx.clone(), n.clone(), hooks.clone(), opts.clone());
+                let (ctx, node, hooks, opts, stop) = (
+                    ctx.clone(),
+                    n.clone(),
+                    hooks.clone(),
+                    opts.clone(),
+                    stop.clone(),
+                );
                 running.spawn(async move {
                     let t0 = std::time::Instant::now();
                     let (end, last) = aws::chained(
                         after.0,
-                        run_node(&ctx, &node, &opts, deadline, hooks.as_ref()),
+                        run_node(&ctx, &node, &opts, deadline, hooks.as_ref(), stop),
                     )
                     .await;
                     let sent = last.0.saturating_sub(after.0 .0);
@@ -291,8 +298,9 @@ pub async fn run(
             Err(e) => {
                 let e = e.at(&node.id.to_string());
                 hooks.failed(&node, &e);
-                // Let what is running finish; start nothing new.
+                // Let the changes running finish, and the waits end; start nothing new.
                 failure.get_or_insert(e);
+                let _ = stopping.send(true);
             }
         }
     }
@@ -383,6 +391,7 @@ async fn run_node(
     opts: &Options,
     deadline: Option<i64>,
     hooks: &dyn Hooks,
+    stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<NodeEnd, Error> {
     match &node.kind {
         NodeKind::Change(c) => {
@@ -393,6 +402,35 @@ async fn run_node(
             exec::run(ctx, &c.op, &waiting).await?;
             Ok(NodeEnd::Done)
         }
+        NodeKind::Gate(g) if left_when_the_run_stops(g) => {
+            // Once a step has failed nothing new starts, so a wait still going (an hour's
+            // TTL, say) would only hold the run up before it stops: it ends at once. Every
+            // wait's start is recorded or looked at again, so the next run goes on from there.
+            let mut stop = stop;
+            tokio::select! {
+                end = gates::wait(ctx, node, g, opts, deadline, hooks) => end,
+                Ok(_) = stop.wait_for(|stopping| *stopping) => Err(Error::Failed {
+                    node: node.id.to_string(),
+                    message: "stopped waiting, as another step failed; `reconcile apply` again waits from where this run was".into(),
+                }),
+            }
+        }
         NodeKind::Gate(g) => gates::wait(ctx, node, g, opts, deadline, hooks).await,
+    }
+}
+
+/// Whether a wait is left as soon as the run stops after a failure: every wait but a
+/// bake, which watches traffic it may yet have to move back.
+fn left_when_the_run_stops(gate: &crate::plan::Gate) -> bool {
+    use crate::plan::Gate;
+    match gate {
+        Gate::Bake { .. } => false,
+        Gate::LbActive { .. }
+        | Gate::TargetsHealthy { .. }
+        | Gate::RulesInPlace { .. }
+        | Gate::DnsInSync { .. }
+        | Gate::CertIssued { .. }
+        | Gate::Probe(_)
+        | Gate::WaitTtl { .. } => true,
     }
 }

@@ -33,7 +33,8 @@ pub enum What {
     Finished { node: String, seconds: f64 },
     /// A wait that would end after `--max-wait`: not waited; run again after `resume_at`.
     Paused { node: String, resume_at: String },
-    /// It failed; the stack's run stops (what runs finishes, nothing new starts).
+    /// It failed; the stack's run stops (the changes running finish, the waits running end,
+    /// each with a `failed` of its own, a bake's excepted; nothing new starts).
     Failed { node: String, error: String },
     /// A wait in progress, every 10 s: what is awaited, seconds elapsed and left.
     Waiting {

@@ -186,17 +186,17 @@ fn stopped_backends_stop_the_apply_before_the_dns_switch() {
         "the switch is not reported as waiting on the health gate: {}",
         text(&out)
     );
-    // And as events: `not_started` before `stopped`, valid against the schema.
-    let out = emu.reconcile(&[
-        "apply",
-        "-f",
-        path(&s),
-        "--yes",
-        "--json",
-        "--max-wait",
-        "2s",
-    ]);
+    // And as events: `not_started` before `stopped`, valid against the schema. Without
+    // --max-wait the hour of the old TTL is left when the health gate fails, not waited.
+    let t0 = std::time::Instant::now();
+    let out = emu.reconcile(&["apply", "-f", path(&s), "--yes", "--json"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        t0.elapsed() < std::time::Duration::from_secs(120),
+        "a failed run waited {:?} before it stopped: {}",
+        t0.elapsed(),
+        text(&out)
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     crate::support::assert_events_valid(&stdout);
     let events = crate::support::events(&out.stdout);
@@ -206,6 +206,14 @@ fn stopped_backends_stop_the_apply_before_the_dns_switch() {
         .filter(|k| *k == "not_started" || *k == "stopped")
         .collect();
     assert_eq!(kinds, ["not_started", "stopped"], "{stdout}");
+    assert!(
+        events.iter().any(|e| e["event"] == "failed"
+            && e["node"].as_str().is_some_and(|n| n.ends_with(".old-ttl"))
+            && e["error"]
+                .as_str()
+                .is_some_and(|m| m.contains("stopped waiting, as another step failed"))),
+        "the TTL wait is not reported as left: {stdout}"
+    );
     let not_started = events
         .iter()
         .find(|e| e["event"] == "not_started")
