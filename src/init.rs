@@ -17,11 +17,11 @@ use crate::aws::route53::Route53;
 use crate::aws::{self, Clients, Meter, Round};
 use crate::manifest::net;
 use crate::model::{
-    IpProtocol, ObservedInstance, ObservedRecord, ObservedZone, RecordKind, RuleKey, Source,
+    IpProtocol, ObservedInstance, ObservedRecord, ObservedZone, RecordKind, Source,
 };
 
 /// Ports that carry web traffic to a backend before and after the migration.
-const WEB_PORTS: [i32; 3] = [80, 443, 8088];
+const WEB_PORTS: [u16; 3] = [80, 443, 8088];
 /// The port the load balancer's HTTPS listener forwards to, as in the article.
 const APP_PORT: u16 = 8088;
 const HEALTH_PATH: &str = "/health/";
@@ -186,7 +186,7 @@ pub async fn init(
     let public_web = |g: &crate::model::ObservedSg| {
         g.rules
             .iter()
-            .any(|r| r.key.is_from_internet() && WEB_PORTS.iter().any(|p| admits(&r.key, *p)))
+            .any(|r| r.key.is_from_internet() && WEB_PORTS.iter().any(|p| r.key.admits_tcp(*p)))
     };
     let pointed_refs: Vec<&ObservedInstance> = pointed.iter().collect();
     let (groups, backend) = shared_group(&ec2, &pointed_refs, &name, public_web).await?;
@@ -294,7 +294,7 @@ pub async fn init(
     let mut closing = Vec::new();
     for r in &backend.rules {
         let k = &r.key;
-        if WEB_PORTS.iter().any(|p| admits(k, *p)) && matches!(k.source, Source::Cidr(_)) {
+        if WEB_PORTS.iter().any(|p| k.admits_tcp(*p)) && matches!(k.source, Source::Cidr(_)) {
             closing.push(k.to_string());
             continue;
         }
@@ -600,7 +600,7 @@ pub async fn init_direct(
         if matches!(&k.source, Source::Group(id) if lb.security_groups.contains(id)) {
             continue;
         }
-        if k.is_from_internet() && (admits(k, 80) || admits(k, 443)) {
+        if k.is_from_internet() && (k.admits_tcp(80) || k.admits_tcp(443)) {
             continue;
         }
         match manifest_rule(r) {
@@ -785,14 +785,6 @@ fn found(manifest: Value, assumptions: Vec<String>, review: Vec<String>) -> Resu
         assumptions,
         review,
     })
-}
-
-fn admits(k: &RuleKey, port: i32) -> bool {
-    match k.protocol {
-        IpProtocol::All => true,
-        IpProtocol::Tcp => k.from_port <= port && port <= k.to_port,
-        IpProtocol::Other(_) => false,
-    }
 }
 
 fn pick_record<'r>(

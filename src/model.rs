@@ -856,7 +856,7 @@ impl Desired {
                         .transition_ttl
                         .map(|t| u32::try_from(t).unwrap_or(u32::MAX))
                         .unwrap_or_else(|| ttl.unwrap_or(300).min(300));
-                    let kind = RecordKind::from(r.kind.as_str());
+                    let kind = RecordKind::from(r.kind);
                     DesiredRecord {
                         name: net::normalize_dns(&r.name),
                         to: match r.to {
@@ -1132,6 +1132,13 @@ pub struct ValidationRecord {
     pub value: String,
 }
 
+impl ValidationRecord {
+    /// Is `r` this validation record: a CNAME of its name to its value alone?
+    pub fn is(&self, r: &ObservedRecord) -> bool {
+        r.name == self.name && r.kind == RecordKind::Cname && r.values == [self.value.clone()]
+    }
+}
+
 /// A certificate in use that expires within this many days is warned about.
 pub const EXPIRY_WARNING_DAYS: i64 = 30;
 
@@ -1269,12 +1276,17 @@ impl From<crate::manifest::Protocol> for Protocol {
     }
 }
 
-impl RecordKind {
-    /// An address record (`A` or `AAAA`): the kinds an alias to a load balancer takes.
-    pub fn is_address(&self) -> bool {
-        matches!(self, RecordKind::A | RecordKind::Aaaa)
+impl From<crate::manifest::RecordType> for RecordKind {
+    fn from(t: crate::manifest::RecordType) -> RecordKind {
+        match t {
+            crate::manifest::RecordType::A => RecordKind::A,
+            crate::manifest::RecordType::Aaaa => RecordKind::Aaaa,
+            crate::manifest::RecordType::Cname => RecordKind::Cname,
+        }
     }
+}
 
+impl RecordKind {
     /// An address record or a CNAME: the kinds that lead a visitor to a site.
     pub fn leads_to_site(&self) -> bool {
         matches!(self, RecordKind::A | RecordKind::Aaaa | RecordKind::Cname)

@@ -26,17 +26,6 @@ pub fn now() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
-/// Seconds since the epoch, now, rounded up: for the start of a wait, so that a wait
-/// counted in whole seconds never ends early.
-pub fn now_ceil() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| {
-            let up = u64::from(d.subsec_nanos() > 0);
-            i64::try_from(d.as_secs() + up).unwrap_or(i64::MAX)
-        })
-}
-
 /// Bounds on a run.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -213,9 +202,11 @@ pub async fn run(
         observed,
         opts.propagation_allowance,
     ));
-    let deadline = opts
-        .max_wait
-        .map(|d| now() + i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    let deadline = opts.max_wait.map(|d| {
+        ctx.clock
+            .secs()
+            .saturating_add(i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+    });
     let mut waits_for: BTreeMap<&NodeId, BTreeSet<&NodeId>> = plan
         .nodes
         .iter()
@@ -345,7 +336,11 @@ pub async fn run(
         Finished::Done
     } else {
         Finished::Paused {
-            resume_at: paused.iter().map(|(_, t)| *t).max().unwrap_or_else(now),
+            resume_at: paused
+                .iter()
+                .map(|(_, t)| *t)
+                .max()
+                .unwrap_or_else(|| ctx.clock.secs()),
             waiting: paused.into_iter().map(|(id, _)| id).collect(),
         }
     };

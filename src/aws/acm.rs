@@ -248,7 +248,7 @@ impl Acm {
         after: Round,
     ) -> Result<Answer<Option<crate::model::Tags>>> {
         const OP: Operation = Operation::ListTagsForCertificate;
-        let Answer { value, round } = self
+        let answer = self
             .meter
             .read(
                 OP,
@@ -260,13 +260,14 @@ impl Acm {
                 |e| e.is_resource_not_found_exception() || e.is_invalid_arn_exception(),
             )
             .await?;
-        let value = value.map(|out| {
-            out.tags()
-                .iter()
-                .map(|t| (t.key().to_owned(), t.value().unwrap_or_default().to_owned()))
-                .collect()
-        });
-        Ok(Answer { value, round })
+        Ok(answer.map(|found| {
+            found.map(|out| {
+                out.tags()
+                    .iter()
+                    .map(|t| (t.key().to_owned(), t.value().unwrap_or_default().to_owned()))
+                    .collect()
+            })
+        }))
     }
 
     /// Deletes a certificate; one already gone is no error (a run resumed after the

@@ -293,7 +293,7 @@ impl Elbv2 {
         after: Round,
     ) -> Result<Answer<Option<LbAttributes>>> {
         const OP: Operation = Operation::DescribeLoadBalancerAttributes;
-        let Answer { value, round } = self
+        let answer = self
             .meter
             .read(
                 OP,
@@ -305,14 +305,15 @@ impl Elbv2 {
                 |e| e.is_load_balancer_not_found_exception(),
             )
             .await?;
-        let value = value.map(|out| {
-            LbAttr::from_aws(
-                out.attributes()
-                    .iter()
-                    .filter_map(|a| Some((a.key()?, a.value()?))),
-            )
-        });
-        Ok(Answer { value, round })
+        Ok(answer.map(|found| {
+            found.map(|out| {
+                LbAttr::from_aws(
+                    out.attributes()
+                        .iter()
+                        .filter_map(|a| Some((a.key()?, a.value()?))),
+                )
+            })
+        }))
     }
 
     /// The response headers a listener sets (its managed attributes not at their default);
@@ -323,7 +324,7 @@ impl Elbv2 {
         after: Round,
     ) -> Result<Answer<Option<Headers>>> {
         const OP: Operation = Operation::DescribeListenerAttributes;
-        let Answer { value, round } = self
+        let answer = self
             .meter
             .read(
                 OP,
@@ -335,14 +336,15 @@ impl Elbv2 {
                 |e| e.is_listener_not_found_exception(),
             )
             .await?;
-        let value = value.map(|out| {
-            ResponseHeader::from_attributes(
-                out.attributes()
-                    .iter()
-                    .filter_map(|a| Some((a.key()?, a.value()?))),
-            )
-        });
-        Ok(Answer { value, round })
+        Ok(answer.map(|found| {
+            found.map(|out| {
+                ResponseHeader::from_attributes(
+                    out.attributes()
+                        .iter()
+                        .filter_map(|a| Some((a.key()?, a.value()?))),
+                )
+            })
+        }))
     }
 }
 

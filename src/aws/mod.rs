@@ -423,6 +423,16 @@ pub struct Answer<T> {
     pub round: Round,
 }
 
+impl<T> Answer<T> {
+    /// The same answer, its value turned by `f`, in the same round.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Answer<U> {
+        Answer {
+            value: f(self.value),
+            round: self.round,
+        }
+    }
+}
+
 /// What a read cost.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ReadStats {

@@ -15,9 +15,7 @@ use super::{
     Action, AttrDiff, Blocker, CertRef, Change, LbRef, NodeId, Op, Resource, Tagged, TgRef, Warning,
 };
 use crate::manifest::net::{self, CertStore};
-use crate::model::{
-    owned_by, CertSpec, CertStatus, Desired, ObservedCert, RecordKind, Tags, ValidationRecord,
-};
+use crate::model::{owned_by, CertSpec, CertStatus, Desired, ObservedCert, Tags, ValidationRecord};
 use crate::names;
 
 /// What the diff decided: changes by id, blockers, and the facts the graph needs.
@@ -565,11 +563,7 @@ impl<'a> Differ<'a> {
                 hint: "with its validation CNAMEs in the zone ACM issues within minutes: check that the zone is the one the domain's registrar delegates to (dig NS) and that no CAA record forbids amazon.com; ACM gives up after 72 hours".into(),
             });
         }
-        let in_zone = |r: &ValidationRecord| {
-            zone.records.iter().any(|z| {
-                z.name == r.name && z.kind == RecordKind::Cname && z.values == [r.value.clone()]
-            })
-        };
+        let in_zone = |r: &ValidationRecord| zone.records.iter().any(|z| r.is(z));
         let (cert, records, write) = match pending {
             Some(c) => {
                 let write = c.validation.is_empty() || !c.validation.iter().all(in_zone);

@@ -368,13 +368,7 @@ impl<'a> World<'a> {
                     .find(|c| c.arn == arn)
                     .ok_or("the certificate does not exist")?;
                 let validated = !c.validation.is_empty()
-                    && c.validation.iter().all(|v| {
-                        records.iter().any(|r| {
-                            r.name == v.name
-                                && r.kind == RecordKind::Cname
-                                && r.values == [v.value.clone()]
-                        })
-                    });
+                    && c.validation.iter().all(|v| records.iter().any(|r| v.is(r)));
                 if !validated {
                     return Err(format!(
                         "{arn} is never issued: its validation records are not in the zone"
