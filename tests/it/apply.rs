@@ -121,6 +121,24 @@ fn empty_account_converges_and_the_same_site_under_another_stack_name_is_blocked
     );
 }
 
+/// Regression: the largest `--max-wait` the flag takes (u64::MAX seconds) is no limit at
+/// all; adding it to the time the run began overflowed.
+#[test]
+fn the_largest_max_wait_is_no_limit() {
+    let emu = Emulator::start();
+    let s = seed_short(&emu);
+    let out = emu.reconcile(&[
+        "apply",
+        "-f",
+        path(&s),
+        "--yes",
+        "--max-wait",
+        &u64::MAX.to_string(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_converged(&emu, path(&s));
+}
+
 #[test]
 fn without_yes_and_without_a_terminal_nothing_changes() {
     let emu = Emulator::start();
